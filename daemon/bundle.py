@@ -1,0 +1,186 @@
+"""The model bundle: one directory the trainer writes and the daemon trusts.
+
+Layout::
+
+    bundle.json    format version, model id, labels, feature config,
+                   normalisation statistics, metrics, provenance
+    model.tflite   the model for the default LiteRT backend
+    model.keras    the same model for the Keras backend (optional at run time)
+
+:func:`load_bundle` is the one loader; it validates everything it can without
+tensorflow and names what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genrecast.daemon.features import FeatureConfig
+
+FORMAT_VERSION = 1
+BUNDLE_JSON = "bundle.json"
+TFLITE_FILE = "model.tflite"
+KERAS_FILE = "model.keras"
+
+
+class BundleError(ValueError):
+    """A model bundle is missing, incomplete or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A validated model bundle."""
+
+    path: Path
+    """The bundle directory."""
+    model_id: str
+    """Short identifier carried in every event."""
+    labels: tuple[str, ...]
+    """Ordered genre labels; model output i is ``labels[i]``."""
+    features: FeatureConfig
+    """How audio becomes model input."""
+    mean: np.ndarray
+    """Normalisation mean over the last input axis (training set only)."""
+    std: np.ndarray
+    """Normalisation standard deviation over the last input axis."""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    """Evaluation results recorded by the trainer."""
+    provenance: dict[str, Any] = field(default_factory=dict)
+    """Dataset fingerprint, split, architecture, epochs, seed, library versions."""
+
+    @property
+    def tflite_path(self) -> Path:
+        return self.path / TFLITE_FILE
+
+    @property
+    def keras_path(self) -> Path:
+        return self.path / KERAS_FILE
+
+    def normalise(self, x: np.ndarray) -> np.ndarray:
+        """Standardise features with the training-set statistics (float32)."""
+        return ((x - self.mean) / self.std).astype(np.float32)
+
+
+def write_bundle_json(
+    directory: Path,
+    *,
+    model_id: str,
+    labels: list[str],
+    features: FeatureConfig,
+    mean: np.ndarray,
+    std: np.ndarray,
+    metrics: dict[str, Any],
+    provenance: dict[str, Any],
+) -> Path:
+    """Write ``bundle.json`` (the trainer calls this after saving the models)."""
+    doc = {
+        "format_version": FORMAT_VERSION,
+        "model_id": model_id,
+        "labels": list(labels),
+        "feature_config": features.to_dict(),
+        "normalisation": {"mean": np.asarray(mean, float).tolist(), "std": np.asarray(std, float).tolist()},
+        "metrics": metrics,
+        "provenance": provenance,
+    }
+    path = Path(directory) / BUNDLE_JSON
+    path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def _tflite_io_shapes(path: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interpreter = Interpreter(model_path=str(path))
+    except (ValueError, RuntimeError) as exc:
+        raise BundleError(f"{path} is not a readable TFLite model ({exc}); re-export the bundle with `genrecast train`") from None
+    inp = tuple(int(d) for d in interpreter.get_input_details()[0]["shape"])
+    out = tuple(int(d) for d in interpreter.get_output_details()[0]["shape"])
+    return inp, out
+
+
+def load_bundle(path: str | Path, *, require: str = "tflite") -> Bundle:
+    """Load and validate the bundle at ``path``.
+
+    ``require`` names the model file the caller will run (``tflite`` or
+    ``keras``); the TFLite file's input and output shapes are always checked
+    against the feature config and labels when it is present.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise BundleError(f"model bundle {path} is not a directory; pass --bundle DIR of a bundle made by `genrecast train`")
+    meta_path = path / BUNDLE_JSON
+    if not meta_path.is_file():
+        raise BundleError(f"model bundle {path} has no {BUNDLE_JSON}; it was not written by `genrecast train`")
+    try:
+        doc = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{meta_path} is not valid JSON ({exc}); re-create the bundle with `genrecast train`") from None
+    if not isinstance(doc, dict):
+        raise BundleError(f"{meta_path} must hold a JSON object")
+    version = doc.get("format_version")
+    if version != FORMAT_VERSION:
+        raise BundleError(
+            f"{meta_path} has unknown format_version {version!r} (this genrecast reads {FORMAT_VERSION}); "
+            "use a matching genrecast or re-train the bundle"
+        )
+    for key in ("model_id", "labels", "feature_config", "normalisation"):
+        if key not in doc:
+            raise BundleError(f"{meta_path} lacks the key {key!r}")
+    labels = doc["labels"]
+    if (
+        not isinstance(labels, list)
+        or len(labels) < 2
+        or not all(isinstance(x, str) and x for x in labels)
+        or len(set(labels)) != len(labels)
+    ):
+        raise BundleError(f"{meta_path}: labels must be a list of at least 2 distinct non-empty names")
+    if not isinstance(doc["model_id"], str) or not doc["model_id"]:
+        raise BundleError(f"{meta_path}: model_id must be a non-empty string")
+    try:
+        features = FeatureConfig.from_dict(doc["feature_config"])
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"{meta_path}: {exc}") from None
+    norm = doc["normalisation"]
+    try:
+        mean = np.asarray(norm["mean"], dtype=np.float32)
+        std = np.asarray(norm["std"], dtype=np.float32)
+    except (TypeError, KeyError, ValueError):
+        raise BundleError(f"{meta_path}: normalisation needs numeric 'mean' and 'std' lists") from None
+    width = features.input_shape[-1]
+    if mean.shape != (width,) or std.shape != (width,):
+        raise BundleError(
+            f"{meta_path}: normalisation has {mean.size} means and {std.size} stds but the feature config gives {width} features"
+        )
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
+        raise BundleError(f"{meta_path}: normalisation statistics must be finite with std > 0")
+
+    tflite = path / TFLITE_FILE
+    wanted = path / (TFLITE_FILE if require == "tflite" else KERAS_FILE)
+    if not wanted.is_file():
+        raise BundleError(f"model bundle {path} is missing {wanted.name}; re-export it with `genrecast train`")
+    if tflite.is_file():
+        inp, out = _tflite_io_shapes(tflite)
+        if out[-1] != len(labels):
+            raise BundleError(
+                f"model bundle {path}: {TFLITE_FILE} has {out[-1]} outputs but bundle.json lists {len(labels)} labels"
+            )
+        if tuple(inp[1:]) != features.input_shape:
+            raise BundleError(
+                f"model bundle {path}: {TFLITE_FILE} expects input {tuple(inp[1:])} but the feature config gives {features.input_shape}"
+            )
+    return Bundle(
+        path=path,
+        model_id=doc["model_id"],
+        labels=tuple(labels),
+        features=features,
+        mean=mean,
+        std=std,
+        metrics=doc.get("metrics", {}) or {},
+        provenance=doc.get("provenance", {}) or {},
+    )

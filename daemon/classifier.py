@@ -1,0 +1,82 @@
+"""Classifier backends: run a bundle's model on a batch of feature arrays.
+
+``litert`` (default) runs ``model.tflite`` through ai-edge-litert and never
+imports tensorflow; ``keras`` loads ``model.keras`` (needs ``genrecast[train]``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Protocol
+
+import numpy as np
+
+from genrecast.daemon.bundle import Bundle, BundleError, load_bundle
+
+log = logging.getLogger(__name__)
+BACKENDS = ("litert", "keras")
+
+
+class Classifier(Protocol):
+    """Turns a batch of raw (un-normalised) features into label probabilities."""
+
+    bundle: Bundle
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """``features``: batch x input_shape; returns batch x labels, rows summing to 1."""
+        ...
+
+
+class LiteRTClassifier:
+    """The bundle's ``.tflite`` model on the LiteRT interpreter."""
+
+    def __init__(self, bundle: Bundle, num_threads: int = 1) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.bundle = bundle
+        self._interpreter = Interpreter(model_path=str(bundle.tflite_path), num_threads=num_threads)
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        self._batch = 0
+        self._lock = threading.Lock()
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        x = self.bundle.normalise(np.asarray(features))
+        with self._lock:
+            if x.shape[0] != self._batch:
+                self._interpreter.resize_tensor_input(self._input, list(x.shape))
+                self._interpreter.allocate_tensors()
+                self._batch = x.shape[0]
+            self._interpreter.set_tensor(self._input, x)
+            self._interpreter.invoke()
+            return np.array(self._interpreter.get_tensor(self._output), dtype=np.float32)
+
+
+class KerasClassifier:
+    """The bundle's ``.keras`` model (imports tensorflow)."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        try:
+            import keras
+        except ImportError:
+            raise BundleError("the keras backend needs tensorflow: pip install 'genrecast[train]', or use --backend litert") from None
+        self.bundle = bundle
+        self._model = keras.saving.load_model(bundle.keras_path, compile=False)
+        outputs = int(self._model.output_shape[-1])
+        if outputs != len(bundle.labels):
+            raise BundleError(
+                f"model bundle {bundle.path}: model.keras has {outputs} outputs but bundle.json lists {len(bundle.labels)} labels"
+            )
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        x = self.bundle.normalise(np.asarray(features))
+        return np.asarray(self._model(x, training=False), dtype=np.float32)
+
+
+def open_classifier(bundle_path, backend: str = "litert") -> Classifier:
+    """Load and validate a bundle and return a classifier for ``backend``."""
+    if backend not in BACKENDS:
+        raise BundleError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    bundle = load_bundle(bundle_path, require="tflite" if backend == "litert" else "keras")
+    return LiteRTClassifier(bundle) if backend == "litert" else KerasClassifier(bundle)

@@ -1,0 +1,62 @@
+"""The ``genrecast`` command line: thin typer commands over the library.
+
+Domain errors become one clear line on stderr and a non-zero exit, never a
+traceback. Heavy imports happen inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import typer
+
+from genrecast.daemon.cache import ensure_numba_cache
+
+app = typer.Typer(
+    name="genrecast",
+    help="Listen to audio, name its music genre every few seconds, and publish genre events.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit code 2 unless given."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print ``genrecast: error: message`` to stderr and exit with ``code``."""
+    typer.echo(f"genrecast: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    level = logging.DEBUG if verbose else getattr(logging, os.environ.get("GENRECAST_LOG_LEVEL", "INFO").upper(), logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _register_commands() -> None:
+    from genrecast.daemon import cli_daemon
+    from genrecast.trainer import cli as trainer_cli
+
+    trainer_cli.register(app)
+    cli_daemon.register(app)
+    try:
+        from genrecast.plugins import cli as plugins_cli
+    except ImportError:  # the plugin layer is optional while it is being built
+        return
+    plugins_cli.register(app)
+
+
+def main() -> None:
+    """Entry point of the ``genrecast`` console command."""
+    ensure_numba_cache()
+    _register_commands()
+    app()

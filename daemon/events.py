@@ -1,0 +1,102 @@
+"""GenreEvent: the one typed value every sink receives, with a versioned JSON form.
+
+The JSON Schema lives in ``daemon/schema/genre-event.schema.json``; every sink
+serialises with :meth:`GenreEvent.to_json` and ``genrecast tail`` parses with
+:meth:`GenreEvent.from_json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import resources
+from typing import Any
+
+SCHEMA_VERSION = 1
+STATES = ("music", "silence", "uncertain")
+
+
+@dataclass(frozen=True)
+class GenreEvent:
+    """The classification of one window of one source."""
+
+    source: str
+    """Name of the source the window came from."""
+    seq: int
+    """Sequence number of this event within its source, from 0."""
+    utc: str
+    """UTC wall-clock time the event was made, ISO 8601 with ``Z``."""
+    audio_start_seconds: float
+    """Start of the window on the source's audio clock (seconds of audio consumed)."""
+    audio_end_seconds: float
+    """End of the window on the source's audio clock."""
+    state: str
+    """``music``, ``silence`` (below the silence gate) or ``uncertain`` (top probability below the confidence gate)."""
+    genre: str | None
+    """Top genre of this window (``None`` when silent)."""
+    probability: float
+    """Probability of ``genre`` (0 when silent)."""
+    probabilities: dict[str, float]
+    """Every label's probability for this window (empty when silent)."""
+    smoothed_genre: str | None
+    """Genre of the mean of the last K windows' probabilities, after hysteresis."""
+    smoothed_probability: float
+    """Mean probability of ``smoothed_genre`` over the last K windows."""
+    changed: bool
+    """True on the event where ``smoothed_genre`` changed to a new value."""
+    level_dbfs: float
+    """RMS level of the window in dBFS (−120 for digital silence)."""
+    model_id: str
+    """Identifier of the model bundle that classified the window."""
+    context_seconds: float | None = None
+    """Seconds of audio the summary features covered (summary bundles), else ``None``."""
+    schema_version: int = field(default=SCHEMA_VERSION)
+    """Version of this JSON form."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        """One compact JSON line (no newline)."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "GenreEvent":
+        if not isinstance(data, dict):
+            raise ValueError("a genre event must be a JSON object")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"unsupported genre event schema_version {version!r} (expected {SCHEMA_VERSION})")
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = sorted(n for n in names - set(data) if n != "context_seconds")
+        if missing:
+            raise ValueError(f"genre event is missing {missing}")
+        event = cls(**{k: v for k, v in data.items() if k in names})
+        if event.state not in STATES:
+            raise ValueError(f"genre event has unknown state {event.state!r}")
+        return event
+
+    @classmethod
+    def from_json(cls, line: str | bytes) -> "GenreEvent":
+        """Parse one JSON line; raises ``ValueError`` on anything malformed."""
+        try:
+            data = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"not JSON: {exc}") from None
+        try:
+            return cls.from_dict(data)
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+
+
+def utc_now() -> str:
+    """The current UTC time as ISO 8601 with millisecond precision and ``Z``."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def load_schema() -> dict[str, Any]:
+    """The JSON Schema of :class:`GenreEvent`'s JSON form."""
+    text = resources.files("genrecast.daemon").joinpath("schema/genre-event.schema.json").read_text()
+    return json.loads(text)

@@ -1,0 +1,267 @@
+"""The one feature extractor that the trainer and the daemon share.
+
+Two kinds of bundle need two kinds of features, both computed here:
+
+* ``mfcc``: the MFCC time-frequency map of one window (frames x n_mfcc), the
+  input of the window models (tutorial MLP, CNN).
+* ``summary``: the published GTZAN feature table's statistics (mean and
+  variance over frames of chroma, RMS, spectral centroid / bandwidth / rolloff,
+  zero-crossing rate and 20 MFCCs) over a context of audio.
+
+The MFCC path reproduces ``librosa.feature.mfcc`` (parity tested) but with the
+mel filterbank, window and DCT matrix computed once per config, not per call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+FEATURE_KINDS = ("mfcc", "summary")
+
+#: Frame-level features of the summary kind, in the table's column order.
+#: Each contributes a ``_mean`` and a ``_var`` column.
+SUMMARY_FRAME_FEATURES = (
+    "chroma_stft",
+    "rms",
+    "spectral_centroid",
+    "spectral_bandwidth",
+    "rolloff",
+    "zero_crossing_rate",
+) + tuple(f"mfcc{i}" for i in range(1, 21))
+
+#: The default summary columns: the cheap frame-level statistics of the table.
+DEFAULT_SUMMARY_COLUMNS = tuple(
+    f"{name}_{stat}" for name in SUMMARY_FRAME_FEATURES for stat in ("mean", "var")
+)
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How audio becomes model input; saved inside every model bundle."""
+
+    kind: str = "mfcc"
+    """``mfcc`` (one window's MFCC map) or ``summary`` (table statistics over a context)."""
+    sample_rate: int = 22050
+    """Hz; every source is resampled to this rate before features."""
+    window_seconds: float = 3.0
+    """Seconds of audio per classified window."""
+    n_mfcc: int = 13
+    """MFCC coefficients per frame (``mfcc`` kind; the summary kind always uses 20)."""
+    n_fft: int = 2048
+    """FFT size in samples."""
+    hop_length: int = 512
+    """Samples between frames."""
+    n_mels: int = 128
+    """Mel bands before the DCT."""
+    context_seconds: float = 30.0
+    """Seconds of audio the ``summary`` statistics cover (the table's clip length)."""
+    columns: tuple[str, ...] = field(default=())
+    """Ordered summary columns (``summary`` kind); empty for ``mfcc``."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.kind not in FEATURE_KINDS:
+            problems.append(f"kind must be one of {FEATURE_KINDS}, not {self.kind!r}")
+        if not 4000 <= self.sample_rate <= 192000:
+            problems.append(f"sample_rate {self.sample_rate} Hz is out of range 4000..192000")
+        if not 0.25 <= self.window_seconds <= 60:
+            problems.append(f"window_seconds {self.window_seconds} is out of range 0.25..60")
+        if not 1 <= self.n_mfcc <= 128:
+            problems.append(f"n_mfcc {self.n_mfcc} is out of range 1..128")
+        if self.n_fft < 16 or self.hop_length < 1 or self.hop_length > self.n_fft:
+            problems.append(f"n_fft {self.n_fft} / hop_length {self.hop_length} are inconsistent")
+        if self.window_samples < self.n_fft:
+            problems.append("window_seconds is shorter than one FFT frame")
+        if self.kind == "summary":
+            unknown = sorted(set(self.columns) - set(DEFAULT_SUMMARY_COLUMNS))
+            if unknown:
+                problems.append(f"unknown summary columns {unknown}")
+            if not self.columns:
+                problems.append("a summary config needs its columns")
+            if self.context_seconds < self.window_seconds:
+                problems.append("context_seconds must be at least window_seconds")
+        if problems:
+            raise ValueError("invalid feature config: " + "; ".join(problems))
+
+    @property
+    def window_samples(self) -> int:
+        """Samples in one window at ``sample_rate``."""
+        return int(round(self.window_seconds * self.sample_rate))
+
+    @property
+    def frames_per_window(self) -> int:
+        """STFT frames in one window (centred frames, as librosa)."""
+        return 1 + self.window_samples // self.hop_length
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one model input (without the batch axis)."""
+        if self.kind == "mfcc":
+            return (self.frames_per_window, self.n_mfcc)
+        return (len(self.columns),)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["columns"] = list(self.columns)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FeatureConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"invalid feature config: unknown keys {unknown}")
+        data = dict(data)
+        if "columns" in data:
+            data["columns"] = tuple(data["columns"])
+        return cls(**data)
+
+    def cache_key(self) -> str:
+        """A short stable string that changes whenever the features would."""
+        import hashlib
+        import json
+
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- #
+# Precomputed building blocks (one set per config, cached)
+
+
+@functools.lru_cache(maxsize=16)
+def _hann(n_fft: int) -> np.ndarray:
+    import scipy.signal
+
+    return scipy.signal.get_window("hann", n_fft, fftbins=True).astype(np.float64)
+
+
+@functools.lru_cache(maxsize=16)
+def _mel_basis(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+    import librosa
+
+    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels).astype(np.float64)
+
+
+@functools.lru_cache(maxsize=16)
+def _dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
+    import scipy.fft
+
+    return scipy.fft.dct(np.eye(n_mels), type=2, norm="ortho", axis=0)[:n_mfcc]
+
+
+@functools.lru_cache(maxsize=16)
+def _chroma_basis(sample_rate: int, n_fft: int) -> np.ndarray:
+    import librosa
+
+    return librosa.filters.chroma(sr=sample_rate, n_fft=n_fft).astype(np.float64)
+
+
+@functools.lru_cache(maxsize=16)
+def _fft_freqs(sample_rate: int, n_fft: int) -> np.ndarray:
+    return np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)
+
+
+def _frames(y: np.ndarray, n_fft: int, hop: int, pad_mode: str = "constant") -> np.ndarray:
+    """Centred frames (librosa's ``center=True``) as a strided view: frames x n_fft."""
+    pad = n_fft // 2
+    y = np.pad(y, pad, mode=pad_mode)
+    n_frames = 1 + (len(y) - n_fft) // hop
+    return np.lib.stride_tricks.as_strided(
+        y, shape=(n_frames, n_fft), strides=(y.strides[0] * hop, y.strides[0]), writeable=False
+    )
+
+
+def power_spectrogram(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """|STFT|^2 as frequencies x frames (float64), centred frames, zero padding."""
+    frames = _frames(np.asarray(y, dtype=np.float64), cfg.n_fft, cfg.hop_length)
+    spec = np.fft.rfft(frames * _hann(cfg.n_fft), axis=1)
+    return (spec.real**2 + spec.imag**2).T
+
+
+def _mfcc_from_power(power: np.ndarray, cfg: FeatureConfig, n_mfcc: int) -> np.ndarray:
+    mel = _mel_basis(cfg.sample_rate, cfg.n_fft, cfg.n_mels) @ power
+    db = 10.0 * np.log10(np.maximum(mel, 1e-10))
+    db = np.maximum(db, db.max() - 80.0)
+    return _dct_matrix(cfg.n_mels, n_mfcc) @ db  # n_mfcc x frames
+
+
+def mfcc(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """MFCCs of ``y`` as n_mfcc x frames, equal to ``librosa.feature.mfcc`` for ``cfg``."""
+    return _mfcc_from_power(power_spectrogram(y, cfg), cfg, cfg.n_mfcc)
+
+
+def window_features(window: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Model input for one ``mfcc``-kind window: frames x n_mfcc, float32.
+
+    A window shorter than ``cfg.window_samples`` is zero-padded; a longer one
+    is cut, so the shape always matches the model.
+    """
+    n = cfg.window_samples
+    w = np.asarray(window, dtype=np.float32)
+    if len(w) < n:
+        w = np.pad(w, (0, n - len(w)))
+    return mfcc(w[:n], cfg).T.astype(np.float32)
+
+
+# --------------------------------------------------------------------------- #
+# Summary (feature-table) statistics
+
+
+def frame_statistics(y: np.ndarray, cfg: FeatureConfig) -> dict[str, np.ndarray]:
+    """Per-frame values of every summary frame feature over ``y`` (name -> 1-D array).
+
+    Matches librosa's defaults as used to build the published GTZAN table.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    power = power_spectrogram(y, cfg)
+    mag = np.sqrt(power)
+    freqs = _fft_freqs(cfg.sample_rate, cfg.n_fft)
+    out: dict[str, np.ndarray] = {}
+
+    chroma = _chroma_basis(cfg.sample_rate, cfg.n_fft) @ power
+    chroma = chroma / np.maximum(np.max(np.abs(chroma), axis=0, keepdims=True), np.finfo(float).tiny)
+    out["chroma_stft"] = chroma.ravel()  # table: mean/var over all bins and frames
+
+    # librosa.feature.rms on the signal: frames with centre padding, no window
+    sig_frames = _frames(y, cfg.n_fft, cfg.hop_length, pad_mode="constant")
+    out["rms"] = np.sqrt(np.mean(sig_frames**2, axis=1))
+
+    total = np.maximum(mag.sum(axis=0), np.finfo(float).tiny)
+    norm = mag / total
+    centroid = freqs @ norm
+    out["spectral_centroid"] = centroid
+    out["spectral_bandwidth"] = np.sqrt(np.sum(norm * (freqs[:, None] - centroid) ** 2, axis=0))
+    cumulative = np.cumsum(mag, axis=0)
+    threshold = 0.85 * cumulative[-1]
+    idx = np.argmax(cumulative >= threshold[None, :], axis=0)
+    out["rolloff"] = freqs[idx]
+
+    signs = np.signbit(sig_frames)
+    out["zero_crossing_rate"] = np.mean(signs[:, 1:] != signs[:, :-1], axis=1)
+
+    coeffs = _mfcc_from_power(power, cfg, 20)
+    for i in range(20):
+        out[f"mfcc{i + 1}"] = coeffs[i]
+    return out
+
+
+def summarise(frames: dict[str, np.ndarray], columns: tuple[str, ...]) -> np.ndarray:
+    """Mean/variance columns (in ``columns`` order) from per-frame statistics."""
+    values = []
+    for column in columns:
+        name, _, stat = column.rpartition("_")
+        series = frames[name]
+        values.append(series.mean() if stat == "mean" else series.var())
+    return np.asarray(values, dtype=np.float64)
+
+
+def clip_summary(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Summary features over a whole clip, as one row of the feature table."""
+    return summarise(frame_statistics(y, cfg), cfg.columns).astype(np.float32)

@@ -1,0 +1,243 @@
+"""The listening pipeline: sources → windows → features → classifier → events.
+
+Each source runs in its own thread and turns its audio into windows and
+features; one classifier thread takes the waiting windows (batched across
+sources), classifies them, applies the gates and smoothing, and hands each
+:class:`GenreEvent` to ``publish``. If classification falls behind, the oldest
+waiting windows are dropped and counted, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from genrecast.daemon.classifier import Classifier
+from genrecast.daemon.events import GenreEvent, utc_now
+from genrecast.daemon.features import frame_statistics, summarise, window_features
+from genrecast.daemon.smoothing import Smoother, SmoothingSettings, level_dbfs
+from genrecast.daemon.windowing import Window, Windower
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Windowing, smoothing and queueing settings of the pipeline."""
+
+    hop_seconds: float | None = None
+    """Seconds between window starts; default: the bundle's window length (no overlap)."""
+    smoothing: SmoothingSettings = field(default_factory=SmoothingSettings)
+    max_pending_windows: int = 64
+    """Windows waiting for classification before the oldest are dropped."""
+    max_batch: int = 16
+    """Most windows classified in one call."""
+
+
+@dataclass
+class PendingWindow:
+    """A window with its features, waiting to be classified."""
+
+    source: "SourceState"
+    window: Window
+    features: np.ndarray | None
+    """None when the audio is not finite or silent (no classification needed)."""
+    level_dbfs: float
+    context_seconds: float | None
+
+
+class SourceState:
+    """Everything the pipeline keeps per source: windowing, feature context, smoothing, sequence."""
+
+    def __init__(self, name: str, classifier: Classifier, settings: PipelineSettings) -> None:
+        cfg = classifier.bundle.features
+        self.name = name
+        self.cfg = cfg
+        hop = settings.hop_seconds or cfg.window_seconds
+        self.windower = Windower(name, cfg.sample_rate, cfg.window_samples, max(1, int(round(hop * cfg.sample_rate))))
+        self.smoother = Smoother(len(classifier.bundle.labels), settings.smoothing)
+        self.silence_dbfs = settings.smoothing.silence_dbfs
+        self.seq = 0
+        self.invalid_windows = 0
+        context_windows = max(1, math.ceil(cfg.context_seconds / hop)) if cfg.kind == "summary" else 0
+        self._context: deque[tuple[dict[str, np.ndarray], float]] = deque(maxlen=context_windows or 1)
+        self.last_audio_monotonic: float | None = None
+
+    def windows(self, block: np.ndarray, rate: int) -> list[PendingWindow]:
+        """Feed a block of mono audio; return the windows it completed, with features."""
+        self.last_audio_monotonic = time.monotonic()
+        return [self._prepare(w) for w in self.windower.push(block, rate)]
+
+    def flush(self) -> list[PendingWindow]:
+        """The last windows of a finite source."""
+        return [self._prepare(w) for w in self.windower.flush()]
+
+    def _prepare(self, window: Window) -> PendingWindow:
+        level = level_dbfs(window.samples)
+        if not math.isfinite(level):
+            self.invalid_windows += 1
+            if self.invalid_windows == 1 or self.invalid_windows % 100 == 0:
+                log.warning("source %s: window at %.1f s holds NaN or infinite samples (%d so far); not classified",
+                            self.name, window.start_seconds, self.invalid_windows)
+            return PendingWindow(self, window, None, level, None)
+        if level < self.silence_dbfs:
+            return PendingWindow(self, window, None, level, None)
+        if self.cfg.kind == "mfcc":
+            return PendingWindow(self, window, window_features(window.samples, self.cfg), level, None)
+        return self._summary(window, level)
+
+    def _summary(self, window: Window, level: float) -> PendingWindow:
+        frames = frame_statistics(window.samples, self.cfg)
+        self._context.append((frames, window.end_seconds - window.start_seconds))
+        merged = {k: np.concatenate([f[k] for f, _ in self._context]) for k in frames}
+        covered = min(self.cfg.context_seconds, sum(d for _, d in self._context))
+        return PendingWindow(self, window, summarise(merged, self.cfg.columns).astype(np.float32), level, round(covered, 3))
+
+
+class EventMaker:
+    """Classifies pending windows in batches and turns them into events."""
+
+    def __init__(self, classifier: Classifier, settings: PipelineSettings) -> None:
+        self.classifier = classifier
+        self.labels = classifier.bundle.labels
+        self.model_id = classifier.bundle.model_id
+        self.settings = settings
+        self.classified = 0
+
+    def events(self, pending: list[PendingWindow]) -> list[GenreEvent]:
+        """Events for ``pending`` windows, in order."""
+        todo = [p for p in pending if p.features is not None]
+        probs: dict[int, np.ndarray] = {}
+        if todo:
+            out = self.classifier.predict(np.stack([p.features for p in todo]))
+            self.classified += len(todo)
+            probs = {id(p): row for p, row in zip(todo, out)}
+        return [self._event(p, probs.get(id(p))) for p in pending]
+
+    def _event(self, p: PendingWindow, prob: np.ndarray | None) -> GenreEvent:
+        settings = self.settings.smoothing
+        if prob is not None and not np.all(np.isfinite(prob)):
+            prob = None
+        if prob is None:
+            state, genre, top, probabilities = ("silence" if math.isfinite(p.level_dbfs) else "uncertain"), None, 0.0, {}
+        else:
+            best = int(np.argmax(prob))
+            top = float(prob[best])
+            state = "music" if top >= settings.min_confidence else "uncertain"
+            genre = self.labels[best]
+            probabilities = {label: round(float(v), 5) for label, v in zip(self.labels, prob)}
+        smoothed, smoothed_p, changed = p.source.smoother.update(prob)
+        event = GenreEvent(
+            source=p.source.name,
+            seq=p.source.seq,
+            utc=utc_now(),
+            audio_start_seconds=round(p.window.start_seconds, 3),
+            audio_end_seconds=round(p.window.end_seconds, 3),
+            state=state,
+            genre=genre,
+            probability=round(min(1.0, max(0.0, top)), 5),
+            probabilities=probabilities,
+            smoothed_genre=self.labels[smoothed] if smoothed is not None else None,
+            smoothed_probability=round(min(1.0, max(0.0, smoothed_p)), 5),
+            changed=changed,
+            level_dbfs=round(p.level_dbfs, 2) if math.isfinite(p.level_dbfs) else -200.0,
+            model_id=self.model_id,
+            context_seconds=p.context_seconds,
+        )
+        p.source.seq += 1
+        return event
+
+
+class Pipeline:
+    """Runs sources in threads and classifies their windows until stopped or every finite source ended."""
+
+    def __init__(self, classifier: Classifier, sources: list, publish: Callable[[GenreEvent], None],
+                 settings: PipelineSettings | None = None) -> None:
+        names = [s.name for s in sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"source names must be unique: {names}")
+        self.settings = settings or PipelineSettings()
+        self.sources = sources
+        self.publish = publish
+        self.maker = EventMaker(classifier, self.settings)
+        self.states = {s.name: SourceState(s.name, classifier, self.settings) for s in sources}
+        self.stop_event = threading.Event()
+        self._pending: deque[PendingWindow] = deque()
+        self._cond = threading.Condition()
+        self._running = 0
+        self.dropped_windows = 0
+        self.events_published = 0
+        self.last_progress_monotonic = time.monotonic()
+
+    # -- source side --------------------------------------------------------
+    def _enqueue(self, items: list[PendingWindow]) -> None:
+        if not items:
+            return
+        with self._cond:
+            for item in items:
+                if len(self._pending) >= self.settings.max_pending_windows:
+                    self._pending.popleft()
+                    self.dropped_windows += 1
+                    if self.dropped_windows == 1 or self.dropped_windows % 100 == 0:
+                        log.warning("classification is behind real time: dropped %d oldest windows so far", self.dropped_windows)
+                self._pending.append(item)
+            self._cond.notify()
+
+    def _run_source(self, source) -> None:
+        state = self.states[source.name]
+        try:
+            source.run(lambda block, rate: self._enqueue(state.windows(block, rate)), self.stop_event)
+            self._enqueue(state.flush())
+        except Exception:  # a source bug must not take the other sources down
+            log.exception("source %s failed and stopped", source.name)
+        finally:
+            with self._cond:
+                self._running -= 1
+                self._cond.notify()
+            log.info("source %s ended", source.name)
+
+    # -- classifier side ----------------------------------------------------
+    def _take(self, timeout: float) -> list[PendingWindow] | None:
+        with self._cond:
+            deadline = time.monotonic() + timeout
+            while not self._pending:
+                if self._running == 0:
+                    return None
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                self._cond.wait(remaining)
+            batch = [self._pending.popleft() for _ in range(min(self.settings.max_batch, len(self._pending)))]
+            return batch
+
+    def run(self) -> None:
+        """Block until every source has ended (finite) or :meth:`stop` was called and
+        the windows already buffered were classified and published."""
+        threads = []
+        with self._cond:
+            self._running = len(self.sources)
+        for source in self.sources:
+            t = threading.Thread(target=self._run_source, args=(source,), name=f"source-{source.name}", daemon=True)
+            t.start()
+            threads.append(t)
+        while True:
+            batch = self._take(timeout=0.5)
+            self.last_progress_monotonic = time.monotonic()
+            if batch is None:
+                break
+            for event in self.maker.events(batch):
+                self.publish(event)
+                self.events_published += 1
+        for t in threads:
+            t.join(timeout=5)
+
+    def stop(self) -> None:
+        """Ask every source to stop; :meth:`run` returns once buffered windows are classified."""
+        self.stop_event.set()

@@ -1,0 +1,114 @@
+"""Per-source windowing: resample a stream of blocks and cut it into windows.
+
+Memory is bounded whatever the input rate: the buffer never holds more than
+one window plus one incoming block, because windows leave as soon as they are full.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from genrecast.daemon.audio import RESAMPLER
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window of mono audio at the target rate, placed on the source's audio clock."""
+
+    samples: np.ndarray
+    start_seconds: float
+    end_seconds: float
+
+
+class Windower:
+    """Turns blocks of mono audio at any rate into windows of ``window_samples``
+    every ``hop_samples`` at ``target_rate``."""
+
+    def __init__(self, name: str, target_rate: int, window_samples: int, hop_samples: int) -> None:
+        if not 0 < hop_samples:
+            raise ValueError("hop must be positive")
+        self.name = name
+        self.target_rate = target_rate
+        self.window_samples = window_samples
+        self.hop_samples = hop_samples
+        self._buffer = np.zeros(0, dtype=np.float32)
+        self._buffer_start = 0  # target-rate sample index of _buffer[0]
+        self._consumed = 0  # target-rate samples received so far
+        self._last_end = 0  # target-rate sample index where the last window ended
+        self._skip = 0  # samples still to drop before the next window (hop > window)
+        self._rate: int | None = None
+        self._resampler = None
+
+    @property
+    def consumed_seconds(self) -> float:
+        """Seconds of audio received so far (the source's audio clock)."""
+        return self._consumed / self.target_rate
+
+    @property
+    def buffered_samples(self) -> int:
+        return len(self._buffer)
+
+    def _set_rate(self, rate: int) -> None:
+        if self._rate is None:
+            if rate != self.target_rate:
+                log.info("source %s delivers %d Hz; resampling to %d Hz with %s", self.name, rate, self.target_rate, RESAMPLER)
+        else:
+            log.warning("source %s changed rate from %d Hz to %d Hz; resampling to %d Hz with %s",
+                        self.name, self._rate, rate, self.target_rate, RESAMPLER)
+        self._rate = rate
+        self._resampler = None
+        if rate != self.target_rate:
+            import soxr
+
+            self._resampler = soxr.ResampleStream(rate, self.target_rate, 1, dtype="float32", quality="HQ")
+
+    def push(self, block: np.ndarray, rate: int) -> list[Window]:
+        """Add a block of mono audio at ``rate`` Hz; return the windows it completed."""
+        if rate != self._rate:
+            self._set_rate(int(rate))
+        block = np.asarray(block, dtype=np.float32).reshape(-1)
+        if self._resampler is not None:
+            block = self._resampler.resample_chunk(block)
+        return self._append(block)
+
+    def _append(self, block: np.ndarray) -> list[Window]:
+        self._consumed += len(block)
+        if self._skip:  # hop longer than a window: drop the gap between windows
+            gap = min(self._skip, len(block))
+            block = block[gap:]
+            self._skip -= gap
+            self._buffer_start += gap
+        self._buffer = np.concatenate([self._buffer, block]) if len(self._buffer) else block.copy()
+        windows = []
+        while len(self._buffer) >= self.window_samples:
+            windows.append(self._window(self._buffer[: self.window_samples]))
+            self._last_end = self._buffer_start + self.window_samples
+            drop = min(self.hop_samples, len(self._buffer))
+            self._buffer = self._buffer[drop:]
+            self._buffer_start += drop
+            self._skip = self.hop_samples - drop  # non-zero only when the buffer ran empty
+        return windows
+
+    def _window(self, samples: np.ndarray) -> Window:
+        start = self._buffer_start / self.target_rate
+        return Window(samples=samples.copy(), start_seconds=start, end_seconds=start + len(samples) / self.target_rate)
+
+    def flush(self, min_fraction: float = 0.5) -> list[Window]:
+        """At the end of a finite source: the last partial window (zero-padded) if it
+        holds at least ``min_fraction`` of a window of audio not yet classified."""
+        windows: list[Window] = []
+        if self._resampler is not None:
+            windows += self._append(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+        fresh = self._buffer_start + len(self._buffer) - max(self._buffer_start, self._last_end)
+        if len(self._buffer) and fresh >= min_fraction * self.window_samples:
+            start = self._buffer_start / self.target_rate
+            end = start + len(self._buffer) / self.target_rate
+            padded = np.pad(self._buffer, (0, self.window_samples - len(self._buffer)))
+            windows.append(Window(samples=padded, start_seconds=start, end_seconds=end))
+        self._buffer = np.zeros(0, dtype=np.float32)
+        return windows

@@ -1,0 +1,97 @@
+"""Find the tracks of a genre dataset: one sub-folder per genre.
+
+Accepts the Kaggle GTZAN layout (``genres_original/<genre>/<genre>.NNNNN.wav``),
+the original (``genres/<genre>/*.au``) and any folder of genre sub-folders
+holding files that soundfile or ffmpeg decode. Labels are the sorted folder names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+AUDIO_SUFFIXES = {".wav", ".au", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".wma", ".snd"}
+KNOWN_ROOTS = ("genres_original", "genres", "Data/genres_original")
+
+
+class DatasetError(ValueError):
+    """The dataset folder cannot be used for training."""
+
+
+@dataclass(frozen=True)
+class Track:
+    """One audio file of the dataset."""
+
+    path: Path
+    label: str
+    track_id: str
+    """File name without extension, e.g. ``blues.00000``: the unit splits group by."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    root: Path
+    labels: tuple[str, ...]
+    tracks: tuple[Track, ...]
+
+    def label_index(self, label: str) -> int:
+        return self.labels.index(label)
+
+    def fingerprint(self) -> str:
+        """SHA-256 over every track's relative path and contents (short hex)."""
+        digest = hashlib.sha256()
+        for track in self.tracks:
+            digest.update(str(track.path.relative_to(self.root)).encode())
+            digest.update(file_digest(track.path).encode())
+        return digest.hexdigest()[:16]
+
+
+def file_digest(path: Path) -> str:
+    """SHA-1 of a file's contents."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _genre_root(root: Path) -> Path:
+    for name in KNOWN_ROOTS:
+        if (root / name).is_dir():
+            return root / name
+    return root
+
+
+def scan_dataset(root: str | Path) -> Dataset:
+    """List the genre folders and audio files under ``root``.
+
+    Raises :class:`DatasetError` when there is no audio or only one genre.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset {root} is not a directory; pass a folder with one sub-folder per genre")
+    base = _genre_root(root)
+    tracks: list[Track] = []
+    for genre_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for file in sorted(genre_dir.iterdir()):
+            if file.is_file() and file.suffix.lower() in AUDIO_SUFFIXES:
+                tracks.append(Track(path=file, label=genre_dir.name, track_id=normalise_track_id(file.name)))
+    labels = tuple(sorted({t.label for t in tracks}))
+    if not tracks:
+        raise DatasetError(
+            f"dataset {root} holds no audio files; expected <genre>/<file>.wav|.au|.mp3|... sub-folders (e.g. GTZAN's genres_original/)"
+        )
+    if len(labels) < 2:
+        raise DatasetError(f"dataset {root} has only one genre ({labels[0]}); a classifier needs at least two genre folders")
+    return Dataset(root=root, labels=labels, tracks=tuple(tracks))
+
+
+def normalise_track_id(name: str) -> str:
+    """``blues/blues.00012.wav``, ``./blues_00012.wav`` and ``blues.00012.au`` all give ``blues.00012``."""
+    stem = Path(name.strip()).name
+    for suffix in AUDIO_SUFFIXES:
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    return stem.replace("_", ".").lower()

@@ -1,0 +1,156 @@
+"""Turn a dataset's tracks into windows of features, on all cores, with a cache.
+
+The cache is one compressed NumPy file per (feature config, dataset contents),
+holding the feature arrays with their labels and track ids, so a second run
+with the same settings starts training at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from genrecast.daemon.audio import AudioDecodeError, load_audio
+from genrecast.daemon.cache import cache_dir
+from genrecast.daemon.features import FeatureConfig, window_features
+from genrecast.trainer.dataset import Dataset
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FeatureSet:
+    """Windows of features with, per window, its label index and track id."""
+
+    x: np.ndarray
+    y: np.ndarray
+    track_ids: np.ndarray
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """(file, reason) of every file that could not be used."""
+    from_cache: bool = False
+
+
+def split_windows(y: np.ndarray, cfg: FeatureConfig) -> list[np.ndarray]:
+    """Consecutive non-overlapping windows of ``cfg.window_samples`` (the tail is dropped)."""
+    n = cfg.window_samples
+    return [y[i * n : (i + 1) * n] for i in range(len(y) // n)]
+
+
+def track_features(path: Path, cfg: FeatureConfig) -> np.ndarray:
+    """Features of every full window of one file: windows x input_shape.
+
+    Raises :class:`AudioDecodeError` for unreadable files and files shorter than one window.
+    """
+    audio = load_audio(path, cfg.sample_rate)
+    if not np.all(np.isfinite(audio)):
+        raise AudioDecodeError(f"{path}: contains NaN or infinite samples")
+    windows = split_windows(audio, cfg)
+    if not windows:
+        raise AudioDecodeError(f"{path}: too short ({len(audio) / cfg.sample_rate:.2f} s < one {cfg.window_seconds:g}-s window)")
+    return np.stack([window_features(w, cfg) for w in windows])
+
+
+def _work(args: tuple[str, dict]) -> tuple[str, np.ndarray | None, str | None]:
+    path, cfg_dict = args
+    try:
+        return path, track_features(Path(path), FeatureConfig.from_dict(cfg_dict)), None
+    except AudioDecodeError as exc:
+        return path, None, str(exc)
+
+
+def _cache_path(dataset: Dataset, cfg: FeatureConfig) -> Path:
+    return cache_dir() / "features" / f"{cfg.cache_key()}-{dataset.fingerprint()}.npz"
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # fork is fast, but unsafe once tensorflow's threads exist in this process
+    return multiprocessing.get_context("spawn" if "tensorflow" in sys.modules else "fork")
+
+
+def extract_dataset(
+    dataset: Dataset, cfg: FeatureConfig, *, workers: int | None = None, use_cache: bool = True, progress: bool = True
+) -> FeatureSet:
+    """Features of every window of every track, computed on ``workers`` processes (all cores by default)."""
+    cache = _cache_path(dataset, cfg)
+    if use_cache and cache.is_file():
+        with np.load(cache, allow_pickle=False) as data:
+            labels = [str(s) for s in data["labels"]]
+            if labels == list(dataset.labels):
+                log.info("features from cache %s", cache)
+                return FeatureSet(
+                    x=data["x"], y=data["y"], track_ids=data["track_ids"],
+                    skipped=[tuple(s) for s in json.loads(str(data["skipped"]))], from_cache=True,
+                )
+    workers = workers or os.cpu_count() or 1
+    jobs = [(str(t.path), cfg.to_dict()) for t in dataset.tracks]
+    by_path = {str(t.path): t for t in dataset.tracks}
+    xs, ys, ids, skipped = [], [], [], []
+    with _progress(progress, len(jobs), "extracting features") as advance:
+        if workers == 1:
+            results = map(_work, jobs)
+            for path, feats, err in results:
+                _collect(by_path[path], feats, err, dataset, xs, ys, ids, skipped)
+                advance()
+        else:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+                for path, feats, err in pool.map(_work, jobs, chunksize=4):
+                    _collect(by_path[path], feats, err, dataset, xs, ys, ids, skipped)
+                    advance()
+    if not xs:
+        raise AudioDecodeError(f"no usable audio in {dataset.root}: every file was skipped ({skipped[0][1] if skipped else ''})")
+    result = FeatureSet(x=np.concatenate(xs), y=np.concatenate(ys), track_ids=np.concatenate(ids), skipped=skipped)
+    if use_cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez_compressed(
+            tmp, x=result.x, y=result.y, track_ids=result.track_ids,
+            labels=np.array(dataset.labels), skipped=np.array(json.dumps(skipped)),
+        )
+        tmp.replace(cache)
+    return result
+
+
+def _collect(track, feats, err, dataset, xs, ys, ids, skipped) -> None:
+    if feats is None:
+        skipped.append((str(track.path), err or "unreadable"))
+        log.warning("skipped %s", err)
+        return
+    xs.append(feats)
+    ys.append(np.full(len(feats), dataset.label_index(track.label), dtype=np.int64))
+    ids.append(np.array([track.track_id] * len(feats)))
+
+
+class _progress:
+    """A rich progress bar on stderr when it is a terminal, periodic log lines otherwise."""
+
+    def __init__(self, enabled: bool, total: int, description: str) -> None:
+        self.enabled, self.total, self.description, self.done = enabled, total, description, 0
+        self._bar = None
+
+    def __enter__(self):
+        if self.enabled and sys.stderr.isatty():
+            from rich.progress import Progress
+
+            self._bar = Progress(transient=False)
+            self._bar.start()
+            self._task = self._bar.add_task(self.description, total=self.total)
+        return self.advance
+
+    def advance(self) -> None:
+        self.done += 1
+        if self._bar is not None:
+            self._bar.advance(self._task)
+        elif self.enabled and (self.done == self.total or self.done % max(1, self.total // 10) == 0):
+            print(f"{self.description}: {self.done}/{self.total}", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()

@@ -1,0 +1,133 @@
+"""``genrecast train DATASET``: extract, split, fit, evaluate and export a bundle."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genrecast.daemon.bundle import Bundle
+from genrecast.daemon.features import FeatureConfig
+from genrecast.trainer.archs import DEFAULT_ARCH, build_model
+from genrecast.trainer.dataset import Dataset, scan_dataset
+from genrecast.trainer.extract import FeatureSet, extract_dataset
+from genrecast.trainer.report import write_report
+from genrecast.trainer.splits import Split, list_split, segment_split, track_split
+
+log = logging.getLogger(__name__)
+SPLITS = ("track", "segment")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything one training run depends on."""
+
+    arch: str = DEFAULT_ARCH
+    """Model architecture (``cnn`` or ``mlp``)."""
+    split: str = "track"
+    """``track`` or ``segment``; ignored when ``split_lists`` is given."""
+    split_lists: Path | None = None
+    """Folder with train/valid/test list files."""
+    epochs: int = 100
+    """Upper bound on epochs; early stopping on validation loss usually ends sooner."""
+    patience_epochs: int = 15
+    """Epochs without a better validation loss before stopping."""
+    batch_size: int = 32
+    seed: int = 0
+    """Seed of the split, weight initialisation and shuffling."""
+    workers: int | None = None
+    """Processes for feature extraction (all cores by default)."""
+
+
+def make_split(features: FeatureSet, settings: TrainSettings) -> Split:
+    """The split the settings ask for; prints a warning for ``segment``."""
+    if settings.split_lists is not None:
+        split, missing = list_split(features.y, features.track_ids, settings.split_lists, seed=settings.seed)
+        if any(missing.values()):
+            log.info("split lists name tracks this dataset lacks: %s", missing)
+        return split
+    if settings.split == "segment":
+        split = segment_split(len(features.y), seed=settings.seed)
+        print(f"WARNING: {split.warning}", file=sys.stderr)
+        return split
+    if settings.split != "track":
+        raise ValueError(f"unknown split {settings.split!r}; choose track or segment, or --split-lists DIR")
+    return track_split(features.y, features.track_ids, seed=settings.seed)
+
+
+def normalisation(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std over every axis but the last, on the training windows only."""
+    axes = tuple(range(x_train.ndim - 1))
+    mean = x_train.mean(axis=axes)
+    std = x_train.std(axis=axes)
+    return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
+
+
+def fit(
+    x: np.ndarray, y: np.ndarray, split: Split, n_labels: int, settings: TrainSettings
+) -> tuple[Any, np.ndarray, np.ndarray, dict[str, list[float]]]:
+    """Train a model on the split's train windows, early-stopped on its validation windows.
+
+    Returns the model, the normalisation mean and std, and the training history.
+    """
+    from genrecast.trainer.export import quiet_tensorflow
+
+    quiet_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(settings.seed)
+    mean, std = normalisation(x[split.train])
+    norm = lambda a: ((a - mean) / std).astype(np.float32)  # noqa: E731
+    model = build_model(settings.arch, x.shape[1:], n_labels)
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience_epochs, restore_best_weights=True)
+    history = model.fit(
+        norm(x[split.train]), y[split.train],
+        validation_data=(norm(x[split.valid]), y[split.valid]),
+        epochs=settings.epochs, batch_size=settings.batch_size, callbacks=[stop],
+        verbose=1 if sys.stdout.isatty() else 2, shuffle=True,
+    )
+    return model, mean, std, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def train(dataset_path: Path, out: Path, cfg: FeatureConfig, settings: TrainSettings) -> tuple[Bundle, FeatureSet]:
+    """The whole run: returns the saved bundle and the features it was trained on."""
+    from genrecast.trainer.export import save_bundle
+
+    dataset = scan_dataset(dataset_path)
+    features = extract_dataset(dataset, cfg, workers=settings.workers)
+    split = make_split(features, settings)
+    for part in ("train", "valid", "test"):
+        if not getattr(split, part).any():
+            raise ValueError(f"the {split.name} split has no {part} windows; use a larger dataset or other split lists")
+    model, mean, std, history = fit(features.x, features.y, split, len(dataset.labels), settings)
+    probs = np.asarray(model.predict(((features.x[split.test] - mean) / std).astype(np.float32), verbose=0))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = write_report(
+        out, labels=list(dataset.labels), y_true=features.y[split.test], y_prob=probs,
+        split_name=split.name, split_sizes=split.sizes(features.track_ids),
+        track_ids=features.track_ids[split.test], history=history, warning=split.warning,
+        extra={"skipped_files": len(features.skipped)},
+        title=f"genrecast evaluation: {settings.arch} on {dataset.root.name}",
+    )
+    provenance = {
+        "kind": "audio",
+        "dataset": str(dataset.root),
+        "dataset_fingerprint": dataset.fingerprint(),
+        "split": split.name,
+        "split_sizes": split.sizes(features.track_ids),
+        "test_tracks": split.test_tracks(features.track_ids),
+        "arch": settings.arch,
+        "epochs_run": len(history.get("loss", [])),
+        "epochs_max": settings.epochs,
+        "seed": settings.seed,
+        "skipped": [path for path, _ in features.skipped],
+    }
+    summary = {k: metrics[k] for k in ("window_accuracy", "track_accuracy", "windows", "tracks") if k in metrics}
+    summary["split"] = split.name
+    bundle = save_bundle(model, out, labels=list(dataset.labels), features=cfg, mean=mean, std=std, metrics=summary, provenance=provenance)
+    return bundle, features
