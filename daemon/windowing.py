@@ -38,7 +38,7 @@ class Windower:
         self.hop_samples = hop_samples
         self._buffer = np.zeros(0, dtype=np.float32)
         self._buffer_start = 0  # target-rate sample index of _buffer[0]
-        self._consumed = 0  # target-rate samples received so far
+        self._input_seconds = 0.0  # seconds of audio received so far
         self._last_end = 0  # target-rate sample index where the last window ended
         self._skip = 0  # samples still to drop before the next window (hop > window)
         self._rate: int | None = None
@@ -47,7 +47,7 @@ class Windower:
     @property
     def consumed_seconds(self) -> float:
         """Seconds of audio received so far (the source's audio clock)."""
-        return self._consumed / self.target_rate
+        return self._input_seconds
 
     @property
     def buffered_samples(self) -> int:
@@ -69,15 +69,23 @@ class Windower:
 
     def push(self, block: np.ndarray, rate: int) -> list[Window]:
         """Add a block of mono audio at ``rate`` Hz; return the windows it completed."""
+        windows: list[Window] = []
         if rate != self._rate:
+            windows += self._drain_resampler()
             self._set_rate(int(rate))
         block = np.asarray(block, dtype=np.float32).reshape(-1)
+        self._input_seconds += len(block) / rate
         if self._resampler is not None:
             block = self._resampler.resample_chunk(block)
-        return self._append(block)
+        return windows + self._append(block)
+
+    def _drain_resampler(self) -> list[Window]:
+        """Push out what the streaming resampler still holds (at a rate change or the end)."""
+        if self._resampler is None:
+            return []
+        return self._append(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
 
     def _append(self, block: np.ndarray) -> list[Window]:
-        self._consumed += len(block)
         if self._skip:  # hop longer than a window: drop the gap between windows
             gap = min(self._skip, len(block))
             block = block[gap:]
@@ -101,9 +109,8 @@ class Windower:
     def flush(self, min_fraction: float = 0.5) -> list[Window]:
         """At the end of a finite source: the last partial window (zero-padded) if it
         holds at least ``min_fraction`` of a window of audio not yet classified."""
-        windows: list[Window] = []
-        if self._resampler is not None:
-            windows += self._append(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+        windows = self._drain_resampler()
+        self._resampler = None
         fresh = self._buffer_start + len(self._buffer) - max(self._buffer_start, self._last_end)
         if len(self._buffer) and fresh >= min_fraction * self.window_samples:
             start = self._buffer_start / self.target_rate

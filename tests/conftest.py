@@ -8,26 +8,11 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+
+from helpers import REPO, data_root, need, run_cli  # noqa: E402
+
 os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".cache" / "numba"))
 Path(os.environ["NUMBA_CACHE_DIR"]).mkdir(parents=True, exist_ok=True)
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def data_root() -> Path:
-    return Path(os.environ.get("GENRECAST_TEST_DATA", REPO.parent / "shared" / "data"))
-
-
-def need(path: Path) -> Path:
-    """Return ``path``, or skip (fail under CI) when the shared test data is absent."""
-    if not path.exists():
-        message = f"test data {path} is absent (set GENRECAST_TEST_DATA to ../shared/data)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
@@ -51,3 +36,12 @@ def genrecast_exe() -> str:
     exe = Path(sys.executable).parent / "genrecast"
     assert exe.exists(), f"{exe} missing: install the project (scripts/setup.sh)"
     return str(exe)
+
+
+@pytest.fixture(scope="session")
+def trained_bundle(tmp_path_factory, gtzan_sample: Path) -> Path:
+    """A small MFCC-window bundle trained on gtzan-sample (a few epochs), made once per session."""
+    out = tmp_path_factory.mktemp("bundle") / "sample-cnn"
+    proc = run_cli("train", str(gtzan_sample), "--out", str(out), "--epochs", "3", "--window-seconds", "3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out

@@ -1,0 +1,77 @@
+"""Dataset scanning, extraction with its cache, and bad files."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genrecast.daemon.features import FeatureConfig
+from genrecast.trainer.dataset import DatasetError, normalise_track_id, scan_dataset
+from genrecast.trainer.extract import extract_dataset
+
+
+def _link_clips(src: Path, dst: Path, genres: list[str], per_genre: int = 2) -> None:
+    for genre in genres:
+        (dst / genre).mkdir(parents=True)
+        for clip in sorted((src / genre).glob("*.wav"))[:per_genre]:
+            (dst / genre / clip.name).symlink_to(clip)
+
+
+def test_kaggle_layout(tmp_path: Path, gtzan_sample: Path) -> None:
+    root = tmp_path / "gtzan"
+    _link_clips(gtzan_sample, root / "genres_original", ["blues", "classical", "jazz"])
+    ds = scan_dataset(root)
+    assert ds.labels == ("blues", "classical", "jazz")
+    assert [t.track_id for t in ds.tracks][:2] == ["blues.00000", "blues.00001"]
+    assert len(ds.tracks) == 6
+
+
+def test_original_au_layout(tmp_path: Path, gtzan_sample: Path) -> None:
+    """The original GTZAN distribution: genres/<genre>/*.au, decoded for real."""
+    for genre in ("classical", "pop"):
+        (tmp_path / "genres" / genre).mkdir(parents=True)
+        for clip in sorted((gtzan_sample / genre).glob("*.wav"))[:2]:
+            out = tmp_path / "genres" / genre / (clip.stem + ".au")
+            subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(clip), "-t", "7", str(out)], check=True)
+    ds = scan_dataset(tmp_path)
+    assert ds.labels == ("classical", "pop")
+    features = extract_dataset(ds, FeatureConfig(), workers=1, use_cache=False, progress=False)
+    assert features.x.shape == (8, 130, 13)  # 2 windows of 3 s in each 7-s clip
+    assert sorted(set(features.track_ids.tolist())) == ["classical.00000", "classical.00001", "pop.00000", "pop.00035"]
+
+
+def test_corrupt_and_short_files_are_skipped_and_listed(tmp_path: Path, gtzan_sample: Path, monkeypatch) -> None:
+    monkeypatch.setenv("GENRECAST_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "ds"
+    _link_clips(gtzan_sample, root, ["blues", "jazz"], per_genre=1)
+    (root / "jazz" / "jazz.00054.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt garbage that is not audio")
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=1",
+                    str(root / "blues" / "blues.00099.wav")], check=True)
+    ds = scan_dataset(root)
+    features = extract_dataset(ds, FeatureConfig(), workers=2, progress=False)
+    skipped = {Path(p).name: reason for p, reason in features.skipped}
+    assert set(skipped) == {"jazz.00054.wav", "blues.00099.wav"}
+    assert "too short" in skipped["blues.00099.wav"]
+    assert set(features.track_ids.tolist()) == {"blues.00000", "jazz.00000"}
+    again = extract_dataset(ds, FeatureConfig(), workers=2, progress=False)
+    assert again.from_cache and np.array_equal(again.x, features.x) and len(again.skipped) == 2
+    other = extract_dataset(ds, FeatureConfig(n_mfcc=20), workers=2, progress=False)
+    assert not other.from_cache and other.x.shape[-1] == 20
+
+
+def test_empty_and_single_genre_datasets_are_clear_errors(tmp_path: Path, gtzan_sample: Path) -> None:
+    (tmp_path / "empty" / "rock").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="no audio files"):
+        scan_dataset(tmp_path / "empty")
+    _link_clips(gtzan_sample, tmp_path / "one", ["blues"])
+    with pytest.raises(DatasetError, match="only one genre"):
+        scan_dataset(tmp_path / "one")
+
+
+def test_track_ids_from_list_entries() -> None:
+    assert normalise_track_id("blues/blues.00012.wav") == "blues.00012"
+    assert normalise_track_id("./blues_00012.wav") == "blues.00012"
+    assert normalise_track_id("classical.00003.au") == "classical.00003"

@@ -1,0 +1,72 @@
+"""Splits: no track on both sides (track split and split lists); the segment split warns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genrecast.trainer.splits import SplitError, list_split, segment_split, track_split
+
+GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
+
+
+def _gtzan_like(windows_per_track: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    ids, labels = [], []
+    for g, genre in enumerate(GENRES):
+        for n in range(100):
+            ids += [f"{genre}.{n:05d}"] * windows_per_track
+            labels += [g] * windows_per_track
+    return np.array(labels), np.array(ids)
+
+
+def _sides(split, ids):
+    return [set(ids[getattr(split, p)].tolist()) for p in ("train", "valid", "test")]
+
+
+def test_track_split_is_grouped_and_stratified() -> None:
+    y, ids = _gtzan_like()
+    split = track_split(y, ids, seed=3)
+    train, valid, test = _sides(split, ids)
+    assert not (train & test) and not (train & valid) and not (valid & test)
+    assert len(train | valid | test) == 1000
+    test_labels = y[split.test]
+    assert np.all(np.bincount(test_labels) == np.bincount(test_labels)[0])  # same count per genre
+    assert track_split(y, ids, seed=3).test.tolist() == split.test.tolist()  # repeatable
+
+
+def test_artist_filtered_lists(data_dir: Path) -> None:
+    lists = data_dir / "splits" / "jongpillee_music_dataset_split" / "GTZAN_split"
+    y, ids = _gtzan_like(windows_per_track=3)
+    split, missing = list_split(y, ids, lists)
+    train, valid, test = _sides(split, ids)
+    assert (len(train), len(valid), len(test)) == (443, 197, 290)
+    assert not (train & test) and not (valid & test) and not (train & valid)
+    assert missing == {"train": 0, "valid": 0, "test": 0}
+
+
+def test_lists_without_valid_draw_validation_from_train(tmp_path: Path) -> None:
+    y, ids = _gtzan_like(windows_per_track=2)
+    (tmp_path / "train.txt").write_text("\n".join(f"{g}/{g}.{n:05d}.wav" for g in GENRES for n in range(0, 70)))
+    (tmp_path / "test.txt").write_text("\n".join(f"{g}/{g}.{n:05d}.wav" for g in GENRES for n in range(70, 100)))
+    split, _ = list_split(y, ids, tmp_path)
+    train, valid, test = _sides(split, ids)
+    assert len(test) == 300 and len(train) + len(valid) == 700 and valid and not (train & valid)
+
+
+def test_overlapping_lists_are_refused(tmp_path: Path) -> None:
+    y, ids = _gtzan_like(windows_per_track=1)
+    (tmp_path / "train.txt").write_text("blues/blues.00001.wav\n")
+    (tmp_path / "test.txt").write_text("blues/blues.00001.wav\n")
+    with pytest.raises(SplitError, match="two sides"):
+        list_split(y, ids, tmp_path)
+
+
+def test_segment_split_mixes_tracks_and_warns() -> None:
+    y, ids = _gtzan_like()
+    split = segment_split(len(y), seed=0)
+    train, _, test = _sides(split, ids)
+    assert len(train & test) > 500  # siblings of test windows are trained on
+    assert "inflated" in split.warning
+    assert not (split.train & split.test).any()

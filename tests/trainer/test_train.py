@@ -1,0 +1,112 @@
+"""End to end: `genrecast train` makes a valid bundle with metrics, report and plots;
+`genrecast evaluate` reproduces its numbers; Keras and LiteRT agree."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import run_cli, sample_clips
+from genrecast.daemon.audio import load_audio
+from genrecast.daemon.bundle import BundleError, load_bundle
+from genrecast.daemon.classifier import KerasClassifier, LiteRTClassifier
+from genrecast.trainer.extract import split_windows
+from genrecast.daemon.features import window_features
+
+pytestmark = pytest.mark.slow
+
+
+def test_bundle_has_everything(trained_bundle: Path) -> None:
+    for name in ("model.keras", "model.tflite", "bundle.json", "metrics.json", "report.md", "confusion.png", "curves.png"):
+        assert (trained_bundle / name).is_file(), name
+    bundle = load_bundle(trained_bundle)
+    assert bundle.labels == ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
+    prov = bundle.provenance
+    assert prov["split"] == "track" and prov["arch"] == "cnn" and prov["seed"] == 0
+    assert len(prov["dataset_fingerprint"]) == 16 and "keras" in prov["libraries"]
+    metrics = json.loads((trained_bundle / "metrics.json").read_text())
+    assert {"window_accuracy", "track_accuracy", "per_genre_track", "confusion_track", "split"} <= set(metrics)
+    train_tracks, test_tracks = prov["split_sizes"]["train_tracks"], prov["split_sizes"]["test_tracks"]
+    assert test_tracks == len(prov["test_tracks"]) and train_tracks > test_tracks
+    report = (trained_bundle / "report.md").read_text()
+    assert "per-track accuracy" in report and "per-window accuracy" in report
+    assert (trained_bundle / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_reproduces_the_training_numbers(trained_bundle: Path, gtzan_sample: Path) -> None:
+    proc = run_cli("evaluate", str(trained_bundle), str(gtzan_sample), "--json")
+    assert proc.returncode == 0, proc.stderr
+    again = json.loads(proc.stdout)
+    recorded = json.loads((trained_bundle / "metrics.json").read_text())
+    assert again["track_accuracy"] == recorded["track_accuracy"]
+    assert again["window_accuracy"] == recorded["window_accuracy"]
+    assert again["confusion_track"] == recorded["confusion_track"]
+
+
+def test_keras_and_litert_agree_on_real_clips(trained_bundle: Path, gtzan_sample: Path) -> None:
+    bundle = load_bundle(trained_bundle, require="keras")
+    cfg = bundle.features
+    x = np.stack([window_features(w, cfg) for clip in sample_clips(gtzan_sample)[::3]
+                  for w in split_windows(load_audio(clip, cfg.sample_rate), cfg)[:3]])
+    lite = LiteRTClassifier(bundle).predict(x)
+    keras_probs = KerasClassifier(bundle).predict(x)
+    assert lite.shape == (len(x), 10)
+    assert np.max(np.abs(lite - keras_probs)) <= 1e-4
+    assert np.allclose(lite.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_segment_split_warns(tmp_path: Path, gtzan_sample: Path) -> None:
+    proc = run_cli("train", str(gtzan_sample), "--out", str(tmp_path / "seg"), "--split", "segment", "--epochs", "1", "--arch", "mlp")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "WARNING: segment split" in proc.stderr
+    assert "inflated" in (tmp_path / "seg" / "report.md").read_text()
+
+
+def _broken_copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_bundle_validation_names_the_problem(trained_bundle: Path, tmp_path: Path) -> None:
+    b = _broken_copy(trained_bundle, tmp_path / "missing")
+    (b / "model.tflite").unlink()
+    with pytest.raises(BundleError, match="missing model.tflite"):
+        load_bundle(b)
+
+    b = _broken_copy(trained_bundle, tmp_path / "labels")
+    doc = json.loads((b / "bundle.json").read_text())
+    doc["labels"] = doc["labels"][:-1]
+    (b / "bundle.json").write_text(json.dumps(doc))
+    with pytest.raises(BundleError, match="10 outputs but bundle.json lists 9 labels"):
+        load_bundle(b)
+
+    b = _broken_copy(trained_bundle, tmp_path / "version")
+    doc = json.loads((b / "bundle.json").read_text())
+    doc["format_version"] = 99
+    (b / "bundle.json").write_text(json.dumps(doc))
+    with pytest.raises(BundleError, match="unknown format_version 99"):
+        load_bundle(b)
+
+    b = _broken_copy(trained_bundle, tmp_path / "features")
+    doc = json.loads((b / "bundle.json").read_text())
+    doc["feature_config"]["n_mfcc"] = 20
+    doc["normalisation"] = {"mean": [0.0] * 20, "std": [1.0] * 20}
+    (b / "bundle.json").write_text(json.dumps(doc))
+    with pytest.raises(BundleError, match=r"expects input \(130, 13\) but the feature config gives \(130, 20\)"):
+        load_bundle(b)
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, trained_bundle: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    proc = run_cli("train", str(tmp_path / "empty"), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("genrecast: error: dataset") and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    b = _broken_copy(trained_bundle, tmp_path / "bad")
+    (b / "bundle.json").write_text("{not json")
+    proc = run_cli("classify", "--bundle", str(b), str(tmp_path / "x.wav"))
+    assert proc.returncode == 2 and "is not valid JSON" in proc.stderr and "Traceback" not in proc.stderr
