@@ -1,0 +1,1 @@
+"""genrecast benchmarks: ``python -m benchmarks`` prints a table and writes JSON."""

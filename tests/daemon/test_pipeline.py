@@ -1,0 +1,90 @@
+"""The pipeline over real audio: classify, finite sources, bad samples, schema-valid events."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+
+from helpers import run_cli
+from genrecast.daemon.audio import load_audio
+from genrecast.daemon.classifier import open_classifier
+from genrecast.daemon.events import load_schema
+from genrecast.daemon.pipeline import Pipeline, PipelineSettings
+
+SCHEMA = load_schema()
+
+
+class ArraySource:
+    """A finite in-memory source delivering ``audio`` in blocks (for pipeline logic tests)."""
+
+    finite = True
+
+    def __init__(self, name: str, audio: np.ndarray, rate: int, block: int = 4096) -> None:
+        self.name, self.audio, self.rate, self.block = name, audio, rate, block
+
+    def run(self, deliver, stop: threading.Event) -> None:
+        for i in range(0, len(self.audio), self.block):
+            if stop.is_set():
+                return
+            deliver(self.audio[i : i + self.block], self.rate)
+
+
+def _run(bundle: Path, sources, **settings):
+    events = []
+    pipeline = Pipeline(open_classifier(bundle), sources, events.append, PipelineSettings(**settings))
+    pipeline.run()
+    for e in events:
+        jsonschema.validate(e.to_dict(), SCHEMA)
+    return pipeline, events
+
+
+def test_two_sources_cover_their_audio(trained_bundle: Path, gtzan_sample: Path) -> None:
+    jazz = load_audio(gtzan_sample / "jazz" / "jazz.00000.wav", 44100)[: 44100 * 10]  # resampled by the pipeline
+    metal = load_audio(gtzan_sample / "metal" / "metal.00000.wav", 22050)[: 22050 * 7]
+    pipeline, events = _run(trained_bundle, [ArraySource("jazz", jazz, 44100), ArraySource("metal", metal, 22050)])
+    by_source = {name: [e for e in events if e.source == name] for name in ("jazz", "metal")}
+    assert [e.audio_start_seconds for e in by_source["jazz"]] == [0.0, 3.0, 6.0]  # 1 s left over: not classified
+    assert [e.audio_start_seconds for e in by_source["metal"]] == [0.0, 3.0]
+    assert [e.seq for e in by_source["jazz"]] == [0, 1, 2]
+    assert all(e.state in ("music", "uncertain") and e.genre and len(e.probabilities) == 10 for e in events)
+    assert pipeline.dropped_windows == 0
+
+
+def test_silence_and_non_finite_windows_are_never_music(trained_bundle: Path) -> None:
+    rate = 22050
+    loud = np.random.default_rng(1).standard_normal(rate * 3).astype(np.float32) * 0.2
+    garbage = loud.copy()
+    garbage[::100] = np.nan
+    infinite = loud.copy()
+    infinite[5] = np.inf
+    audio = np.concatenate([np.zeros(rate * 3, np.float32), garbage, infinite, loud])
+    _, events = _run(trained_bundle, [ArraySource("s", audio, rate)])
+    assert [e.state for e in events[:3]] == ["silence", "uncertain", "uncertain"]
+    assert all(e.genre is None and e.probabilities == {} for e in events[:3])
+    assert events[3].genre is not None
+
+
+def test_classify_cli_table_json_and_bad_files(trained_bundle: Path, gtzan_sample: Path, tmp_path: Path) -> None:
+    clip = gtzan_sample / "blues" / "blues.00099.mp3"
+    not_audio = tmp_path / "notes.wav"
+    not_audio.write_text("this is not audio")
+    empty = tmp_path / "empty.wav"
+    empty.touch()
+    proc = run_cli("classify", "--bundle", str(trained_bundle), "--json", str(not_audio), str(clip), str(empty))
+    assert proc.returncode == 1
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    windows = [line for line in lines if line["type"] == "window"]
+    verdicts = [line for line in lines if line["type"] == "verdict"]
+    assert len(windows) == 10 and len(verdicts) == 1 and verdicts[0]["file"] == str(clip)
+    assert windows[-1]["audio_end_seconds"] == pytest.approx(30.0, abs=0.1)
+    for w in windows:
+        jsonschema.validate({k: v for k, v in w.items() if k not in ("type", "file")}, SCHEMA)
+    assert "notes.wav: not decodable audio" in proc.stderr and "empty.wav: the file is empty" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    table = run_cli("classify", "--bundle", str(trained_bundle), str(clip))
+    assert table.returncode == 0 and "verdict:" in table.stdout and "27.0s" in table.stdout
