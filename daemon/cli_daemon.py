@@ -33,15 +33,9 @@ Stops on Ctrl-C or SIGTERM after classifying what is buffered; a finite source (
 """
 
 
-def default_bundle_path() -> Path:
-    """The bundle shipped inside the package (see README: the default model)."""
-    from importlib import resources
-
-    return Path(str(resources.files("genrecast.daemon").joinpath("default_bundle")))
-
-
 def open_bundle_classifier(bundle: Optional[Path], backend: str):
     from genrecast.daemon.classifier import open_classifier
+    from genrecast.daemon.service import default_bundle_path
 
     return open_classifier(bundle or default_bundle_path(), backend)
 
@@ -51,56 +45,82 @@ def register(app: typer.Typer) -> None:
 
     @app.command(help=RUN_HELP)
     def run(
-        source: list[str] = typer.Option(["mic"], "--source", "-s", help="Audio source SPEC (repeatable).", envvar="GENRECAST_SOURCE"),
-        sink: list[str] = typer.Option(["stdout"], "--sink", help="Event sink by name: stdout, mqtt, logfile or a plugin's (repeatable).", envvar="GENRECAST_SINK"),
-        bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help="Model bundle directory (default: the built-in model).", envvar="GENRECAST_BUNDLE"),
-        backend: str = typer.Option("litert", help="Classifier backend: litert (fast, no tensorflow) or keras.", envvar="GENRECAST_BACKEND"),
+        source: Optional[list[str]] = typer.Option(None, "--source", "-s", help="Audio source SPEC (repeatable). [default: mic]"),
+        sink: Optional[list[str]] = typer.Option(None, "--sink", help="Event sink by name: stdout, mqtt, logfile or a plugin's (repeatable). [default: stdout]"),
+        config_path: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML configuration file. [default: /etc/genrecast/config.toml if it exists]"),
+        bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help="Model bundle directory. [default: the built-in model]"),
+        backend: Optional[str] = typer.Option(None, help="Classifier backend: litert (fast, no tensorflow) or keras."),
         json_output: bool = typer.Option(False, "--json", help="stdout sink: JSON lines instead of readable lines."),
         hop_seconds: Optional[float] = typer.Option(None, min=0.1, help="Seconds between window starts (default: the window length; 1.5 overlaps 3-s windows)."),
-        silence_dbfs: float = typer.Option(-50.0, help="Windows quieter than this RMS level (dBFS) are 'silence'."),
-        min_confidence: float = typer.Option(0.25, min=0, max=1, help="Windows whose top probability is lower are 'uncertain'."),
-        smooth_windows: int = typer.Option(5, min=1, help="K: windows averaged for the smoothed genre."),
-        hold_windows: int = typer.Option(2, min=1, help="M: windows a new smoothed genre must lead before it counts as changed."),
+        silence_dbfs: Optional[float] = typer.Option(None, help="Windows quieter than this RMS level (dBFS) are 'silence'. [default: -50]"),
+        min_confidence: Optional[float] = typer.Option(None, help="Windows whose top probability is lower are 'uncertain'. [default: 0.25]"),
+        smooth_windows: Optional[int] = typer.Option(None, help="K: windows averaged for the smoothed genre. [default: 5]"),
+        hold_windows: Optional[int] = typer.Option(None, help="M: windows a new smoothed genre must lead before it counts as changed. [default: 2]"),
         realtime: bool = typer.Option(False, "--realtime", help="file: sources play at real-time speed."),
         loop: bool = typer.Option(False, "--loop", help="file: sources start again at their end (never finite)."),
-        fmt: str = typer.Option("f32le", "--format", help="stdin source: s16le or f32le."),
-        rate: int = typer.Option(22050, help="stdin source: sample rate in Hz."),
-        channels: int = typer.Option(1, help="stdin source: channels."),
-        stall_seconds: float = typer.Option(10.0, help="Restart a stream or microphone that delivers no audio for this long."),
+        fmt: Optional[str] = typer.Option(None, "--format", help="stdin source: s16le or f32le. [default: f32le]"),
+        rate: Optional[int] = typer.Option(None, help="stdin source: sample rate in Hz. [default: 22050]"),
+        channels: Optional[int] = typer.Option(None, help="stdin source: channels. [default: 1]"),
+        stall_seconds: Optional[float] = typer.Option(None, help="Restart a stream or microphone that delivers no audio for this long. [default: 10]"),
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
     ) -> None:
-        from genrecast.daemon.bundle import BundleError
         from genrecast.daemon.cli import fail, setup_logging
-        from genrecast.daemon.pipeline import Pipeline, PipelineSettings
-        from genrecast.daemon.smoothing import SmoothingSettings
-        from genrecast.daemon.sources import SourceError, parse_source
+        from genrecast.daemon.config import ConfigError, load_config, require_valid, world_readable_secret
+        from genrecast.daemon.service import run_daemon
 
         setup_logging(verbose)
+        flags = {
+            "sources": source or None, "sinks": sink or None, "model.bundle": str(bundle) if bundle else None,
+            "model.backend": backend, "stdout.json": True if json_output else None,
+            "windowing.hop_seconds": hop_seconds, "smoothing.silence_dbfs": silence_dbfs,
+            "smoothing.min_confidence": min_confidence, "smoothing.windows": smooth_windows,
+            "smoothing.hold_windows": hold_windows, "input.realtime": True if realtime else None,
+            "input.loop": True if loop else None, "input.format": fmt, "input.rate": rate,
+            "input.channels": channels, "input.stall_seconds": stall_seconds,
+        }
         try:
-            settings = PipelineSettings(
-                hop_seconds=hop_seconds,
-                smoothing=SmoothingSettings(silence_dbfs=silence_dbfs, min_confidence=min_confidence,
-                                            windows=smooth_windows, hold_windows=hold_windows),
-            )
-            classifier = open_bundle_classifier(bundle, backend)
-            sources = [
-                parse_source(spec, realtime=realtime, loop=loop, stdin_format=fmt, stdin_rate=rate,
-                             stdin_channels=channels, stall_seconds=stall_seconds)
-                for spec in source
-            ]
-            publisher = open_publisher(sink, json_output, list(classifier.bundle.labels))
-        except (BundleError, SourceError, ValueError, OSError) as exc:
-            fail(str(exc))
-        pipeline = Pipeline(classifier, sources, publisher.publish, settings)
-        _install_signal_handlers(pipeline)
-        log.info("listening to %s with model %s", ", ".join(s.name for s in sources), classifier.bundle.model_id)
-        try:
-            publisher.start()
-            pipeline.run()
-        finally:
-            publisher.stop(5.0)
-        if pipeline.dropped_windows:
-            log.warning("dropped %d windows because classification fell behind", pipeline.dropped_windows)
+            config = require_valid(load_config(config_path, flags))
+        except ConfigError as exc:
+            fail("invalid configuration: " + "; ".join(exc.problems) + " (run `genrecast config check` for the full list)")
+        if warning := world_readable_secret(config):
+            log.warning(warning)
+        raise typer.Exit(run_daemon(config))
+
+    config_app = typer.Typer(help="Show or check the effective configuration (defaults < file < GENRECAST_* env < flags).", no_args_is_help=True)
+    app.add_typer(config_app, name="config")
+
+    @config_app.command("show")
+    def config_show(
+        config_path: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML configuration file."),
+        json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
+        """Print every key's effective value and where it came from (default, file, env, flag); secrets redacted."""
+        from genrecast.daemon.config import load_config
+
+        config = load_config(config_path)
+        rows = config.show()
+        if json_output:
+            typer.echo(json.dumps([{"key": k, "value": v, "origin": o} for k, v, o in rows]))
+        else:
+            width = max(len(k) for k, _, _ in rows)
+            for key, value, origin in rows:
+                typer.echo(f"{key:<{width}}  {value:<30}  ({origin})")
+        for problem in config.problems:
+            typer.echo(f"genrecast: warning: {problem}", err=True)
+
+    @config_app.command("check")
+    def config_check(config_path: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML configuration file.")) -> None:
+        """Validate the configuration; list every problem and exit 1 if there is any."""
+        from genrecast.daemon.config import load_config, world_readable_secret
+
+        config = load_config(config_path)
+        for problem in config.problems:
+            typer.echo(f"genrecast: error: {problem}", err=True)
+        if warning := world_readable_secret(config):
+            typer.echo(f"genrecast: warning: {warning}", err=True)
+        if config.problems:
+            raise typer.Exit(1)
+        typer.echo(f"configuration OK ({config.path or 'defaults and environment only'})")
 
     @app.command()
     def classify(
@@ -140,6 +160,36 @@ def register(app: typer.Typer) -> None:
         if failed:
             raise typer.Exit(1)
 
+    service_app = typer.Typer(help="Install genrecast as a systemd service.", no_args_is_help=True)
+    app.add_typer(service_app, name="service")
+
+    @service_app.command("install")
+    def service_install(
+        dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be written; change nothing."),
+        root: Path = typer.Option(Path("/"), help="Install under this root directory (for packaging and tests)."),
+        executable: Optional[str] = typer.Option(None, help="Path of the genrecast command for ExecStart. [default: this one]"),
+    ) -> None:
+        """Write /etc/systemd/system/genrecast.service and, unless one exists, /etc/genrecast/config.toml.
+
+        Then: systemctl daemon-reload && systemctl enable --now genrecast
+        """
+        from genrecast.daemon.cli import fail
+        from genrecast.daemon.install import install
+
+        if not dry_run and root == Path("/") and os.geteuid() != 0:
+            fail("service install writes to /etc: run it as root (sudo), or use --dry-run")
+        try:
+            steps = install(root, executable, dry_run=dry_run)
+        except OSError as exc:
+            fail(f"cannot install: {exc}")
+        for step in steps:
+            verb = ("would write" if dry_run else "wrote") if step.action == "write" else "keeping existing"
+            typer.echo(f"{verb} {step.path}")
+            if dry_run and step.action == "write" and step.text:
+                typer.echo("".join(f"    {line}\n" for line in step.text.splitlines()))
+        if not dry_run:
+            typer.echo("next: systemctl daemon-reload && systemctl enable --now genrecast")
+
     @app.command()
     def devices(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
         """List the audio input devices that `--source mic:NAME_OR_INDEX` can name."""
@@ -155,38 +205,3 @@ def register(app: typer.Typer) -> None:
         for d in found:
             mark = "*" if d.get("is_default") else " "
             typer.echo(f"{mark} {d['index']:>3}  {d['name']}  ({d['channels']} ch, {d['default_samplerate']:.0f} Hz)")
-
-
-def _install_signal_handlers(pipeline) -> None:
-    state = {"interrupts": 0}
-
-    def handle(signum, frame) -> None:
-        state["interrupts"] += 1
-        if signum == signal.SIGINT and state["interrupts"] > 1:
-            os._exit(130)
-        log.info("received %s: stopping after the buffered windows", signal.Signals(signum).name)
-        pipeline.stop()
-
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
-
-
-class _PrintPublisher:
-    """Fallback publisher until the plugin layer provides sinks: events on stdout."""
-
-    def __init__(self, json_output: bool) -> None:
-        self.json_output = json_output
-
-    def start(self) -> None: ...
-
-    def publish(self, event) -> None:
-        line = event.to_json() if self.json_output else f"{event.utc} {event.source} {event.state} {event.genre} {event.probability:.2f} smoothed={event.smoothed_genre}"
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-
-    def stop(self, deadline_seconds: float) -> None: ...
-
-
-def open_publisher(sinks: list[str], json_output: bool, labels: list[str]):
-    """The object the pipeline publishes events to (start / publish / stop)."""
-    return _PrintPublisher(json_output)

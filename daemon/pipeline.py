@@ -174,6 +174,7 @@ class Pipeline:
         self._running = 0
         self.dropped_windows = 0
         self.events_published = 0
+        self.last_event: GenreEvent | None = None
         self.last_progress_monotonic = time.monotonic()
 
     # -- source side --------------------------------------------------------
@@ -235,6 +236,7 @@ class Pipeline:
             for event in self.maker.events(batch):
                 self.publish(event)
                 self.events_published += 1
+                self.last_event = event
         for t in threads:
             t.join(timeout=5)
 

@@ -1,0 +1,245 @@
+"""Configuration: built-in defaults < TOML file < ``GENRECAST_*`` environment < flags.
+
+:func:`load_config` is the one place the layers merge. Every value remembers
+where it came from, so ``genrecast config show`` can say so (secrets redacted),
+and ``genrecast config check`` lists every problem at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+DEFAULT_CONFIG_PATH = Path("/etc/genrecast/config.toml")
+ENV_PREFIX = "GENRECAST_"
+REDACTED = "********"
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its type, default, allowed range and meaning."""
+
+    type: type | tuple[type, ...]
+    default: Any
+    help: str
+    check: Callable[[Any], str | None] | None = None
+    secret: bool = False
+    must_exist: bool = False
+    """For paths: the file or directory must exist."""
+
+
+def _range(lo: float, hi: float) -> Callable[[Any], str | None]:
+    return lambda v: None if lo <= v <= hi else f"must be between {lo} and {hi}"
+
+
+def _choice(*options: str) -> Callable[[Any], str | None]:
+    return lambda v: None if v in options else f"must be one of {', '.join(options)}"
+
+
+#: Every key, as "section.key" ("" section for top-level keys). Sink sections are
+#: validated here too, so one check covers the whole file.
+KEYS: dict[str, Key] = {
+    "sinks": Key(list, ["stdout"], "Sinks events go to, by name: stdout, mqtt, logfile or a plugin's."),
+    "sources": Key(list, ["mic"], "Audio sources: mic, mic:NAME_OR_INDEX, file:PATH, - or a URL."),
+    "model.bundle": Key(str, "", "Model bundle directory; empty for the built-in model.", must_exist=True),
+    "model.backend": Key(str, "litert", "Classifier backend: litert (no tensorflow) or keras.", _choice("litert", "keras")),
+    "windowing.hop_seconds": Key((int, float), 0.0, "Seconds between window starts; 0 means the window length.", _range(0, 60)),
+    "smoothing.silence_dbfs": Key((int, float), -50.0, "Windows below this RMS level (dBFS) are 'silence'.", _range(-200, 0)),
+    "smoothing.min_confidence": Key((int, float), 0.25, "Windows whose top probability is lower are 'uncertain'.", _range(0, 1)),
+    "smoothing.windows": Key(int, 5, "K: windows averaged for the smoothed genre.", _range(1, 1000)),
+    "smoothing.hold_windows": Key(int, 2, "M: windows a new genre must lead before 'changed'.", _range(1, 1000)),
+    "input.realtime": Key(bool, False, "file: sources play at real-time speed."),
+    "input.loop": Key(bool, False, "file: sources start again at their end."),
+    "input.format": Key(str, "f32le", "stdin source sample format.", _choice("s16le", "f32le")),
+    "input.rate": Key(int, 22050, "stdin source sample rate (Hz).", _range(1000, 384000)),
+    "input.channels": Key(int, 1, "stdin source channels.", _range(1, 32)),
+    "input.stall_seconds": Key((int, float), 10.0, "Restart a source that delivers no audio for this long.", _range(0.5, 3600)),
+    "stdout.json": Key(bool, False, "stdout sink prints JSON lines instead of readable lines."),
+    "mqtt.host": Key(str, "localhost", "MQTT broker host."),
+    "mqtt.port": Key(int, 1883, "MQTT broker port.", _range(1, 65535)),
+    "mqtt.username": Key(str, "", "MQTT user name (empty: anonymous)."),
+    "mqtt.password": Key(str, "", "MQTT password (prefer password_file or the systemd credential mqtt_password).", secret=True),
+    "mqtt.password_file": Key(str, "", "File holding the MQTT password.", must_exist=True),
+    "mqtt.client_id": Key(str, "", "MQTT client id (empty: genrecast-<hostname>)."),
+    "mqtt.prefix": Key(str, "genrecast", "Topic prefix."),
+    "mqtt.qos": Key(int, 1, "QoS of event and state messages.", _range(0, 2)),
+    "mqtt.keepalive_seconds": Key(int, 60, "MQTT keepalive.", _range(5, 3600)),
+    "mqtt.tls": Key(bool, False, "Connect with TLS."),
+    "mqtt.ca_file": Key(str, "", "CA certificate file for TLS (empty: system CAs).", must_exist=True),
+    "mqtt.cert_file": Key(str, "", "Client certificate for TLS.", must_exist=True),
+    "mqtt.key_file": Key(str, "", "Client key for TLS.", must_exist=True),
+    "mqtt.insecure": Key(bool, False, "Skip TLS host-name verification (never in production)."),
+    "mqtt.discovery": Key(bool, True, "Publish Home Assistant discovery."),
+    "mqtt.discovery_prefix": Key(str, "homeassistant", "Home Assistant discovery prefix."),
+    "mqtt.state_interval_seconds": Key((int, float), 60.0, "Re-publish the retained state this often.", _range(1, 86400)),
+    "mqtt.queue_size": Key(int, 10000, "Events kept while the broker is away; older ones are dropped.", _range(1, 10_000_000)),
+    "logfile.path": Key(str, "genrecast-events.jsonl", "Event log file (JSON lines); relative paths go under $LOGS_DIRECTORY if set."),
+    "logfile.max_bytes": Key(int, 10_000_000, "Rotate the log at this size.", _range(1000, 10**12)),
+    "logfile.backups": Key(int, 5, "Rotated logs kept.", _range(0, 1000)),
+    "metrics.enabled": Key(bool, False, "Serve Prometheus metrics."),
+    "metrics.host": Key(str, "127.0.0.1", "Metrics listen address."),
+    "metrics.port": Key(int, 9464, "Metrics listen port.", _range(1, 65535)),
+}
+
+
+class ConfigError(ValueError):
+    """The configuration has problems; ``problems`` lists every one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class Config:
+    """The merged configuration: values and where each came from."""
+
+    values: dict[str, Any]
+    origins: dict[str, str]
+    path: Path | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def section(self, name: str) -> dict[str, Any]:
+        """The keys of one section, without the section prefix (e.g. ``mqtt`` for a sink)."""
+        prefix = name + "."
+        return {k[len(prefix):]: v for k, v in self.values.items() if k.startswith(prefix)}
+
+    def show(self) -> list[tuple[str, str, str]]:
+        """(key, value, origin) rows with secrets redacted."""
+        rows = []
+        for key in KEYS:
+            value = self.values[key]
+            if KEYS[key].secret and value:
+                value = REDACTED
+            rows.append((key, repr(value) if not isinstance(value, str) else value, self.origins[key]))
+        return rows
+
+
+def _flatten(doc: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in doc.items():
+        if name == "sources" and isinstance(value, list):
+            specs = []
+            for item in value:
+                spec = item.get("spec") if isinstance(item, dict) else item
+                if isinstance(spec, str):
+                    specs.append(spec)
+                else:
+                    problems.append("sources: each entry needs a spec string, e.g. [[sources]] spec = \"mic\"")
+            flat["sources"] = specs
+        elif isinstance(value, dict):
+            for key, inner in value.items():
+                flat[f"{name}.{key}"] = inner
+        else:
+            flat[name] = value
+    return flat
+
+
+def _suggest(key: str) -> str:
+    close = difflib.get_close_matches(key, KEYS, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _coerce_env(key: str, raw: str) -> Any:
+    kind = KEYS[key].type
+    types = kind if isinstance(kind, tuple) else (kind,)
+    if list in types:
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    if bool in types:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"expects true or false, not {raw!r}")
+    if int in types and float not in types:
+        return int(raw)
+    if float in types:
+        return float(raw)
+    return raw
+
+
+def env_name(key: str) -> str:
+    """``mqtt.host`` → ``GENRECAST_MQTT_HOST``."""
+    return ENV_PREFIX + key.replace(".", "_").upper()
+
+
+def _validate(key: str, value: Any, origin: str, problems: list[str]) -> None:
+    spec = KEYS[key]
+    types = spec.type if isinstance(spec.type, tuple) else (spec.type,)
+    if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+        problems.append(f"{key} ({origin}): expected {' or '.join(t.__name__ for t in types)}, got {type(value).__name__} {value!r}")
+        return
+    if spec.type is list and not all(isinstance(v, str) for v in value):
+        problems.append(f"{key} ({origin}): expected a list of strings")
+        return
+    if spec.check and (message := spec.check(value)):
+        problems.append(f"{key} ({origin}): {value!r} {message}")
+    if spec.must_exist and value and not Path(value).exists():
+        problems.append(f"{key} ({origin}): {value} does not exist")
+
+
+def load_config(path: Path | None = None, flags: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Config:
+    """Merge defaults, the TOML file at ``path`` (default :data:`DEFAULT_CONFIG_PATH` if it
+    exists), ``GENRECAST_*`` variables and ``flags`` (``None`` values are ignored).
+
+    Problems are collected in ``Config.problems``; :func:`require_valid` raises them.
+    """
+    env = os.environ if env is None else env
+    values = {k: spec.default for k, spec in KEYS.items()}
+    origins = {k: "default" for k in KEYS}
+    problems: list[str] = []
+    explicit = path is not None or bool(env.get(ENV_PREFIX + "CONFIG"))
+    path = Path(path or env.get(ENV_PREFIX + "CONFIG") or DEFAULT_CONFIG_PATH)
+    used_path = None
+    if path.is_file():
+        used_path = path
+        try:
+            doc = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            problems.append(f"{path}: not valid TOML ({exc})")
+            doc = {}
+        for key, value in _flatten(doc, problems).items():
+            if key not in KEYS:
+                problems.append(f"{path}: unknown key {key!r}{_suggest(key)}")
+                continue
+            values[key], origins[key] = value, f"file {path}"
+    elif explicit:
+        problems.append(f"config file {path} does not exist; create it (see systemd/config.example.toml) or drop --config")
+    for key in KEYS:
+        name = env_name(key)
+        if name in env:
+            try:
+                values[key], origins[key] = _coerce_env(key, env[name]), f"env {name}"
+            except ValueError as exc:
+                problems.append(f"{name}: {exc}")
+    for key, value in (flags or {}).items():
+        if value is not None:
+            values[key], origins[key] = value, "flag"
+    for key in KEYS:
+        _validate(key, values[key], origins[key], problems)
+    if not values["sources"]:
+        problems.append("sources: at least one source is needed")
+    return Config(values=values, origins=origins, path=used_path, problems=problems)
+
+
+def world_readable_secret(config: Config) -> str | None:
+    """A warning if the config file holds a secret and other users can read it."""
+    if config.path is None or not any(config.values[k] and config.origins[k].startswith("file") for k, s in KEYS.items() if s.secret):
+        return None
+    if config.path.stat().st_mode & 0o004:
+        return f"{config.path} holds a password and is readable by every user; chmod 640 it, or use mqtt.password_file or LoadCredential="
+    return None
+
+
+def require_valid(config: Config) -> Config:
+    """Raise :class:`ConfigError` listing every problem, if any."""
+    if config.problems:
+        raise ConfigError(config.problems)
+    return config

@@ -1,0 +1,178 @@
+"""The long-running service around the pipeline: sinks, signals, sd_notify and the watchdog."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from genrecast.daemon.config import Config
+from genrecast.daemon.notify import Notifier, watchdog_seconds
+
+log = logging.getLogger("genrecast.daemon")
+
+#: Seconds the sinks get to flush at shutdown (below the unit's TimeoutStopSec=20).
+STOP_DEADLINE_SECONDS = 8.0
+
+
+def default_bundle_path() -> Path:
+    """The bundle shipped inside the package (see README: the default model)."""
+    from importlib import resources
+
+    return Path(str(resources.files("genrecast.daemon").joinpath("default_bundle")))
+
+
+def open_classifier_for(config: Config):
+    from genrecast.daemon.classifier import open_classifier
+
+    return open_classifier(config["model.bundle"] or default_bundle_path(), config["model.backend"])
+
+
+def open_sources(config: Config) -> list:
+    from genrecast.daemon.sources import parse_source
+
+    return [
+        parse_source(spec, realtime=config["input.realtime"], loop=config["input.loop"], stdin_format=config["input.format"],
+                     stdin_rate=config["input.rate"], stdin_channels=config["input.channels"],
+                     stall_seconds=config["input.stall_seconds"])
+        for spec in config["sources"]
+    ]
+
+
+def pipeline_settings(config: Config):
+    from genrecast.daemon.pipeline import PipelineSettings
+    from genrecast.daemon.smoothing import SmoothingSettings
+
+    return PipelineSettings(
+        hop_seconds=config["windowing.hop_seconds"] or None,
+        smoothing=SmoothingSettings(
+            silence_dbfs=config["smoothing.silence_dbfs"], min_confidence=config["smoothing.min_confidence"],
+            windows=config["smoothing.windows"], hold_windows=config["smoothing.hold_windows"],
+        ),
+    )
+
+
+class _PrintPublisher:
+    """Events on stdout, used only while no plugin layer is installed."""
+
+    def __init__(self, json_output: bool) -> None:
+        self.json_output = json_output
+
+    def start(self) -> None: ...
+
+    def publish(self, event) -> None:
+        line = event.to_json() if self.json_output else f"{event.utc} {event.source} {event.state} {event.genre} {event.probability:.2f} smoothed={event.smoothed_genre}"
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    def stop(self, deadline_seconds: float) -> None: ...
+
+    def reopen(self) -> None: ...
+
+
+def open_publisher(config: Config, labels: list[str]):
+    """The object events go to: ``start()``, ``publish(event)``, ``stop(deadline_seconds)``, ``reopen()``."""
+    try:
+        from genrecast.plugins.publisher import open_sink_publisher
+    except ImportError:
+        return _PrintPublisher(config["stdout.json"])
+    return open_sink_publisher(config, labels)
+
+
+class Watchdog:
+    """Pets systemd's watchdog only while the pipeline makes progress: its classifier
+    loop is alive and audio arrived recently. Also keeps ``STATUS=`` current."""
+
+    def __init__(self, pipeline, notifier: Notifier, timeout_seconds: float | None) -> None:
+        self.pipeline, self.notifier, self.timeout_seconds = pipeline, notifier, timeout_seconds
+        self.ready = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="watchdog", daemon=True)
+
+    def healthy(self) -> bool:
+        now = time.monotonic()
+        limit = self.timeout_seconds or 30.0
+        audio = [s.last_audio_monotonic for s in self.pipeline.states.values() if s.last_audio_monotonic]
+        return now - self.pipeline.last_progress_monotonic < limit and bool(audio) and now - max(audio) < limit
+
+    def status(self) -> str:
+        last = self.pipeline.last_event
+        genre = f"{last.smoothed_genre or last.state} on {last.source}" if last else "no genre yet"
+        return f"STATUS={len(self.pipeline.sources)} source(s): {', '.join(self.pipeline.states)}; {genre}; {self.pipeline.events_published} events"
+
+    def _loop(self) -> None:
+        period = min(5.0, (self.timeout_seconds or 10.0) / 3)
+        while not self._stop.wait(0.2 if not self.ready else period):
+            if not self.ready and any(s.last_audio_monotonic for s in self.pipeline.states.values()):
+                self.ready = True
+                self.notifier.send("READY=1", self.status())
+                log.info("ready: model loaded and audio arriving")
+                continue
+            if self.ready:
+                if self.healthy():
+                    self.notifier.send("WATCHDOG=1", self.status())
+                else:
+                    self.notifier.send(self.status() + " (stalled)")
+                    log.warning("pipeline stalled: no progress for %.0f s; not petting the watchdog", self.timeout_seconds or 30)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+
+def run_daemon(config: Config) -> int:
+    """Run until the sources end or a signal stops us; returns the exit code."""
+    from genrecast.daemon.bundle import BundleError
+    from genrecast.daemon.cli import fail
+    from genrecast.daemon.pipeline import Pipeline
+    from genrecast.daemon.sources import SourceError
+
+    try:
+        classifier = open_classifier_for(config)
+        sources = open_sources(config)
+        publisher = open_publisher(config, list(classifier.bundle.labels))
+    except (BundleError, SourceError, ValueError, OSError) as exc:
+        fail(str(exc))
+    pipeline = Pipeline(classifier, sources, publisher.publish, pipeline_settings(config))
+    notifier = Notifier()
+    watchdog = Watchdog(pipeline, notifier, watchdog_seconds())
+    _install_signal_handlers(pipeline, publisher)
+    log.info("listening to %s with model %s", ", ".join(s.name for s in sources), classifier.bundle.model_id)
+    publisher.start()
+    watchdog.start()
+    try:
+        pipeline.run()
+    finally:
+        notifier.send("STOPPING=1")
+        watchdog.stop()
+        publisher.stop(STOP_DEADLINE_SECONDS)
+        notifier.close()
+    if pipeline.dropped_windows:
+        log.warning("dropped %d windows because classification fell behind", pipeline.dropped_windows)
+    return 0
+
+
+def _install_signal_handlers(pipeline, publisher) -> None:
+    state = {"interrupts": 0}
+
+    def stop(signum, frame) -> None:
+        state["interrupts"] += 1
+        if signum == signal.SIGINT and state["interrupts"] > 1:
+            os._exit(130)
+        log.info("received %s: stopping after the buffered windows", signal.Signals(signum).name)
+        pipeline.stop()
+
+    def reopen(signum, frame) -> None:
+        log.info("received SIGHUP: reopening log files")
+        publisher.reopen()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, reopen)

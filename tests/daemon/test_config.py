@@ -1,0 +1,68 @@
+"""Configuration layers, `config show`, `config check`, and the example file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from helpers import REPO, run_cli
+from genrecast.daemon.config import KEYS, load_config
+from genrecast.daemon.install import example_config
+
+
+def test_precedence_default_file_env_flag(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[mqtt]\nhost = "from-file"\nport = 1884\n[smoothing]\nwindows = 7\n[[sources]]\nspec = "file:a.wav"\n')
+    config = load_config(path, flags={"mqtt.port": 1999, "smoothing.windows": None},
+                         env={"GENRECAST_MQTT_HOST": "from-env", "GENRECAST_SINKS": "stdout,mqtt"})
+    assert not config.problems
+    assert (config["mqtt.host"], config.origins["mqtt.host"]) == ("from-env", "env GENRECAST_MQTT_HOST")
+    assert (config["mqtt.port"], config.origins["mqtt.port"]) == (1999, "flag")
+    assert (config["smoothing.windows"], config.origins["smoothing.windows"]) == (7, f"file {path}")
+    assert config["sources"] == ["file:a.wav"] and config["sinks"] == ["stdout", "mqtt"]
+    assert config.origins["mqtt.qos"] == "default"
+    assert config.section("mqtt")["host"] == "from-env"
+
+
+def test_every_problem_is_listed(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[mqt]\nhost = 1\n[mqtt]\nqos = 5\nkeepalive_seconds = "x"\nca_file = "/nonexistent/ca.pem"\n')
+    config = load_config(path, env={"GENRECAST_SMOOTHING_WINDOWS": "many"})
+    text = "\n".join(config.problems)
+    assert "unknown key 'mqt.host' (did you mean 'mqtt.host'?)" in text
+    assert "mqtt.qos" in text and "between 0 and 2" in text
+    assert "mqtt.keepalive_seconds" in text and "expected int" in text
+    assert "/nonexistent/ca.pem does not exist" in text
+    assert "GENRECAST_SMOOTHING_WINDOWS" in text
+    assert len(config.problems) == 5
+
+
+def test_cli_check_and_show(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[mqtt]\npassword = "hunter2"\nqos = 9\n')
+    path.chmod(0o644)
+    proc = run_cli("config", "check", "--config", str(path))
+    assert proc.returncode == 1
+    assert "mqtt.qos" in proc.stderr and "readable by every user" in proc.stderr and "Traceback" not in proc.stderr
+    show = run_cli("config", "show", "--json", "--config", str(path), env={"PATH": "/usr/bin:/bin", "GENRECAST_MQTT_PORT": "1999"})
+    rows = {r["key"]: r for r in json.loads(show.stdout)}
+    assert rows["mqtt.password"]["value"] == "********" and "hunter2" not in show.stdout + show.stderr
+    assert rows["mqtt.port"] == {"key": "mqtt.port", "value": "1999", "origin": "env GENRECAST_MQTT_PORT"}
+    missing = run_cli("config", "check", "--config", str(tmp_path / "nope.toml"))
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+def test_run_refuses_a_bad_config_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[smoothing]\nwindows = 0\n")
+    proc = run_cli("run", "--config", str(path))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("genrecast: error: invalid configuration: smoothing.windows") and "Traceback" not in proc.stderr
+
+
+def test_example_config_documents_every_key_and_is_valid() -> None:
+    example = REPO / "systemd" / "config.example.toml"
+    assert example.read_text() == example_config(), "regenerate: python -c 'from genrecast.daemon.install import example_config; ...'"
+    config = load_config(example, env={})
+    assert not config.problems
+    assert all(config.origins[k].startswith("file") for k in KEYS)
