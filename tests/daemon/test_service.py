@@ -1,0 +1,120 @@
+"""The daemon as a service: sd_notify on a real NOTIFY_SOCKET, the watchdog, signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genrecast.daemon.audio import load_audio
+
+GENRECAST = str(Path(sys.executable).parent / "genrecast")
+
+
+class NotifySocket:
+    """A real datagram socket standing in for systemd's NOTIFY_SOCKET."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.messages: list[str] = []
+
+    def wait_for(self, predicate, deadline_seconds: float, after: int = 0) -> str:
+        """Receive until a message (after the first ``after``) satisfies ``predicate``."""
+        end = time.monotonic() + deadline_seconds
+        for message in self.messages[after:]:
+            if predicate(message):
+                return message
+        while time.monotonic() < end:
+            self.sock.settimeout(max(0.01, end - time.monotonic()))
+            try:
+                message = self.sock.recv(4096).decode()
+            except socket.timeout:
+                break
+            self.messages.append(message)
+            if predicate(message):
+                return message
+        raise AssertionError(f"no matching sd_notify message within {deadline_seconds} s; got {self.messages[-5:]}")
+
+    def drain(self, seconds: float) -> list[str]:
+        """Every message that arrives within ``seconds`` (a scenario duration, not a synchronisation)."""
+        end = time.monotonic() + seconds
+        got = []
+        while (left := end - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                got.append(self.sock.recv(4096).decode())
+            except socket.timeout:
+                break
+        self.messages += got
+        return got
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path):
+    sock = NotifySocket(tmp_path / "notify.sock")
+    yield sock
+    sock.close()
+
+
+def _pcm(gtzan_sample: Path, seconds: float) -> bytes:
+    audio = load_audio(gtzan_sample / "rock" / "rock.00000.wav", 22050)[: int(22050 * seconds)]
+    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+@pytest.mark.slow
+def test_ready_watchdog_stall_and_stopping(trained_bundle: Path, gtzan_sample: Path, notify_socket: NotifySocket) -> None:
+    env = {**os.environ, "NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "1500000"}
+    env.pop("WATCHDOG_PID", None)
+    proc = subprocess.Popen(
+        [GENRECAST, "run", "--bundle", str(trained_bundle), "--source", "-", "--format", "s16le", "--rate", "22050", "--json"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )
+    try:
+        proc.stdin.write(_pcm(gtzan_sample, 7))
+        proc.stdin.flush()
+        ready = notify_socket.wait_for(lambda m: "READY=1" in m, 60)
+        assert "STATUS=" in ready
+        notify_socket.wait_for(lambda m: "WATCHDOG=1" in m, 10)
+        # no more audio: the pipeline stalls, so the watchdog must stop being petted
+        notify_socket.wait_for(lambda m: "stalled" in m, 10, after=len(notify_socket.messages))
+        quiet = notify_socket.drain(2.0)
+        assert not any("WATCHDOG=1" in m for m in quiet), quiet
+        # audio again: petting resumes
+        proc.stdin.write(_pcm(gtzan_sample, 4))
+        proc.stdin.flush()
+        notify_socket.wait_for(lambda m: "WATCHDOG=1" in m, 10, after=len(notify_socket.messages))
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err.decode()[-2000:]
+        notify_socket.wait_for(lambda m: "STOPPING=1" in m, 5)
+        assert len(out.decode().splitlines()) >= 3  # the buffered windows were classified before exit
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.slow
+def test_stdin_source_ends_cleanly(trained_bundle: Path, gtzan_sample: Path) -> None:
+    proc = subprocess.run(
+        [GENRECAST, "run", "--bundle", str(trained_bundle), "--source", "-", "--format", "s16le", "--rate", "22050", "--json"],
+        input=_pcm(gtzan_sample, 10), capture_output=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    import json
+
+    events = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert [e["audio_start_seconds"] for e in events] == [0.0, 3.0, 6.0, 9.0][: len(events)]
+    assert len(events) == 3  # the last second is shorter than half a window
