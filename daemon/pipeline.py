@@ -110,14 +110,19 @@ class EventMaker:
         self.model_id = classifier.bundle.model_id
         self.settings = settings
         self.classified = 0
+        self.on_batch: Callable[[int, float], None] | None = None
+        """Called with (windows, seconds) after each model call (metrics)."""
 
     def events(self, pending: list[PendingWindow]) -> list[GenreEvent]:
         """Events for ``pending`` windows, in order."""
         todo = [p for p in pending if p.features is not None]
         probs: dict[int, np.ndarray] = {}
         if todo:
+            started = time.perf_counter()
             out = self.classifier.predict(np.stack([p.features for p in todo]))
             self.classified += len(todo)
+            if self.on_batch is not None:
+                self.on_batch(len(todo), time.perf_counter() - started)
             probs = {id(p): row for p, row in zip(todo, out)}
         return [self._event(p, probs.get(id(p))) for p in pending]
 
@@ -175,6 +180,7 @@ class Pipeline:
         self.dropped_windows = 0
         self.events_published = 0
         self.last_event: GenreEvent | None = None
+        self.event_counts: dict[tuple[str, str | None], int] = {}
         self.last_progress_monotonic = time.monotonic()
 
     # -- source side --------------------------------------------------------
@@ -237,6 +243,8 @@ class Pipeline:
                 self.publish(event)
                 self.events_published += 1
                 self.last_event = event
+                key = (event.state, event.genre)
+                self.event_counts[key] = self.event_counts.get(key, 0) + 1
         for t in threads:
             t.join(timeout=5)
 

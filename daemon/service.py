@@ -145,6 +145,14 @@ def run_daemon(config: Config) -> int:
     watchdog = Watchdog(pipeline, notifier, watchdog_seconds())
     _install_signal_handlers(pipeline, publisher)
     log.info("listening to %s with model %s", ", ".join(s.name for s in sources), classifier.bundle.model_id)
+    metrics_server = None
+    if config["metrics.enabled"]:
+        from genrecast.daemon.metrics import start_metrics_server
+
+        try:
+            metrics_server = start_metrics_server(pipeline, publisher, config["metrics.host"], config["metrics.port"])
+        except OSError as exc:
+            log.error("cannot serve metrics on %s:%s (%s); going on without them", config["metrics.host"], config["metrics.port"], exc)
     publisher.start()
     watchdog.start()
     try:
@@ -152,6 +160,8 @@ def run_daemon(config: Config) -> int:
     finally:
         notifier.send("STOPPING=1")
         watchdog.stop()
+        if metrics_server is not None:
+            metrics_server.shutdown()
         publisher.stop(STOP_DEADLINE_SECONDS)
         notifier.close()
     if pipeline.dropped_windows:

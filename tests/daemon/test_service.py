@@ -118,3 +118,50 @@ def test_stdin_source_ends_cleanly(trained_bundle: Path, gtzan_sample: Path) -> 
     events = [json.loads(line) for line in proc.stdout.decode().splitlines()]
     assert [e["audio_start_seconds"] for e in events] == [0.0, 3.0, 6.0, 9.0][: len(events)]
     assert len(events) == 3  # the last second is shorter than half a window
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _scrape(port: int) -> dict[str, float]:
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
+@pytest.mark.slow
+def test_prometheus_counters_move(trained_bundle: Path, gtzan_sample: Path, notify_socket: NotifySocket) -> None:
+    port = _free_port()
+    env = {**os.environ, "GENRECAST_METRICS_ENABLED": "true", "GENRECAST_METRICS_PORT": str(port),
+           "NOTIFY_SOCKET": str(notify_socket.path)}
+    proc = subprocess.Popen(
+        [GENRECAST, "run", "--bundle", str(trained_bundle), "--source", "-", "--format", "s16le", "--rate", "22050", "--json"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )
+    try:
+        proc.stdin.write(_pcm(gtzan_sample, 4))
+        proc.stdin.flush()
+        notify_socket.wait_for(lambda m: "READY=1" in m, 60)
+        notify_socket.wait_for(lambda m: "1 events" in m, 10)
+        first = _scrape(port)
+        assert first["genrecast_windows_classified_total"] == 1
+        assert first["process_resident_memory_bytes"] > 10e6
+        proc.stdin.write(_pcm(gtzan_sample, 6))
+        proc.stdin.flush()
+        notify_socket.wait_for(lambda m: "3 events" in m, 10)
+        second = _scrape(port)
+        assert second["genrecast_windows_classified_total"] == 3
+        assert second["genrecast_classification_seconds_count"] >= 1
+        assert sum(v for k, v in second.items() if k.startswith("genrecast_events_total")) == 3
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)

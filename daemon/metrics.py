@@ -1,0 +1,68 @@
+"""Optional Prometheus endpoint (``[metrics] enabled = true``), bound to 127.0.0.1 by default.
+
+Counters are read from the running pipeline, sources and sinks at scrape time,
+so the hot path only keeps plain integers; classification latency is a histogram.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterator
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS_SECONDS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+
+
+class PipelineCollector:
+    """Exposes the pipeline's, the sources' and the sinks' counters."""
+
+    def __init__(self, pipeline, publisher) -> None:
+        self.pipeline, self.publisher = pipeline, publisher
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        p = self.pipeline
+        yield CounterMetricFamily("genrecast_windows_classified", "Windows run through the model.", value=p.maker.classified)
+        yield CounterMetricFamily("genrecast_windows_dropped", "Windows dropped because classification fell behind.", value=p.dropped_windows)
+        events = CounterMetricFamily("genrecast_events", "Events published, by state and genre.", labels=["state", "genre"])
+        for (state, genre), count in sorted(p.event_counts.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+            events.add_metric([state, genre or ""], count)
+        yield events
+        restarts = CounterMetricFamily("genrecast_source_restarts", "Source reconnects and restarts.", labels=["source"])
+        for source in p.sources:
+            restarts.add_metric([source.name], getattr(source, "restarts", 0))
+        yield restarts
+        stats = self.publisher.stats() if hasattr(self.publisher, "stats") else {}
+        for name, help_text, kind in (
+            ("errors", "Errors raised by a sink.", CounterMetricFamily),
+            ("dropped", "Events a sink dropped because its queue was full.", CounterMetricFamily),
+            ("queue_depth", "Events waiting in a sink's queue.", GaugeMetricFamily),
+            ("delivered", "Events a sink handled.", CounterMetricFamily),
+        ):
+            family = kind(f"genrecast_sink_{name}", help_text, labels=["sink"])
+            for sink, values in sorted(stats.items()):
+                if name in values:
+                    family.add_metric([sink], values[name])
+            yield family
+        mqtt = stats.get("mqtt", {})
+        if "connected" in mqtt:
+            yield GaugeMetricFamily("genrecast_mqtt_connected", "1 while connected to the broker.", value=int(bool(mqtt["connected"])))
+            yield CounterMetricFamily("genrecast_mqtt_reconnects", "Connections to the broker after the first.", value=mqtt.get("reconnects", 0))
+
+
+def start_metrics_server(pipeline, publisher, host: str, port: int):
+    """Serve /metrics on ``host:port``; returns the server (``shutdown()`` to stop)."""
+    from prometheus_client import CollectorRegistry, Histogram, start_http_server
+    from prometheus_client.process_collector import ProcessCollector
+
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)  # resident memory, CPU, open fds
+    registry.register(PipelineCollector(pipeline, publisher))
+    latency = Histogram("genrecast_classification_seconds", "Time to classify one batch of windows.",
+                        buckets=LATENCY_BUCKETS_SECONDS, registry=registry)
+    pipeline.maker.on_batch = lambda windows, seconds: latency.observe(seconds)
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    log.info("metrics on http://%s:%d/metrics", host, port)
+    return server
