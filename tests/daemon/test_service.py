@@ -68,6 +68,15 @@ def notify_socket(tmp_path: Path):
     sock.close()
 
 
+def _stdin_daemon_args(bundle: Path) -> list[str]:
+    return [GENRECAST, "run", "--bundle", str(bundle), "--source", "-", "--format", "s16le", "--rate", "22050", "--json"]
+
+
+def _start_stdin_daemon(bundle: Path, env: dict) -> subprocess.Popen:
+    """A daemon reading 16-bit PCM at 22050 Hz from a pipe we hold."""
+    return subprocess.Popen(_stdin_daemon_args(bundle), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
 def _pcm(gtzan_sample: Path, seconds: float) -> bytes:
     audio = load_audio(gtzan_sample / "rock" / "rock.00000.wav", 22050)[: int(22050 * seconds)]
     return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
@@ -77,10 +86,7 @@ def _pcm(gtzan_sample: Path, seconds: float) -> bytes:
 def test_ready_watchdog_stall_and_stopping(trained_bundle: Path, gtzan_sample: Path, notify_socket: NotifySocket) -> None:
     env = {**os.environ, "NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "1500000"}
     env.pop("WATCHDOG_PID", None)
-    proc = subprocess.Popen(
-        [GENRECAST, "run", "--bundle", str(trained_bundle), "--source", "-", "--format", "s16le", "--rate", "22050", "--json"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-    )
+    proc = _start_stdin_daemon(trained_bundle, env)
     try:
         proc.stdin.write(_pcm(gtzan_sample, 7))
         proc.stdin.flush()
@@ -109,7 +115,7 @@ def test_ready_watchdog_stall_and_stopping(trained_bundle: Path, gtzan_sample: P
 @pytest.mark.slow
 def test_stdin_source_ends_cleanly(trained_bundle: Path, gtzan_sample: Path) -> None:
     proc = subprocess.run(
-        [GENRECAST, "run", "--bundle", str(trained_bundle), "--source", "-", "--format", "s16le", "--rate", "22050", "--json"],
+        _stdin_daemon_args(trained_bundle),
         input=_pcm(gtzan_sample, 10), capture_output=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
@@ -143,10 +149,7 @@ def test_prometheus_counters_move(trained_bundle: Path, gtzan_sample: Path, noti
     port = _free_port()
     env = {**os.environ, "GENRECAST_METRICS_ENABLED": "true", "GENRECAST_METRICS_PORT": str(port),
            "NOTIFY_SOCKET": str(notify_socket.path)}
-    proc = subprocess.Popen(
-        [GENRECAST, "run", "--bundle", str(trained_bundle), "--source", "-", "--format", "s16le", "--rate", "22050", "--json"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-    )
+    proc = _start_stdin_daemon(trained_bundle, env)
     try:
         proc.stdin.write(_pcm(gtzan_sample, 4))
         proc.stdin.flush()
