@@ -39,3 +39,89 @@ def run_cli(*args: str, timeout: float = 300, **kwargs):
     return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
+
+
+class Daemon:
+    """A running ``genrecast run`` whose stdout JSON events and stderr log lines are
+    collected by reader threads; wait on them with deadlines."""
+
+    def __init__(self, args: list[str], env: dict | None = None, stdin=None) -> None:
+        import threading
+
+        exe = Path(sys.executable).parent / "genrecast"
+        self.proc = subprocess.Popen([str(exe), "run", *args], stdin=stdin, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=env)
+        self.events: list[dict] = []
+        self.stdout_lines: list[str] = []
+        self.log: list[str] = []
+        self._changed = threading.Condition()
+        self._threads = [threading.Thread(target=self._read, args=(self.proc.stdout, True), daemon=True),
+                         threading.Thread(target=self._read, args=(self.proc.stderr, False), daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def _read(self, pipe, is_stdout: bool) -> None:
+        import json
+
+        for line in pipe:
+            with self._changed:
+                if is_stdout:
+                    self.stdout_lines.append(line)
+                    try:
+                        self.events.append(json.loads(line))
+                    except ValueError:
+                        pass
+                else:
+                    self.log.append(line)
+                self._changed.notify_all()
+
+    def wait(self, predicate, deadline_seconds: float, what: str):
+        """Wait until ``predicate(self)`` is truthy; fail with the log tail at the deadline."""
+        import time
+
+        end = time.monotonic() + deadline_seconds
+        with self._changed:
+            while not (result := predicate(self)):
+                left = end - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not predicate(self)):
+                    if self.proc.poll() is not None:
+                        self._changed.wait(0.5)
+                        if (result := predicate(self)):
+                            return result
+                    raise AssertionError(f"timed out waiting for {what}; log tail:\n{''.join(self.log[-15:])}")
+                self._changed.wait(min(left, 0.5))
+        return result
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, then wait for the exit code."""
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        finally:
+            self.kill()
+        for t in self._threads:
+            t.join(timeout=5)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def ffmpeg_processes_mentioning(text: str) -> list[int]:
+    """PIDs of running ffmpeg processes whose command line contains ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmdline and cmdline[0].endswith(b"ffmpeg") and any(text.encode() in part for part in cmdline):
+            found.append(int(entry.name))
+    return found

@@ -1,0 +1,109 @@
+"""`genrecast run` end to end, each source kind for real: file, HTTP stream, microphone,
+and bad sources beside good ones. Every event is checked against the JSON Schema."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from helpers import Daemon, ffmpeg_processes_mentioning
+from genrecast.daemon.events import load_schema
+
+pytestmark = [pytest.mark.slow, pytest.mark.service]
+SCHEMA = load_schema()
+
+
+def _valid(events: list[dict]) -> list[dict]:
+    for event in events:
+        jsonschema.validate(event, SCHEMA)
+    return events
+
+
+def _of(daemon: Daemon, source: str) -> list[dict]:
+    return [e for e in daemon.events if e["source"] == source]
+
+
+def test_file_source_covers_the_clip_and_exits_0(trained_bundle: Path, gtzan_sample: Path) -> None:
+    clip = gtzan_sample / "classical" / "classical.00000.wav"
+    daemon = Daemon(["--bundle", str(trained_bundle), "--source", f"file:{clip}", "--json"])
+    assert daemon.proc.wait(timeout=120) == 0, "".join(daemon.log[-10:])
+    daemon.stop()
+    events = _valid(daemon.events)
+    assert [e["audio_start_seconds"] for e in events] == [3.0 * i for i in range(10)]
+    assert events[-1]["audio_end_seconds"] == pytest.approx(30.0, abs=0.05)
+    assert {e["source"] for e in events} == {"file-classical.00000"}
+
+
+def test_stream_reconnects_after_server_restart_and_leaves_no_ffmpeg(
+    trained_bundle: Path, stream_servers, stream_mp3s: dict[int, Path]
+) -> None:
+    port, server = stream_servers.start("mp3", stream_mp3s[22050])
+    url = f"http://127.0.0.1:{port}/radio.mp3"
+    daemon = Daemon(["--bundle", str(trained_bundle), "--source", url, "--json", "--stall-seconds", "3"])
+    try:
+        daemon.wait(lambda d: len(d.events) >= 3, 60, "3 events from the stream")
+        stream_servers.kill(server)
+        daemon.wait(lambda d: any("stream-" in line and ("retry" in line.lower() or "refused" in line.lower()) for line in d.log),
+                    30, "the stream failure in the log")
+        before = len(daemon.events)
+        stream_servers.start("mp3", stream_mp3s[22050], port=port)
+        daemon.wait(lambda d: len(d.events) >= before + 3, 60, "events after the server came back")
+        assert ffmpeg_processes_mentioning(url), "the stream's ffmpeg should be running"
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+    _valid(daemon.events)
+    seqs = [e["seq"] for e in daemon.events]
+    assert seqs == list(range(len(seqs)))
+    assert ffmpeg_processes_mentioning(url) == []
+
+
+def test_microphone_vanishes_and_comes_back(trained_bundle: Path, virtual_mic, gtzan_sample: Path) -> None:
+    clip = gtzan_sample / "rock" / "rock.00000.wav"
+    virtual_mic.play(clip)
+    daemon = Daemon(["--bundle", str(trained_bundle), "--source", "mic", "--json", "--stall-seconds", "2"],
+                    env={**virtual_mic.env})
+    try:
+        daemon.wait(lambda d: any(e["state"] != "silence" for e in d.events), 60, "a non-silent window from the mic")
+        virtual_mic.remove_virtual_mic()
+        daemon.wait(lambda d: any("mic" in line and ("gone" in line or "cannot open" in line) for line in d.log),
+                    30, "the lost microphone in the log")
+        assert daemon.proc.poll() is None, "the daemon must stay up"
+        before = len(daemon.events)
+        virtual_mic.add_virtual_mic()
+        virtual_mic.play(clip)
+        daemon.wait(lambda d: any(e["state"] != "silence" for e in d.events[before:]), 90, "audio after the mic came back")
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+    _valid(daemon.events)
+
+
+def test_bad_sources_beside_a_good_one(trained_bundle: Path, gtzan_sample: Path, tmp_path: Path) -> None:
+    """An unreachable URL and an unknown microphone are retried and logged; the file is still served."""
+    clip = gtzan_sample / "jazz" / "jazz.00000.wav"
+    env = {**os.environ, "PULSE_SERVER": f"unix:{tmp_path}/no-such-server"}
+    daemon = Daemon(["--bundle", str(trained_bundle), "--source", "http://127.0.0.1:9/none.mp3",
+                     "--source", "mic:nosuchdevice", "--source", f"file:{clip}", "--json"], env=env)
+    try:
+        daemon.wait(lambda d: len(_of(d, "file-jazz.00000")) == 10, 90, "every window of the file")
+        daemon.wait(lambda d: any("stream-" in line for line in d.log) and any("nosuchdevice" in line for line in d.log),
+                    30, "both bad sources in the log")
+        assert daemon.proc.poll() is None
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+    assert "Traceback" not in "".join(daemon.log)
+
+
+@pytest.mark.parametrize("spec, message", [("file:/nonexistent.wav", "nonexistent.wav"), ("gopher", "gopher")])
+def test_unusable_spec_is_one_clear_line(trained_bundle: Path, spec: str, message: str) -> None:
+    daemon = Daemon(["--bundle", str(trained_bundle), "--source", spec])
+    code = daemon.proc.wait(timeout=60)
+    daemon.stop()
+    errors = [line for line in daemon.log if line.startswith("genrecast: error:")]
+    assert code == 2 and len(errors) == 1 and message in errors[0]
+    assert "Traceback" not in "".join(daemon.log)
