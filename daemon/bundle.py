@@ -148,9 +148,10 @@ def load_bundle(path: str | Path, *, require: str = "tflite") -> Bundle:
         raise BundleError(f"{meta_path}: {exc}") from None
     norm = doc["normalisation"]
     try:
-        mean = np.asarray(norm["mean"], dtype=np.float32)
-        std = np.asarray(norm["std"], dtype=np.float32)
-    except (TypeError, KeyError, ValueError):
+        with np.errstate(over="ignore"):  # huge values become inf and fail the check below
+            mean = np.asarray(norm["mean"], dtype=np.float32)
+            std = np.asarray(norm["std"], dtype=np.float32)
+    except (TypeError, KeyError, ValueError, OverflowError):
         raise BundleError(f"{meta_path}: normalisation needs numeric 'mean' and 'std' lists") from None
     width = features.input_shape[-1]
     if mean.shape != (width,) or std.shape != (width,):

@@ -80,7 +80,8 @@ class SourceState:
         return [self._prepare(w) for w in self.windower.flush()]
 
     def _prepare(self, window: Window) -> PendingWindow:
-        level = level_dbfs(window.samples)
+        with np.errstate(all="ignore"):  # NaN/inf audio is reported below, not warned about
+            level = level_dbfs(window.samples)
         if not math.isfinite(level):
             self.invalid_windows += 1
             if self.invalid_windows == 1 or self.invalid_windows % 100 == 0:
