@@ -77,6 +77,9 @@ KEYS: dict[str, Key] = {
     "mqtt.discovery_prefix": Key(str, "homeassistant", "Home Assistant discovery prefix."),
     "mqtt.state_interval_seconds": Key((int, float), 60.0, "Re-publish the retained state this often.", _range(1, 86400)),
     "mqtt.queue_size": Key(int, 10000, "Events kept while the broker is away; older ones are dropped.", _range(1, 10_000_000)),
+    "mqtt.reconnect_min_seconds": Key((int, float), 1.0, "First wait before reconnecting to the broker.", _range(0.05, 3600)),
+    "mqtt.reconnect_max_seconds": Key((int, float), 30.0, "Longest wait between reconnects (the backoff doubles up to it).", _range(0.1, 86400)),
+    "mqtt.connect_timeout_seconds": Key((int, float), 5.0, "Give up one connection attempt after this long.", _range(0.5, 600)),
     "logfile.path": Key(str, "genrecast-events.jsonl", "Event log file (JSON lines); relative paths go under $LOGS_DIRECTORY if set."),
     "logfile.max_bytes": Key(int, 10_000_000, "Rotate the log at this size.", _range(1000, 10**12)),
     "logfile.backups": Key(int, 5, "Rotated logs kept.", _range(0, 1000)),
@@ -102,6 +105,8 @@ class Config:
     origins: dict[str, str]
     path: Path | None = None
     problems: list[str] = field(default_factory=list)
+    plugin_sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Settings of third-party sinks (file sections named in ``sinks``), passed through as they are."""
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
@@ -109,7 +114,8 @@ class Config:
     def section(self, name: str) -> dict[str, Any]:
         """The keys of one section, without the section prefix (e.g. ``mqtt`` for a sink)."""
         prefix = name + "."
-        return {k[len(prefix):]: v for k, v in self.values.items() if k.startswith(prefix)}
+        own = {k[len(prefix):]: v for k, v in self.values.items() if k.startswith(prefix)}
+        return own or dict(self.plugin_sections.get(name, {}))
 
     def show(self) -> list[tuple[str, str, str]]:
         """(key, value, origin) rows with secrets redacted."""
@@ -198,6 +204,7 @@ def load_config(path: Path | None = None, flags: dict[str, Any] | None = None, e
     explicit = path is not None or bool(env.get(ENV_PREFIX + "CONFIG"))
     path = Path(path or env.get(ENV_PREFIX + "CONFIG") or DEFAULT_CONFIG_PATH)
     used_path = None
+    unknown: dict[str, Any] = {}
     if path.is_file():
         used_path = path
         try:
@@ -207,7 +214,7 @@ def load_config(path: Path | None = None, flags: dict[str, Any] | None = None, e
             doc = {}
         for key, value in _flatten(doc, problems).items():
             if key not in KEYS:
-                problems.append(f"{path}: unknown key {key!r}{_suggest(key)}")
+                unknown[key] = value
                 continue
             values[key], origins[key] = value, f"file {path}"
     elif explicit:
@@ -222,11 +229,19 @@ def load_config(path: Path | None = None, flags: dict[str, Any] | None = None, e
     for key, value in (flags or {}).items():
         if value is not None:
             values[key], origins[key] = value, "flag"
+    plugin_sections: dict[str, dict[str, Any]] = {}
+    builtin_sections = {k.partition(".")[0] for k in KEYS}
+    for key, value in unknown.items():
+        section, _, leaf = key.partition(".")
+        if leaf and section not in builtin_sections and isinstance(values["sinks"], list) and section in values["sinks"]:
+            plugin_sections.setdefault(section, {})[leaf] = value
+        else:
+            problems.append(f"{path}: unknown key {key!r}{_suggest(key)}")
     for key in KEYS:
         _validate(key, values[key], origins[key], problems)
     if not values["sources"]:
         problems.append("sources: at least one source is needed")
-    return Config(values=values, origins=origins, path=used_path, problems=problems)
+    return Config(values=values, origins=origins, path=used_path, problems=problems, plugin_sections=plugin_sections)
 
 
 def world_readable_secret(config: Config) -> str | None:

@@ -1,0 +1,109 @@
+"""The plugin layer's commands: ``genrecast plugins`` and ``genrecast tail``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+TAIL_HELP = """Watch genre events live: from the MQTT broker (subscribes to PREFIX/+/event) or from an event log (--file).
+
+The view shows, per source, the window's genre with a probability bar, the top three, the smoothed genre
+and the recent windows' genres. --json prints each event's JSON line instead. Ctrl-C quits.
+
+Broker settings (user, password, TLS) come from the mqtt section of the config file and GENRECAST_MQTT_*;
+--broker and --prefix override host, port and prefix.
+"""
+
+
+def _error(message: str, code: int = 2) -> None:
+    typer.echo(f"genrecast: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``plugins`` and ``tail`` to the ``genrecast`` app."""
+
+    @app.command("plugins")
+    def plugins_command(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+        """List the loaded plugins (built-in and from the 'genrecast' entry-point group) with version and hooks.
+
+        GENRECAST_PLUGINS=name1,name2 limits which third-party plugins load."""
+        from genrecast.plugins.manager import list_plugins, make_plugin_manager
+
+        logging.basicConfig(level=logging.WARNING, format="genrecast: %(levelname)s: %(message)s")
+        infos = list_plugins(make_plugin_manager())
+        if json_output:
+            typer.echo(json.dumps([info.to_dict() for info in infos], indent=2))
+            return
+        rows = [("NAME", "VERSION", "PACKAGE", "SINK", "HOOKS")] + [
+            (i.name, i.version, i.distribution + (" (built-in)" if i.builtin else ""), "yes" if i.sink else "no",
+             ", ".join(h.removeprefix("genrecast_") for h in i.hooks)) for i in infos]
+        widths = [max(len(r[c]) for r in rows) for c in range(4)]
+        for row in rows:
+            typer.echo("  ".join(cell.ljust(widths[c]) for c, cell in enumerate(row[:4])) + "  " + row[4])
+
+    @app.command("tail", help=TAIL_HELP)
+    def tail_command(
+        broker: Optional[str] = typer.Option(None, "--broker", help="HOST[:PORT] of the MQTT broker. [default: the configured mqtt host and port, localhost:1883]"),
+        prefix: Optional[str] = typer.Option(None, "--prefix", envvar="GENRECAST_MQTT_PREFIX", help="Topic prefix. [default: genrecast]"),
+        file: Optional[Path] = typer.Option(None, "--file", "-f", help="Follow this event log (JSON lines) instead of the broker."),
+        json_output: bool = typer.Option(False, "--json", help="Print the raw event JSON lines."),
+        config_path: Optional[Path] = typer.Option(None, "--config", "-c", envvar="GENRECAST_CONFIG", help="Config file for the mqtt settings."),
+    ) -> None:
+        _tail(broker, prefix, file, json_output, config_path)
+
+
+def _mqtt_settings(broker: Optional[str], prefix: Optional[str], config_path: Optional[Path]):
+    from genrecast.daemon.config import load_config
+    from genrecast.plugins import SinkConfigError
+    from genrecast.plugins.mqtt_sink import MqttSettings
+    from genrecast.plugins.tail import parse_broker
+
+    config = load_config(config_path)
+    problems = [p for p in config.problems if "mqtt" in p or "config file" in p or "TOML" in p]
+    if problems:
+        raise ValueError("; ".join(problems))
+    values = config.section("mqtt")
+    if broker:
+        host, port = parse_broker(broker)
+        values["host"] = host
+        if port is not None:
+            values["port"] = port
+    if prefix:
+        values["prefix"] = prefix
+    try:
+        return MqttSettings.from_dict(values)
+    except SinkConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _tail(broker: Optional[str], prefix: Optional[str], file: Optional[Path], json_output: bool,
+          config_path: Optional[Path]) -> None:
+    from genrecast.plugins.tail import TailError, run_tail_file, run_tail_mqtt
+
+    logging.basicConfig(level=logging.WARNING, format="genrecast: %(levelname)s: %(message)s")
+    if file is not None and broker is not None:
+        _error("give --broker or --file, not both")
+    box: list = []
+    try:
+        if file is not None:
+            run_tail_file(file, json_output, tail_box=box)
+        else:
+            run_tail_mqtt(_mqtt_settings(broker, prefix, config_path), json_output, tail_box=box)
+    except KeyboardInterrupt:
+        pass
+    except (TailError, ValueError, OSError) as exc:
+        _error(str(exc), 1)
+    except BrokenPipeError:
+        return
+    finally:
+        if box and not json_output:
+            sys.stdout.write("\n")
+    if box:
+        view = box[0].view
+        typer.echo(f"genrecast: {view.events} events shown, {view.skipped} unparseable payloads skipped", err=True)

@@ -1,0 +1,236 @@
+"""The dispatcher: one bounded queue and one worker thread per sink.
+
+:meth:`Dispatcher.publish` never waits on a sink: it appends the event to every
+sink's queue (dropping and counting that queue's oldest event when it is full) and
+returns. Each sink's worker calls the sink, counts deliveries and errors, and logs
+errors at most once per ``error_log_interval_seconds`` per sink, with the number
+suppressed. A sink that raises, blocks or is slow affects only its own queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Any, Mapping, Protocol, Sequence
+
+from genrecast.daemon.events import GenreEvent
+from genrecast.plugins import SinkConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUEUE_SIZE = 1000
+"""Events each sink's queue holds before the oldest is dropped."""
+DEFAULT_ERROR_LOG_INTERVAL_SECONDS = 10.0
+"""At most one error log line per sink in this many seconds."""
+_IDLE_POLL_SECONDS = 0.5
+"""How often an idle worker looks for a reopen request (set without locks by a signal handler)."""
+
+
+class Sink(Protocol):
+    """What the dispatcher drives (see :class:`genrecast.plugins.sinks.PluginSink`)."""
+
+    name: str
+
+    def start(self) -> None: ...
+
+    def handle(self, event: GenreEvent) -> None: ...
+
+    def stop(self, deadline_seconds: float) -> None: ...
+
+    def reopen(self) -> None: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+
+class RateLimitedLog:
+    """Logs at most one line per ``interval_seconds``, reporting how many were suppressed."""
+
+    def __init__(self, logger: logging.Logger, interval_seconds: float) -> None:
+        self.logger, self.interval_seconds = logger, interval_seconds
+        self._last_monotonic: float | None = None
+        self.suppressed = 0
+
+    def log(self, level: int, message: str, *args: Any, exc_info: BaseException | None = None) -> bool:
+        """Log now or count as suppressed; returns True if a line was written."""
+        now = time.monotonic()
+        if self._last_monotonic is not None and now - self._last_monotonic < self.interval_seconds:
+            self.suppressed += 1
+            return False
+        if self.suppressed:
+            message += f" ({self.suppressed} more suppressed in the last {self.interval_seconds:g} s)"
+        self.logger.log(level, message, *args, exc_info=exc_info)
+        self._last_monotonic, self.suppressed = now, 0
+        return True
+
+
+class _Worker:
+    """One sink's bounded queue, thread and counters."""
+
+    def __init__(self, sink: Sink, queue_size: int, error_log_interval_seconds: float) -> None:
+        self.sink = sink
+        self.queue_size = queue_size
+        self._queue: deque[GenreEvent] = deque()
+        self._cond = threading.Condition(threading.Lock())
+        self.delivered = 0
+        self.errors = 0
+        self.dropped = 0
+        self._dropped_logged = 0
+        self._stopping = False
+        self._deadline_monotonic = float("inf")
+        self.reopen_requested = False
+        self._errors_log = RateLimitedLog(log, error_log_interval_seconds)
+        self._drops_log = RateLimitedLog(log, error_log_interval_seconds)
+        self.thread = threading.Thread(target=self._run, name=f"sink-{sink.name}", daemon=True)
+
+    def put(self, event: GenreEvent) -> None:
+        with self._cond:
+            if len(self._queue) >= self.queue_size:
+                self._queue.popleft()
+                self.dropped += 1
+            self._queue.append(event)
+            self._cond.notify()
+
+    def request_stop(self, deadline_monotonic: float) -> None:
+        with self._cond:
+            self._stopping = True
+            self._deadline_monotonic = deadline_monotonic
+            self._cond.notify()
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    def _next(self) -> GenreEvent | None:
+        """The next event, or None when stopping with an empty queue (or past the deadline)."""
+        with self._cond:
+            while not self._queue and not self._stopping and not self.reopen_requested:
+                self._cond.wait(_IDLE_POLL_SECONDS)
+            if self._stopping and (not self._queue or time.monotonic() >= self._deadline_monotonic):
+                return None
+            return self._queue.popleft() if self._queue else None
+
+    def _run(self) -> None:
+        name = self.sink.name
+        while True:
+            if self.reopen_requested:
+                self.reopen_requested = False
+                try:
+                    self.sink.reopen()
+                except Exception as exc:  # a plugin's failure must not end its worker
+                    log.error("sink %s: reopen failed: %s", name, exc, exc_info=exc)
+            event = self._next()
+            if event is None:
+                if self._stopping:
+                    break
+                continue
+            try:
+                self.sink.handle(event)
+                self.delivered += 1
+            except Exception as exc:  # isolate the plugin: count, log (rate limited), go on
+                self.errors += 1
+                self._errors_log.log(logging.ERROR, "sink %s failed on an event (%d errors so far): %s: %s",
+                                     name, self.errors, type(exc).__name__, exc, exc_info=exc)
+            if self.dropped != self._dropped_logged and self._drops_log.log(
+                    logging.WARNING, "sink %s is falling behind: %d events dropped so far (queue of %d full)",
+                    name, self.dropped, self.queue_size):
+                self._dropped_logged = self.dropped
+        with self._cond:
+            left = len(self._queue)
+            self._queue.clear()
+            self.dropped += left
+        if left:
+            log.warning("sink %s: shutdown deadline passed with %d events undelivered", name, left)
+        try:
+            self.sink.stop(max(0.0, self._deadline_monotonic - time.monotonic()))
+        except Exception as exc:
+            log.error("sink %s: stop failed: %s", name, exc, exc_info=exc)
+        log.info("sink %s: %d delivered, %d errors, %d dropped", name, self.delivered, self.errors, self.dropped)
+
+
+class Dispatcher:
+    """Fans each event out to every sink through its own bounded queue and worker thread.
+
+    ``start()`` starts the sinks (raising :class:`~genrecast.plugins.SinkConfigError` on
+    bad settings) and their workers; ``publish(event)`` never blocks; ``stop(deadline_seconds)``
+    drains the queues and stops the sinks within the deadline; ``reopen()`` is safe to call
+    from a signal handler; ``stats()`` returns per-sink counters.
+    """
+
+    def __init__(self, sinks: Sequence[Sink], queue_size: int = DEFAULT_QUEUE_SIZE,
+                 error_log_interval_seconds: float = DEFAULT_ERROR_LOG_INTERVAL_SECONDS,
+                 queue_sizes: Mapping[str, int] | None = None) -> None:
+        """``queue_size`` events per sink queue (``queue_sizes`` overrides it per sink name)."""
+        sizes = {s.name: (queue_sizes or {}).get(s.name, queue_size) for s in sinks}
+        if any(size < 1 for size in sizes.values()):
+            raise ValueError("queue sizes must be at least 1")
+        names = [s.name for s in sinks]
+        if len(set(names)) != len(names):
+            raise SinkConfigError(f"a sink is named twice in {names}")
+        self.sinks = list(sinks)
+        self._workers = [_Worker(s, sizes[s.name], error_log_interval_seconds) for s in self.sinks]
+        self._started = False
+        self._stopped = False
+
+    def start(self) -> None:
+        """Start every sink, then the workers. Idempotent."""
+        if self._started:
+            return
+        started: list[Sink] = []
+        for sink in self.sinks:
+            try:
+                sink.start()
+            except Exception as exc:
+                for other in started:
+                    try:
+                        other.stop(1.0)
+                    except Exception as stop_exc:
+                        log.error("sink %s: stop failed: %s", other.name, stop_exc)
+                if isinstance(exc, SinkConfigError):
+                    raise
+                raise SinkConfigError(f"sink {sink.name} failed to start: {type(exc).__name__}: {exc}") from exc
+            started.append(sink)
+        for worker in self._workers:
+            worker.thread.start()
+        self._started = True
+        log.info("sinks started: %s", ", ".join(s.name for s in self.sinks) or "none")
+
+    def publish(self, event: GenreEvent) -> None:
+        """Queue ``event`` for every sink; never waits on a sink."""
+        for worker in self._workers:
+            worker.put(event)
+
+    def stop(self, deadline_seconds: float) -> None:
+        """Deliver what is queued and stop every sink, all within ``deadline_seconds``.
+
+        A sink still busy at the deadline is abandoned (its thread is a daemon thread)."""
+        if not self._started or self._stopped:
+            return
+        self._stopped = True
+        deadline = time.monotonic() + deadline_seconds
+        for worker in self._workers:
+            worker.request_stop(deadline)
+        for worker in self._workers:
+            worker.thread.join(max(0.0, deadline - time.monotonic()) + 0.2)
+            if worker.thread.is_alive():
+                log.warning("sink %s did not stop within %.1f s; abandoning it", worker.sink.name, deadline_seconds)
+
+    def reopen(self) -> None:
+        """Ask every sink to reopen its files; takes no lock, so a signal handler may call it."""
+        for worker in self._workers:
+            worker.reopen_requested = True
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """``{sink: {"delivered", "errors", "dropped", "queue_depth", ...the sink's own}}``."""
+        result: dict[str, dict[str, Any]] = {}
+        for worker in self._workers:
+            values: dict[str, Any] = {}
+            try:
+                values.update(worker.sink.stats() or {})
+            except Exception as exc:
+                log.debug("sink %s: stats failed: %s", worker.sink.name, exc)
+            values.update(delivered=worker.delivered, errors=worker.errors, dropped=worker.dropped,
+                          queue_depth=worker.queue_depth)
+            result[worker.sink.name] = values
+        return result

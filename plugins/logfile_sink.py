@@ -1,0 +1,141 @@
+"""The ``logfile`` sink: one JSON line per event, appended, with size-based rotation.
+
+Each line is written with a single ``os.write`` on an ``O_APPEND`` descriptor (no
+Python buffering, so nothing is half-held in memory at a crash). A file found not
+ending in a newline (a line cut by a power loss) is first closed with one, so later
+lines always parse. ``reopen()`` (SIGHUP) reopens the path, for logrotate.
+
+Settings (``[logfile]``): ``path`` (relative paths go under ``$LOGS_DIRECTORY`` when
+set), ``max_bytes`` (rotate before a line would make the file larger; 0 = never),
+``backups`` (rotated files kept: ``PATH.1`` newest … ``PATH.N``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from genrecast.daemon.events import GenreEvent
+from genrecast.plugins import SinkConfigError, hookimpl
+from genrecast.plugins.settings import settings_from_dict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LogfileSettings:
+    """Settings of the log-file sink."""
+
+    path: str = "genrecast-events.jsonl"
+    """Event log file; a relative path goes under ``$LOGS_DIRECTORY`` if set."""
+    max_bytes: int = 10_000_000
+    """Rotate before a line would take the file past this size (bytes); 0 never rotates."""
+    backups: int = 5
+    """Rotated files kept (``PATH.1`` … ``PATH.N``); 0 starts the file afresh on rotation."""
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            raise ValueError("path must not be empty")
+        if self.max_bytes < 0:
+            raise ValueError(f"max_bytes must be 0 (never rotate) or positive, not {self.max_bytes}")
+        if self.backups < 0:
+            raise ValueError(f"backups must be 0 or more, not {self.backups}")
+
+    def resolved_path(self) -> Path:
+        path = Path(self.path).expanduser()
+        if not path.is_absolute() and os.environ.get("LOGS_DIRECTORY"):
+            path = Path(os.environ["LOGS_DIRECTORY"].split(":")[0]) / path
+        return path
+
+
+class LogfileSink:
+    """Appends ``event.to_json()`` lines to a file, rotating by size."""
+
+    def __init__(self) -> None:
+        self.settings = LogfileSettings()
+        self.path: Path | None = None
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+        self.rotations = 0
+        self.lines_written = 0
+
+    @hookimpl
+    def genrecast_sink_start(self, config: dict[str, Any], labels: list[str]) -> None:
+        self.settings = settings_from_dict(LogfileSettings, config, "logfile")
+        self.path = self.settings.resolved_path()
+        try:
+            self._open()
+        except OSError as exc:
+            raise SinkConfigError(f"[logfile] cannot open {self.path}: {exc.strerror or exc}") from None
+        log.info("logging events to %s", self.path)
+
+    def _open(self) -> None:
+        assert self.path is not None
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        size = os.fstat(fd).st_size
+        if size:
+            with open(self.path, "rb") as f:
+                f.seek(size - 1)
+                if f.read(1) != b"\n":  # a line cut short by a crash: end it so the next one parses
+                    os.write(fd, b"\n")
+        self._fd = fd
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _rotate(self) -> None:
+        assert self.path is not None
+        self._close()
+        backups = self.settings.backups
+        if backups == 0:
+            self.path.unlink(missing_ok=True)
+        else:
+            for n in range(backups - 1, 0, -1):
+                older = self.path.with_name(f"{self.path.name}.{n}")
+                if older.exists():
+                    os.replace(older, self.path.with_name(f"{self.path.name}.{n + 1}"))
+            if self.path.exists():
+                os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        self.rotations += 1
+        self._open()
+
+    def write_line(self, line: str) -> None:
+        """Append one line (newline added) with one ``write``, rotating first if needed."""
+        data = (line + "\n").encode("utf-8")
+        with self._lock:
+            if self._fd is None:
+                self._open()
+            assert self._fd is not None
+            size = os.fstat(self._fd).st_size
+            if self.settings.max_bytes and size and size + len(data) > self.settings.max_bytes:
+                self._rotate()
+            written = os.write(self._fd, data)
+            while written < len(data):  # only on a full disk or a signal; finish the line
+                written += os.write(self._fd, data[written:])
+            self.lines_written += 1
+
+    @hookimpl
+    def genrecast_sink_event(self, event: GenreEvent) -> None:
+        self.write_line(event.to_json())
+
+    @hookimpl
+    def genrecast_sink_reopen(self) -> None:
+        with self._lock:
+            self._close()
+            self._open()
+        log.info("reopened %s", self.path)
+
+    @hookimpl
+    def genrecast_sink_stop(self, deadline_seconds: float) -> None:
+        with self._lock:
+            self._close()
+
+    @hookimpl
+    def genrecast_sink_stats(self) -> dict[str, Any]:
+        return {"rotations": self.rotations, "lines_written": self.lines_written}

@@ -1,0 +1,82 @@
+"""Turning sink plugins into the objects the dispatcher drives, and :func:`build_sinks`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping, Sequence
+
+import pluggy
+
+from genrecast.daemon.events import GenreEvent
+from genrecast.plugins import SinkConfigError
+
+log = logging.getLogger(__name__)
+
+
+class PluginSink:
+    """One sink plugin with its settings; calls only that plugin's own hook implementations
+    (never the whole hook, so another plugin's failure cannot stop this one)."""
+
+    def __init__(self, name: str, plugin: object, pm: pluggy.PluginManager,
+                 config: Mapping[str, Any], labels: Sequence[str]) -> None:
+        self.name, self.plugin = name, plugin
+        self.config, self.labels = dict(config), list(labels)
+        self._impls = {}
+        for hook_name in ("genrecast_sink_start", "genrecast_sink_event", "genrecast_sink_stop",
+                          "genrecast_sink_reopen", "genrecast_sink_stats"):
+            for impl in getattr(pm.hook, hook_name).get_hookimpls():
+                if impl.plugin is plugin:
+                    self._impls[hook_name] = impl
+        if "genrecast_sink_event" not in self._impls:
+            raise SinkConfigError(f"plugin {name!r} is not a sink (it does not implement genrecast_sink_event)")
+
+    def _call(self, hook_name: str, **kwargs: Any) -> Any:
+        impl = self._impls.get(hook_name)
+        if impl is None:
+            return None
+        return impl.function(*[kwargs[arg] for arg in impl.argnames])
+
+    def start(self) -> None:
+        self._call("genrecast_sink_start", config=dict(self.config), labels=list(self.labels))
+
+    def handle(self, event: GenreEvent) -> None:
+        self._call("genrecast_sink_event", event=event)
+
+    def stop(self, deadline_seconds: float) -> None:
+        self._call("genrecast_sink_stop", deadline_seconds=deadline_seconds)
+
+    def reopen(self) -> None:
+        self._call("genrecast_sink_reopen")
+
+    def stats(self) -> dict[str, Any]:
+        return self._call("genrecast_sink_stats") or {}
+
+    def __repr__(self) -> str:
+        return f"PluginSink({self.name!r})"
+
+
+def build_sinks(names: Sequence[str], settings: Mapping[str, Mapping[str, Any]], labels: Sequence[str],
+                pm: pluggy.PluginManager | None = None) -> list[PluginSink]:
+    """The sinks named in ``names`` (in that order), each with ``settings[name]`` (``{}`` if
+    absent) and the model's ``labels``. Not started yet: :meth:`Dispatcher.start` starts
+    them, and a sink's settings are validated then.
+
+    ``pm`` defaults to :func:`~genrecast.plugins.manager.make_plugin_manager` (fresh
+    built-in instances and the allowed entry-point plugins). Raises
+    :class:`~genrecast.plugins.SinkConfigError` for an unknown or repeated name.
+    """
+    from genrecast.plugins.manager import make_plugin_manager, sink_names
+
+    pm = pm or make_plugin_manager()
+    if not names:
+        raise SinkConfigError("no sink chosen; use --sink stdout (or mqtt, logfile, a plugin's)")
+    sinks = []
+    for name in names:
+        if any(s.name == name for s in sinks):
+            raise SinkConfigError(f"sink {name!r} is named twice")
+        plugin = pm.get_plugin(name)
+        if plugin is None:
+            raise SinkConfigError(f"unknown sink {name!r}; available: {', '.join(sink_names(pm))} "
+                                  "(a third-party sink must be installed and allowed by GENRECAST_PLUGINS)")
+        sinks.append(PluginSink(name, plugin, pm, settings.get(name, {}), labels))
+    return sinks

@@ -1,0 +1,57 @@
+"""The ``stdout`` sink (the default): one readable line per window, or JSON lines.
+
+Settings (``[stdout]``): ``json`` (bool, default false).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from genrecast.daemon.events import GenreEvent
+from genrecast.plugins import hookimpl
+from genrecast.plugins.settings import settings_from_dict
+
+
+@dataclass(frozen=True)
+class StdoutSettings:
+    """Settings of the stdout sink."""
+
+    json: bool = False
+    """Print ``event.to_json()`` lines instead of readable lines."""
+
+
+def format_line(event: GenreEvent) -> str:
+    """One readable line: time, source, audio clock, this window's result, smoothed genre.
+
+    ``2024-05-01T12:00:03.000Z  radio  @3.0s  rock       0.83  smoothed rock 0.74``;
+    a silent window shows ``silence (-63 dBFS)``, an uncertain one ``uncertain (rock 0.21)``;
+    `` *changed*`` marks the event where the smoothed genre changed."""
+    if event.state == "silence":
+        window = f"{'silence':<10} ({event.level_dbfs:.0f} dBFS)"
+    elif event.state == "uncertain":
+        window = f"{'uncertain':<10} ({event.genre or '-'} {event.probability:.2f})"
+    else:
+        window = f"{event.genre or '-':<10} {event.probability:.2f}"
+    smoothed = f"smoothed {event.smoothed_genre} {event.smoothed_probability:.2f}" if event.smoothed_genre else "smoothed -"
+    changed = "  *changed*" if event.changed else ""
+    return f"{event.utc}  {event.source}  @{event.audio_start_seconds:.1f}s  {window}  {smoothed}{changed}"
+
+
+class StdoutSink:
+    """Prints each event on standard output (or ``stream``), flushing every line."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+        self.settings = StdoutSettings()
+
+    @hookimpl
+    def genrecast_sink_start(self, config: dict[str, Any], labels: list[str]) -> None:
+        self.settings = settings_from_dict(StdoutSettings, config, "stdout")
+
+    @hookimpl
+    def genrecast_sink_event(self, event: GenreEvent) -> None:
+        stream = self.stream or sys.stdout
+        stream.write((event.to_json() if self.settings.json else format_line(event)) + "\n")
+        stream.flush()

@@ -1,0 +1,288 @@
+"""``genrecast tail``: watch genre events live, from the broker or from an event log file.
+
+The live view redraws with plain ANSI codes (no curses) and fits 80 columns: per
+source the window's genre with a probability bar, the top three, the smoothed genre
+and a strip of the recent windows' genres. ``--json`` prints each event's JSON line
+instead. Payloads that are not genre events are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import shutil
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, TextIO
+
+from genrecast.daemon.events import GenreEvent
+
+log = logging.getLogger(__name__)
+
+WIDTH_COLUMNS = 80
+HISTORY_WINDOWS = 24
+BAR_COLUMNS = 30
+REDRAW_SECONDS = 0.1
+POLL_SECONDS = 0.2
+CLEAR = "\x1b[H\x1b[2J"
+NOTICE_PREFIX = "genrecast: "
+
+
+class TailError(Exception):
+    """A user-facing problem (bad broker address, broker refused us, unreadable file)."""
+
+
+@dataclass
+class SourceView:
+    """What the view remembers of one source."""
+
+    last: GenreEvent
+    recent: deque[str] = field(default_factory=lambda: deque(maxlen=HISTORY_WINDOWS))
+
+
+class TailView:
+    """The live terminal view: state per source, rendered as lines of at most ``width`` columns."""
+
+    def __init__(self, title: str, width: int = WIDTH_COLUMNS) -> None:
+        self.title, self.width = title, width
+        self.sources: dict[str, SourceView] = {}
+        self.codes: dict[str, str] = {"silence": "..", "uncertain": "??"}
+        self.events = 0
+        self.skipped = 0
+        self.status = "connecting"
+
+    def code(self, genre: str) -> str:
+        """A unique two-character code for a genre (``ro`` rock, ``re`` reggae, ...)."""
+        if genre not in self.codes:
+            used = set(self.codes.values())
+            word = (genre.lower() + "__")
+            candidates = [word[:2]] + [word[0] + c for c in word[2:] if c.isalnum()] + [word[0] + str(d) for d in range(10)]
+            self.codes[genre] = next((c for c in candidates if c not in used), "**")
+        return self.codes[genre]
+
+    def update(self, event: GenreEvent) -> None:
+        self.events += 1
+        view = self.sources.get(event.source)
+        if view is None:
+            view = self.sources[event.source] = SourceView(event)
+        view.last = event
+        view.recent.append(self.code(event.state if event.state != "music" else event.genre or "uncertain"))
+
+    def render(self) -> list[str]:
+        w = self.width
+        lines = [f"genrecast tail  {self.title}", self.status,
+                 f"events {self.events}  skipped {self.skipped}  (Ctrl-C quits)", ""]
+        if not self.sources:
+            lines.append("waiting for events ...")
+        for name, view in sorted(self.sources.items()):
+            e = view.last
+            lines.append(f"{name}  #{e.seq}  {e.utc}  @{e.audio_start_seconds:.1f}s  {e.level_dbfs:.0f} dBFS")
+            if e.state == "silence":
+                now = "silence"
+                bar = ""
+            else:
+                filled = round(max(0.0, min(1.0, e.probability)) * BAR_COLUMNS)
+                bar = f"[{'#' * filled}{'-' * (BAR_COLUMNS - filled)}] {e.probability * 100:3.0f}%"
+                now = (e.genre or "-") if e.state == "music" else f"uncertain ({e.genre or '-'})"
+            lines.append(f"  now       {now:<18} {bar}")
+            top = sorted(e.probabilities.items(), key=lambda kv: -kv[1])[:3]
+            lines.append("  top 3     " + ("  ".join(f"{g} {p:.2f}" for g, p in top) or "-"))
+            smoothed = f"{e.smoothed_genre} {e.smoothed_probability:.2f}" if e.smoothed_genre else "-"
+            lines.append(f"  smoothed  {smoothed}{'  (changed)' if e.changed else ''}")
+            lines.append("  recent    " + " ".join(view.recent))
+            lines.append("")
+        if self.sources:
+            legend = "  ".join(f"{c}={g}" for g, c in self.codes.items() if any(c in v.recent for v in self.sources.values()))
+            lines.append("legend    " + legend)
+        return [line[:w] for line in lines]
+
+
+def parse_broker(spec: str) -> tuple[str, int | None]:
+    """``HOST``, ``HOST:PORT`` or ``[V6ADDR]:PORT`` → (host, port or None)."""
+    spec = spec.strip()
+    if spec.startswith("["):
+        host, _, rest = spec[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif spec.count(":") == 1:
+        host, _, port = spec.partition(":")
+    else:
+        host, port = spec, ""
+    if not host:
+        raise TailError(f"broker {spec!r} has no host (expected HOST[:PORT])")
+    if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise TailError(f"broker {spec!r} has a bad port (expected HOST[:PORT] with PORT 1-65535)")
+    return host, int(port) if port else None
+
+
+def follow_file(path: Path, stop: Callable[[], bool], last_lines: int = 10) -> Iterator[bytes | None]:
+    """Yield complete lines of ``path`` as they are appended (starting with its last
+    ``last_lines`` lines), following rotation and truncation; yields None when idle.
+    A final line without its newline is held back until it is completed."""
+    handle = None
+    inode = None
+    buffer = b""
+    while not stop():
+        if handle is None:
+            try:
+                handle = open(path, "rb")
+            except FileNotFoundError:
+                yield None
+                time.sleep(POLL_SECONDS)
+                continue
+            except OSError as exc:
+                raise TailError(f"cannot read {path}: {exc.strerror or exc}") from None
+            inode = os.fstat(handle.fileno()).st_ino
+            size = os.fstat(handle.fileno()).st_size
+            if last_lines >= 0 and size > 0:
+                start = max(0, size - 1_000_000)
+                handle.seek(start)
+                data = handle.read(size - start)
+                complete = data[: data.rfind(b"\n") + 1]
+                lines = complete.split(b"\n")[:-1]
+                if start:
+                    lines = lines[1:]
+                for line in lines[-last_lines:] if last_lines else []:
+                    yield line
+                buffer = data[len(complete):]
+                handle.seek(size)
+        chunk = handle.read(65536)
+        if chunk:
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            yield from lines
+            continue
+        try:
+            st = path.stat()
+            rotated = st.st_ino != inode or st.st_size < handle.tell()
+        except FileNotFoundError:
+            rotated = True
+        if rotated:
+            handle.close()
+            handle, buffer, last_lines = None, b"", -1
+            continue
+        yield None
+        time.sleep(POLL_SECONDS)
+    if handle is not None:
+        handle.close()
+
+
+class Tail:
+    """Turns payloads into output: JSON lines (``json_output``) or the redrawn view."""
+
+    def __init__(self, view: TailView, json_output: bool, out: TextIO) -> None:
+        self.view, self.json_output, self.out = view, json_output, out
+        self._dirty = True
+        self._last_draw = 0.0
+
+    def handle(self, payload: bytes) -> None:
+        try:
+            event = GenreEvent.from_json(payload)
+        except ValueError as exc:
+            self.view.skipped += 1
+            log.debug("skipped a payload that is not a genre event: %s", exc)
+            return
+        if self.json_output:
+            self.out.write(payload.decode("utf-8").strip() + "\n")
+            self.out.flush()
+            self.view.events += 1
+        else:
+            self.view.update(event)
+            self._dirty = True
+
+    def set_status(self, status: str) -> None:
+        if status != self.view.status:
+            self.view.status, self._dirty = status, True
+            if self.json_output:
+                print(NOTICE_PREFIX + status, file=sys.stderr, flush=True)
+
+    def draw(self, force: bool = False) -> None:
+        if self.json_output or not self._dirty:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_draw < REDRAW_SECONDS:
+            return
+        self.out.write(CLEAR + "\n".join(self.view.render()) + "\n")
+        self.out.flush()
+        self._dirty, self._last_draw = False, now
+
+
+def run_tail_file(path: Path, json_output: bool, out: TextIO = sys.stdout, tail_box: list | None = None) -> Tail:
+    """Follow an event log until Ctrl-C (KeyboardInterrupt propagates to the caller)."""
+    width = min(WIDTH_COLUMNS, shutil.get_terminal_size((WIDTH_COLUMNS, 24)).columns)
+    tail = Tail(TailView(f"file {path}", width), json_output, out)
+    if tail_box is not None:
+        tail_box.append(tail)
+    tail.set_status(f"following {path}")
+    for line in follow_file(path, stop=lambda: False):
+        if line is not None and line.strip():
+            tail.handle(line)
+        tail.draw(force=line is None)
+    return tail
+
+
+def run_tail_mqtt(settings, json_output: bool, out: TextIO = sys.stdout, tail_box: list | None = None) -> Tail:
+    """Subscribe to ``<prefix>/+/event`` and show events until Ctrl-C (KeyboardInterrupt
+    propagates; the client is stopped first). Raises :class:`TailError` if the broker
+    cannot be reached or refuses us."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    width = min(WIDTH_COLUMNS, shutil.get_terminal_size((WIDTH_COLUMNS, 24)).columns)
+    where = f"{settings.host}:{settings.port}"
+    topic = f"{settings.prefix}/+/event"
+    tail = Tail(TailView(f"broker {where}  {topic}", width), json_output, out)
+    if tail_box is not None:
+        tail_box.append(tail)
+    inbox: queue.Queue[tuple[str, object]] = queue.Queue()
+
+    def on_connect(client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            inbox.put(("refused", str(reason_code)))
+            return
+        client.subscribe(topic, qos=1)
+
+    def on_subscribe(client, userdata, mid, reason_codes, properties) -> None:
+        inbox.put(("status", f"subscribed to {topic} on {where}"))
+
+    def on_disconnect(client, userdata, flags, reason_code, properties) -> None:
+        inbox.put(("status", f"disconnected from {where} ({reason_code}); reconnecting"))
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"genrecast-tail-{os.getpid()}", clean_session=True)
+    client.on_connect, client.on_subscribe, client.on_disconnect = on_connect, on_subscribe, on_disconnect
+    client.on_message = lambda c, u, message: inbox.put(("message", message.payload))
+    client.reconnect_delay_set(1, 10)
+    try:
+        if settings.tls:
+            client.tls_set(ca_certs=settings.ca_file or None, certfile=settings.cert_file or None,
+                           keyfile=settings.key_file or None)
+            client.tls_insecure_set(settings.insecure)
+        password = settings.resolve_password()
+        if settings.username or password:
+            client.username_pw_set(settings.username or None, password)
+        client.connect(settings.host, settings.port, settings.keepalive_seconds)
+    except (OSError, ValueError) as exc:
+        raise TailError(f"cannot connect to MQTT broker {where}: {exc}") from None
+    client.loop_start()
+    try:
+        tail.draw(force=True)
+        while True:
+            try:
+                kind, value = inbox.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                tail.draw(force=True)
+                continue
+            if kind == "message":
+                tail.handle(value)  # type: ignore[arg-type]
+            elif kind == "status":
+                tail.set_status(str(value))
+            elif kind == "refused":
+                raise TailError(f"MQTT broker {where} refused the connection: {value}")
+            tail.draw()
+    finally:
+        client.disconnect()
+        client.loop_stop()

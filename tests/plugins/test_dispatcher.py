@@ -1,0 +1,124 @@
+"""The dispatcher isolates sinks: raising, blocking and slow sinks delay no one."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+
+from genrecast.plugins import SinkConfigError
+from genrecast.plugins.dispatcher import Dispatcher
+
+
+class FakeSink:
+    def __init__(self, name: str, behaviour: str = "ok", gate: threading.Event | None = None) -> None:
+        self.name, self.behaviour, self.gate = name, behaviour, gate
+        self.events: list = []
+        self.started = self.stopped = False
+        self.reopened_in: list[str] = []
+        self.in_handle = threading.Event()
+
+    def start(self) -> None:
+        if self.behaviour == "bad-config":
+            raise SinkConfigError(f"[{self.name}] bad")
+        if self.behaviour == "start-crash":
+            raise RuntimeError("boom")
+        self.started = True
+
+    def handle(self, event) -> None:
+        self.in_handle.set()
+        if self.behaviour == "raise":
+            raise RuntimeError(f"cannot handle {event.seq}")
+        if self.behaviour == "block":
+            assert self.gate is not None
+            self.gate.wait()
+        if self.behaviour == "slow":
+            time.sleep(0.02)
+        self.events.append(event)
+
+    def stop(self, deadline_seconds: float) -> None:
+        self.stopped = True
+
+    def reopen(self) -> None:
+        self.reopened_in.append(threading.current_thread().name)
+
+    def stats(self) -> dict:
+        return {"own": 1}
+
+
+def test_raising_blocking_and_slow_sinks_do_not_delay_others(event_factory, waiter, caplog):
+    gate = threading.Event()
+    good, raising = FakeSink("good"), FakeSink("raising", "raise")
+    blocking, slow = FakeSink("blocking", "block", gate), FakeSink("slow", "slow")
+    dispatcher = Dispatcher([raising, blocking, slow, good], queue_size=1000, error_log_interval_seconds=3600,
+                            queue_sizes={"blocking": 10, "slow": 10})
+    dispatcher.start()
+    n = 50
+    try:
+        with caplog.at_level(logging.ERROR, logger="genrecast.plugins.dispatcher"):
+            dispatcher.publish(event_factory(0))
+            waiter(blocking.in_handle.is_set, what="the blocking sink to take the first event")
+            for seq in range(1, n):
+                dispatcher.publish(event_factory(seq))
+            waiter(lambda: len(good.events) == n, what="the good sink to get every event")
+            # the good sink is done while the blocking one still holds its first event
+            assert [e.seq for e in good.events] == list(range(n))
+            assert blocking.in_handle.is_set() and not blocking.events
+            waiter(lambda: dispatcher.stats()["raising"]["errors"] == n, what="every error counted")
+            stats = dispatcher.stats()
+            assert stats["blocking"]["dropped"] == n - 1 - 10  # one in handle(), ten queued
+            assert stats["good"] == {"own": 1, "delivered": n, "errors": 0, "dropped": 0, "queue_depth": 0}
+            error_lines = [r for r in caplog.records if "raising" in r.getMessage()]
+            assert len(error_lines) == 1, "errors are logged at most once per interval"
+    finally:
+        gate.set()
+        dispatcher.stop(5.0)
+    assert [e.seq for e in blocking.events] == [0] + list(range(n - 10, n))  # the oldest were dropped
+    final = dispatcher.stats()
+    assert final["slow"]["delivered"] + final["slow"]["dropped"] == n  # every event accounted for
+    assert [e.seq for e in slow.events] == sorted(e.seq for e in slow.events) and slow.events[-1].seq == n - 1
+    assert good.stopped and slow.stopped and raising.stopped
+
+
+def test_stop_drains_queues_within_the_deadline(event_factory):
+    sink = FakeSink("slow", "slow")
+    dispatcher = Dispatcher([sink], queue_size=100)
+    dispatcher.start()
+    for seq in range(20):
+        dispatcher.publish(event_factory(seq))
+    dispatcher.stop(30.0)
+    assert [e.seq for e in sink.events] == list(range(20)) and sink.stopped
+
+
+def test_stop_abandons_a_blocked_sink_at_the_deadline(event_factory, waiter, caplog):
+    gate = threading.Event()
+    blocked, good = FakeSink("blocked", "block", gate), FakeSink("good")
+    dispatcher = Dispatcher([blocked, good])
+    dispatcher.start()
+    dispatcher.publish(event_factory(0))
+    waiter(blocked.in_handle.is_set)
+    with caplog.at_level(logging.WARNING):
+        dispatcher.stop(0.2)
+    assert good.stopped and "blocked did not stop" in caplog.text
+    gate.set()
+
+
+def test_reopen_runs_in_the_sink_thread(event_factory, waiter):
+    sink = FakeSink("file")
+    dispatcher = Dispatcher([sink])
+    dispatcher.start()
+    dispatcher.reopen()
+    waiter(lambda: sink.reopened_in, what="reopen")
+    assert sink.reopened_in == ["sink-file"]
+    dispatcher.stop(1.0)
+
+
+def test_start_errors_stop_the_started_sinks():
+    first = FakeSink("first")
+    with pytest.raises(SinkConfigError, match=r"\[bad\] bad"):
+        Dispatcher([first, FakeSink("bad", "bad-config")]).start()
+    assert first.stopped
+    with pytest.raises(SinkConfigError, match="sink crash failed to start: RuntimeError: boom"):
+        Dispatcher([FakeSink("crash", "start-crash")]).start()

@@ -1,0 +1,212 @@
+"""The MQTT sink against a real Mosquitto: delivery, state, status, discovery, outages, bad settings."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from genrecast.daemon.events import GenreEvent
+from genrecast.plugins.dispatcher import Dispatcher
+from genrecast.plugins.mqtt_sink import MqttSettings, MqttSink
+from genrecast.plugins.sinks import build_sinks
+
+pytestmark = [pytest.mark.service]
+
+LABELS = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
+HERE = Path(__file__).parent
+
+
+@pytest.fixture
+def mqtt_dispatcher():
+    """Factory: a started Dispatcher around one mqtt sink (fast reconnects); stopped at teardown."""
+    made: list[Dispatcher] = []
+
+    def make(broker, **settings):
+        values = {"host": broker.host, "port": broker.port, "client_id": f"test-{uuid.uuid4().hex[:8]}",
+                  "prefix": f"gc{uuid.uuid4().hex[:6]}", "reconnect_min_seconds": 0.1, "reconnect_max_seconds": 0.5}
+        values.update(settings)
+        dispatcher = Dispatcher(build_sinks(["mqtt"], {"mqtt": values}, LABELS))
+        dispatcher.start()
+        made.append(dispatcher)
+        sink: MqttSink = dispatcher.sinks[0].plugin  # type: ignore[attr-defined]
+        return dispatcher, sink
+
+    yield make
+    for dispatcher in made:
+        dispatcher.stop(5.0)
+
+
+def seqs(messages) -> list[int]:
+    return [GenreEvent.from_json(m.payload).seq for m in messages]
+
+
+def test_events_in_order_state_and_status(broker, recorder, mqtt_dispatcher, event_factory, waiter):
+    dispatcher, sink = mqtt_dispatcher(broker)
+    prefix = sink.settings.prefix
+    rec = recorder(broker, [f"{prefix}/#"])
+    waiter(lambda: sink.connected, what="the sink to connect")
+    n = 300
+    events = [event_factory(seq, genre="rock" if seq < 150 else "jazz") for seq in range(n)]
+    for event in events:
+        dispatcher.publish(event)
+    waiter(lambda: len(rec.on(f"{prefix}/radio/event")) >= n, what="every event")
+    got = rec.on(f"{prefix}/radio/event")
+    assert seqs(got) == list(range(n)), "QoS 1 events arrive once each, in order"
+    assert [GenreEvent.from_json(m.payload) for m in got] == events
+    assert not any(m.retain for m in got)
+    # retained state and status, seen by a newcomer
+    late = recorder(broker, [f"{prefix}/radio/state", f"{prefix}/status"])
+    state = waiter(lambda: late.on(f"{prefix}/radio/state"), what="retained state")[-1]
+    assert state.retain and state.json()["genre"] == "jazz" and state.json()["source"] == "radio"
+    assert 0 < state.json()["probability"] <= 1
+    status = waiter(lambda: late.on(f"{prefix}/status"))[-1]
+    assert status.retain and status.payload == b"online"
+    # state changes were published (rock, then jazz), not one per event
+    genres = [m.json()["genre"] for m in rec.on(f"{prefix}/radio/state")]
+    assert genres[:2] == ["rock", "jazz"] and len(genres) < 10
+    dispatcher.stop(5.0)
+    waiter(lambda: rec.on(f"{prefix}/status") and rec.on(f"{prefix}/status")[-1].payload == b"offline",
+           what="offline on a clean stop")
+    final = recorder(broker, [f"{prefix}/status"])
+    assert waiter(lambda: final.on(f"{prefix}/status"))[-1].payload == b"offline"
+    assert final.on(f"{prefix}/status")[-1].retain
+
+
+def test_home_assistant_discovery_and_resend(broker, recorder, mqtt_dispatcher, event_factory, waiter):
+    dispatcher, sink = mqtt_dispatcher(broker)
+    prefix = sink.settings.prefix
+    rec = recorder(broker, ["homeassistant/sensor/#"])
+    dispatcher.publish(event_factory(0, source="kitchen radio"))
+    configs = waiter(lambda: len(rec.messages) >= 2 and list(rec.messages), what="discovery")
+    by_topic = {m.topic: m for m in configs}
+    node = sink.settings.client_id
+    genre = by_topic[f"homeassistant/sensor/{node}/kitchen_radio_genre/config"]
+    confidence = by_topic[f"homeassistant/sensor/{node}/kitchen_radio_confidence/config"]
+    for message in (genre, confidence):
+        payload = message.json()
+        assert payload["state_topic"] == f"{prefix}/kitchen_radio/state"
+        assert payload["unique_id"] and payload["name"]
+        assert payload["device"]["identifiers"] == [node]
+        assert payload["availability_topic"] == f"{prefix}/status"
+        assert payload["origin"]["name"] == "genrecast"
+        assert "{{" in payload["value_template"]
+    assert genre.json()["device_class"] == "enum"
+    assert genre.json()["options"] == LABELS + ["silence", "uncertain"]
+    assert confidence.json()["unit_of_measurement"] == "%"
+    assert genre.json()["unique_id"] != confidence.json()["unique_id"]
+    late = recorder(broker, [f"homeassistant/sensor/{node}/#"])
+    retained = waiter(lambda: len(late.messages) >= 2 and list(late.messages), what="retained discovery")
+    assert all(m.retain for m in retained)
+    # Home Assistant restarts: discovery is sent again
+    rec.clear()
+    rec.client.publish("homeassistant/status", "online", qos=1)
+    waiter(lambda: len(rec.messages) >= 2, what="discovery re-sent after homeassistant/status online")
+    assert {m.topic for m in rec.messages} == set(by_topic)
+
+
+def test_last_will_when_the_holder_is_killed(broker, recorder, waiter):
+    prefix = f"gc{uuid.uuid4().hex[:6]}"
+    rec = recorder(broker, [f"{prefix}/status"])
+    child = subprocess.Popen([sys.executable, str(HERE / "child_sink.py"), "mqtt", broker.host, str(broker.port),
+                              prefix, f"child-{uuid.uuid4().hex[:6]}"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "connected"
+        waiter(lambda: [m for m in rec.on(f"{prefix}/status") if m.payload == b"online"])
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+    waiter(lambda: rec.on(f"{prefix}/status")[-1].payload == b"offline", what="the last will")
+
+
+@pytest.mark.slow
+def test_broker_outage_loses_no_event(start_broker, recorder, mqtt_dispatcher, event_factory, waiter):
+    broker = start_broker(persistence=True)
+    dispatcher, sink = mqtt_dispatcher(broker)
+    prefix = sink.settings.prefix
+    # a persistent session, so the broker keeps our subscription and queues for us across its restart
+    rec = recorder(broker, [f"{prefix}/+/event"], client_id=f"rec-{uuid.uuid4().hex[:6]}", clean_session=False)
+    waiter(lambda: sink.connected)
+    for seq in range(50):
+        dispatcher.publish(event_factory(seq))
+    waiter(lambda: len(rec.messages) >= 50)
+    broker.stop()
+    waiter(lambda: not sink.connected, what="the sink to notice the outage")
+    for seq in range(50, 120):  # produced while the broker is away
+        dispatcher.publish(event_factory(seq))
+    waiter(lambda: dispatcher.stats()["mqtt"]["waiting"] >= 70, what="events to queue up")
+    time.sleep(10)  # the outage itself (scenario length, not synchronisation)
+    broker.start()
+    waiter(lambda: sink.connected, what="the reconnect")
+    for seq in range(120, 150):
+        dispatcher.publish(event_factory(seq))
+    waiter(lambda: len({GenreEvent.from_json(m.payload).seq for m in rec.messages}) >= 150, what="every event")
+    got = seqs(rec.messages)
+    first_seen = list(dict.fromkeys(got))  # QoS 1 may repeat one that was in flight; never reorder or lose
+    assert first_seen == list(range(150))
+    stats = dispatcher.stats()["mqtt"]
+    assert stats["reconnects"] >= 1 and stats["offline_dropped"] == 0
+
+
+def test_wrong_password_logs_and_retries(start_broker, mqtt_dispatcher, waiter, caplog):
+    broker = start_broker(users={"genrecast": "right"})
+    with caplog.at_level(logging.INFO, logger="genrecast.plugins.mqtt_sink"):
+        dispatcher, sink = mqtt_dispatcher(broker, username="genrecast", password="wrong")
+        waiter(lambda: sink.connect_attempts >= 3, what="retries")
+    assert not sink.connected
+    assert "refused the connection" in caplog.text and "retrying" in caplog.text
+    assert caplog.text.count("refused the connection") == 1, "a repeated failure is logged once"
+    dispatcher.stop(2.0)
+
+
+def test_password_file_and_credentials(start_broker, mqtt_dispatcher, tmp_path, waiter, monkeypatch):
+    broker = start_broker(users={"genrecast": "s3cret"})
+    secret = tmp_path / "mqtt_password"
+    secret.write_text("s3cret\n")
+    _, sink = mqtt_dispatcher(broker, username="genrecast", password_file=str(secret))
+    waiter(lambda: sink.connected, what="login with password_file")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    assert MqttSettings(username="genrecast").resolve_password() == "s3cret"
+    monkeypatch.setenv("GENRECAST_MQTT_PASSWORD", "fromenv")
+    assert MqttSettings().resolve_password() == "fromenv"
+
+
+@pytest.mark.parametrize("case", ["unreachable", "bad-ca"])
+def test_bad_settings_log_and_retry_without_raising(case, broker, mqtt_dispatcher, tmp_path, waiter, caplog,
+                                                   event_factory):
+    if case == "unreachable":
+        with socket.socket() as s:  # a port nobody listens on
+            s.bind(("127.0.0.1", 0))
+            settings = {"port": s.getsockname()[1]}
+        expected = "cannot connect to 127.0.0.1"
+    else:
+        bad = tmp_path / "ca.pem"
+        bad.write_text("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
+        settings = {"tls": True, "ca_file": str(bad)}
+        expected = "TLS setup failed"
+    with caplog.at_level(logging.ERROR, logger="genrecast.plugins.mqtt_sink"):
+        dispatcher, sink = mqtt_dispatcher(broker, **settings)
+        dispatcher.publish(event_factory(0))
+        waiter(lambda: sink.connect_attempts >= 3, what="retries")
+    assert expected in caplog.text and not sink.connected
+    dispatcher.stop(0.5)
+    assert dispatcher.stats()["mqtt"]["waiting"] == 1  # kept, reported, never raised
+
+
+def test_settings_from_env():
+    settings = MqttSettings.from_env({"GENRECAST_MQTT_HOST": "broker.lan", "GENRECAST_MQTT_PORT": "8883",
+                                      "GENRECAST_MQTT_TLS": "true"}, prefix="house")
+    assert (settings.host, settings.port, settings.tls, settings.prefix) == ("broker.lan", 8883, True, "house")
+    with pytest.raises(ValueError, match="qos must be 0, 1 or 2"):
+        MqttSettings.from_dict({"qos": 3})
+    with pytest.raises(ValueError, match="prefix"):
+        MqttSettings.from_dict({"prefix": "a/#"})

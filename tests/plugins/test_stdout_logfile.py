@@ -1,0 +1,123 @@
+"""The stdout and log-file sinks."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from genrecast.daemon.events import GenreEvent
+from genrecast.plugins import SinkConfigError
+from genrecast.plugins.dispatcher import Dispatcher
+from genrecast.plugins.logfile_sink import LogfileSink
+from genrecast.plugins.sinks import build_sinks
+from genrecast.plugins.stdout_sink import StdoutSink, format_line
+
+LABELS = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
+
+HERE = Path(__file__).parent
+
+
+def test_stdout_readable_lines(event_factory):
+    music = format_line(event_factory(1, genre="rock", probability=0.83, smoothed_genre="rock", changed=True))
+    assert music.startswith("2024-05-01T12:00:03.000Z  radio  @3.0s  rock")
+    assert "0.83" in music and "smoothed rock" in music and "*changed*" in music
+    silence = format_line(event_factory(2, state="silence"))
+    assert "silence" in silence and "dBFS" in silence and "None" not in silence
+    uncertain = format_line(event_factory(3, state="uncertain", genre="jazz", probability=0.2))
+    assert "uncertain" in uncertain and "jazz 0.20" in uncertain
+
+
+def test_stdout_json_lines_parse_back(event_factory):
+    stream = io.StringIO()
+    sink = StdoutSink(stream)
+    sink.genrecast_sink_start({"json": True}, LABELS)
+    events = [event_factory(i) for i in range(3)] + [event_factory(3, state="silence")]
+    for event in events:
+        sink.genrecast_sink_event(event)
+    assert [GenreEvent.from_json(line) for line in stream.getvalue().splitlines()] == events
+    with pytest.raises(SinkConfigError, match="json must be bool"):
+        sink.genrecast_sink_start({"json": "yes"}, LABELS)
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_logfile_rotation_keeps_count_and_every_line_parses(tmp_path, event_factory):
+    path = tmp_path / "events.jsonl"
+    sinks = build_sinks(["logfile"], {"logfile": {"path": str(path), "max_bytes": 4000, "backups": 2}}, LABELS)
+    dispatcher = Dispatcher(sinks)
+    dispatcher.start()
+    n = 60
+    for seq in range(n):
+        dispatcher.publish(event_factory(seq))
+    dispatcher.stop(10.0)
+    files = sorted(tmp_path.iterdir())
+    assert [f.name for f in files] == ["events.jsonl", "events.jsonl.1", "events.jsonl.2"]
+    seqs = []
+    for f in [path.with_name("events.jsonl.2"), path.with_name("events.jsonl.1"), path]:
+        assert f.stat().st_size <= 4000
+        seqs += [GenreEvent.from_json(line).seq for line in _lines(f)]
+    assert seqs == list(range(seqs[0], n)) and seqs[0] > 0  # the oldest rotated away, the rest in order
+    assert dispatcher.stats()["logfile"]["rotations"] >= 3
+
+
+def test_logfile_reopen_after_logrotate_move(tmp_path, event_factory, waiter):
+    path = tmp_path / "events.jsonl"
+    dispatcher = Dispatcher(build_sinks(["logfile"], {"logfile": {"path": str(path)}}, LABELS))
+    dispatcher.start()
+    dispatcher.publish(event_factory(0))
+    waiter(lambda: len(_lines(path)) == 1)
+    moved = tmp_path / "events.jsonl.old"
+    path.rename(moved)  # what logrotate does, before it sends SIGHUP
+    dispatcher.reopen()
+    waiter(path.exists, what="the log file to be reopened")
+    dispatcher.publish(event_factory(1))
+    dispatcher.stop(5.0)
+    assert [GenreEvent.from_json(x).seq for x in _lines(moved)] == [0]
+    assert [GenreEvent.from_json(x).seq for x in _lines(path)] == [1]
+
+
+def test_logfile_killed_writer_leaves_parseable_lines(tmp_path, waiter, event_factory):
+    path = tmp_path / "events.jsonl"
+    child = subprocess.Popen([sys.executable, str(HERE / "child_sink.py"), "logfile", str(path)])
+    try:
+        waiter(lambda: path.exists() and path.stat().st_size > 200_000, what="the child to write")
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    complete, last = lines[:-1], lines[-1]
+    assert len(complete) > 100
+    assert [GenreEvent.from_json(line).seq for line in complete] == list(range(len(complete)))
+    # A partial final line (a power cut) is ended by the next writer, so later lines parse.
+    with open(path, "ab") as f:
+        f.write(b'{"schema_version":1,"source":"cut')
+    sink = LogfileSink()
+    sink.genrecast_sink_start({"path": str(path)}, LABELS)
+    sink.genrecast_sink_event(event_factory(7))
+    sink.genrecast_sink_stop(1.0)
+    tail = path.read_bytes().split(b"\n")
+    assert tail[-1] == b"" and GenreEvent.from_json(tail[-2]).seq == 7
+    assert tail[-3].endswith(b'"source":"cut')
+    del last
+
+
+def test_logfile_settings_errors(tmp_path, monkeypatch):
+    with pytest.raises(SinkConfigError, match="backups must be 0 or more"):
+        LogfileSink().genrecast_sink_start({"path": str(tmp_path / "x"), "backups": -1}, LABELS)
+    with pytest.raises(SinkConfigError, match="cannot open"):
+        LogfileSink().genrecast_sink_start({"path": str(tmp_path / "missing-dir" / "x")}, LABELS)
+    monkeypatch.setenv("LOGS_DIRECTORY", str(tmp_path))
+    sink = LogfileSink()
+    sink.genrecast_sink_start({"path": "relative.jsonl"}, LABELS)
+    sink.genrecast_sink_stop(1.0)
+    assert sink.path == tmp_path / "relative.jsonl" and sink.path.exists()

@@ -1,0 +1,147 @@
+"""``genrecast tail``: JSON from the broker, the live view in a terminal (tmux), following a file."""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from genrecast.daemon.events import GenreEvent
+from genrecast.plugins.tail import TailView, parse_broker, TailError
+
+pytestmark = [pytest.mark.service]
+
+EXE = str(Path(sys.executable).parent / "genrecast")
+
+
+class Lines:
+    """Reads a pipe line by line in a thread, so tests can wait on lines with a deadline."""
+
+    def __init__(self, pipe) -> None:
+        self.queue: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=lambda: [self.queue.put(line) for line in pipe], daemon=True).start()
+
+    def wait_for(self, predicate, timeout_seconds: float = 20.0) -> str:
+        import time
+
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            try:
+                line = self.queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            if predicate(line):
+                return line
+        pytest.fail(f"no matching line within {timeout_seconds} s; seen: {self.seen[-10:]}")
+
+
+def _publish(broker, topic: str, payloads: list[bytes]) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:6]}")
+    client.connect(broker.host, broker.port, 30)
+    client.loop_start()
+    infos = [client.publish(topic, payload, qos=1) for payload in payloads]
+    for info in infos:
+        info.wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
+
+
+def test_tail_json_prints_events_and_skips_garbage(broker, event_factory):
+    prefix = f"gc{uuid.uuid4().hex[:6]}"
+    proc = subprocess.Popen([EXE, "tail", "--broker", f"{broker.host}:{broker.port}", "--prefix", prefix, "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        errors = Lines(proc.stderr)
+        errors.wait_for(lambda line: "subscribed" in line)
+        events = [event_factory(seq) for seq in range(5)]
+        _publish(broker, f"{prefix}/radio/event", [b"not json", b'{"schema_version": 99}'] + [e.to_json().encode() for e in events])
+        out = Lines(proc.stdout)
+        for event in events:
+            assert GenreEvent.from_json(out.wait_for(lambda line: True)) == event
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0
+        errors.wait_for(lambda line: "5 events shown, 2 unparseable payloads skipped" in line)
+        assert not any("Traceback" in line for line in errors.seen)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_tail_file_follows_and_skips_a_partial_line(tmp_path, event_factory):
+    log = tmp_path / "events.jsonl"
+    log.write_text("\n".join(event_factory(seq).to_json() for seq in range(3)) + "\n" + '{"partial')
+    proc = subprocess.Popen([EXE, "tail", "--file", str(log), "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        out = Lines(proc.stdout)
+        assert [GenreEvent.from_json(out.wait_for(lambda line: True)).seq for _ in range(3)] == [0, 1, 2]
+        with open(log, "a") as f:  # the writer finishes the cut line (as the logfile sink does), then more
+            f.write("\n" + event_factory(3).to_json() + "\n")
+        assert GenreEvent.from_json(out.wait_for(lambda line: True)).seq == 3
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0
+        assert "1 unparseable" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_tail_live_view_in_a_terminal(broker, event_factory, waiter):
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    prefix = f"gc{uuid.uuid4().hex[:6]}"
+    socket_name = f"gctest{uuid.uuid4().hex[:6]}"
+    tmux = ["tmux", "-L", socket_name]
+    command = f"{EXE} tail --broker {broker.host}:{broker.port} --prefix {prefix}; echo EXIT=$?; sleep 60"
+    subprocess.run(tmux + ["new-session", "-d", "-s", "t", "-x", "100", "-y", "50", command], check=True)
+
+    def screen() -> str:
+        return subprocess.run(tmux + ["capture-pane", "-p", "-t", "t"], capture_output=True, text=True).stdout
+
+    try:
+        waiter(lambda: "subscribed" in screen(), what="tail to subscribe")
+        events = [event_factory(seq, genre="jazz" if seq % 2 else "metal", smoothed_genre="metal") for seq in range(6)]
+        _publish(broker, f"{prefix}/radio/event", [e.to_json().encode() for e in events])
+        text = waiter(lambda: "events 6" in screen() and screen(), what="the view to show the events")
+        assert "radio" in text and "jazz" in text and "smoothed  metal" in text and "top 3" in text
+        assert "recent    me ja me ja me ja" in text
+        assert all(len(line) <= 80 for line in text.splitlines())
+        subprocess.run(tmux + ["send-keys", "-t", "t", "C-c"], check=True)
+        after = waiter(lambda: "EXIT=" in screen() and screen(), what="tail to exit")
+        assert "EXIT=0" in after and "Traceback" not in after
+    finally:
+        subprocess.run(tmux + ["kill-server"], capture_output=True)
+
+
+def test_view_and_broker_parsing(event_factory):
+    view = TailView("test")
+    for genre in ["rock", "reggae", "country", "classical"]:
+        view.update(event_factory(0, genre=genre))
+    assert len(set(view.codes.values())) == len(view.codes)
+    assert all(len(line) <= 80 for line in view.render())
+    assert parse_broker("broker.lan") == ("broker.lan", None)
+    assert parse_broker("127.0.0.1:1884") == ("127.0.0.1", 1884)
+    assert parse_broker("[::1]:1883") == ("::1", 1883)
+    with pytest.raises(TailError):
+        parse_broker("host:99999")
+
+
+def test_tail_errors_are_one_line(tmp_path):
+    proc = subprocess.run([EXE, "tail", "--broker", "127.0.0.1:1"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert proc.stderr.startswith("genrecast: error: cannot connect") and "Traceback" not in proc.stderr
