@@ -66,3 +66,17 @@ def test_genrecast_plugins_env_limits_loading(thirdparty_installed, monkeypatch)
     rows = {row["name"]: row for row in json.loads(proc.stdout)}
     assert rows[thirdparty_installed]["hooks"] == ["genrecast_sink_event", "genrecast_sink_start"]
     assert rows[thirdparty_installed]["version"] == "0.0.1" and "stdout" in rows
+
+
+@pytest.mark.slow
+def test_daemon_delivers_to_the_thirdparty_sink(thirdparty_installed, trained_bundle, gtzan_sample, tmp_path, monkeypatch):
+    """`genrecast run --sink testrecorder`, its settings from the config file's own section."""
+    monkeypatch.delenv("GENRECAST_PLUGINS", raising=False)
+    out = tmp_path / "recorded.jsonl"
+    config = tmp_path / "config.toml"
+    config.write_text(f'sinks = ["testrecorder"]\n[testrecorder]\npath = "{out}"\n')
+    clip = gtzan_sample / "pop" / "pop.00000.wav"
+    proc = run_cli("run", "--config", str(config), "--bundle", str(trained_bundle), "--source", f"file:{clip}", timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    events = [GenreEvent.from_json(line) for line in out.read_text().splitlines()]
+    assert [e.seq for e in events] == list(range(10)) and {e.source for e in events} == {"file-pop.00000"}

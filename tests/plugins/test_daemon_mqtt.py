@@ -1,0 +1,101 @@
+"""The daemon publishing to a real Mosquitto: every event at QoS 1, retained state,
+status online/offline, the last will on `kill -9`, and `genrecast tail` on its events."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from helpers import Daemon
+from genrecast.daemon.events import GenreEvent
+
+pytestmark = [pytest.mark.slow, pytest.mark.service]
+EXE = str(Path(sys.executable).parent / "genrecast")
+
+
+def _mqtt_env(broker, prefix: str) -> dict[str, str]:
+    return {**os.environ, "GENRECAST_MQTT_HOST": broker.host, "GENRECAST_MQTT_PORT": str(broker.port),
+            "GENRECAST_MQTT_PREFIX": prefix, "GENRECAST_MQTT_CLIENT_ID": f"daemon-{prefix}"}
+
+
+def test_every_event_reaches_broker_and_log(broker, recorder, waiter, trained_bundle, gtzan_sample, tmp_path):
+    prefix = f"gc{uuid.uuid4().hex[:6]}"
+    rec = recorder(broker, [f"{prefix}/#", "homeassistant/#"])
+    log = tmp_path / "events.jsonl"
+    clip = gtzan_sample / "disco" / "disco.00000.wav"
+    env = {**_mqtt_env(broker, prefix), "GENRECAST_LOGFILE_PATH": str(log)}
+    daemon = Daemon(["--bundle", str(trained_bundle), "--source", f"file:{clip}", "--sink", "mqtt", "--sink", "logfile",
+                     "--sink", "stdout", "--json"], env=env)
+    assert daemon.proc.wait(timeout=120) == 0, "".join(daemon.log[-10:])
+    daemon.stop()
+    topic = f"{prefix}/file-disco_00000/event"
+    received = waiter(lambda: len(rec.on(topic)) == 10 and rec.on(topic), what="10 events on the broker")
+    assert [GenreEvent.from_json(m.payload).seq for m in received] == list(range(10))
+    assert [m.json() for m in received] == daemon.events  # the same JSON on every sink
+    assert [json.loads(line) for line in log.read_text().splitlines()] == daemon.events
+    state = rec.on(f"{prefix}/file-disco_00000/state")
+    assert state and state[-1].json()["genre"] in list(daemon.events[-1]["probabilities"]) + ["silence", "uncertain"]
+    status = [m.payload for m in rec.on(f"{prefix}/status")]
+    assert status[0] == b"online" and status[-1] == b"offline"
+    assert [m for m in rec.messages if m.topic.startswith("homeassistant/sensor/")]
+    late = recorder(broker, ["homeassistant/#", f"{prefix}/#"])  # a later subscriber gets the retained messages
+    retained = waiter(lambda: len([m for m in late.messages if m.retain]) >= 4 and late.messages, what="retained messages")
+    topics = {m.topic for m in retained if m.retain}
+    assert f"{prefix}/file-disco_00000/state" in topics and f"{prefix}/status" in topics
+    assert any(t.endswith("_genre/config") for t in topics) and any(t.endswith("_confidence/config") for t in topics)
+
+
+def test_last_will_on_kill_9(broker, recorder, waiter, trained_bundle, gtzan_sample):
+    prefix = f"gc{uuid.uuid4().hex[:6]}"
+    clip = gtzan_sample / "reggae" / "reggae.00000.wav"
+    daemon = Daemon(["--bundle", str(trained_bundle), "--source", f"file:{clip}", "--realtime", "--loop", "--sink", "mqtt"],
+                    env=_mqtt_env(broker, prefix))
+    try:
+        rec = recorder(broker, [f"{prefix}/#"])
+        waiter(lambda: rec.on(f"{prefix}/status") and rec.on(f"{prefix}/status")[-1].payload == b"online", what="online status")
+        waiter(lambda: rec.on(f"{prefix}/file-reggae_00000/event"), timeout_seconds=30, what="a first event")
+        os.kill(daemon.proc.pid, signal.SIGKILL)
+        daemon.proc.wait(timeout=10)
+        waiter(lambda: rec.on(f"{prefix}/status")[-1].payload == b"offline", timeout_seconds=90, what="the last will")
+    finally:
+        daemon.kill()
+
+
+def test_tail_shows_what_a_running_daemon_publishes(broker, waiter, trained_bundle, gtzan_sample):
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    prefix = f"gc{uuid.uuid4().hex[:6]}"
+    socket_name = f"gcd{uuid.uuid4().hex[:6]}"
+    tmux = ["tmux", "-L", socket_name]
+    subprocess.run(tmux + ["new-session", "-d", "-s", "t", "-x", "80", "-y", "40",
+                           f"{EXE} tail --broker {broker.host}:{broker.port} --prefix {prefix}; echo EXIT=$?; sleep 60"], check=True)
+
+    def screen() -> str:
+        return subprocess.run(tmux + ["capture-pane", "-p", "-t", "t"], capture_output=True, text=True).stdout
+
+    clip = gtzan_sample / "metal" / "metal.00000.wav"
+    daemon = None
+    try:
+        waiter(lambda: "subscribed" in screen(), what="tail to subscribe")
+        daemon = Daemon(["--bundle", str(trained_bundle), "--source", f"file:{clip}", "--sink", "mqtt", "--sink", "stdout", "--json"],
+                        env=_mqtt_env(broker, prefix))
+        assert daemon.proc.wait(timeout=120) == 0
+        daemon.stop()
+        last = daemon.events[-1]
+        text = waiter(lambda: "events 10" in screen() and screen(), timeout_seconds=30, what="tail to show 10 events")
+        assert "file-disco" not in text and "file-metal" in text and last["genre"] in text
+        assert all(len(line) <= 80 for line in text.splitlines())
+        subprocess.run(tmux + ["send-keys", "-t", "t", "C-c"], check=True)
+        assert "EXIT=0" in waiter(lambda: "EXIT=" in screen() and screen(), what="tail to exit")
+    finally:
+        if daemon is not None:
+            daemon.kill()
+        subprocess.run(tmux + ["kill-server"], capture_output=True)
