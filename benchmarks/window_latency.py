@@ -1,39 +1,150 @@
-"""Per-window features + inference on the default path, against the tutorial's path."""
+"""Figure 1: one window's features + inference on the default path (MFCC + LiteRT), against
+the tutorial's path (``librosa.feature.mfcc`` + Keras ``model.predict``), measured side by
+side in one worker process; and the summary-feature path of the default bundle.
+
+The worker (``python -m benchmarks.window_latency BUNDLE CLIP N``) imports tensorflow, so it
+runs in its own process and the rest of the suite stays tensorflow-free.
+"""
 
 from __future__ import annotations
 
+import json
 import statistics
-import time
+import sys
 from pathlib import Path
 
-import numpy as np
+from benchmarks.common import Context, p99, row, skipped, time_ms, worker_json
+
+TARGET_MS = 1.5
+TARGET_SPEEDUP = 50.0
 
 
-def _time_ms(fn, n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
-
-
-def run(data: Path, repeats: int) -> list[dict]:
-    """Median and p99 of one window's MFCC + LiteRT inference (a bundle trained on the fly is not
-    needed: the default bundle's classifier is used when it is an MFCC bundle, else features alone)."""
-    from genrecast.daemon.audio import load_audio
-    from genrecast.daemon.features import FeatureConfig, window_features
-
-    cfg = FeatureConfig()
-    audio = load_audio(data / "gtzan-sample" / "blues" / "blues.00000.wav", cfg.sample_rate)
-    window = audio[: cfg.window_samples]
-    window_features(window, cfg)
-    ours = _time_ms(lambda: window_features(window, cfg), 200 * repeats)
-    import librosa
-
-    librosa.feature.mfcc(y=window, sr=cfg.sample_rate, n_mfcc=13)
-    tutorial = _time_ms(lambda: librosa.feature.mfcc(y=window, sr=cfg.sample_rate, n_mfcc=13), 50 * repeats)
-    return [
-        {"figure": "window MFCC, genrecast (ms)", "median": statistics.median(ours), "p99": float(np.percentile(ours, 99)), "unit": "ms"},
-        {"figure": "window MFCC, librosa.feature.mfcc (ms)", "median": statistics.median(tutorial), "p99": float(np.percentile(tutorial, 99)), "unit": "ms"},
+def run(ctx: Context) -> list[dict]:
+    bundle = ctx.bundle()
+    clip = ctx.gtzan_sample / "blues" / "blues.00000.wav"
+    n = 100 if ctx.quick else 400
+    res = worker_json("benchmarks.window_latency", str(bundle), str(clip), str(n), str(ctx.repeats))
+    ours, full, tut = res["ours_ms"], res["pipeline_ms"], res["tutorial_ms"]
+    speedups = res["speedups"]
+    alone = _ours_without_tensorflow(bundle, clip, n * ctx.repeats)
+    med = statistics.median(alone)
+    rows = [
+        row("window", "window features + LiteRT inference (MFCC bundle)", alone, "ms", p99=p99(alone),
+            target=f"<= {TARGET_MS} ms", met=med <= TARGET_MS,
+            note=f"{len(alone)} windows, as in the daemon (no tensorflow in the process)"),
+        row("window", "  same, in the tutorial's process (tensorflow loaded)", ours, "ms", p99=p99(ours),
+            note="the numerator of the speed-up below"),
+        row("window", "window through the pipeline (features, model, smoothing, event)", full, "ms", p99=p99(full),
+            note="SourceState + EventMaker, one window per call"),
+        row("window", "tutorial path: librosa.feature.mfcc + Keras model.predict", tut, "ms", p99=p99(tut),
+            note="same window, same model, same process"),
+        row("window", "speed-up over the tutorial path (x)", speedups, "x",
+            target=f">= {TARGET_SPEEDUP:g}x", met=statistics.median(speedups) >= TARGET_SPEEDUP,
+            note="ratio of medians per interleaved round"),
     ]
+    rows.append(summary_row(ctx, clip, n))
+    return rows
+
+
+def _ours_without_tensorflow(bundle: Path, clip: Path, n: int) -> list[float]:
+    from genrecast.daemon.audio import load_audio
+    from genrecast.daemon.classifier import open_classifier
+    from genrecast.daemon.features import window_features
+
+    clf = open_classifier(bundle)
+    cfg = clf.bundle.features
+    window = load_audio(clip, cfg.sample_rate)[: cfg.window_samples]
+    run_once = lambda: clf.predict(window_features(window, cfg)[None])  # noqa: E731
+    time_ms(run_once, 20)
+    return time_ms(run_once, n)
+
+
+def summary_row(ctx: Context, clip: Path, n: int) -> dict:
+    """The summary-feature path of the built-in bundle (``daemon/default_bundle``), if it exists."""
+    from genrecast.daemon.service import default_bundle_path
+
+    figure = "window on the default bundle's path (summary features + LiteRT)"
+    path = default_bundle_path()
+    if not (path / "bundle.json").is_file():
+        return skipped("window", figure, f"{path} does not exist yet")
+    from genrecast.daemon.audio import load_audio
+    from genrecast.daemon.classifier import open_classifier
+    from genrecast.daemon.pipeline import EventMaker, PipelineSettings, SourceState
+
+    clf = open_classifier(path)
+    cfg = clf.bundle.features
+    settings = PipelineSettings()
+    state = SourceState("bench", clf, settings)
+    maker = EventMaker(clf, settings)
+    audio = load_audio(clip, cfg.sample_rate)
+    windows = state.windower.push(audio, cfg.sample_rate)
+    for w in windows:  # fill the summary context
+        maker.events([state._prepare(w)])
+    w = windows[len(windows) // 2]
+    runs = time_ms(lambda: clf.predict(state._prepare(w).features[None]), n * ctx.repeats // 2)
+    med = statistics.median(runs)
+    return row("window", figure, runs, "ms", p99=p99(runs), target=f"<= {TARGET_MS} ms", met=med <= TARGET_MS,
+               note=f"kind={cfg.kind}, context {cfg.context_seconds:g} s, model {clf.bundle.model_id}")
+
+
+def _worker(bundle_path: str, clip: str, n: int, repeats: int) -> dict:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import numpy as np
+
+    from genrecast.daemon.audio import load_audio
+    from genrecast.daemon.classifier import open_classifier
+    from genrecast.daemon.features import window_features
+    from genrecast.daemon.pipeline import EventMaker, PipelineSettings, SourceState
+
+    clf = open_classifier(bundle_path)
+    cfg = clf.bundle.features
+    audio = load_audio(clip, cfg.sample_rate)
+    window = audio[: cfg.window_samples]
+
+    def ours() -> None:
+        clf.predict(window_features(window, cfg)[None])
+
+    settings = PipelineSettings()
+    state = SourceState("bench", clf, settings)
+    maker = EventMaker(clf, settings)
+    win = state.windower.push(window, cfg.sample_rate)[0]
+
+    def pipeline() -> None:
+        maker.events([state._prepare(win)])
+
+    import librosa
+    from genrecast.trainer.export import quiet_tensorflow
+
+    quiet_tensorflow()
+    import keras
+
+    model = keras.saving.load_model(Path(bundle_path) / "model.keras", compile=False)
+
+    def tutorial() -> None:
+        m = librosa.feature.mfcc(y=window, sr=cfg.sample_rate, n_mfcc=cfg.n_mfcc, n_fft=cfg.n_fft, hop_length=cfg.hop_length)
+        model.predict(m.T[np.newaxis, ...], verbose=0)
+
+    for fn in (ours, pipeline, tutorial):  # warm up
+        for _ in range(5):
+            fn()
+    o, p, t, speedups = [], [], [], []
+    rounds = max(3, repeats)
+    import time
+
+    for _ in range(rounds):  # interleaved rounds: tutorial, then (once TF's threads are idle) ours, pipeline
+        c = time_ms(tutorial, max(10, n // (4 * rounds)))
+        time.sleep(0.5)
+        a = time_ms(ours, n // rounds + 1)
+        b = time_ms(pipeline, n // rounds + 1)
+        o += a
+        p += b
+        t += c
+        speedups.append(statistics.median(c) / statistics.median(a))
+    return {"ours_ms": o, "pipeline_ms": p, "tutorial_ms": t, "speedups": speedups}
+
+
+if __name__ == "__main__":
+    result = _worker(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    sys.stdout.write("\n" + json.dumps(result) + "\n")

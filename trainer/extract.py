@@ -79,8 +79,8 @@ def extract_dataset(
     dataset: Dataset, cfg: FeatureConfig, *, workers: int | None = None, use_cache: bool = True, progress: bool = True
 ) -> FeatureSet:
     """Features of every window of every track, computed on ``workers`` processes (all cores by default)."""
-    cache = _cache_path(dataset, cfg)
-    if use_cache and cache.is_file():
+    cache = _cache_path(dataset, cfg) if use_cache else None  # the key hashes every file: only when caching
+    if cache is not None and cache.is_file():
         with np.load(cache, allow_pickle=False) as data:
             labels = [str(s) for s in data["labels"]]
             if labels == list(dataset.labels):
@@ -100,14 +100,17 @@ def extract_dataset(
                 _collect(by_path[path], feats, err, dataset, xs, ys, ids, skipped)
                 advance()
         else:
+            if _pool_context().get_start_method() == "fork":
+                window_features(np.zeros(cfg.window_samples, np.float32), cfg)  # filterbanks and FFT: built once, inherited
             with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
-                for path, feats, err in pool.map(_work, jobs, chunksize=4):
+                chunksize = max(1, min(4, len(jobs) // (8 * workers)))  # small datasets: balance the workers
+                for path, feats, err in pool.map(_work, jobs, chunksize=chunksize):
                     _collect(by_path[path], feats, err, dataset, xs, ys, ids, skipped)
                     advance()
     if not xs:
         raise AudioDecodeError(f"no usable audio in {dataset.root}: every file was skipped ({skipped[0][1] if skipped else ''})")
     result = FeatureSet(x=np.concatenate(xs), y=np.concatenate(ys), track_ids=np.concatenate(ids), skipped=skipped)
-    if use_cache:
+    if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp.npz")
         np.savez_compressed(
