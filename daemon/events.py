@@ -73,6 +73,12 @@ class GenreEvent:
         missing = sorted(n for n in names - set(data) if n != "context_seconds")
         if missing:
             raise ValueError(f"genre event is missing {missing}")
+        for name, value in data.items():
+            if name in _FIELD_TYPES and not _has_type(value, _FIELD_TYPES[name]):
+                raise ValueError(f"genre event field {name!r} has the wrong type: {type(value).__name__} {value!r:.40}")
+        probabilities = data.get("probabilities")
+        if not all(isinstance(k, str) and _has_type(v, "number") for k, v in probabilities.items()):
+            raise ValueError("genre event probabilities must map labels to numbers")
         event = cls(**{k: v for k, v in data.items() if k in names})
         if event.state not in STATES:
             raise ValueError(f"genre event has unknown state {event.state!r}")
@@ -89,6 +95,25 @@ class GenreEvent:
             return cls.from_dict(data)
         except TypeError as exc:
             raise ValueError(str(exc)) from None
+
+
+_FIELD_TYPES: dict[str, tuple[str, ...]] = {
+    "source": ("str",), "seq": ("int",), "utc": ("str",), "audio_start_seconds": ("number",),
+    "audio_end_seconds": ("number",), "state": ("str",), "genre": ("str", "null"), "probability": ("number",),
+    "probabilities": ("dict",), "smoothed_genre": ("str", "null"), "smoothed_probability": ("number",),
+    "changed": ("bool",), "level_dbfs": ("number",), "model_id": ("str",), "context_seconds": ("number", "null"),
+    "schema_version": ("int",),
+}
+"""JSON types of each field (what :meth:`GenreEvent.from_dict` accepts from other publishers)."""
+
+
+def _has_type(value: Any, kinds: tuple[str, ...] | str) -> bool:
+    kinds = (kinds,) if isinstance(kinds, str) else kinds
+    checks = {"str": lambda v: isinstance(v, str), "dict": lambda v: isinstance(v, dict),
+              "bool": lambda v: isinstance(v, bool), "null": lambda v: v is None,
+              "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+              "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return any(checks[kind](value) for kind in kinds)
 
 
 def utc_now() -> str:

@@ -50,6 +50,8 @@ class PipelineCollector:
         if "connected" in mqtt:
             yield GaugeMetricFamily("genrecast_mqtt_connected", "1 while connected to the broker.", value=int(bool(mqtt["connected"])))
             yield CounterMetricFamily("genrecast_mqtt_reconnects", "Connections to the broker after the first.", value=mqtt.get("reconnects", 0))
+            yield CounterMetricFamily("genrecast_mqtt_connect_attempts", "Attempts to connect to the broker, failed ones included.",
+                                      value=mqtt.get("connect_attempts", 0))
 
 
 def start_metrics_server(pipeline, publisher, host: str, port: int):

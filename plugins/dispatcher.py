@@ -130,8 +130,10 @@ class _Worker:
                 self.delivered += 1
             except Exception as exc:  # isolate the plugin: count, log (rate limited), go on
                 self.errors += 1
+                # an OSError (full disk, lost connection) is the world's doing: one line, no traceback
                 self._errors_log.log(logging.ERROR, "sink %s failed on an event (%d errors so far): %s: %s",
-                                     name, self.errors, type(exc).__name__, exc, exc_info=exc)
+                                     name, self.errors, type(exc).__name__, exc,
+                                     exc_info=None if isinstance(exc, OSError) else exc)
             if self.dropped != self._dropped_logged and self._drops_log.log(
                     logging.WARNING, "sink %s is falling behind: %d events dropped so far (queue of %d full)",
                     name, self.dropped, self.queue_size):
@@ -222,7 +224,11 @@ class Dispatcher:
             worker.reopen_requested = True
 
     def stats(self) -> dict[str, dict[str, Any]]:
-        """``{sink: {"delivered", "errors", "dropped", "queue_depth", ...the sink's own}}``."""
+        """``{sink: {"delivered", "errors", "dropped", "queue_depth", ...the sink's own}}``.
+
+        A sink that buffers events itself (the MQTT sink while its broker is away) may
+        report its own ``dropped`` and ``queue_depth``; they are added to the dispatcher's,
+        so both numbers cover every event the sink has not delivered or has lost."""
         result: dict[str, dict[str, Any]] = {}
         for worker in self._workers:
             values: dict[str, Any] = {}
@@ -230,7 +236,9 @@ class Dispatcher:
                 values.update(worker.sink.stats() or {})
             except Exception as exc:
                 log.debug("sink %s: stats failed: %s", worker.sink.name, exc)
-            values.update(delivered=worker.delivered, errors=worker.errors, dropped=worker.dropped,
-                          queue_depth=worker.queue_depth)
+            own_dropped, own_depth = values.get("dropped", 0), values.get("queue_depth", 0)
+            values.update(delivered=worker.delivered, errors=worker.errors,
+                          dropped=worker.dropped + (own_dropped if isinstance(own_dropped, int) else 0),
+                          queue_depth=worker.queue_depth + (own_depth if isinstance(own_depth, int) else 0))
             result[worker.sink.name] = values
         return result

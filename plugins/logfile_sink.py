@@ -3,7 +3,10 @@
 Each line is written with a single ``os.write`` on an ``O_APPEND`` descriptor (no
 Python buffering, so nothing is half-held in memory at a crash). A file found not
 ending in a newline (a line cut by a power loss) is first closed with one, so later
-lines always parse. ``reopen()`` (SIGHUP) reopens the path, for logrotate.
+lines always parse. A write the file refuses (a full disk, a file-size limit) is cut
+back off, the line waits in a bounded backlog and is written first once writes succeed
+again; the ``OSError`` goes to the dispatcher, which counts and logs it. ``reopen()``
+(SIGHUP) reopens the path, for logrotate.
 
 Settings (``[logfile]``): ``path`` (relative paths go under ``$LOGS_DIRECTORY`` when
 set), ``max_bytes`` (rotate before a line would make the file larger; 0 = never),
@@ -15,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,9 @@ from genrecast.plugins import SinkConfigError, hookimpl
 from genrecast.plugins.settings import settings_from_dict
 
 log = logging.getLogger(__name__)
+
+BACKLOG_LINES = 10_000
+"""Lines kept while the file refuses writes (a full disk); beyond this the oldest are dropped."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,8 @@ class LogfileSink:
         self._lock = threading.Lock()
         self.rotations = 0
         self.lines_written = 0
+        self.lines_dropped = 0
+        self._backlog: deque[bytes] = deque()
 
     @hookimpl
     def genrecast_sink_start(self, config: dict[str, Any], labels: list[str]) -> None:
@@ -76,12 +85,16 @@ class LogfileSink:
     def _open(self) -> None:
         assert self.path is not None
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        size = os.fstat(fd).st_size
-        if size:
-            with open(self.path, "rb") as f:
-                f.seek(size - 1)
-                if f.read(1) != b"\n":  # a line cut short by a crash: end it so the next one parses
-                    os.write(fd, b"\n")
+        try:
+            size = os.fstat(fd).st_size
+            if size:
+                with open(self.path, "rb") as f:
+                    f.seek(size - 1)
+                    if f.read(1) != b"\n":  # a line cut short by a crash: end it so the next one parses
+                        os.write(fd, b"\n")
+        except OSError:
+            os.close(fd)  # e.g. the disk is full: no descriptor leaks while we retry
+            raise
         self._fd = fd
 
     def _close(self) -> None:
@@ -106,19 +119,46 @@ class LogfileSink:
         self._open()
 
     def write_line(self, line: str) -> None:
-        """Append one line (newline added) with one ``write``, rotating first if needed."""
-        data = (line + "\n").encode("utf-8")
+        """Append one line (newline added) with one ``write``, rotating first if needed.
+
+        If the file refuses the write (a full disk, a file-size limit), the part of the
+        line that made it is cut off again, so the file never holds a partial line; the
+        line waits in a backlog (at most ``BACKLOG_LINES``, then the oldest are dropped and
+        counted), is written first on the next call, and ``OSError`` says what happened."""
         with self._lock:
-            if self._fd is None:
-                self._open()
+            self._backlog.append((line + "\n").encode("utf-8"))
+            if len(self._backlog) > BACKLOG_LINES:
+                self._backlog.popleft()
+                self.lines_dropped += 1
+            while self._backlog:
+                try:
+                    self._write(self._backlog[0])
+                except OSError as exc:
+                    raise OSError(exc.errno, f"cannot write {self.path}: {exc.strerror or exc}; "
+                                  f"{len(self._backlog)} line(s) kept to retry") from None
+                self._backlog.popleft()
+                self.lines_written += 1
+
+    def _write(self, data: bytes) -> None:
+        if self._fd is None:
+            self._open()
+        assert self._fd is not None
+        size = os.fstat(self._fd).st_size
+        if self.settings.max_bytes and size and size + len(data) > self.settings.max_bytes:
+            self._rotate()
             assert self._fd is not None
             size = os.fstat(self._fd).st_size
-            if self.settings.max_bytes and size and size + len(data) > self.settings.max_bytes:
-                self._rotate()
-            written = os.write(self._fd, data)
-            while written < len(data):  # only on a full disk or a signal; finish the line
+        written = 0
+        try:
+            while written < len(data):  # more than one write only on a full disk or a signal
                 written += os.write(self._fd, data[written:])
-            self.lines_written += 1
+        except OSError:
+            if written:
+                try:
+                    os.ftruncate(self._fd, size)  # take back the cut line (single writer, O_APPEND)
+                except OSError as exc:
+                    log.error("cannot take back a partial line at the end of %s: %s", self.path, exc)
+            raise
 
     @hookimpl
     def genrecast_sink_event(self, event: GenreEvent) -> None:
@@ -134,8 +174,20 @@ class LogfileSink:
     @hookimpl
     def genrecast_sink_stop(self, deadline_seconds: float) -> None:
         with self._lock:
+            while self._backlog:
+                try:
+                    self._write(self._backlog[0])
+                except OSError as exc:
+                    log.warning("logfile: %d line(s) never written to %s: %s", len(self._backlog), self.path, exc)
+                    self.lines_dropped += len(self._backlog)
+                    self._backlog.clear()
+                    break
+                self._backlog.popleft()
+                self.lines_written += 1
             self._close()
 
     @hookimpl
     def genrecast_sink_stats(self) -> dict[str, Any]:
-        return {"rotations": self.rotations, "lines_written": self.lines_written}
+        # dropped/queue_depth are added to the dispatcher's counters for this sink
+        return {"rotations": self.rotations, "lines_written": self.lines_written,
+                "dropped": self.lines_dropped, "queue_depth": len(self._backlog)}

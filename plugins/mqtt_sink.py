@@ -286,7 +286,9 @@ class MqttSink:
     def genrecast_sink_stats(self) -> dict[str, Any]:
         return {"connected": self.connected, "reconnects": max(0, self.connections - 1),
                 "connect_attempts": self.connect_attempts, "published": self.events_published,
-                "waiting": len(self._queue) + len(self._pending_mids), "offline_dropped": self.offline_dropped}
+                "waiting": len(self._queue) + len(self._pending_mids), "offline_dropped": self.offline_dropped,
+                # added to the dispatcher's own counters (genrecast_sink_dropped / genrecast_sink_queue_depth)
+                "dropped": self.offline_dropped, "queue_depth": len(self._queue) + len(self._pending_mids)}
 
     # -- life cycle --------------------------------------------------------------------
     def start(self, settings: MqttSettings, labels: list[str]) -> None:

@@ -45,12 +45,12 @@ class Daemon:
     """A running ``genrecast run`` whose stdout JSON events and stderr log lines are
     collected by reader threads; wait on them with deadlines."""
 
-    def __init__(self, args: list[str], env: dict | None = None, stdin=None) -> None:
+    def __init__(self, args: list[str], env: dict | None = None, stdin=None, **popen_kwargs) -> None:
         import threading
 
         exe = Path(sys.executable).parent / "genrecast"
         self.proc = subprocess.Popen([str(exe), "run", *args], stdin=stdin, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, env=env)
+                                     stderr=subprocess.PIPE, text=True, env=env, **popen_kwargs)
         self.events: list[dict] = []
         self.stdout_lines: list[str] = []
         self.log: list[str] = []

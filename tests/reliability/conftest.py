@@ -1,0 +1,133 @@
+"""Fixtures for the reliability tests (helpers and service classes live in support.py).
+Every process a fixture starts is stopped by its PID at teardown."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pytest
+
+from helpers import Daemon
+from reliability.support import (RATE, AuthRecorder, Broker, Feeder, Recorder, Run, StreamServers, TlsBroker, _answers, free_port,
+                                 wait_for)
+
+
+@pytest.fixture(scope="session")
+def pcm(gtzan_sample: Path) -> bytes:
+    """A real 30-s GTZAN clip as 16-bit mono PCM at 22050 Hz (what ``--format s16le --rate 22050`` reads)."""
+    from genrecast.daemon.audio import load_audio
+
+    audio = load_audio(gtzan_sample / "rock" / "rock.00000.wav", RATE)
+    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+@pytest.fixture
+def start_daemon(trained_bundle: Path, pcm: bytes, tmp_path_factory) -> Iterator[Callable[..., Run]]:
+    """Factory: ``start_daemon(sinks=[...], env={...}, speed=10, total_seconds=None, metrics=False,
+    extra_args=[])`` → a :class:`Run` of ``genrecast run --source - --format s16le --rate 22050 --json``
+    fed by a :class:`Feeder` (``speed=None``: no feeder, stdin stays open). Killed at teardown."""
+    runs: list[Run] = []
+
+    def start(sinks: list[str] = ("stdout",), env: dict[str, str] | None = None, speed: float | None = 10.0,
+              total_seconds: float | None = None, metrics: bool = False, extra_args: list[str] = (),
+              log_path: Path | None = None, prefix: str | None = None, preexec_fn=None) -> Run:
+        work = tmp_path_factory.mktemp("daemon")
+        config = work / "config.toml"
+        config.write_text("")  # hermetic: never /etc/genrecast/config.toml
+        prefix = prefix or f"gc{uuid.uuid4().hex[:6]}"
+        full_env = {**os.environ, "GENRECAST_CONFIG": str(config), **(env or {})}
+        if log_path is not None:
+            full_env["GENRECAST_LOGFILE_PATH"] = str(log_path)
+        port = None
+        if metrics:
+            port = free_port()
+            full_env.update(GENRECAST_METRICS_ENABLED="true", GENRECAST_METRICS_PORT=str(port))
+        args = ["--bundle", str(trained_bundle), "--source", "-", "--format", "s16le", "--rate", str(RATE), "--json"]
+        for sink in sinks:
+            args += ["--sink", sink]
+        args += list(extra_args)
+        read_fd, write_fd = os.pipe()  # a binary pipe (the Daemon's own pipes are text)
+        try:
+            daemon = Daemon(args, env=full_env, stdin=read_fd, preexec_fn=preexec_fn)
+        finally:
+            os.close(read_fd)
+        stdin = os.fdopen(write_fd, "wb")
+        feeder = Feeder(stdin, pcm, speed, total_seconds) if speed else None
+        run = Run(daemon, stdin, feeder, full_env, prefix, log_path, port)
+        runs.append(run)
+        if metrics:
+            wait_for(lambda: _answers(port), timeout_seconds=60, what="the metrics endpoint")
+        return run
+
+    yield start
+    for run in runs:
+        run.close_stdin()
+        run.daemon.kill()
+        for t in run.daemon._threads:
+            t.join(timeout=5)
+
+
+@pytest.fixture
+def start_broker(tmp_path_factory) -> Iterator[Callable[..., Broker]]:
+    """Factory: ``start_broker(users=None, persistence=False, tls_dir=None, port=None, start=True)``
+    → a Broker on 127.0.0.1 (a :class:`TlsBroker` with ``tls_dir``; ``start=False``: configured,
+    not running yet). Stopped (SIGCONT first, if a test froze it) at teardown."""
+    if shutil.which("mosquitto") is None:
+        pytest.skip("mosquitto is not installed (scripts/setup.sh installs it)")
+    brokers: list[Broker] = []
+
+    def make(users: dict[str, str] | None = None, persistence: bool = False, tls_dir: Path | None = None,
+             port: int | None = None, start: bool = True) -> Broker:
+        workdir = tmp_path_factory.mktemp("mosquitto")
+        password_file = None
+        if users:
+            password_file = workdir / "passwords"
+            password_file.touch(mode=0o600)
+            for user, password in users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(password_file), user, password], check=True)
+        port = port or free_port()
+        broker = (TlsBroker(workdir, port, password_file, persistence, tls_dir=tls_dir, tls_port=free_port()) if tls_dir
+                  else Broker(workdir, port, password_file, persistence))
+        brokers.append(broker)
+        if start:
+            broker.start()
+        return broker
+
+    yield make
+    for broker in brokers:
+        if broker.proc is not None and broker.proc.poll() is None:
+            os.kill(broker.proc.pid, signal.SIGCONT)  # in case a test left it stopped
+        broker.stop()
+
+
+@pytest.fixture
+def recorder() -> Iterator[Callable[..., Recorder]]:
+    """Factory: ``recorder(broker, ["prefix/#"], client_id=..., clean_session=False, username=..., password=...)``
+    → a started Recorder (stopped at teardown)."""
+    made: list[Recorder] = []
+
+    def make(broker: Broker, topics: list[str], **kwargs: Any) -> Recorder:
+        cls = AuthRecorder if "username" in kwargs else Recorder
+        rec = cls(broker, topics, **kwargs).start()
+        made.append(rec)
+        return rec
+
+    yield make
+    for rec in made:
+        rec.stop()
+
+
+@pytest.fixture
+def stream_servers() -> Iterator[StreamServers]:
+    servers = StreamServers()
+    try:
+        yield servers
+    finally:
+        servers.stop_all()

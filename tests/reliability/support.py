@@ -1,0 +1,324 @@
+"""Helpers of the reliability tests: the real daemon fed paced PCM on stdin (:class:`Feeder`,
+:class:`Run`), a TLS Mosquitto, /proc readers, the daemon's Prometheus endpoint.
+
+The service classes come from ``tests/plugins/conftest.py`` and ``tests/daemon/conftest.py``,
+loaded here by path (a non-root conftest may not use ``pytest_plugins``). Every process a
+fixture starts is stopped by its PID at teardown (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pytest
+
+from helpers import Daemon
+
+TESTS = Path(__file__).resolve().parent.parent
+RATE = 22050
+STDIN_SOURCE = "stdin"
+"""The name (and topic level) of the ``-`` source."""
+
+
+def _load(name: str, path: Path):
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(module)
+    return module
+
+
+_plugin_fixtures = _load("genrecast_tests_plugins_conftest", TESTS / "plugins" / "conftest.py")
+_daemon_fixtures = _load("genrecast_tests_daemon_conftest", TESTS / "daemon" / "conftest.py")
+
+Broker = _plugin_fixtures.Broker
+Recorder = _plugin_fixtures.Recorder
+Message = _plugin_fixtures.Message
+free_port = _plugin_fixtures.free_port
+wait_for = _plugin_fixtures.wait_for
+StreamServers = _daemon_fixtures.StreamServers
+stop_process = _daemon_fixtures.stop_process
+
+
+# -- processes ----------------------------------------------------------------------
+
+def proc_status(pid: int) -> dict[str, str]:
+    """``/proc/PID/status`` as a dict (``VmRSS``, ``Threads``, ``State``, ...)."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        out[key] = value.strip()
+    return out
+
+
+def rss_bytes(pid: int) -> int:
+    return int(proc_status(pid)["VmRSS"].split()[0]) * 1024
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def threads(pid: int) -> int:
+    return int(proc_status(pid)["Threads"])
+
+
+def children(pid: int) -> list[tuple[int, str, str]]:
+    """(pid, command name, state letter) of ``pid``'s direct children, zombies included."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[1]) == pid:
+            found.append((int(entry.name), comm, fields[0]))
+    return found
+
+
+# -- audio --------------------------------------------------------------------------
+
+class Feeder:
+    """Writes a looped PCM clip into a daemon's stdin at ``speed`` times real time from a
+    thread, until ``total_seconds`` of audio (then closes stdin: the run ends) or ``stop()``."""
+
+    def __init__(self, stdin, pcm: bytes, speed: float, total_seconds: float | None = None,
+                 block_seconds: float = 0.25) -> None:
+        self.stdin, self.pcm, self.speed, self.total_seconds = stdin, pcm, speed, total_seconds
+        self.block_bytes = int(RATE * block_seconds) * 2
+        self.seconds_written = 0.0
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="feeder", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        offset = 0
+        try:
+            while not self._stop.is_set():
+                if self.total_seconds is not None and self.seconds_written >= self.total_seconds:
+                    break
+                block = self.pcm[offset : offset + self.block_bytes]
+                if len(block) < self.block_bytes:
+                    block += self.pcm[: self.block_bytes - len(block)]
+                offset = (offset + self.block_bytes) % len(self.pcm)
+                self.stdin.write(block)
+                self.stdin.flush()
+                self.seconds_written += len(block) / 2 / RATE
+                # pacing the audio clock against the wall clock, not a synchronisation
+                self._stop.wait(max(0.0, started + self.seconds_written / self.speed - time.monotonic()))
+        except (BrokenPipeError, ValueError, OSError) as exc:
+            if not self._stop.is_set():
+                self.error = exc
+        finally:
+            try:
+                self.stdin.close()
+            except OSError:
+                pass
+
+    @property
+    def done(self) -> bool:
+        return not self.thread.is_alive()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(timeout=10)
+
+
+# -- the daemon ---------------------------------------------------------------------
+
+@dataclass
+class Run:
+    """One ``genrecast run`` reading PCM from stdin, with its feeder and settings."""
+
+    daemon: Daemon
+    stdin: Any
+    feeder: Feeder | None
+    env: dict[str, str]
+    prefix: str
+    log_path: Path | None
+    metrics_port: int | None
+
+    @property
+    def pid(self) -> int:
+        return self.daemon.proc.pid
+
+    def events(self) -> list[dict]:
+        with self.daemon._changed:
+            return list(self.daemon.events)
+
+    def seqs(self) -> list[int]:
+        return [e["seq"] for e in self.events()]
+
+    def log_text(self) -> str:
+        with self.daemon._changed:
+            return "".join(self.daemon.log)
+
+    def wait_events(self, count: int, deadline_seconds: float = 60.0, what: str | None = None) -> list[dict]:
+        return self.daemon.wait(lambda d: len(d.events) >= count and d.events, deadline_seconds,
+                                what or f"{count} events on stdout")
+
+    def wait_log(self, text: str, deadline_seconds: float = 30.0, count: int = 1) -> None:
+        self.daemon.wait(lambda d: sum(text in line for line in d.log) >= count, deadline_seconds,
+                         f"{count} x {text!r} in the log")
+
+    def metrics(self) -> dict[str, float]:
+        assert self.metrics_port is not None
+        return scrape(self.metrics_port)
+
+    def stop(self, deadline_seconds: float = 30.0) -> int:
+        """Stop feeding (closing stdin), SIGTERM, and return the exit code."""
+        self.close_stdin()
+        return self.daemon.stop(timeout=deadline_seconds)
+
+    def close_stdin(self) -> None:
+        if self.feeder is not None:
+            self.feeder.stop()
+        try:
+            self.stdin.close()
+        except OSError:
+            pass
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The daemon's Prometheus metrics as ``{'name{labels}': value}``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
+def mqtt_env(broker_host: str, port: int, prefix: str, **extra: str) -> dict[str, str]:
+    """``GENRECAST_MQTT_*`` for a broker on 127.0.0.1 with fast reconnects."""
+    env = {"GENRECAST_MQTT_HOST": broker_host, "GENRECAST_MQTT_PORT": str(port), "GENRECAST_MQTT_PREFIX": prefix,
+           "GENRECAST_MQTT_CLIENT_ID": f"daemon-{prefix}", "GENRECAST_MQTT_RECONNECT_MIN_SECONDS": "0.2",
+           "GENRECAST_MQTT_RECONNECT_MAX_SECONDS": "1"}
+    env.update(extra)
+    return env
+
+
+def _answers(port: int) -> bool:
+    try:
+        scrape(port)
+        return True
+    except OSError:
+        return False
+
+
+# -- Mosquitto ----------------------------------------------------------------------
+
+@dataclass
+class TlsBroker(Broker):
+    """Mosquitto with a plain listener on ``port`` (for test clients) and a TLS listener on
+    ``tls_port`` with the server certificate from ``tls_dir``; TLS clients must present a
+    certificate signed by the CA when ``require_certificate``."""
+
+    tls_dir: Path | None = None
+    tls_port: int = 0
+    require_certificate: bool = True
+
+    def config_text(self) -> str:
+        assert self.tls_dir is not None and self.tls_port
+        return super().config_text() + "\n".join([
+            f"listener {self.tls_port} 127.0.0.1", f"cafile {self.tls_dir / 'ca.crt'}",
+            f"certfile {self.tls_dir / 'server.crt'}", f"keyfile {self.tls_dir / 'server.key'}",
+            f"require_certificate {'true' if self.require_certificate else 'false'}"]) + "\n"
+
+
+def make_certificates(directory: Path) -> Path:
+    """With ``openssl``: a CA, a server certificate for 127.0.0.1 and a client certificate
+    signed by it, and a second, unrelated CA (``other-ca.crt``)."""
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=60)
+
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for ca in ("ca", "other-ca"):
+        run("req", "-x509", *key, "-keyout", f"{ca}.key", "-out", f"{ca}.crt", "-days", "2", "-subj", f"/CN=genrecast test {ca}",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    for name, ext in (("server", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"),
+                      ("client", "extendedKeyUsage=clientAuth\n")):
+        (directory / f"{name}.ext").write_text("basicConstraints=CA:FALSE\nauthorityKeyIdentifier=keyid\n" + ext)
+        run("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN=genrecast-{name}")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext")
+    for path in directory.glob("*.key"):
+        path.chmod(0o600)
+    return directory
+
+
+@dataclass
+class AuthRecorder(Recorder):
+    """A :class:`Recorder` that logs in with a user name and password."""
+
+    username: str = ""
+    password: str = ""
+
+    def start(self) -> "AuthRecorder":
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id or f"rec-{id(self)}",
+                                  clean_session=self.clean_session)
+        self.client.username_pw_set(self.username, self.password)
+        self.client.on_connect = lambda client, *args: client.subscribe([(t, 1) for t in self.topics])
+
+        def on_message(client, userdata, message) -> None:
+            with self.lock:
+                self.messages.append(Message(message.topic, message.payload, bool(message.retain)))
+
+        self.client.on_message = on_message
+        self.client.on_subscribe = lambda *args: self.subscribed.set()
+        self.client.connect(self.broker.host, self.broker.port, 30)
+        self.client.loop_start()
+        wait_for(self.subscribed.is_set, what="recorder subscription")
+        return self
+
+
+def first_seen_seqs(messages: list[Message]) -> list[int]:
+    """Event seqs in arrival order, a QoS 1 re-delivery counted once."""
+    return list(dict.fromkeys(json.loads(m.payload)["seq"] for m in messages))
+
+
+def publish(broker: Broker, items: list[tuple[str, bytes, bool]]) -> None:
+    """Publish (topic, payload, retain) at QoS 1 as another client would, and wait for the acks."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"other-{uuid.uuid4().hex[:6]}")
+    client.connect(broker.host, broker.port, 30)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, payload, qos=1, retain=retain) for topic, payload, retain in items]
+        for info in infos:
+            info.wait_for_publish(20)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+

@@ -1,0 +1,148 @@
+"""What other publishers put on our MQTT topics: ``genrecast tail`` skips and counts what
+it cannot parse (fuzzed with hypothesis, then one real run against Mosquitto), and the
+daemon is unaffected by garbage on the topics it subscribes to or publishes on.
+
+Fuzzing of audio buffers, configuration files and bundle.json: tests/daemon/test_fuzz.py.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from genrecast.daemon.events import GenreEvent
+from genrecast.plugins.tail import Tail, TailView
+from reliability.support import STDIN_SOURCE, first_seen_seqs, mqtt_env, publish, wait_for
+
+EXE = str(Path(sys.executable).parent / "genrecast")
+LABELS = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
+VALID = {
+    "source": "radio", "seq": 3, "utc": "2024-05-01T12:00:09.000Z", "audio_start_seconds": 9.0,
+    "audio_end_seconds": 12.0, "state": "music", "genre": "rock", "probability": 0.8,
+    "probabilities": {label: (0.8 if label == "rock" else 0.02) for label in LABELS}, "smoothed_genre": "rock",
+    "smoothed_probability": 0.7, "changed": False, "level_dbfs": -20.0, "model_id": "m", "context_seconds": None,
+    "schema_version": 1,
+}
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@st.composite
+def mutated_events(draw) -> bytes:
+    """A valid event with some fields dropped or replaced by any JSON value."""
+    event = dict(VALID)
+    for key in draw(st.lists(st.sampled_from(sorted(VALID)), max_size=4, unique=True)):
+        if draw(st.booleans()):
+            del event[key]
+        else:
+            event[key] = draw(json_values)
+    return json.dumps(event).encode()
+
+
+payloads = st.one_of(
+    st.binary(max_size=300),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    mutated_events(),
+    st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass")),
+)
+
+
+def _handle(payload: bytes, json_output: bool) -> tuple[Tail, str]:
+    out = io.StringIO()
+    tail = Tail(TailView("fuzz"), json_output, out)
+    tail.handle(payload)
+    if not json_output:
+        tail.draw(force=True)  # the live view renders whatever was accepted
+    return tail, out.getvalue()
+
+
+@FUZZ
+@given(payload=payloads, json_output=st.booleans())
+@example(payload=json.dumps({**VALID, "probability": "high"}).encode(), json_output=False)
+@example(payload=json.dumps({**VALID, "probabilities": [1, 2]}).encode(), json_output=False)
+@example(payload=json.dumps({**VALID, "seq": None, "level_dbfs": "loud"}).encode(), json_output=False)
+@example(payload=b"\xff\xfe" + json.dumps(VALID).encode(), json_output=True)
+@example(payload=json.dumps(VALID).encode(), json_output=True)
+def test_tail_skips_and_counts_what_it_cannot_parse(payload: bytes, json_output: bool) -> None:
+    tail, out = _handle(payload, json_output)
+    assert tail.view.events + tail.view.skipped == 1
+    try:
+        event = GenreEvent.from_json(payload)
+    except ValueError:
+        assert tail.view.skipped == 1
+        assert out == "" if json_output else "events 0  skipped 1" in out
+        return
+    assert tail.view.events == 1
+    if json_output:
+        assert GenreEvent.from_json(out) == event
+    else:
+        assert event.source in out
+
+
+@pytest.mark.service
+def test_tail_json_survives_what_others_publish(start_broker):
+    broker = start_broker()
+    prefix = f"gc{uuid.uuid4().hex[:6]}"
+    proc = subprocess.Popen([EXE, "tail", "--broker", f"{broker.host}:{broker.port}", "--prefix", prefix, "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stderr.readline()
+        assert "subscribed" in first, first
+        garbage = [b"", b"\x00\xff" * 100, b"[]", b"null", b'{"schema_version": 1}', b"x" * 200_000,
+                   json.dumps({**VALID, "probability": "high"}).encode(),
+                   json.dumps({**VALID, "state": "dancing"}).encode()]
+        good = [json.dumps({**VALID, "seq": seq}).encode() for seq in range(3)]
+        publish(broker, [(f"{prefix}/x/event", payload, False) for payload in garbage + good])
+        got = [json.loads(proc.stdout.readline()) for _ in good]
+        assert [e["seq"] for e in got] == [0, 1, 2]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+        errors = proc.stderr.read()
+        assert f"3 events shown, {len(garbage)} unparseable payloads skipped" in errors, errors
+        assert "Traceback" not in errors
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+@pytest.mark.slow
+@pytest.mark.service
+def test_daemon_is_unaffected_by_garbage_on_its_topics(start_broker, recorder, start_daemon):
+    broker = start_broker()
+    prefix = f"gc{uuid.uuid4().hex[:6]}"
+    rec = recorder(broker, [f"{prefix}/#"])
+    run = start_daemon(sinks=["stdout", "mqtt"], env=mqtt_env(broker.host, broker.port, prefix), prefix=prefix)
+    topic = f"{prefix}/{STDIN_SOURCE}/event"
+    wait_for(lambda: len(rec.on(topic)) >= 3, what="events on the broker")
+    junk = [b"", b"\x00\xff" * 50, b"ONLINE\x00", "onlïne".encode(), b"x" * 300_000, b'{"online": true}', b"offline"]
+    targets = ["homeassistant/status", f"{prefix}/status", topic, f"{prefix}/{STDIN_SOURCE}/state",
+               f"homeassistant/sensor/daemon-{prefix}/{STDIN_SOURCE}_genre/config"]
+    publish(broker, [(t, payload, False) for t in targets for payload in junk])
+    publish(broker, [("homeassistant/status", b"online", False)])  # a real Home Assistant restart, amid the junk
+    run.wait_log("Home Assistant came online")
+    run.wait_events(len(run.events()) + 5)
+    assert run.daemon.proc.poll() is None
+    assert run.stop() == 0
+    events = run.events()
+    wait_for(lambda: len(set(first_seen_seqs([m for m in rec.on(topic) if m.payload not in junk]))) >= len(events),
+             what="every event on the broker")
+    mine = [m for m in rec.on(topic) if m.payload not in junk]
+    assert first_seen_seqs(mine) == [e["seq"] for e in events]
+    assert "Traceback" not in run.log_text()
