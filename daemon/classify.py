@@ -24,11 +24,23 @@ class FileResult:
     path: Path
     events: list[GenreEvent]
     labels: tuple[str, ...]
+    context_seconds: float | None = None
+    """For summary bundles: the context the model was trained on (e.g. 30 s)."""
 
     @property
     def verdict(self) -> tuple[str | None, float, dict[str, float]]:
-        """(genre, probability, all probabilities): the mean over the classified windows."""
-        probs = [e.probabilities for e in self.events if e.probabilities]
+        """(genre, probability, all probabilities): the mean over the classified windows.
+
+        For summary bundles only the windows whose statistics cover the full
+        context count (or, in a shorter file, the last window, which covers the
+        most): earlier windows' statistics span only a few seconds, unlike the
+        whole-clip statistics the model was trained on.
+        """
+        classified = [e for e in self.events if e.probabilities]
+        if self.context_seconds is not None and classified:
+            full = [e for e in classified if (e.context_seconds or 0) >= self.context_seconds - 0.5]
+            classified = full or classified[-1:]
+        probs = [e.probabilities for e in classified]
         if not probs:
             return None, 0.0, {}
         mean = {label: float(np.mean([p[label] for p in probs])) for label in self.labels}
@@ -64,4 +76,7 @@ def classify_file(path: Path, classifier: Classifier, settings: PipelineSettings
     for i in range(0, len(audio), block):
         pending += state.windows(audio[i : i + block], cfg.sample_rate)
     pending += state.flush()
-    return FileResult(path=Path(path), events=maker.events(pending) if pending else [], labels=classifier.bundle.labels)
+    return FileResult(
+        path=Path(path), events=maker.events(pending) if pending else [], labels=classifier.bundle.labels,
+        context_seconds=cfg.context_seconds if cfg.kind == "summary" else None,
+    )

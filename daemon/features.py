@@ -278,24 +278,26 @@ def window_features(window: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 # Summary (feature-table) statistics
 
 
-def frame_statistics(y: np.ndarray, cfg: FeatureConfig) -> dict[str, np.ndarray]:
-    """Per-frame values of every summary frame feature over ``y`` (name -> 1-D array).
+def _frame_values(frames: np.ndarray, cfg: FeatureConfig) -> dict[str, np.ndarray]:
+    """Per-frame values of the summary features from raw audio frames (frames x n_fft).
 
-    Matches librosa's defaults as used to build the published GTZAN table.
+    ``chroma_stft`` is frames x 12 and ``mel_db`` frames x n_mels (before the
+    80-dB floor, which depends on the loudest frame of the whole span and is
+    applied in :func:`summarise`); every other entry is one value per frame.
     """
-    y = np.asarray(y, dtype=np.float64)
-    power = power_spectrogram(y, cfg)
+    import scipy.fft
+
+    spec = scipy.fft.rfft(frames * _hann(cfg.n_fft), axis=1)
+    power = (spec.real**2 + spec.imag**2).T  # freq x frames
     mag = np.sqrt(power)
     freqs = _fft_freqs(cfg.sample_rate, cfg.n_fft)
     out: dict[str, np.ndarray] = {}
 
     chroma = _chroma_basis(cfg.sample_rate, cfg.n_fft) @ power
     chroma = chroma / np.maximum(np.max(np.abs(chroma), axis=0, keepdims=True), np.finfo(float).tiny)
-    out["chroma_stft"] = chroma.ravel()  # table: mean/var over all bins and frames
+    out["chroma_stft"] = chroma.T  # the table's mean/var are over all bins and frames
 
-    # librosa.feature.rms on the signal: frames with centre padding, no window
-    sig_frames = _frames(y, cfg.n_fft, cfg.hop_length)
-    out["rms"] = np.sqrt(np.mean(sig_frames**2, axis=1))
+    out["rms"] = np.sqrt(np.mean(frames**2, axis=1))  # librosa.feature.rms: no window
 
     total = np.maximum(mag.sum(axis=0), np.finfo(float).tiny)
     norm = mag / total
@@ -303,29 +305,77 @@ def frame_statistics(y: np.ndarray, cfg: FeatureConfig) -> dict[str, np.ndarray]
     out["spectral_centroid"] = centroid
     out["spectral_bandwidth"] = np.sqrt(np.sum(norm * (freqs[:, None] - centroid) ** 2, axis=0))
     cumulative = np.cumsum(mag, axis=0)
-    threshold = 0.85 * cumulative[-1]
-    idx = np.argmax(cumulative >= threshold[None, :], axis=0)
+    idx = np.argmax(cumulative >= 0.85 * cumulative[-1][None, :], axis=0)
     out["rolloff"] = freqs[idx]
 
-    signs = np.signbit(sig_frames)
+    signs = np.signbit(frames)
     out["zero_crossing_rate"] = np.mean(signs[:, 1:] != signs[:, :-1], axis=1)
 
-    coeffs = _mfcc_from_power(power, cfg, 20)
-    for i in range(20):
-        out[f"mfcc{i + 1}"] = coeffs[i]
+    mel = _mel_basis(cfg.sample_rate, cfg.n_fft, cfg.n_mels) @ power
+    out["mel_db"] = (10.0 * np.log10(np.maximum(mel, 1e-10))).T
     return out
 
 
-def summarise(frames: dict[str, np.ndarray], columns: tuple[str, ...]) -> np.ndarray:
-    """Mean/variance columns (in ``columns`` order) from per-frame statistics."""
+def frame_statistics(y: np.ndarray, cfg: FeatureConfig) -> dict[str, np.ndarray]:
+    """Per-frame summary values over a whole clip ``y`` (centred frames, as librosa)."""
+    return _frame_values(_frames(np.asarray(y, dtype=np.float64), cfg.n_fft, cfg.hop_length), cfg)
+
+
+def summarise(frames: dict[str, np.ndarray], cfg: FeatureConfig) -> np.ndarray:
+    """Mean/variance columns (in ``cfg.columns`` order) from per-frame values.
+
+    Matches librosa's defaults as used to build the published GTZAN table.
+    """
+    series = {k: v for k, v in frames.items() if k != "mel_db"}
+    if any(c.startswith("mfcc") for c in cfg.columns):
+        db = frames["mel_db"]
+        db = np.maximum(db, db.max() - 80.0)
+        coeffs = db @ _dct_matrix(cfg.n_mels, 20).T  # frames x 20
+        series.update({f"mfcc{i + 1}": coeffs[:, i] for i in range(20)})
     values = []
-    for column in columns:
+    for column in cfg.columns:
         name, _, stat = column.rpartition("_")
-        series = frames[name]
-        values.append(series.mean() if stat == "mean" else series.var())
+        values.append(series[name].mean() if stat == "mean" else series[name].var())
     return np.asarray(values, dtype=np.float64)
 
 
 def clip_summary(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """Summary features over a whole clip, as one row of the feature table."""
-    return summarise(frame_statistics(y, cfg), cfg.columns).astype(np.float32)
+    return summarise(frame_statistics(y, cfg), cfg).astype(np.float32)
+
+
+class RollingSummary:
+    """Summary features over the last ``cfg.context_seconds`` of a stream, updated as audio
+    arrives: frames are computed once each, continuously across pushes, as over one clip."""
+
+    def __init__(self, cfg: FeatureConfig) -> None:
+        self.cfg = cfg
+        self._buffer = np.zeros(cfg.n_fft // 2)  # the zero padding of a centred first frame
+        self._values: dict[str, np.ndarray] = {}
+        self._max_frames = int(cfg.context_seconds * cfg.sample_rate / cfg.hop_length) + 1
+        self._pushed_samples = 0
+
+    @property
+    def covered_seconds(self) -> float:
+        """Seconds of audio the statistics cover (at most ``context_seconds``)."""
+        return min(self.cfg.context_seconds, self._pushed_samples / self.cfg.sample_rate)
+
+    def push(self, samples: np.ndarray) -> None:
+        """Add new audio (mono, at ``cfg.sample_rate``)."""
+        self._pushed_samples += len(samples)
+        self._buffer = np.concatenate([self._buffer, np.asarray(samples, dtype=np.float64)])
+        n_fft, hop = self.cfg.n_fft, self.cfg.hop_length
+        if len(self._buffer) < n_fft:
+            return
+        count = 1 + (len(self._buffer) - n_fft) // hop
+        fresh = _frame_values(np.lib.stride_tricks.sliding_window_view(self._buffer, n_fft)[::hop][:count], self.cfg)
+        self._values = {
+            k: (np.concatenate([self._values[k], v]) if k in self._values else v)[-self._max_frames :] for k, v in fresh.items()
+        }
+        self._buffer = self._buffer[count * hop :]
+
+    def features(self) -> np.ndarray | None:
+        """The current summary row (float32), or None before the first frame."""
+        if not self._values:
+            return None
+        return summarise(self._values, self.cfg).astype(np.float32)

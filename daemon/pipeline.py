@@ -21,7 +21,7 @@ import numpy as np
 
 from genrecast.daemon.classifier import Classifier
 from genrecast.daemon.events import GenreEvent, utc_now
-from genrecast.daemon.features import frame_statistics, summarise, window_features
+from genrecast.daemon.features import RollingSummary, window_features
 from genrecast.daemon.smoothing import Smoother, SmoothingSettings, level_dbfs
 from genrecast.daemon.windowing import Window, Windower
 
@@ -66,8 +66,8 @@ class SourceState:
         self.silence_dbfs = settings.smoothing.silence_dbfs
         self.seq = 0
         self.invalid_windows = 0
-        context_windows = max(1, math.ceil(cfg.context_seconds / hop)) if cfg.kind == "summary" else 0
-        self._context: deque[tuple[dict[str, np.ndarray], float]] = deque(maxlen=context_windows or 1)
+        self._rolling = RollingSummary(cfg) if cfg.kind == "summary" else None
+        self._rolled_until_seconds = 0.0  # audio clock up to which the rolling context has audio
         self.last_audio_monotonic: float | None = None
 
     def windows(self, block: np.ndarray, rate: int) -> list[PendingWindow]:
@@ -82,6 +82,8 @@ class SourceState:
     def _prepare(self, window: Window) -> PendingWindow:
         with np.errstate(all="ignore"):  # NaN/inf audio is reported below, not warned about
             level = level_dbfs(window.samples)
+        if self._rolling is not None:
+            self._roll(window, finite=math.isfinite(level))
         if not math.isfinite(level):
             self.invalid_windows += 1
             if self.invalid_windows == 1 or self.invalid_windows % 100 == 0:
@@ -94,12 +96,23 @@ class SourceState:
             return PendingWindow(self, window, window_features(window.samples, self.cfg), level, None)
         return self._summary(window, level)
 
+    def _roll(self, window: Window, finite: bool) -> None:
+        """Feed the window's audio not seen before into the rolling summary context
+        (silence included); garbage audio starts the context afresh."""
+        if not finite:
+            self._rolling = RollingSummary(self.cfg)
+            self._rolled_until_seconds = window.end_seconds
+            return
+        rate = self.cfg.sample_rate
+        real = int(round((window.end_seconds - window.start_seconds) * rate))  # a final window is zero-padded
+        new = int(round((window.end_seconds - max(window.start_seconds, self._rolled_until_seconds)) * rate))
+        if new > 0:
+            self._rolling.push(window.samples[max(0, real - new) : real])
+        self._rolled_until_seconds = max(self._rolled_until_seconds, window.end_seconds)
+
     def _summary(self, window: Window, level: float) -> PendingWindow:
-        frames = frame_statistics(window.samples, self.cfg)
-        self._context.append((frames, window.end_seconds - window.start_seconds))
-        merged = {k: np.concatenate([f[k] for f, _ in self._context]) for k in frames}
-        covered = min(self.cfg.context_seconds, sum(d for _, d in self._context))
-        return PendingWindow(self, window, summarise(merged, self.cfg.columns).astype(np.float32), level, round(covered, 3))
+        """Table statistics over the last ``context_seconds`` of audio (see RollingSummary)."""
+        return PendingWindow(self, window, self._rolling.features(), level, round(self._rolling.covered_seconds, 3))
 
 
 class EventMaker:

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Reproduce daemon/default_bundle/ bit for bit from the published GTZAN feature table.
+#
+#   scripts/make_default_bundle.sh               # grid selection (10-fold CV, ~25 min on 2 cores), then training
+#   scripts/make_default_bundle.sh --skip-select # reuse the committed selection.json, training only (~5 min)
+#
+# Inputs (never copied into the repo): ../shared/data/reference/features_30_sec.csv,
+# the artist-filtered lists in ../shared/data/splits/jongpillee_music_dataset_split/GTZAN_split,
+# and ../shared/data/gtzan-sample (its 19 clips' rows are left out of training).
+# Fixed seed, deterministic TF ops, one thread: two runs write identical files.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA="${GENRECAST_TEST_DATA:-../shared/data}"
+OUT=daemon/default_bundle
+PY=.venv/bin/python
+export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$PWD/.cache/numba}"
+export PYTHONHASHSEED=0 TF_DETERMINISTIC_OPS=1 TF_CPP_MIN_LOG_LEVEL=3 CUDA_VISIBLE_DEVICES=""
+export OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
+
+SELECTION="$(mktemp)"
+trap 'rm -f "$SELECTION"' EXIT
+if [[ "${1:-}" == "--skip-select" ]]; then
+    cp "$OUT/selection.json" "$SELECTION"
+else
+    "$PY" -m genrecast.trainer.table select "$DATA/reference/features_30_sec.csv" \
+        --out "$SELECTION" --exclude-dir "$DATA/gtzan-sample" --seed 0
+fi
+rm -rf "$OUT"
+mkdir -p "$OUT"
+cat "$SELECTION" > "$OUT/selection.json"
+"$PY" -m genrecast.trainer.table train "$DATA/reference/features_30_sec.csv" --out "$OUT" \
+    --exclude-dir "$DATA/gtzan-sample" \
+    --split-lists "$DATA/splits/jongpillee_music_dataset_split/GTZAN_split" \
+    --selection "$OUT/selection.json" --seed 0
+sha256sum "$OUT"/model.tflite "$OUT"/model.keras "$OUT"/evaluation/model.tflite

@@ -1,0 +1,136 @@
+"""A bundle from the published feature table, and the shipped default bundle's provenance."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import REPO
+
+from genrecast.daemon.bundle import load_bundle
+from genrecast.daemon.features import DEFAULT_SUMMARY_COLUMNS
+from genrecast.trainer.table import (
+    EVALUATION_SUBDIR,
+    MLPConfig,
+    ids_in_dir,
+    read_filtered_split,
+    read_table,
+    stratified_folds,
+    table_command,
+    train_from_table,
+)
+
+DEFAULT_BUNDLE = REPO / "daemon" / "default_bundle"
+
+
+@pytest.fixture(scope="module")
+def table_csv(data_dir: Path) -> Path:
+    return data_dir / "reference" / "features_30_sec.csv"
+
+
+@pytest.fixture(scope="module")
+def splits_dir(data_dir: Path) -> Path:
+    return data_dir / "splits" / "jongpillee_music_dataset_split" / "GTZAN_split"
+
+
+def test_read_table(table_csv: Path) -> None:
+    table = read_table(table_csv)
+    assert table.x.shape == (1000, len(DEFAULT_SUMMARY_COLUMNS))
+    assert list(table.labels) == sorted(table.labels) and len(table.labels) == 10
+    assert table.ids[0] == "blues.00000"
+    assert np.bincount(table.y).tolist() == [100] * 10
+
+
+def test_expensive_columns_are_refused(table_csv: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="cannot compute"):
+        read_table(table_csv, columns=DEFAULT_SUMMARY_COLUMNS + ("tempo",))
+    with pytest.raises(ValueError, match="cannot compute"):
+        table_command(table_csv, tmp_path / "b", None, None, 0, True)
+    with pytest.raises(ValueError, match="unknown"):
+        read_table(table_csv, columns=("no_such_mean",))
+
+
+def test_stratified_folds_are_balanced() -> None:
+    y = np.repeat(np.arange(10), 100)
+    folds = stratified_folds(y, 10, seed=3)
+    for k in range(10):
+        assert np.bincount(y[folds == k], minlength=10).tolist() == [10] * 10
+    assert np.array_equal(folds, stratified_folds(y, 10, seed=3))
+
+
+@pytest.mark.slow
+def test_quick_training_writes_a_valid_bundle(table_csv: Path, splits_dir: Path, gtzan_sample: Path, tmp_path: Path) -> None:
+    from genrecast.daemon.classifier import open_classifier
+
+    exclude = ids_in_dir(gtzan_sample)
+    out = tmp_path / "table-bundle"
+    bundle = train_from_table(
+        table_csv, out, exclude_ids=exclude, splits_dir=splits_dir, seed=1,
+        config=MLPConfig(hidden=(16,), members=2, epochs=3), cv_folds=2,
+    )
+    assert bundle.features.kind == "summary" and bundle.features.columns == DEFAULT_SUMMARY_COLUMNS
+    assert bundle.provenance["excluded_ids"] == sorted(exclude)
+    assert bundle.metrics["split"]["sizes"]["test_tracks"] == 290
+    assert len(bundle.metrics["extra"]["cv"]["fold_accuracies"]) == 2
+    for name in ("metrics.json", "report.md", "confusion.png", "curves.png", "model.keras", "model.tflite"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "metrics.json").read_text())["extra"]["test_accuracy"] == bundle.metrics["extra"]["test_accuracy"]
+
+    table = read_table(table_csv)
+    lite = open_classifier(out, backend="litert")
+    keras_clf = open_classifier(out, backend="keras")
+    rows = table.x[:20].astype(np.float32)
+    p_lite, p_keras = lite.predict(rows), keras_clf.predict(rows)
+    assert p_lite.shape == (20, 10)
+    np.testing.assert_allclose(p_lite.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(p_lite, p_keras, atol=1e-5)
+    assert load_bundle(out / EVALUATION_SUBDIR).provenance["trained_rows"] < len(table.ids) - len(exclude)
+
+
+# --------------------------------------------------------------------------- #
+# The shipped default bundle
+
+
+def test_default_bundle_is_small_and_valid() -> None:
+    bundle = load_bundle(DEFAULT_BUNDLE)
+    size = sum(p.stat().st_size for p in DEFAULT_BUNDLE.rglob("*") if p.is_file())
+    assert size < 2_000_000, f"default bundle is {size} bytes"
+    assert bundle.features.kind == "summary"
+    assert bundle.features.context_seconds == 30.0
+    assert list(bundle.labels) == sorted(bundle.labels)
+
+
+def test_default_bundle_provenance(table_csv: Path, gtzan_sample: Path) -> None:
+    bundle = load_bundle(DEFAULT_BUNDLE)
+    prov, metrics = bundle.provenance, bundle.metrics
+    assert prov["table_sha256"] == hashlib.sha256(table_csv.read_bytes()).hexdigest()
+    assert prov["excluded_ids"] == sorted(ids_in_dir(gtzan_sample))
+    assert prov["trained_rows"] == 1000 - len(prov["excluded_ids"])
+    assert metrics["extra"]["cv_accuracy_mean"] >= 0.74
+    assert len(metrics["extra"]["cv"]["fold_accuracies"]) == 10
+    assert metrics["split"]["name"] == "artist-filtered"
+    assert metrics["extra"]["test_accuracy"] >= 0.50
+    assert metrics["track_accuracy"] == metrics["extra"]["test_accuracy"]
+    assert json.loads((DEFAULT_BUNDLE / "metrics.json").read_text()) == metrics
+
+
+def test_default_bundle_test_accuracy_recomputes(table_csv: Path, splits_dir: Path) -> None:
+    """The recorded artist-filtered accuracy is that of the kept evaluation model, re-run with LiteRT."""
+    from genrecast.daemon.classifier import open_classifier
+
+    clf = open_classifier(DEFAULT_BUNDLE / EVALUATION_SUBDIR, backend="litert")
+    train_ids, test_ids = read_filtered_split(splits_dir)
+    assert clf.bundle.provenance["trained_rows"] == len(train_ids - set(clf.bundle.provenance["excluded_ids"]))
+    table = read_table(table_csv, clf.bundle.features.columns)
+    mask = np.isin(table.ids, sorted(test_ids))
+    assert mask.sum() == 290
+    prob = clf.predict(table.x[mask].astype(np.float32))
+    labels = np.array([table.labels[i] for i in table.y[mask]])
+    accuracy = float((np.array(clf.bundle.labels)[prob.argmax(axis=1)] == labels).mean())
+    recorded = load_bundle(DEFAULT_BUNDLE).metrics["extra"]["test_accuracy"]
+    assert round(accuracy, 4) == recorded
+    assert clf.bundle.provenance["table_sha256"] == load_bundle(DEFAULT_BUNDLE).provenance["table_sha256"]
