@@ -12,7 +12,6 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 from benchmarks.common import Context, row, worker_json
 from benchmarks.synthetic import synthetic_dataset

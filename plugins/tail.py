@@ -8,7 +8,6 @@ instead. Payloads that are not genre events are skipped and counted.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue

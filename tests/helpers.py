@@ -125,3 +125,37 @@ def ffmpeg_processes_mentioning(text: str) -> list[int]:
         if cmdline and cmdline[0].endswith(b"ffmpeg") and any(text.encode() in part for part in cmdline):
             found.append(int(entry.name))
     return found
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def poll_until(condition, timeout: float, what: str, interval: float = 0.05) -> None:
+    """Poll ``condition`` until true; fail naming ``what`` at the deadline (no fixed sleeps)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def scrape_metrics(port: int) -> dict[str, float]:
+    """A daemon's Prometheus metrics as ``{'name{labels}': value}``."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values

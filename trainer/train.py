@@ -13,7 +13,7 @@ import numpy as np
 from genrecast.daemon.bundle import Bundle
 from genrecast.daemon.features import FeatureConfig
 from genrecast.trainer.archs import DEFAULT_ARCH, build_model
-from genrecast.trainer.dataset import Dataset, scan_dataset
+from genrecast.trainer.dataset import scan_dataset
 from genrecast.trainer.extract import FeatureSet, extract_dataset
 from genrecast.trainer.report import write_report
 from genrecast.trainer.splits import Split, list_split, segment_split, track_split

@@ -6,17 +6,16 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 
-from helpers import IN_CI
+from helpers import IN_CI, free_port
 
 STREAM_SERVER = Path(__file__).with_name("stream_server.py")
 
@@ -26,21 +25,6 @@ def _unavailable(message: str) -> None:
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> None:
-    """Poll ``condition`` until it is true; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stop_process(proc: subprocess.Popen) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import free_port, scrape_metrics
 from genrecast.daemon.audio import load_audio
 
 GENRECAST = str(Path(sys.executable).parent / "genrecast")
@@ -126,27 +127,9 @@ def test_stdin_source_ends_cleanly(trained_bundle: Path, gtzan_sample: Path) -> 
     assert len(events) == 3  # the last second is shorter than half a window
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _scrape(port: int) -> dict[str, float]:
-    import urllib.request
-
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    return values
-
-
 @pytest.mark.slow
 def test_prometheus_counters_move(trained_bundle: Path, gtzan_sample: Path, notify_socket: NotifySocket) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "GENRECAST_METRICS_ENABLED": "true", "GENRECAST_METRICS_PORT": str(port),
            "NOTIFY_SOCKET": str(notify_socket.path)}
     proc = _start_stdin_daemon(trained_bundle, env)
@@ -155,13 +138,13 @@ def test_prometheus_counters_move(trained_bundle: Path, gtzan_sample: Path, noti
         proc.stdin.flush()
         notify_socket.wait_for(lambda m: "READY=1" in m, 60)
         notify_socket.wait_for(lambda m: "1 events" in m, 10)
-        first = _scrape(port)
+        first = scrape_metrics(port)
         assert first["genrecast_windows_classified_total"] == 1
         assert first["process_resident_memory_bytes"] > 10e6
         proc.stdin.write(_pcm(gtzan_sample, 6))
         proc.stdin.flush()
         notify_socket.wait_for(lambda m: "3 events" in m, 10)
-        second = _scrape(port)
+        second = scrape_metrics(port)
         assert second["genrecast_windows_classified_total"] == 3
         assert second["genrecast_classification_seconds_count"] >= 1
         assert sum(v for k, v in second.items() if k.startswith("genrecast_events_total")) == 3

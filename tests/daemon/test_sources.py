@@ -6,11 +6,9 @@ from __future__ import annotations
 import io
 import logging
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,24 +28,12 @@ from genrecast.daemon.sources import (
     parse_source,
 )
 
+from helpers import free_port  # noqa: E402
+from helpers import poll_until as wait_for  # noqa: E402
+
 LOGGER = "genrecast.daemon.sources"
 # Fixtures (pulse_server, virtual_mic, stream_servers, stream_mp3s) live in tests/daemon/conftest.py;
 # the Pulse and StreamServers annotations below are strings only.
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.05) -> None:
-    """Poll ``condition`` until true; fail naming ``what`` at the deadline (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Runner:

@@ -11,22 +11,17 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
-import numpy as np
-import pytest
 
-from helpers import Daemon
+from helpers import Daemon, scrape_metrics
 
 TESTS = Path(__file__).resolve().parent.parent
 RATE = 22050
@@ -201,16 +196,7 @@ class Run:
             pass
 
 
-def scrape(port: int) -> dict[str, float]:
-    """The daemon's Prometheus metrics as ``{'name{labels}': value}``."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    return values
+scrape = scrape_metrics
 
 
 def mqtt_env(broker_host: str, port: int, prefix: str, **extra: str) -> dict[str, str]:

@@ -14,7 +14,6 @@ import math
 import os
 import statistics
 import threading
-import time
 from pathlib import Path
 
 import pytest
