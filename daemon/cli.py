@@ -22,14 +22,6 @@ app = typer.Typer(
 )
 
 
-class CliError(Exception):
-    """A user-facing error: printed as one line, exit code 2 unless given."""
-
-    def __init__(self, message: str, code: int = 2) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 def fail(message: str, code: int = 2) -> None:
     """Print ``genrecast: error: message`` to stderr and exit with ``code``."""
     typer.echo(f"genrecast: error: {message}", err=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -56,30 +55,10 @@ def pipeline_settings(config: Config):
     )
 
 
-class _PrintPublisher:
-    """Events on stdout, used only while no plugin layer is installed."""
-
-    def __init__(self, json_output: bool) -> None:
-        self.json_output = json_output
-
-    def start(self) -> None: ...
-
-    def publish(self, event) -> None:
-        line = event.to_json() if self.json_output else f"{event.utc} {event.source} {event.state} {event.genre} {event.probability:.2f} smoothed={event.smoothed_genre}"
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-
-    def stop(self, deadline_seconds: float) -> None: ...
-
-    def reopen(self) -> None: ...
-
-
 def open_publisher(config: Config, labels: list[str]):
-    """The object events go to: ``start()``, ``publish(event)``, ``stop(deadline_seconds)``, ``reopen()``."""
-    try:
-        from genrecast.plugins.publisher import open_sink_publisher
-    except ImportError:
-        return _PrintPublisher(config["stdout.json"])
+    """The started sink dispatcher events go to: ``publish(event)``, ``stop(deadline_seconds)``, ``reopen()``."""
+    from genrecast.plugins.publisher import open_sink_publisher
+
     return open_sink_publisher(config, labels)
 
 
@@ -153,7 +132,6 @@ def run_daemon(config: Config) -> int:
             metrics_server = start_metrics_server(pipeline, publisher, config["metrics.host"], config["metrics.port"])
         except OSError as exc:
             log.error("cannot serve metrics on %s:%s (%s); going on without them", config["metrics.host"], config["metrics.port"], exc)
-    publisher.start()
     watchdog.start()
     try:
         pipeline.run()
