@@ -62,10 +62,7 @@ def waiter() -> Callable[..., Any]:
     return wait_for
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from helpers import free_port  # noqa: E402  (re-exported for the reliability tests)
 
 
 @dataclass
@@ -118,6 +115,17 @@ class Broker:
         self.proc = None
 
 
+def password_file(workdir: Path, users: dict[str, str] | None) -> Path | None:
+    """A mosquitto password file for ``users`` in ``workdir`` (None: anonymous broker)."""
+    if not users:
+        return None
+    path = workdir / "passwords"
+    path.touch(mode=0o600)
+    for user, password in users.items():
+        subprocess.run(["mosquitto_passwd", "-b", str(path), user, password], check=True)
+    return path
+
+
 @pytest.fixture
 def start_broker(tmp_path_factory) -> Iterator[Callable[..., Broker]]:
     """Factory: ``start_broker(password=None, persistence=False)`` → a running Broker, stopped at teardown."""
@@ -127,13 +135,7 @@ def start_broker(tmp_path_factory) -> Iterator[Callable[..., Broker]]:
 
     def start(users: dict[str, str] | None = None, persistence: bool = False) -> Broker:
         workdir = tmp_path_factory.mktemp("mosquitto")
-        password_file = None
-        if users:
-            password_file = workdir / "passwords"
-            password_file.touch(mode=0o600)
-            for user, password in users.items():
-                subprocess.run(["mosquitto_passwd", "-b", str(password_file), user, password], check=True)
-        broker = Broker(workdir, free_port(), password_file, persistence)
+        broker = Broker(workdir, free_port(), password_file(workdir, users), persistence)
         brokers.append(broker)
         broker.start()
         return broker

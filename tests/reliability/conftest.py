@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -16,7 +15,7 @@ import pytest
 
 from helpers import Daemon
 from reliability.support import (RATE, AuthRecorder, Broker, Feeder, Recorder, Run, StreamServers, TlsBroker, _answers, free_port,
-                                 wait_for)
+                                 password_file, wait_for)
 
 
 @pytest.fixture(scope="session")
@@ -86,15 +85,10 @@ def start_broker(tmp_path_factory) -> Iterator[Callable[..., Broker]]:
     def make(users: dict[str, str] | None = None, persistence: bool = False, tls_dir: Path | None = None,
              port: int | None = None, start: bool = True) -> Broker:
         workdir = tmp_path_factory.mktemp("mosquitto")
-        password_file = None
-        if users:
-            password_file = workdir / "passwords"
-            password_file.touch(mode=0o600)
-            for user, password in users.items():
-                subprocess.run(["mosquitto_passwd", "-b", str(password_file), user, password], check=True)
+        passwords = password_file(workdir, users)
         port = port or free_port()
-        broker = (TlsBroker(workdir, port, password_file, persistence, tls_dir=tls_dir, tls_port=free_port()) if tls_dir
-                  else Broker(workdir, port, password_file, persistence))
+        broker = (TlsBroker(workdir, port, passwords, persistence, tls_dir=tls_dir, tls_port=free_port()) if tls_dir
+                  else Broker(workdir, port, passwords, persistence))
         brokers.append(broker)
         if start:
             broker.start()

@@ -46,6 +46,7 @@ Broker = _plugin_fixtures.Broker
 Recorder = _plugin_fixtures.Recorder
 Message = _plugin_fixtures.Message
 free_port = _plugin_fixtures.free_port
+password_file = _plugin_fixtures.password_file
 wait_for = _plugin_fixtures.wait_for
 StreamServers = _daemon_fixtures.StreamServers
 stop_process = _daemon_fixtures.stop_process
