@@ -61,7 +61,7 @@ def _ours_without_tensorflow(bundle: Path, clip: Path, n: int) -> list[float]:
 
 def summary_row(ctx: Context, clip: Path, n: int) -> dict:
     """The summary-feature path of the built-in bundle (``daemon/default_bundle``), if it exists."""
-    from genrecast.daemon.service import default_bundle_path
+    from genrecast.daemon.bundle import default_bundle_path
 
     figure = "window on the default bundle's path (summary features + LiteRT)"
     path = default_bundle_path()

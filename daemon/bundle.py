@@ -28,6 +28,13 @@ TFLITE_FILE = "model.tflite"
 KERAS_FILE = "model.keras"
 
 
+def default_bundle_path() -> Path:
+    """The bundle shipped inside the package (the feature-table model; see README)."""
+    from importlib import resources
+
+    return Path(str(resources.files("genrecast.daemon").joinpath("default_bundle")))
+
+
 class BundleError(ValueError):
     """A model bundle is missing, incomplete or inconsistent."""
 

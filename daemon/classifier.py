@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from genrecast.daemon.bundle import Bundle, BundleError, load_bundle
+from genrecast.daemon.bundle import Bundle, BundleError, default_bundle_path, load_bundle
 
 log = logging.getLogger(__name__)
 BACKENDS = ("litert", "keras")
@@ -74,9 +74,9 @@ class KerasClassifier:
         return np.asarray(self._model(x, training=False), dtype=np.float32)
 
 
-def open_classifier(bundle_path, backend: str = "litert") -> Classifier:
-    """Load and validate a bundle and return a classifier for ``backend``."""
+def open_classifier(bundle_path=None, backend: str = "litert") -> Classifier:
+    """Load and validate a bundle (``None``/empty: the built-in one) and return a classifier for ``backend``."""
     if backend not in BACKENDS:
         raise BundleError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    bundle = load_bundle(bundle_path, require="tflite" if backend == "litert" else "keras")
+    bundle = load_bundle(bundle_path or default_bundle_path(), require="tflite" if backend == "litert" else "keras")
     return LiteRTClassifier(bundle) if backend == "litert" else KerasClassifier(bundle)

@@ -31,13 +31,6 @@ Stops on Ctrl-C or SIGTERM after classifying what is buffered; a finite source (
 """
 
 
-def open_bundle_classifier(bundle: Optional[Path], backend: str):
-    from genrecast.daemon.classifier import open_classifier
-    from genrecast.daemon.service import default_bundle_path
-
-    return open_classifier(bundle or default_bundle_path(), backend)
-
-
 def register(app: typer.Typer) -> None:
     """Add the daemon's commands to the ``genrecast`` app."""
 
@@ -135,6 +128,7 @@ def register(app: typer.Typer) -> None:
         Exits 1 if any file could not be read (after classifying the others).
         """
         from genrecast.daemon.bundle import BundleError
+        from genrecast.daemon.classifier import open_classifier
         from genrecast.daemon.classify import classify_file
         from genrecast.daemon.cli import fail, setup_logging
         from genrecast.daemon.pipeline import PipelineSettings
@@ -142,7 +136,7 @@ def register(app: typer.Typer) -> None:
 
         setup_logging()
         try:
-            classifier = open_bundle_classifier(bundle, backend)
+            classifier = open_classifier(bundle, backend)
         except (BundleError, ValueError, OSError) as exc:
             fail(str(exc))
         settings = PipelineSettings(hop_seconds=hop_seconds)

@@ -7,7 +7,6 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 from genrecast.daemon.config import Config
 from genrecast.daemon.notify import Notifier, watchdog_seconds
@@ -16,19 +15,6 @@ log = logging.getLogger("genrecast.daemon")
 
 #: Seconds the sinks get to flush at shutdown (below the unit's TimeoutStopSec=20).
 STOP_DEADLINE_SECONDS = 8.0
-
-
-def default_bundle_path() -> Path:
-    """The bundle shipped inside the package (see README: the default model)."""
-    from importlib import resources
-
-    return Path(str(resources.files("genrecast.daemon").joinpath("default_bundle")))
-
-
-def open_classifier_for(config: Config):
-    from genrecast.daemon.classifier import open_classifier
-
-    return open_classifier(config["model.bundle"] or default_bundle_path(), config["model.backend"])
 
 
 def open_sources(config: Config) -> list:
@@ -114,7 +100,9 @@ def run_daemon(config: Config) -> int:
     from genrecast.daemon.sources import SourceError
 
     try:
-        classifier = open_classifier_for(config)
+        from genrecast.daemon.classifier import open_classifier
+
+        classifier = open_classifier(config["model.bundle"], config["model.backend"])
         sources = open_sources(config)
         publisher = open_publisher(config, list(classifier.bundle.labels))
     except (BundleError, SourceError, ValueError, OSError) as exc:
