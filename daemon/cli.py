@@ -35,14 +35,11 @@ def setup_logging(verbose: bool = False) -> None:
 
 def _register_commands() -> None:
     from genrecast.daemon import cli_daemon
+    from genrecast.plugins import cli as plugins_cli
     from genrecast.trainer import cli as trainer_cli
 
     trainer_cli.register(app)
     cli_daemon.register(app)
-    try:
-        from genrecast.plugins import cli as plugins_cli
-    except ImportError:  # the plugin layer is optional while it is being built
-        return
     plugins_cli.register(app)
 
 
