@@ -296,6 +296,9 @@ class MqttSink:
         if self._thread is not None:
             raise RuntimeError("this MQTT sink is already started")
         self.settings, self.labels = settings, list(labels)
+        # the periodic re-publish refreshes states already sent; its first turn is one interval away,
+        # so it never doubles the publish a first event makes anyway
+        self._next_state_monotonic = time.monotonic() + settings.state_interval_seconds
         self._thread = threading.Thread(target=self._run, name="mqtt-sink", daemon=True)
         self._thread.start()
         log.info("MQTT sink: publishing to %s:%d under %s/", settings.host, settings.port, settings.prefix)
