@@ -15,10 +15,14 @@ from genrecast.daemon.bundle import load_bundle
 from genrecast.daemon.features import DEFAULT_SUMMARY_COLUMNS
 from genrecast.trainer.table import (
     EVALUATION_SUBDIR,
+    MAX_PARAMETERS,
+    SELECTION_GRID,
     MLPConfig,
+    choose,
     ids_in_dir,
     read_filtered_split,
     read_table,
+    select,
     stratified_folds,
     table_command,
     train_from_table,
@@ -60,6 +64,38 @@ def test_stratified_folds_are_balanced() -> None:
     for k in range(10):
         assert np.bincount(y[folds == k], minlength=10).tolist() == [10] * 10
     assert np.array_equal(folds, stratified_folds(y, 10, seed=3))
+
+
+def test_choose_takes_the_best_cv_mean_that_fits_the_size_cap() -> None:
+    small, large = MLPConfig(hidden=(8,), members=1), MLPConfig(hidden=(4096, 4096), members=1)
+    grid = (small, large)
+    results = [
+        {"config": small.label(), "cv_mean": 0.70, "parameters": small.parameters(52, 10)},
+        {"config": large.label(), "cv_mean": 0.80, "parameters": large.parameters(52, 10)},
+    ]
+    assert results[1]["parameters"] > MAX_PARAMETERS
+    assert choose(results, grid) == small
+    assert choose(results, grid, max_parameters=10**9) == large
+    with pytest.raises(ValueError, match="at most 10 parameters"):
+        choose(results, grid, max_parameters=10)
+
+
+def test_selection_grid_fits_the_size_cap() -> None:
+    assert all(cfg.parameters(len(DEFAULT_SUMMARY_COLUMNS), 10) <= MAX_PARAMETERS for cfg in SELECTION_GRID)
+
+
+@pytest.mark.slow
+def test_select_repeats_folds_and_worker_processes_change_nothing(table_csv: Path) -> None:
+    table = read_table(table_csv)
+    table = table.subset(np.isin(np.arange(len(table.ids)) % 5, [0]))  # 200 rows, every genre
+    grid = (MLPConfig(hidden=(8,), members=1, epochs=2), MLPConfig(hidden=(16,), members=2, epochs=2))
+    serial = select(table, grid, n_folds=2, seeds=(0, 1), jobs=1)
+    parallel = select(table, grid, n_folds=2, seeds=(0, 1), jobs=2)
+    assert serial == parallel
+    assert [r["config"] for r in serial] == [cfg.label() for cfg in grid]
+    for row in serial:
+        assert set(row["repeat_means"]) == {"0", "1"}
+        assert row["cv_mean"] == pytest.approx(np.mean(list(row["repeat_means"].values())), abs=1e-4)
 
 
 @pytest.mark.slow
