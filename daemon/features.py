@@ -221,7 +221,8 @@ def _dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=16)
 def _chroma_basis(sample_rate: int, n_fft: int) -> np.ndarray:
-    return chroma_filterbank(sample_rate, n_fft).astype(np.float64)
+    """librosa's chroma filterbank, transposed for ``frames x bins`` spectra: bins x 12."""
+    return np.ascontiguousarray(chroma_filterbank(sample_rate, n_fft).T)
 
 
 @functools.lru_cache(maxsize=16)
@@ -280,61 +281,76 @@ def window_features(window: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 def _frame_values(frames: np.ndarray, cfg: FeatureConfig) -> dict[str, np.ndarray]:
     """Per-frame values of the summary features from raw audio frames (frames x n_fft).
 
-    ``chroma_stft`` is frames x 12 and ``mel_db`` frames x n_mels (before the
-    80-dB floor, which depends on the loudest frame of the whole span and is
-    applied in :func:`summarise`); every other entry is one value per frame.
+    float32 like librosa's own STFT (moments in float64). ``chroma_stft`` is
+    frames x 12 and ``mel_db`` frames x n_mels (before the 80-dB floor, which
+    depends on the loudest frame of the whole span: see :func:`mfcc_frames`);
+    every other entry is one value per frame.
     """
     import scipy.fft
 
-    spec = scipy.fft.rfft(frames * _hann(cfg.n_fft), axis=1)
-    power = (spec.real**2 + spec.imag**2).T  # freq x frames
-    mag = np.sqrt(power)
-    freqs = _fft_freqs(cfg.sample_rate, cfg.n_fft)
+    frames = np.asarray(frames, dtype=np.float32)
+    mag = np.abs(scipy.fft.rfft(frames * _hann(cfg.n_fft).astype(np.float32), axis=1))  # frames x bins
+    power = np.square(mag)
     out: dict[str, np.ndarray] = {}
 
-    chroma = _chroma_basis(cfg.sample_rate, cfg.n_fft) @ power
-    chroma = chroma / np.maximum(np.max(np.abs(chroma), axis=0, keepdims=True), np.finfo(float).tiny)
-    out["chroma_stft"] = chroma.T  # the table's mean/var are over all bins and frames
+    chroma = power @ _chroma_basis(cfg.sample_rate, cfg.n_fft)
+    out["chroma_stft"] = chroma / np.maximum(chroma.max(axis=1, keepdims=True), np.finfo(np.float32).tiny)
 
-    out["rms"] = np.sqrt(np.mean(frames**2, axis=1))  # librosa.feature.rms: no window
+    out["rms"] = np.sqrt(np.mean(np.square(frames), axis=1))  # librosa.feature.rms: no window
 
-    total = np.maximum(mag.sum(axis=0), np.finfo(float).tiny)
-    norm = mag / total
-    centroid = freqs @ norm
+    freqs = _fft_freqs(cfg.sample_rate, cfg.n_fft)
+    mag64 = mag.astype(np.float64)
+    total = np.maximum(mag64.sum(axis=1), np.finfo(float).tiny)
+    centroid = (mag64 @ freqs) / total
     out["spectral_centroid"] = centroid
-    out["spectral_bandwidth"] = np.sqrt(np.sum(norm * (freqs[:, None] - centroid) ** 2, axis=0))
-    cumulative = np.cumsum(mag, axis=0)
-    idx = np.argmax(cumulative >= 0.85 * cumulative[-1][None, :], axis=0)
-    out["rolloff"] = freqs[idx]
+    spread = (mag64 @ freqs**2) / total - centroid**2  # E[(f - centroid)^2] under the normalised magnitude
+    out["spectral_bandwidth"] = np.sqrt(np.maximum(spread, 0.0))
+    cumulative = np.cumsum(mag, axis=1)
+    out["rolloff"] = freqs[np.argmax(cumulative >= 0.85 * cumulative[:, -1:], axis=1)]
 
     signs = np.signbit(frames)
     out["zero_crossing_rate"] = np.mean(signs[:, 1:] != signs[:, :-1], axis=1)
 
-    mel = _mel_basis(cfg.sample_rate, cfg.n_fft, cfg.n_mels) @ power
-    out["mel_db"] = (10.0 * np.log10(np.maximum(mel, 1e-10))).T
+    mel = (_mel_basis(cfg.sample_rate, cfg.n_fft, cfg.n_mels) @ power.T).T
+    out["mel_db"] = 10.0 * np.log10(np.maximum(mel, 1e-10))
     return out
 
 
 def frame_statistics(y: np.ndarray, cfg: FeatureConfig) -> dict[str, np.ndarray]:
     """Per-frame summary values over a whole clip ``y`` (centred frames, as librosa)."""
-    return _frame_values(_frames(np.asarray(y, dtype=np.float64), cfg.n_fft, cfg.hop_length), cfg)
+    return _frame_values(_frames(np.asarray(y, dtype=np.float32), cfg.n_fft, cfg.hop_length), cfg)
 
 
-def summarise(frames: dict[str, np.ndarray], cfg: FeatureConfig) -> np.ndarray:
+def mfcc_floor(mel_db: np.ndarray) -> float:
+    """librosa's ``power_to_db(top_db=80)`` floor over a span: 80 dB under its loudest value."""
+    return float(mel_db.max()) - 80.0
+
+
+def mfcc_frames(mel_db: np.ndarray, floor: float, cfg: FeatureConfig) -> np.ndarray:
+    """20 MFCCs per frame (frames x 20) from mel dB values and the span's floor."""
+    return np.maximum(mel_db, np.float32(floor)) @ _dct_matrix(cfg.n_mels, 20).T.astype(np.float32)
+
+
+def summarise(frames: dict[str, np.ndarray], cfg: FeatureConfig, mfccs: np.ndarray | None = None) -> np.ndarray:
     """Mean/variance columns (in ``cfg.columns`` order) from per-frame values.
 
     Matches librosa's defaults as used to build the published GTZAN table.
+    ``mfccs`` (frames x 20) may be given when already computed for this span.
     """
-    series = {k: v for k, v in frames.items() if k != "mel_db"}
+    stats: dict[str, tuple[float, float]] = {}
+    for name, values in frames.items():
+        if name != "mel_db":
+            v = np.asarray(values, dtype=np.float64)  # chroma: over every bin and frame
+            stats[name] = (v.mean(), v.var())
     if any(c.startswith("mfcc") for c in cfg.columns):
-        db = frames["mel_db"]
-        db = np.maximum(db, db.max() - 80.0)
-        coeffs = db @ _dct_matrix(cfg.n_mels, 20).T  # frames x 20
-        series.update({f"mfcc{i + 1}": coeffs[:, i] for i in range(20)})
+        if mfccs is None:
+            mfccs = mfcc_frames(frames["mel_db"], mfcc_floor(frames["mel_db"]), cfg)
+        coeffs = np.asarray(mfccs, dtype=np.float64)
+        stats.update({f"mfcc{i + 1}": pair for i, pair in enumerate(zip(coeffs.mean(axis=0), coeffs.var(axis=0)))})
     values = []
     for column in cfg.columns:
         name, _, stat = column.rpartition("_")
-        values.append(series[name].mean() if stat == "mean" else series[name].var())
+        values.append(stats[name][0 if stat == "mean" else 1])
     return np.asarray(values, dtype=np.float64)
 
 
@@ -345,12 +361,18 @@ def clip_summary(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 
 class RollingSummary:
     """Summary features over the last ``cfg.context_seconds`` of a stream, updated as audio
-    arrives: frames are computed once each, continuously across pushes, as over one clip."""
+    arrives: frames are computed once each, continuously across pushes, as over one clip.
+
+    Each frame's MFCCs are kept too; they depend on the context's loudest value (the
+    80-dB floor), so they are recomputed only when that floor moves.
+    """
 
     def __init__(self, cfg: FeatureConfig) -> None:
         self.cfg = cfg
-        self._buffer = np.zeros(cfg.n_fft // 2)  # the zero padding of a centred first frame
+        self._buffer = np.zeros(cfg.n_fft // 2, dtype=np.float32)  # the zero padding of a centred first frame
         self._values: dict[str, np.ndarray] = {}
+        self._mfccs = np.zeros((0, 20), dtype=np.float32)
+        self._floor = np.nan
         self._max_frames = int(cfg.context_seconds * cfg.sample_rate / cfg.hop_length) + 1
         self._pushed_samples = 0
 
@@ -362,7 +384,7 @@ class RollingSummary:
     def push(self, samples: np.ndarray) -> None:
         """Add new audio (mono, at ``cfg.sample_rate``)."""
         self._pushed_samples += len(samples)
-        self._buffer = np.concatenate([self._buffer, np.asarray(samples, dtype=np.float64)])
+        self._buffer = np.concatenate([self._buffer, np.asarray(samples, dtype=np.float32)])
         n_fft, hop = self.cfg.n_fft, self.cfg.hop_length
         if len(self._buffer) < n_fft:
             return
@@ -372,9 +394,16 @@ class RollingSummary:
             k: (np.concatenate([self._values[k], v]) if k in self._values else v)[-self._max_frames :] for k, v in fresh.items()
         }
         self._buffer = self._buffer[count * hop :]
+        mel_db = self._values["mel_db"]
+        floor = mfcc_floor(mel_db)
+        if floor == self._floor:  # old frames' MFCCs still hold: add the new frames'
+            new = mfcc_frames(mel_db[-min(count, len(mel_db)) :], floor, self.cfg)
+            self._mfccs = np.concatenate([self._mfccs, new])[-len(mel_db) :]
+        else:
+            self._mfccs, self._floor = mfcc_frames(mel_db, floor, self.cfg), floor
 
     def features(self) -> np.ndarray | None:
         """The current summary row (float32), or None before the first frame."""
         if not self._values:
             return None
-        return summarise(self._values, self.cfg).astype(np.float32)
+        return summarise(self._values, self.cfg, self._mfccs).astype(np.float32)
