@@ -23,7 +23,7 @@ if [[ "${1:-}" == "--skip-select" ]]; then
     cp "$OUT/selection.json" "$SELECTION"
 else
     "$PY" -m genrecast.trainer.table select "$DATA/reference/features_30_sec.csv" \
-        --out "$SELECTION" --exclude-dir "$DATA/gtzan-sample" --jobs "$(nproc)"
+        --out "$SELECTION" --exclude-dir "$DATA/gtzan-sample" --jobs "$(getconf _NPROCESSORS_ONLN)"
 fi
 rm -rf "$OUT"
 mkdir -p "$OUT"
