@@ -117,3 +117,24 @@ def test_broker_that_stops_reading_bounds_the_mqtt_queue_and_spares_other_sinks(
     assert len(got) < len(events), "the frozen broker's share was dropped (and counted)"
     logged = [json.loads(line) for line in log_path.read_text().splitlines()]
     assert logged == events  # the log lost nothing
+
+
+def test_second_sigint_exits_at_once_while_the_first_waits_on_a_frozen_broker(start_broker, recorder, start_daemon):
+    """The first SIGINT starts the graceful stop, which waits (up to its deadline) for the frozen
+    broker to acknowledge; a second SIGINT ends the process at once, with status 130."""
+    prefix = f"gc{uuid.uuid4().hex[:6]}"
+    broker = start_broker()
+    rec = recorder(broker, [f"{prefix}/+/event"])
+    run = start_daemon(sinks=["stdout", "mqtt"], env=mqtt_env(broker.host, broker.port, prefix), prefix=prefix)
+    wait_for(lambda: len(rec.on(f"{prefix}/{STDIN_SOURCE}/event")) >= 2, what="events on the broker")
+    os.kill(broker.proc.pid, signal.SIGSTOP)
+    try:
+        run.wait_events(len(run.events()) + 3, what="events the frozen broker will not acknowledge")
+        run.daemon.proc.send_signal(signal.SIGINT)
+        run.wait_log("received SIGINT: stopping")
+        assert run.daemon.proc.poll() is None  # still delivering: the graceful stop is under way
+        run.daemon.proc.send_signal(signal.SIGINT)
+        assert run.daemon.proc.wait(timeout=30) == 130
+    finally:
+        os.kill(broker.proc.pid, signal.SIGCONT)
+    assert "undelivered" not in run.log_text()  # the graceful stop never got to its end
