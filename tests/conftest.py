@@ -11,6 +11,9 @@ import pytest
 
 from helpers import REPO, data_root, need, run_cli  # noqa: E402
 
+#: Service fixtures every test folder may use: Mosquitto and an MQTT recorder, HTTP stream servers.
+pytest_plugins = ("mqtt_services", "stream_services")
+
 os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".cache" / "numba"))
 Path(os.environ["NUMBA_CACHE_DIR"]).mkdir(parents=True, exist_ok=True)
 

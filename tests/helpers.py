@@ -11,6 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+GTZAN_LABELS = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
 
 
 def data_root() -> Path:
@@ -136,14 +137,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def poll_until(condition, timeout: float, what: str, interval: float = 0.05) -> None:
-    """Poll ``condition`` until true; fail naming ``what`` at the deadline (no fixed sleeps)."""
+def wait_for(condition, timeout_seconds: float = 20.0, what: str = "condition", interval: float = 0.02):
+    """Poll ``condition`` until it returns something truthy and return that; fail naming
+    ``what`` after ``timeout_seconds`` (a deadline, never a fixed sleep)."""
     import time
 
-    deadline = time.monotonic() + timeout
-    while not condition():
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        result = condition()
+        if result:
+            return result
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+            pytest.fail(f"timed out after {timeout_seconds:g} s waiting for {what}")
         time.sleep(interval)
 
 

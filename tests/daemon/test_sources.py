@@ -28,11 +28,10 @@ from genrecast.daemon.sources import (
     parse_source,
 )
 
-from helpers import free_port  # noqa: E402
-from helpers import poll_until as wait_for  # noqa: E402
+from helpers import free_port, wait_for
 
 LOGGER = "genrecast.daemon.sources"
-# Fixtures (pulse_server, virtual_mic, stream_servers, stream_mp3s) live in tests/daemon/conftest.py;
+# Fixtures (pulse_server, virtual_mic, stream_mp3s) live in tests/daemon/conftest.py, stream_servers in tests/stream_services.py;
 # the Pulse and StreamServers annotations below are strings only.
 
 

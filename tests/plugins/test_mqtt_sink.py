@@ -21,7 +21,7 @@ from genrecast.plugins.sinks import build_sinks
 
 pytestmark = [pytest.mark.service]
 
-LABELS = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
+from helpers import GTZAN_LABELS as LABELS
 HERE = Path(__file__).parent
 
 

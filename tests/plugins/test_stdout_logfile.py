@@ -18,7 +18,7 @@ from genrecast.plugins.logfile_sink import LogfileSink
 from genrecast.plugins.sinks import build_sinks
 from genrecast.plugins.stdout_sink import StdoutSink, format_line
 
-LABELS = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
+from helpers import GTZAN_LABELS as LABELS
 
 HERE = Path(__file__).parent
 

@@ -1,21 +1,19 @@
-"""Fixtures for the reliability tests (helpers and service classes live in support.py).
+"""Fixtures for the reliability tests (their helpers live in support.py; Mosquitto,
+the MQTT recorder and the stream servers come from the root conftest).
 Every process a fixture starts is stopped by its PID at teardown."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import signal
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pytest
 
-from helpers import Daemon
-from reliability.support import (RATE, AuthRecorder, Broker, Feeder, Recorder, Run, StreamServers, TlsBroker, _answers, free_port,
-                                 password_file, wait_for)
+from helpers import Daemon, free_port, wait_for
+from reliability.support import RATE, Feeder, Run, _answers
 
 
 @pytest.fixture(scope="session")
@@ -71,57 +69,3 @@ def start_daemon(trained_bundle: Path, pcm: bytes, tmp_path_factory) -> Iterator
         run.daemon.kill()
         for t in run.daemon._threads:
             t.join(timeout=5)
-
-
-@pytest.fixture
-def start_broker(tmp_path_factory) -> Iterator[Callable[..., Broker]]:
-    """Factory: ``start_broker(users=None, persistence=False, tls_dir=None, port=None, start=True)``
-    → a Broker on 127.0.0.1 (a :class:`TlsBroker` with ``tls_dir``; ``start=False``: configured,
-    not running yet). Stopped (SIGCONT first, if a test froze it) at teardown."""
-    if shutil.which("mosquitto") is None:
-        pytest.skip("mosquitto is not installed (scripts/setup.sh installs it)")
-    brokers: list[Broker] = []
-
-    def make(users: dict[str, str] | None = None, persistence: bool = False, tls_dir: Path | None = None,
-             port: int | None = None, start: bool = True) -> Broker:
-        workdir = tmp_path_factory.mktemp("mosquitto")
-        passwords = password_file(workdir, users)
-        port = port or free_port()
-        broker = (TlsBroker(workdir, port, passwords, persistence, tls_dir=tls_dir, tls_port=free_port()) if tls_dir
-                  else Broker(workdir, port, passwords, persistence))
-        brokers.append(broker)
-        if start:
-            broker.start()
-        return broker
-
-    yield make
-    for broker in brokers:
-        if broker.proc is not None and broker.proc.poll() is None:
-            os.kill(broker.proc.pid, signal.SIGCONT)  # in case a test left it stopped
-        broker.stop()
-
-
-@pytest.fixture
-def recorder() -> Iterator[Callable[..., Recorder]]:
-    """Factory: ``recorder(broker, ["prefix/#"], client_id=..., clean_session=False, username=..., password=...)``
-    → a started Recorder (stopped at teardown)."""
-    made: list[Recorder] = []
-
-    def make(broker: Broker, topics: list[str], **kwargs: Any) -> Recorder:
-        cls = AuthRecorder if "username" in kwargs else Recorder
-        rec = cls(broker, topics, **kwargs).start()
-        made.append(rec)
-        return rec
-
-    yield make
-    for rec in made:
-        rec.stop()
-
-
-@pytest.fixture
-def stream_servers() -> Iterator[StreamServers]:
-    servers = StreamServers()
-    try:
-        yield servers
-    finally:
-        servers.stop_all()

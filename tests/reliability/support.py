@@ -1,18 +1,16 @@
 """Helpers of the reliability tests: the real daemon fed paced PCM on stdin (:class:`Feeder`,
-:class:`Run`), a TLS Mosquitto, /proc readers, the daemon's Prometheus endpoint.
+:class:`Run`), test certificates, /proc readers, the daemon's Prometheus endpoint.
 
-The service classes come from ``tests/plugins/conftest.py`` and ``tests/daemon/conftest.py``,
-loaded here by path (a non-root conftest may not use ``pytest_plugins``). Every process a
-fixture starts is stopped by its PID at teardown (see conftest.py).
+The Mosquitto and stream-server classes live in ``tests/mqtt_services.py`` and
+``tests/stream_services.py``. Every process a fixture starts is stopped by its PID at
+teardown (see conftest.py).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -22,34 +20,12 @@ from typing import Any
 
 
 from helpers import Daemon, scrape_metrics
+from mqtt_services import Broker, Message
 
 TESTS = Path(__file__).resolve().parent.parent
 RATE = 22050
 STDIN_SOURCE = "stdin"
 """The name (and topic level) of the ``-`` source."""
-
-
-def _load(name: str, path: Path):
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
-
-
-_plugin_fixtures = _load("genrecast_tests_plugins_conftest", TESTS / "plugins" / "conftest.py")
-_daemon_fixtures = _load("genrecast_tests_daemon_conftest", TESTS / "daemon" / "conftest.py")
-
-Broker = _plugin_fixtures.Broker
-Recorder = _plugin_fixtures.Recorder
-Message = _plugin_fixtures.Message
-free_port = _plugin_fixtures.free_port
-password_file = _plugin_fixtures.password_file
-wait_for = _plugin_fixtures.wait_for
-StreamServers = _daemon_fixtures.StreamServers
-stop_process = _daemon_fixtures.stop_process
 
 
 # -- processes ----------------------------------------------------------------------
@@ -219,24 +195,6 @@ def _answers(port: int) -> bool:
 
 # -- Mosquitto ----------------------------------------------------------------------
 
-@dataclass
-class TlsBroker(Broker):
-    """Mosquitto with a plain listener on ``port`` (for test clients) and a TLS listener on
-    ``tls_port`` with the server certificate from ``tls_dir``; TLS clients must present a
-    certificate signed by the CA when ``require_certificate``."""
-
-    tls_dir: Path | None = None
-    tls_port: int = 0
-    require_certificate: bool = True
-
-    def config_text(self) -> str:
-        assert self.tls_dir is not None and self.tls_port
-        return super().config_text() + "\n".join([
-            f"listener {self.tls_port} 127.0.0.1", f"cafile {self.tls_dir / 'ca.crt'}",
-            f"certfile {self.tls_dir / 'server.crt'}", f"keyfile {self.tls_dir / 'server.key'}",
-            f"require_certificate {'true' if self.require_certificate else 'false'}"]) + "\n"
-
-
 def make_certificates(directory: Path) -> Path:
     """With ``openssl``: a CA, a server certificate for 127.0.0.1 and a client certificate
     signed by it, and a second, unrelated CA (``other-ca.crt``)."""
@@ -256,35 +214,6 @@ def make_certificates(directory: Path) -> Path:
     for path in directory.glob("*.key"):
         path.chmod(0o600)
     return directory
-
-
-@dataclass
-class AuthRecorder(Recorder):
-    """A :class:`Recorder` that logs in with a user name and password."""
-
-    username: str = ""
-    password: str = ""
-
-    def start(self) -> "AuthRecorder":
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
-
-        self.lock = threading.Lock()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id or f"rec-{id(self)}",
-                                  clean_session=self.clean_session)
-        self.client.username_pw_set(self.username, self.password)
-        self.client.on_connect = lambda client, *args: client.subscribe([(t, 1) for t in self.topics])
-
-        def on_message(client, userdata, message) -> None:
-            with self.lock:
-                self.messages.append(Message(message.topic, message.payload, bool(message.retain)))
-
-        self.client.on_message = on_message
-        self.client.on_subscribe = lambda *args: self.subscribed.set()
-        self.client.connect(self.broker.host, self.broker.port, 30)
-        self.client.loop_start()
-        wait_for(self.subscribed.is_set, what="recorder subscription")
-        return self
 
 
 def first_seen_seqs(messages: list[Message]) -> list[int]:

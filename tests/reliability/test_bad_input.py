@@ -21,10 +21,11 @@ from hypothesis import strategies as st
 
 from genrecast.daemon.events import GenreEvent
 from genrecast.plugins.tail import Tail, TailView
-from reliability.support import STDIN_SOURCE, first_seen_seqs, mqtt_env, publish, wait_for
+from helpers import wait_for
+from reliability.support import STDIN_SOURCE, first_seen_seqs, mqtt_env, publish
 
 EXE = str(Path(sys.executable).parent / "genrecast")
-LABELS = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
+from helpers import GTZAN_LABELS as LABELS
 VALID = {
     "source": "radio", "seq": 3, "utc": "2024-05-01T12:00:09.000Z", "audio_start_seconds": 9.0,
     "audio_end_seconds": 12.0, "state": "music", "genre": "rock", "probability": 0.8,

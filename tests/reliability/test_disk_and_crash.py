@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from reliability.support import STDIN_SOURCE, mqtt_env, wait_for
+from helpers import wait_for
+from reliability.support import STDIN_SOURCE, mqtt_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
 

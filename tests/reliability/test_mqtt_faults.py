@@ -13,7 +13,8 @@ import uuid
 import pytest
 
 from genrecast.plugins.mqtt_sink import INFLIGHT_WINDOW
-from reliability.support import STDIN_SOURCE, first_seen_seqs, mqtt_env, wait_for
+from helpers import wait_for
+from reliability.support import STDIN_SOURCE, first_seen_seqs, mqtt_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from helpers import run_cli
-from reliability.support import STDIN_SOURCE, make_certificates, mqtt_env, wait_for
+from helpers import wait_for
+from reliability.support import STDIN_SOURCE, make_certificates, mqtt_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
 USER = "genrecast"

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from reliability.support import first_seen_seqs, open_fds, rss_bytes, threads, wait_for, STDIN_SOURCE
+from helpers import wait_for
+from reliability.support import first_seen_seqs, open_fds, rss_bytes, threads, STDIN_SOURCE
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
 

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from helpers import Daemon, ffmpeg_processes_mentioning
-from reliability.support import children, wait_for
+from helpers import wait_for
+from reliability.support import children
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
 
