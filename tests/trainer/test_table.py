@@ -15,6 +15,7 @@ from genrecast.daemon.bundle import load_bundle
 from genrecast.daemon.features import DEFAULT_SUMMARY_COLUMNS
 from genrecast.trainer.table import (
     EVALUATION_SUBDIR,
+    MAX_BUNDLE_BYTES,
     MAX_PARAMETERS,
     SELECTION_GRID,
     MLPConfig,
@@ -134,7 +135,7 @@ def test_quick_training_writes_a_valid_bundle(table_csv: Path, splits_dir: Path,
 def test_default_bundle_is_small_and_valid() -> None:
     bundle = load_bundle(DEFAULT_BUNDLE)
     size = sum(p.stat().st_size for p in DEFAULT_BUNDLE.rglob("*") if p.is_file())
-    assert size < 2_000_000, f"default bundle is {size} bytes"
+    assert size < MAX_BUNDLE_BYTES, f"default bundle is {size} bytes"
     assert bundle.features.kind == "summary"
     assert bundle.features.context_seconds == 30.0
     assert list(bundle.labels) == sorted(bundle.labels)
