@@ -229,7 +229,7 @@ MAX_BUNDLE_BYTES = 4_000_000
 MAX_PARAMETERS = 300_000
 
 #: The shipped configuration (chosen by repeated 10-fold CV on the table; see SELECTION_GRID).
-DEFAULT_MLP = MLPConfig(hidden=(128, 64), dropout=0.3, l2=1e-3, members=5)
+DEFAULT_MLP = MLPConfig(hidden=(256, 128), dropout=0.3, l2=1e-3, members=5)
 
 #: Fold seeds of the selection's repeated cross-validation: each repeat deals the folds anew.
 SELECTION_SEEDS = (0, 1)
