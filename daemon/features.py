@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,6 +145,11 @@ def _hann(n_fft: int) -> np.ndarray:
     """Periodic Hann window, as ``scipy.signal.get_window("hann", n_fft, fftbins=True)``."""
     fac = np.linspace(-np.pi, np.pi, n_fft + 1)[:-1]
     return 0.5 + 0.5 * np.cos(fac)
+
+
+@functools.lru_cache(maxsize=16)
+def _hann32(n_fft: int) -> np.ndarray:
+    return _hann(n_fft).astype(np.float32)
 
 
 def _hz_to_mel(frequencies: np.ndarray) -> np.ndarray:
@@ -278,47 +284,82 @@ def window_features(window: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 # Summary (feature-table) statistics
 
 
-def _frame_values(frames: np.ndarray, cfg: FeatureConfig) -> dict[str, np.ndarray]:
-    """Per-frame values of the summary features from raw audio frames (frames x n_fft).
+_scratch = threading.local()
 
-    float32 like librosa's own STFT (moments in float64). ``chroma_stft`` is
-    frames x 12 and ``mel_db`` frames x n_mels (before the 80-dB floor, which
-    depends on the loudest frame of the whole span: see :func:`mfcc_frames`);
-    every other entry is one value per frame.
+
+def _windowed(frames: np.ndarray) -> np.ndarray:
+    """``frames`` times the Hann window, in a per-thread buffer reused while the shape stays
+    the same: a fresh 1-MB array every window costs more in page faults than the FFT itself."""
+    buffer = getattr(_scratch, "windowed", None)
+    if buffer is None or buffer.shape != frames.shape:
+        buffer = _scratch.windowed = np.empty(frames.shape, dtype=np.float32)
+    return np.multiply(frames, _hann32(frames.shape[1]), out=buffer)
+
+
+#: Bins per block in the rolloff search (:func:`_rolloff_bins`).
+_ROLLOFF_BLOCK = 32
+
+
+def _rolloff_bins(mag: np.ndarray, fraction: float = 0.85) -> np.ndarray:
+    """Per frame (``mag``: frames x bins), the first bin where the cumulative magnitude reaches
+    ``fraction`` of the frame's total, as ``librosa.feature.spectral_rolloff``. Found block by
+    block: cumulative block sums locate the block, one short cumsum inside it the bin."""
+    n_frames, n_bins = mag.shape
+    full = n_bins // _ROLLOFF_BLOCK * _ROLLOFF_BLOCK
+    blocks = mag[:, :full].reshape(n_frames, -1, _ROLLOFF_BLOCK).sum(axis=2)
+    if full < n_bins:
+        blocks = np.concatenate([blocks, mag[:, full:].sum(axis=1, keepdims=True)], axis=1)
+    cumulative = np.cumsum(blocks, axis=1)
+    threshold = fraction * cumulative[:, -1:]
+    block = np.argmax(cumulative >= threshold, axis=1)
+    before = np.where(block > 0, cumulative[np.arange(n_frames), block - 1], 0.0)[:, None]
+    bins = block[:, None] * _ROLLOFF_BLOCK + np.arange(_ROLLOFF_BLOCK)
+    inside = np.where(bins < n_bins, np.take_along_axis(mag, np.minimum(bins, n_bins - 1), axis=1), 0.0)
+    return bins[np.arange(n_frames), np.argmax(before + np.cumsum(inside, axis=1) >= threshold, axis=1)]
+
+
+def _frame_values(signal: np.ndarray, count: int, cfg: FeatureConfig) -> dict[str, np.ndarray]:
+    """Per-frame values of the summary features of the first ``count`` frames of ``signal``
+    (float32 audio; a frame of ``n_fft`` samples starts every ``hop_length``).
+
+    float32 like librosa's own STFT. ``chroma_stft`` is frames x 12 and ``mel_db``
+    frames x n_mels (before the 80-dB floor, which depends on the loudest frame of the
+    whole span: see :func:`mfcc_frames`); every other entry is one value per frame.
     """
     import scipy.fft
 
-    frames = np.asarray(frames, dtype=np.float32)
-    mag = np.abs(scipy.fft.rfft(frames * _hann(cfg.n_fft).astype(np.float32), axis=1))  # frames x bins
+    n_fft, hop = cfg.n_fft, cfg.hop_length
+    signal = np.asarray(signal[: (count - 1) * hop + n_fft], dtype=np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(signal, n_fft)[::hop]
+    mag = np.abs(scipy.fft.rfft(_windowed(frames), axis=1))  # frames x bins
     power = np.square(mag)
     out: dict[str, np.ndarray] = {}
 
-    chroma = power @ _chroma_basis(cfg.sample_rate, cfg.n_fft)
+    chroma = power @ _chroma_basis(cfg.sample_rate, n_fft)
     out["chroma_stft"] = chroma / np.maximum(chroma.max(axis=1, keepdims=True), np.finfo(np.float32).tiny)
 
-    out["rms"] = np.sqrt(np.mean(np.square(frames), axis=1))  # librosa.feature.rms: no window
+    out["rms"] = np.sqrt(np.einsum("ij,ij->i", frames, frames) / n_fft)  # librosa.feature.rms: no window
+    signs = np.signbit(signal)
+    flips = np.lib.stride_tricks.sliding_window_view(signs[1:] != signs[:-1], n_fft - 1)[::hop]  # within each frame
+    out["zero_crossing_rate"] = np.count_nonzero(flips, axis=1) / (n_fft - 1)
 
-    freqs = _fft_freqs(cfg.sample_rate, cfg.n_fft)
-    mag64 = mag.astype(np.float64)
-    total = np.maximum(mag64.sum(axis=1), np.finfo(float).tiny)
-    centroid = (mag64 @ freqs) / total
+    freqs = _fft_freqs(cfg.sample_rate, n_fft)
+    total = np.maximum(mag.sum(axis=1, dtype=np.float64), np.finfo(float).tiny)
+    centroid = (mag @ freqs.astype(np.float32)) / total
     out["spectral_centroid"] = centroid
-    spread = (mag64 @ freqs**2) / total - centroid**2  # E[(f - centroid)^2] under the normalised magnitude
+    spread = (mag @ (freqs**2).astype(np.float32)) / total - centroid**2  # E[(f - centroid)^2], magnitude-weighted
     out["spectral_bandwidth"] = np.sqrt(np.maximum(spread, 0.0))
-    cumulative = np.cumsum(mag, axis=1)
-    out["rolloff"] = freqs[np.argmax(cumulative >= 0.85 * cumulative[:, -1:], axis=1)]
+    out["rolloff"] = freqs[_rolloff_bins(mag)]
 
-    signs = np.signbit(frames)
-    out["zero_crossing_rate"] = np.mean(signs[:, 1:] != signs[:, :-1], axis=1)
-
-    mel = (_mel_basis(cfg.sample_rate, cfg.n_fft, cfg.n_mels) @ power.T).T
+    mel = (_mel_basis(cfg.sample_rate, n_fft, cfg.n_mels) @ power.T).T
     out["mel_db"] = 10.0 * np.log10(np.maximum(mel, 1e-10))
     return out
 
 
 def frame_statistics(y: np.ndarray, cfg: FeatureConfig) -> dict[str, np.ndarray]:
     """Per-frame summary values over a whole clip ``y`` (centred frames, as librosa)."""
-    return _frame_values(_frames(np.asarray(y, dtype=np.float32), cfg.n_fft, cfg.hop_length), cfg)
+    padded = np.pad(np.asarray(y, dtype=np.float32), cfg.n_fft // 2)
+    return _frame_values(padded, 1 + (len(padded) - cfg.n_fft) // cfg.hop_length, cfg)
 
 
 def mfcc_floor(mel_db: np.ndarray) -> float:
@@ -389,7 +430,7 @@ class RollingSummary:
         if len(self._buffer) < n_fft:
             return
         count = 1 + (len(self._buffer) - n_fft) // hop
-        fresh = _frame_values(np.lib.stride_tricks.sliding_window_view(self._buffer, n_fft)[::hop][:count], self.cfg)
+        fresh = _frame_values(self._buffer, count, self.cfg)
         self._values = {
             k: (np.concatenate([self._values[k], v]) if k in self._values else v)[-self._max_frames :] for k, v in fresh.items()
         }

@@ -116,3 +116,23 @@ def test_rolling_context_matches_whole_clip_and_is_marked(gtzan_sample) -> None:
     ours, whole = rolling.features(), clip_summary(y, CFG)
     rel = np.abs(ours - whole) / np.maximum(np.abs(whole), 1e-3)
     assert np.median(rel) <= 0.01, np.median(rel)
+
+
+def test_blocked_rolloff_search_finds_the_first_bin_past_85_percent() -> None:
+    """The block-by-block rolloff search against the plain definition (librosa's cumsum rule),
+    on real-looking spectra and on the edges: silence, all energy in the last bin, one bin."""
+    from genrecast.daemon.features import _rolloff_bins
+
+    rng = np.random.default_rng(0)
+    mag = (rng.pareto(1.5, (200, 1025)) * rng.random((200, 1))).astype(np.float32)
+    mag[0] = 0.0
+    mag[1] = 0.0
+    mag[1, -1] = 3.0
+    mag[2] = 0.0
+    mag[2, 517] = 1.0
+    cumulative = np.cumsum(mag.astype(np.float64), axis=1)
+    expected = np.argmax(cumulative >= 0.85 * cumulative[:, -1:], axis=1)
+    got = _rolloff_bins(mag)
+    assert got[:3].tolist() == [0, 1024, 517]
+    assert np.mean(got == expected) >= 0.99  # float32 block sums may land one bin off exactly at the threshold
+    assert np.abs(got - expected).max() <= 1
