@@ -226,6 +226,11 @@ def _dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
+def _dct_matrix32(n_mels: int, n_mfcc: int) -> np.ndarray:
+    return _dct_matrix(n_mels, n_mfcc).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=16)
 def _chroma_basis(sample_rate: int, n_fft: int) -> np.ndarray:
     """librosa's chroma filterbank, transposed for ``frames x bins`` spectra: bins x 12."""
     return np.ascontiguousarray(chroma_filterbank(sample_rate, n_fft).T)
@@ -242,16 +247,23 @@ def _frames(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop]
 
 
-def power_spectrogram(y: np.ndarray, cfg: FeatureConfig, dtype: type = np.float64) -> np.ndarray:
-    """|STFT|^2 as frequencies x frames, centred frames, zero padding.
+_scratch = threading.local()
 
-    float32 is four times faster and stays within 1e-4 of librosa's MFCCs;
-    the summary statistics use float64.
-    """
+
+def _windowed(frames: np.ndarray) -> np.ndarray:
+    """``frames`` times the Hann window, in a per-thread buffer reused while the shape stays
+    the same: a fresh 1-MB array every window costs more in page faults than the FFT itself."""
+    buffer = getattr(_scratch, "windowed", None)
+    if buffer is None or buffer.shape != frames.shape:
+        buffer = _scratch.windowed = np.empty(frames.shape, dtype=np.float32)
+    return np.multiply(frames, _hann32(frames.shape[1]), out=buffer)
+
+
+def power_spectrogram(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """|STFT|^2 as frequencies x frames (float32, as librosa's), centred frames, zero padding."""
     import scipy.fft
 
-    frames = _frames(np.asarray(y, dtype=dtype), cfg.n_fft, cfg.hop_length)
-    spec = scipy.fft.rfft(frames * _hann(cfg.n_fft).astype(dtype, copy=False), axis=1)
+    spec = scipy.fft.rfft(_windowed(_frames(np.asarray(y, dtype=np.float32), cfg.n_fft, cfg.hop_length)), axis=1)
     return (spec.real**2 + spec.imag**2).T
 
 
@@ -259,12 +271,12 @@ def _mfcc_from_power(power: np.ndarray, cfg: FeatureConfig, n_mfcc: int) -> np.n
     mel = _mel_basis(cfg.sample_rate, cfg.n_fft, cfg.n_mels) @ power
     db = 10.0 * np.log10(np.maximum(mel, 1e-10))
     db = np.maximum(db, db.max() - 80.0)
-    return _dct_matrix(cfg.n_mels, n_mfcc).astype(power.dtype, copy=False) @ db  # n_mfcc x frames
+    return _dct_matrix32(cfg.n_mels, n_mfcc) @ db  # n_mfcc x frames
 
 
-def mfcc(y: np.ndarray, cfg: FeatureConfig, dtype: type = np.float32) -> np.ndarray:
+def mfcc(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """MFCCs of ``y`` as n_mfcc x frames, equal to ``librosa.feature.mfcc`` for ``cfg`` (to 1e-3)."""
-    return _mfcc_from_power(power_spectrogram(y, cfg, dtype), cfg, cfg.n_mfcc)
+    return _mfcc_from_power(power_spectrogram(y, cfg), cfg, cfg.n_mfcc)
 
 
 def window_features(window: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
@@ -282,18 +294,6 @@ def window_features(window: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 
 # --------------------------------------------------------------------------- #
 # Summary (feature-table) statistics
-
-
-_scratch = threading.local()
-
-
-def _windowed(frames: np.ndarray) -> np.ndarray:
-    """``frames`` times the Hann window, in a per-thread buffer reused while the shape stays
-    the same: a fresh 1-MB array every window costs more in page faults than the FFT itself."""
-    buffer = getattr(_scratch, "windowed", None)
-    if buffer is None or buffer.shape != frames.shape:
-        buffer = _scratch.windowed = np.empty(frames.shape, dtype=np.float32)
-    return np.multiply(frames, _hann32(frames.shape[1]), out=buffer)
 
 
 #: Bins per block in the rolloff search (:func:`_rolloff_bins`).
@@ -369,7 +369,7 @@ def mfcc_floor(mel_db: np.ndarray) -> float:
 
 def mfcc_frames(mel_db: np.ndarray, floor: float, cfg: FeatureConfig) -> np.ndarray:
     """20 MFCCs per frame (frames x 20) from mel dB values and the span's floor."""
-    return np.maximum(mel_db, np.float32(floor)) @ _dct_matrix(cfg.n_mels, 20).T.astype(np.float32)
+    return np.maximum(mel_db, np.float32(floor)) @ _dct_matrix32(cfg.n_mels, 20).T
 
 
 def summarise(frames: dict[str, np.ndarray], cfg: FeatureConfig, mfccs: np.ndarray | None = None) -> np.ndarray:
