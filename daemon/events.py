@@ -107,13 +107,17 @@ _FIELD_TYPES: dict[str, tuple[str, ...]] = {
 """JSON types of each field (what :meth:`GenreEvent.from_dict` accepts from other publishers)."""
 
 
+_TYPE_CHECKS: dict[str, Any] = {
+    "str": lambda v: isinstance(v, str), "dict": lambda v: isinstance(v, dict),
+    "bool": lambda v: isinstance(v, bool), "null": lambda v: v is None,
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+}
+
+
 def _has_type(value: Any, kinds: tuple[str, ...] | str) -> bool:
     kinds = (kinds,) if isinstance(kinds, str) else kinds
-    checks = {"str": lambda v: isinstance(v, str), "dict": lambda v: isinstance(v, dict),
-              "bool": lambda v: isinstance(v, bool), "null": lambda v: v is None,
-              "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-              "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)}
-    return any(checks[kind](value) for kind in kinds)
+    return any(_TYPE_CHECKS[kind](value) for kind in kinds)
 
 
 def utc_now() -> str:

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from genrecast.daemon.config import KEYS
+from genrecast.daemon.config import KEYS, env_name
 
 UNIT_NAME = "genrecast.service"
 PACKAGED_UNIT_EXEC = "/usr/local/bin/genrecast"
@@ -115,7 +115,7 @@ def example_config() -> str:
             if name:
                 lines += ["", f"[{name}]"]
             section = name
-        lines.append(f"# {spec.help}  (env: GENRECAST_{key.replace('.', '_').upper()})")
+        lines.append(f"# {spec.help}  (env: {env_name(key)})")
         lines.append(f"{leaf or key} = {_toml_value(spec.default)}")
     return "\n".join(lines) + "\n"
 

@@ -19,10 +19,6 @@ class Notifier:
         if self._address:
             self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
 
-    @property
-    def enabled(self) -> bool:
-        return self._socket is not None
-
     def send(self, *fields: str) -> None:
         """Send ``fields`` (e.g. ``"READY=1"``, ``"STATUS=..."``) as one message."""
         if self._socket is None:

@@ -227,7 +227,6 @@ class FileSource:
         self.block_frames = max(1, int(self.rate * block_seconds))
         self.restarts = 0  # for the metrics; a file never reconnects
         self.loops = 0
-        self.samples_delivered = 0
         self.ffmpeg_pid: int | None = None
 
     def run(self, deliver: Deliver, stop: threading.Event) -> None:
@@ -269,7 +268,6 @@ class FileSource:
                                 return
                         deliver(part, self.rate)
                         delivered += len(part)
-                        self.samples_delivered += len(part)
                 if not chunk:
                     break
             else:
@@ -314,7 +312,6 @@ class StreamSource:
         self.stalls = 0
         self.rate: int | None = None
         self.connected = False
-        self.samples_delivered = 0
         self.ffmpeg_pid: int | None = None
 
     def _command(self) -> list[str]:
@@ -392,7 +389,6 @@ class StreamSource:
                     if delivered < rate <= delivered + len(block):
                         self.backoff.reset()  # a second of audio: healthy again
                     delivered += len(block)
-                    self.samples_delivered += len(block)
             return "stopped"
         finally:
             child.close()
@@ -453,7 +449,6 @@ class MicSource:
         self.dropped_blocks = 0
         self.rate: int | None = None
         self.connected = False
-        self.samples_delivered = 0
 
     def _describe(self) -> str:
         return "the default input device" if self.device is None else f"input device {self.device!r}"
@@ -558,7 +553,6 @@ class MicSource:
                 if delivered < rate <= delivered + len(block):
                     self.backoff.reset()
                 delivered += len(block)
-                self.samples_delivered += len(block)
             return "stopped"
         finally:
             try:
@@ -614,7 +608,6 @@ class StdinSource:
         self.stream = stream
         self.block_frames = block_frames
         self.restarts = 0
-        self.samples_delivered = 0
 
     def _reader(self, stream: IO[bytes]) -> Callable[[int, threading.Event], bytes | None]:
         try:
@@ -636,6 +629,7 @@ class StdinSource:
         splitter = _SampleSplitter(STDIN_FORMATS[self.format], self.channels)
         read = self._reader(stream)
         want = self.block_frames * splitter.frame_bytes
+        delivered = 0
         while not stop.is_set():
             chunk = read(want, stop)
             if chunk is None:
@@ -645,11 +639,11 @@ class StdinSource:
             block = splitter.feed(chunk)
             if len(block):
                 deliver(block, self.rate)
-                self.samples_delivered += len(block)
+                delivered += len(block)
         if splitter.pending and not stop.is_set():
             log.warning("%s: dropped a partial trailing frame of %d bytes (frames are %d bytes)",
                         self.name, len(splitter.pending), splitter.frame_bytes)
-        log.info("%s: end of input (%.1f s of audio)", self.name, self.samples_delivered / self.rate)
+        log.info("%s: end of input (%.1f s of audio)", self.name, delivered / self.rate)
 
 
 # -- specs --------------------------------------------------------------------------
