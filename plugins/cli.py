@@ -99,8 +99,6 @@ def _tail(broker: Optional[str], prefix: Optional[str], file: Optional[Path], js
         pass
     except (TailError, ValueError, OSError) as exc:
         _error(str(exc), 1)
-    except BrokenPipeError:
-        return
     finally:
         if box and not json_output:
             sys.stdout.write("\n")

@@ -13,6 +13,7 @@ unless chosen as sinks.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -113,7 +114,9 @@ class PluginInfo:
                 "builtin": self.builtin, "sink": self.sink, "hooks": self.hooks}
 
 
-def _genrecast_version() -> str:
+@functools.cache
+def genrecast_version() -> str:
+    """The installed genrecast's version (the package's own when not installed)."""
     try:
         return metadata.version("genrecast")
     except metadata.PackageNotFoundError:
@@ -134,8 +137,8 @@ def list_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
         builtin = name in BUILTIN_PLUGINS and dist is None
         infos.append(PluginInfo(
             name=name,
-            version=_genrecast_version() if builtin or dist is None else str(dist.version),
-            distribution="genrecast" if builtin or dist is None else str(dist.project_name),
+            version=genrecast_version() if dist is None else str(dist.version),
+            distribution="genrecast" if dist is None else str(dist.project_name),
             builtin=builtin, hooks=hooks, sink="genrecast_sink_event" in hooks,
         ))
     return sorted(infos, key=lambda i: (not i.builtin, i.name))

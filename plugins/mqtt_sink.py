@@ -30,13 +30,14 @@ import ssl
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from genrecast.daemon.backoff import Backoff
 from genrecast.daemon.events import GenreEvent
-from genrecast.plugins import SinkConfigError, hookimpl
+from genrecast.plugins import hookimpl
+from genrecast.plugins.manager import genrecast_version
 from genrecast.plugins.settings import settings_from_dict
 
 log = logging.getLogger(__name__)
@@ -123,31 +124,22 @@ class MqttSettings:
         """Validated settings from a ``[mqtt]`` section; raises :class:`SinkConfigError`."""
         return settings_from_dict(cls, values, "mqtt")
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "MqttSettings":
-        """Settings from ``GENRECAST_MQTT_*`` variables (e.g. ``GENRECAST_MQTT_HOST``), then ``overrides``."""
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get(ENV_PREFIX + f.name.upper())
-            if raw is None:
-                continue
-            try:
-                if f.type in ("bool", bool):
-                    values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
-                elif f.type in ("int", int):
-                    values[f.name] = int(raw)
-                elif f.type in ("float", float):
-                    values[f.name] = float(raw)
-                else:
-                    values[f.name] = raw
-            except ValueError:
-                raise SinkConfigError(f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid {f.type}") from None
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.from_dict(values)
-
     def effective_client_id(self) -> str:
         return self.client_id or f"genrecast-{socket.gethostname()}"
+
+    def configure_tls(self, client: Any) -> None:
+        """TLS on a paho client when ``tls`` is set (raises ``OSError``/``ValueError`` for a bad file)."""
+        if self.tls:
+            client.tls_set(ca_certs=self.ca_file or None, certfile=self.cert_file or None, keyfile=self.key_file or None,
+                           cert_reqs=ssl.CERT_REQUIRED)
+            client.tls_insecure_set(self.insecure)
+
+    def connect(self, client: Any) -> None:
+        """Log in (the password is read anew each time) and connect a paho client."""
+        password = self.resolve_password()
+        if self.username or password:
+            client.username_pw_set(self.username or None, password)
+        client.connect(self.host, self.port, self.keepalive_seconds)
 
     def resolve_password(self, env: Mapping[str, str] | None = None) -> str | None:
         """``password``, else ``password_file``, else ``$GENRECAST_MQTT_PASSWORD``, else the
@@ -195,19 +187,13 @@ def state_payload(event: GenreEvent) -> dict[str, Any]:
     }
 
 
-def _version() -> str:
-    from genrecast.plugins.manager import _genrecast_version
-
-    return _genrecast_version()
-
-
 def discovery_messages(settings: MqttSettings, source: str, labels: list[str]) -> dict[str, dict[str, Any]]:
     """Home Assistant discovery ``{config topic: payload}`` for one source: a genre sensor
     (``device_class: enum``) and a confidence sensor (%), both on one device per daemon."""
     node = topic_name(settings.effective_client_id())
     src = topic_name(source)
     state_topic = f"{settings.prefix}/{src}/state"
-    version = _version()
+    version = genrecast_version()
     common = {
         "state_topic": state_topic,
         "json_attributes_topic": state_topic,
@@ -284,11 +270,12 @@ class MqttSink:
 
     @hookimpl
     def genrecast_sink_stats(self) -> dict[str, Any]:
+        waiting = len(self._queue) + len(self._pending_mids)
         return {"connected": self.connected, "reconnects": max(0, self.connections - 1),
                 "connect_attempts": self.connect_attempts, "published": self.events_published,
-                "waiting": len(self._queue) + len(self._pending_mids), "offline_dropped": self.offline_dropped,
+                "waiting": waiting, "offline_dropped": self.offline_dropped,
                 # added to the dispatcher's own counters (genrecast_sink_dropped / genrecast_sink_queue_depth)
-                "dropped": self.offline_dropped, "queue_depth": len(self._queue) + len(self._pending_mids)}
+                "dropped": self.offline_dropped, "queue_depth": waiting}
 
     # -- life cycle --------------------------------------------------------------------
     def start(self, settings: MqttSettings, labels: list[str]) -> None:
@@ -338,10 +325,7 @@ class MqttSink:
         client.max_queued_messages_set(0)  # unbounded in paho; our window keeps it at INFLIGHT_WINDOW + a few
         client.connect_timeout = s.connect_timeout_seconds
         client.will_set(f"{s.prefix}/status", "offline", qos=1, retain=True)
-        if s.tls:
-            client.tls_set(ca_certs=s.ca_file or None, certfile=s.cert_file or None, keyfile=s.key_file or None,
-                           cert_reqs=ssl.CERT_REQUIRED)
-            client.tls_insecure_set(s.insecure)
+        s.configure_tls(client)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -404,10 +388,7 @@ class MqttSink:
                 self._client = None
                 return False
         try:
-            password = s.resolve_password()
-            if s.username or password:
-                self._client.username_pw_set(s.username or None, password)
-            self._client.connect(s.host, s.port, s.keepalive_seconds)
+            s.connect(self._client)
         except (OSError, ValueError) as exc:
             what = "TLS handshake failed with" if isinstance(exc, ssl.SSLError) else "cannot connect to"
             self._report(logging.ERROR, f"MQTT: {what} {s.host}:{s.port}: {exc}; retrying")
@@ -449,8 +430,7 @@ class MqttSink:
         self._publish(f"{s.prefix}/status", "online", qos=1, retain=True)
         if s.discovery:
             self._client.subscribe(f"{s.discovery_prefix}/status", qos=1)
-        for event in list(self._latest.values()):
-            self._publish_state(event, force=True)
+        self._republish_states()
 
     def _publish_state(self, event: GenreEvent, force: bool = False) -> None:
         s = self.settings
@@ -459,6 +439,11 @@ class MqttSink:
         if force or self._published_state.get(event.source) != payload["genre"]:
             self._publish(f"{s.prefix}/{topic_name(event.source)}/state", json.dumps(payload), qos=s.qos, retain=True)
             self._published_state[event.source] = payload["genre"]
+
+    def _republish_states(self) -> None:
+        """Publish every source's latest state again (after a reconnect, for Home Assistant, periodically)."""
+        for event in list(self._latest.values()):
+            self._publish_state(event, force=True)
 
     def _discover(self, source: str) -> None:
         s = self.settings
@@ -474,8 +459,7 @@ class MqttSink:
         if self._resend_discovery:
             self._resend_discovery = False
             self._discovered.clear()
-            for event in list(self._latest.values()):
-                self._publish_state(event, force=True)
+            self._republish_states()
         if s.discovery:
             for source in [src for src in self._latest if src not in self._discovered]:
                 self._discover(source)
@@ -497,8 +481,7 @@ class MqttSink:
         now = time.monotonic()
         if now >= self._next_state_monotonic:
             self._next_state_monotonic = now + s.state_interval_seconds
-            for event in list(self._latest.values()):
-                self._publish_state(event, force=True)
+            self._republish_states()
 
     def _shutdown(self) -> None:
         s = self.settings

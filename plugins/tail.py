@@ -135,8 +135,8 @@ def follow_file(path: Path, stop: Callable[[], bool], last_lines: int = 10) -> I
                 continue
             except OSError as exc:
                 raise TailError(f"cannot read {path}: {exc.strerror or exc}") from None
-            inode = os.fstat(handle.fileno()).st_ino
-            size = os.fstat(handle.fileno()).st_size
+            stat = os.fstat(handle.fileno())
+            inode, size = stat.st_ino, stat.st_size
             if last_lines >= 0 and size > 0:
                 start = max(0, size - 1_000_000)
                 handle.seek(start)
@@ -210,33 +210,36 @@ class Tail:
         self._dirty, self._last_draw = False, now
 
 
-def run_tail_file(path: Path, json_output: bool, out: TextIO = sys.stdout, tail_box: list | None = None) -> Tail:
-    """Follow an event log until Ctrl-C (KeyboardInterrupt propagates to the caller)."""
+def _new_tail(title: str, json_output: bool, out: TextIO, tail_box: list | None) -> Tail:
+    """A Tail as wide as the terminal (at most WIDTH_COLUMNS), put in ``tail_box`` for the caller."""
     width = min(WIDTH_COLUMNS, shutil.get_terminal_size((WIDTH_COLUMNS, 24)).columns)
-    tail = Tail(TailView(f"file {path}", width), json_output, out)
+    tail = Tail(TailView(title, width), json_output, out)
     if tail_box is not None:
         tail_box.append(tail)
+    return tail
+
+
+def run_tail_file(path: Path, json_output: bool, out: TextIO = sys.stdout, tail_box: list | None = None) -> None:
+    """Follow an event log until Ctrl-C (KeyboardInterrupt propagates to the caller; the Tail
+    is in ``tail_box`` for its counts)."""
+    tail = _new_tail(f"file {path}", json_output, out, tail_box)
     tail.set_status(f"following {path}")
     for line in follow_file(path, stop=lambda: False):
         if line is not None and line.strip():
             tail.handle(line)
         tail.draw(force=line is None)
-    return tail
 
 
-def run_tail_mqtt(settings, json_output: bool, out: TextIO = sys.stdout, tail_box: list | None = None) -> Tail:
+def run_tail_mqtt(settings, json_output: bool, out: TextIO = sys.stdout, tail_box: list | None = None) -> None:
     """Subscribe to ``<prefix>/+/event`` and show events until Ctrl-C (KeyboardInterrupt
     propagates; the client is stopped first). Raises :class:`TailError` if the broker
     cannot be reached or refuses us."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    width = min(WIDTH_COLUMNS, shutil.get_terminal_size((WIDTH_COLUMNS, 24)).columns)
     where = f"{settings.host}:{settings.port}"
     topic = f"{settings.prefix}/+/event"
-    tail = Tail(TailView(f"broker {where}  {topic}", width), json_output, out)
-    if tail_box is not None:
-        tail_box.append(tail)
+    tail = _new_tail(f"broker {where}  {topic}", json_output, out, tail_box)
     inbox: queue.Queue[tuple[str, object]] = queue.Queue()
 
     def on_connect(client, userdata, flags, reason_code, properties) -> None:
@@ -256,14 +259,8 @@ def run_tail_mqtt(settings, json_output: bool, out: TextIO = sys.stdout, tail_bo
     client.on_message = lambda c, u, message: inbox.put(("message", message.payload))
     client.reconnect_delay_set(1, 10)
     try:
-        if settings.tls:
-            client.tls_set(ca_certs=settings.ca_file or None, certfile=settings.cert_file or None,
-                           keyfile=settings.key_file or None)
-            client.tls_insecure_set(settings.insecure)
-        password = settings.resolve_password()
-        if settings.username or password:
-            client.username_pw_set(settings.username or None, password)
-        client.connect(settings.host, settings.port, settings.keepalive_seconds)
+        settings.configure_tls(client)
+        settings.connect(client)
     except (OSError, ValueError) as exc:
         raise TailError(f"cannot connect to MQTT broker {where}: {exc}") from None
     client.loop_start()

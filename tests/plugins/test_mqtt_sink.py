@@ -201,10 +201,7 @@ def test_bad_settings_log_and_retry_without_raising(case, broker, mqtt_dispatche
     assert dispatcher.stats()["mqtt"]["waiting"] == 1  # kept, reported, never raised
 
 
-def test_settings_from_env():
-    settings = MqttSettings.from_env({"GENRECAST_MQTT_HOST": "broker.lan", "GENRECAST_MQTT_PORT": "8883",
-                                      "GENRECAST_MQTT_TLS": "true"}, prefix="house")
-    assert (settings.host, settings.port, settings.tls, settings.prefix) == ("broker.lan", 8883, True, "house")
+def test_settings_validation():
     with pytest.raises(ValueError, match="qos must be 0, 1 or 2"):
         MqttSettings.from_dict({"qos": 3})
     with pytest.raises(ValueError, match="prefix"):
