@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    from benchmarks.common import Context, scratch_dir
+    from benchmarks.common import Context, row, scratch_dir
 
     selected = _names(args.only) or list(FIGURES)
     selected = [n for n in selected if n not in _names(args.skip)]
@@ -84,9 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows = _module(name)(ctx)
             except Exception as exc:  # one broken figure must not hide the others
                 traceback.print_exc()
-                rows = [{"name": name, "figure": name, "median": None, "p99": None, "unit": "", "target": None,
-                         "met": False, "note": f"error: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}",
-                         "runs": []}]
+                first_line = str(exc).splitlines()[0][:200] if str(exc) else ""
+                rows = [row(name, name, [], "", met=False, note=f"error: {type(exc).__name__}: {first_line}")]
             for r in rows:
                 r["seconds"] = round(time.perf_counter() - t0, 1)
             results += rows

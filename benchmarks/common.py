@@ -78,8 +78,7 @@ def row(name: str, figure: str, runs: list[float], unit: str, *, target: str | N
 
 
 def skipped(name: str, figure: str, note: str) -> dict:
-    return {"name": name, "figure": figure, "median": None, "p99": None, "unit": "", "target": None,
-            "met": None, "note": f"skipped: {note}", "runs": []}
+    return row(name, figure, [], "", note=f"skipped: {note}")
 
 
 def p99(values: list[float]) -> float:
@@ -107,14 +106,12 @@ def pcm_s16le(clips: list[Path], seconds: float, rate: int = 22050) -> bytes:
 
     need = int(seconds * rate)
     parts, have = [], 0
-    while have < need:
-        for clip in clips:
-            y = load_audio(clip, rate)
-            parts.append(y)
-            have += len(y)
-            if have >= need:
-                break
-    y = np.concatenate(parts)[:need]
+    for clip in clips:  # each clip decoded once
+        if have >= need:
+            break
+        parts.append(load_audio(clip, rate))
+        have += len(parts[-1])
+    y = np.resize(np.concatenate(parts), need)  # loops the clips as long as needed
     return (np.clip(y, -1, 1 - 1 / 32768) * 32768).astype("<i2").tobytes()
 
 

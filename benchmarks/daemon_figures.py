@@ -194,6 +194,14 @@ def concurrent(ctx: Context) -> list[dict]:
     return rows
 
 
+def _audio_clock(events: list[dict]) -> dict[str, float]:
+    """Per source, the end of the latest window it has classified (seconds of its audio)."""
+    ends: dict[str, float] = {}
+    for e in events:
+        ends[e["source"]] = max(ends.get(e["source"], 0.0), e["audio_end_seconds"])
+    return ends
+
+
 def _children(pid: int) -> list[int]:
     out = []
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -220,9 +228,7 @@ def _concurrent_run(ctx: Context, port: int, files: int, n: int, seconds: float)
         kcpu0 = {k: proc_cpu_seconds(k) for k in kids}
         t0 = time.monotonic()
         ev0 = len(daemon.lines)
-        end0 = {}
-        for e in daemon.events():
-            end0[e["source"]] = max(end0.get(e["source"], 0.0), e["audio_end_seconds"])
+        end0 = _audio_clock(daemon.events())
         time.sleep(seconds)
         t1 = time.monotonic()
         cpu1 = proc_cpu_seconds(pid)
@@ -230,9 +236,7 @@ def _concurrent_run(ctx: Context, port: int, files: int, n: int, seconds: float)
         rss = proc_rss_mb(pid)
         metrics = scrape_metrics(metrics_port)
         events = daemon.events()
-        end1 = {}
-        for e in events:
-            end1[e["source"]] = max(end1.get(e["source"], 0.0), e["audio_end_seconds"])
+        end1 = _audio_clock(events)
         # a source keeps up when its audio clock advanced by the wall time, within one window and a bit
         behind = sum(1 for s in end1 if (end1[s] - end0.get(s, 0.0)) < (t1 - t0) - WINDOW_SECONDS - 1.0)
         dropped = int(metrics.get("genrecast_windows_dropped_total", -1))

@@ -93,9 +93,9 @@ def summary_row(ctx: Context, clip: Path, n: int) -> dict:
 
 
 def _worker(bundle_path: str, clip: str, n: int, repeats: int) -> dict:
-    import os
+    from genrecast.trainer.export import quiet_tensorflow
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet_tensorflow()  # before LiteRT and keras are loaded
     import numpy as np
 
     from genrecast.daemon.audio import load_audio
@@ -120,9 +120,6 @@ def _worker(bundle_path: str, clip: str, n: int, repeats: int) -> dict:
         maker.events([state._prepare(win)])
 
     import librosa
-    from genrecast.trainer.export import quiet_tensorflow
-
-    quiet_tensorflow()
     import keras
 
     model = keras.saving.load_model(Path(bundle_path) / "model.keras", compile=False)

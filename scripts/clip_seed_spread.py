@@ -39,7 +39,7 @@ def main() -> int:
     config = {cfg.label(): cfg for cfg in SELECTION_GRID}[args.config]
     table = read_table(DATA / "reference" / "features_30_sec.csv")
     sample = DATA / "gtzan-sample"
-    pool = table.subset(~np.isin(table.ids, sorted(ids_in_dir(sample))))
+    pool = table.without(ids_in_dir(sample))
     clips = full_clips(sample)
     cfg = FeatureConfig(kind="summary", columns=DEFAULT_SUMMARY_COLUMNS, context_seconds=30.0, window_seconds=3.0)
     audio_rows = np.stack([clip_summary(load_audio(p, cfg.sample_rate), cfg) for p in clips.values()]).astype(np.float64)
@@ -49,10 +49,11 @@ def main() -> int:
     scores = {"audio": [], "table rows": []}
     for seed in range(args.seeds):
         model, _ = fit(config, (pool.x - mean) / std, pool.y, len(table.labels), seed=seed)
-        for name, rows in (("audio", audio_rows), ("table rows", table_rows)):
-            right = predict(model, (rows - mean) / std).argmax(axis=1) == truth
-            scores[name].append(int(right.sum()))
-        missed = [t for t, ok in zip(clips, predict(model, (audio_rows - mean) / std).argmax(axis=1) == truth) if not ok]
+        right = {name: predict(model, (rows - mean) / std).argmax(axis=1) == truth
+                 for name, rows in (("audio", audio_rows), ("table rows", table_rows))}
+        for name, ok in right.items():
+            scores[name].append(int(ok.sum()))
+        missed = [t for t, ok in zip(clips, right["audio"]) if not ok]
         print(f"seed {seed}: {scores['audio'][-1]}/13 from audio, {scores['table rows'][-1]}/13 from table rows; missed {missed}", flush=True)
     for name, got in scores.items():
         print(f"{config.label()} {name}: mean {np.mean(got):.2f}/13, range {min(got)}-{max(got)}, "

@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
             if table is not None:
                 from genrecast.trainer.table import table_command
 
-                table_command(table=table, out=out, exclude_dir=exclude_dir, splits_dir=split_lists, seed=seed, include_expensive=False)
+                table_command(table=table, out=out, exclude_dir=exclude_dir, splits_dir=split_lists, seed=seed)
                 return
             if dataset is None:
                 fail("give a DATASET folder, or --table FILE.csv")

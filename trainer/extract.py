@@ -100,9 +100,10 @@ def extract_dataset(
                 _collect(by_path[path], feats, err, dataset, xs, ys, ids, skipped)
                 advance()
         else:
-            if _pool_context().get_start_method() == "fork":
+            context = _pool_context()
+            if context.get_start_method() == "fork":
                 window_features(np.zeros(cfg.window_samples, np.float32), cfg)  # filterbanks and FFT: built once, inherited
-            with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
                 chunksize = max(1, min(4, len(jobs) // (8 * workers)))  # small datasets: balance the workers
                 for path, feats, err in pool.map(_work, jobs, chunksize=chunksize):
                     _collect(by_path[path], feats, err, dataset, xs, ys, ids, skipped)

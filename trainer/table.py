@@ -41,9 +41,11 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from genrecast.daemon.bundle import KERAS_FILE, Bundle, load_bundle
+from genrecast.daemon.bundle import KERAS_FILE, Bundle
 from genrecast.daemon.features import DEFAULT_SUMMARY_COLUMNS, FeatureConfig
 from genrecast.trainer.dataset import AUDIO_SUFFIXES, normalise_track_id
+from genrecast.trainer.export import quiet_tensorflow
+from genrecast.trainer.splits import read_list
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,10 @@ class Table:
 
     def subset(self, mask: np.ndarray) -> "Table":
         return replace(self, ids=self.ids[mask], x=self.x[mask], y=self.y[mask])
+
+    def without(self, ids: Iterable[str]) -> "Table":
+        """The rows whose track ids are not in ``ids``."""
+        return self.subset(~np.isin(self.ids, sorted(ids)))
 
 
 track_id = normalise_track_id  # one rule for table rows, split lists and file names
@@ -156,7 +162,7 @@ def read_filtered_split(splits_dir: str | Path) -> tuple[set[str], set[str]]:
         path = splits_dir / f"{part}_filtered.txt"
         if not path.is_file():
             raise ValueError(f"{splits_dir} lacks {path.name} (the artist-filtered GTZAN lists)")
-        parts[part] = {track_id(line) for line in path.read_text().splitlines() if line.strip()}
+        parts[part] = read_list(path)
     train = parts["train"] | parts["valid"]
     if train & parts["test"]:
         raise ValueError(f"the lists in {splits_dir} put {len(train & parts['test'])} tracks on both sides")
@@ -251,7 +257,7 @@ SELECTION_GRID: tuple[MLPConfig, ...] = (
 
 def setup_determinism(seed: int) -> None:
     """Seed python/numpy/TF, deterministic TF ops, one thread (call before training)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet_tensorflow()
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
     import keras
     import tensorflow as tf
@@ -484,9 +490,8 @@ def train_from_table(
     unknown = sorted(exclude - set(table.ids.tolist()))
     if unknown:
         log.warning("%d excluded ids are not in the table: %s", len(unknown), ", ".join(unknown[:5]))
-    keep = ~np.isin(table.ids, sorted(exclude))
-    pool = table.subset(keep)
-    log.info("table %s: %d tracks, %d columns; %d excluded, %d used", csv_path, len(table.ids), len(table.columns), int((~keep).sum()), len(pool.ids))
+    pool = table.without(exclude)
+    log.info("table %s: %d tracks, %d columns; %d excluded, %d used", csv_path, len(table.ids), len(table.columns), len(table.ids) - len(pool.ids), len(pool.ids))
 
     extra: dict[str, Any] = {"model": config.label(), "model_config": {**asdict(config), "hidden": list(config.hidden)}}
     if cv_folds:
@@ -513,14 +518,13 @@ def train_from_table(
         train_mask = np.isin(table.ids, sorted((train_ids & present) - exclude))
         test_mask = np.isin(table.ids, sorted(test_ids & present))
         split_name = "artist-filtered"
-        sizes = {"train_tracks": int(train_mask.sum()), "test_tracks": int(test_mask.sum())}
         extra["curves_note"] = "validation curve = the test tracks, monitored only (fixed epochs, no early stopping)"
     else:  # no lists: hold out a stratified tenth
         folds = stratified_folds(pool.y, 10, seed)
         train_mask = np.isin(table.ids, pool.ids[folds != 0])
         test_mask = np.isin(table.ids, pool.ids[folds == 0])
         split_name = "track"
-        sizes = {"train_tracks": int(train_mask.sum()), "test_tracks": int(test_mask.sum())}
+    sizes = {"train_tracks": int(train_mask.sum()), "test_tracks": int(test_mask.sum())}
     mean, std = standardise_stats(table.x[train_mask])
     xt, yt = (table.x[train_mask] - mean) / std, table.y[train_mask]
     xs, ys = (table.x[test_mask] - mean) / std, table.y[test_mask]
@@ -571,12 +575,12 @@ def train_from_table(
         "role": "shipped model, trained on every non-excluded row",
         "evaluation": {"split": split_name, "model": f"{EVALUATION_SUBDIR}/", "test_accuracy": round(test_acc, 4)},
     }
-    save_bundle(
+    bundle = save_bundle(
         final, out_dir, labels=list(table.labels), features=features, mean=mean, std=std,
         metrics=metrics, provenance=provenance,
     )
-    _normalise_keras_zip(out_dir / KERAS_FILE)
-    return load_bundle(out_dir)
+    _normalise_keras_zip(out_dir / KERAS_FILE)  # the Bundle reads the .tflite only
+    return bundle
 
 
 def default_splits_dir(table: Path) -> Path | None:
@@ -591,14 +595,11 @@ def table_command(
     exclude_dir: Path | None,
     splits_dir: Path | None,
     seed: int,
-    include_expensive: bool,
     *,
     selection_file: Path | None = None,
     cv_folds: int = 10,
 ) -> Bundle:
     """``genrecast train --table``: train, evaluate and write a bundle; logs a one-line summary."""
-    if include_expensive:
-        check_columns(DEFAULT_SUMMARY_COLUMNS + EXPENSIVE_COLUMNS)  # raises: the daemon cannot compute them
     exclude = ids_in_dir(exclude_dir) if exclude_dir is not None else set()
     if splits_dir is None:
         splits_dir = default_splits_dir(table)
@@ -645,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "select":
         table = read_table(args.table)
         exclude = ids_in_dir(args.exclude_dir) if args.exclude_dir else set()
-        results = select(table.subset(~np.isin(table.ids, sorted(exclude))), jobs=args.jobs)
+        results = select(table.without(exclude), jobs=args.jobs)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
         return 0

@@ -25,7 +25,6 @@ from genrecast.trainer.table import (
     read_table,
     select,
     stratified_folds,
-    table_command,
     train_from_table,
 )
 
@@ -50,11 +49,9 @@ def test_read_table(table_csv: Path) -> None:
     assert np.bincount(table.y).tolist() == [100] * 10
 
 
-def test_expensive_columns_are_refused(table_csv: Path, tmp_path: Path) -> None:
+def test_expensive_columns_are_refused(table_csv: Path) -> None:
     with pytest.raises(ValueError, match="cannot compute"):
         read_table(table_csv, columns=DEFAULT_SUMMARY_COLUMNS + ("tempo",))
-    with pytest.raises(ValueError, match="cannot compute"):
-        table_command(table_csv, tmp_path / "b", None, None, 0, True)
     with pytest.raises(ValueError, match="unknown"):
         read_table(table_csv, columns=("no_such_mean",))
 
