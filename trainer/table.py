@@ -651,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
         return 0
     table_command(
-        args.table, args.out, args.exclude_dir, args.split_lists, args.seed, False,
+        args.table, args.out, args.exclude_dir, args.split_lists, args.seed,
         selection_file=args.selection, cv_folds=args.cv_folds,
     )
     return 0
