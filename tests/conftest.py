@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -31,14 +30,6 @@ def gtzan_sample(data_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def gtzan_excerpts(data_dir: Path) -> Path:
     return need(data_dir / "gtzan-excerpts")
-
-
-@pytest.fixture(scope="session")
-def genrecast_exe() -> str:
-    """The installed ``genrecast`` console command of this environment."""
-    exe = Path(sys.executable).parent / "genrecast"
-    assert exe.exists(), f"{exe} missing: install the project (scripts/setup.sh)"
-    return str(exe)
 
 
 @pytest.fixture(scope="session")

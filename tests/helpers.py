@@ -11,6 +11,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+EXE = str(Path(sys.executable).parent / "genrecast")
+"""The installed ``genrecast`` console command of this environment."""
 GTZAN_LABELS = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
 
 
@@ -18,13 +20,17 @@ def data_root() -> Path:
     return Path(os.environ.get("GENRECAST_TEST_DATA", REPO.parent / "shared" / "data"))
 
 
+def unavailable(message: str) -> None:
+    """Skip, or fail under CI, when a test's data or service cannot be had here."""
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def need(path: Path) -> Path:
     """Return ``path``, or skip (fail under CI) when the shared test data is absent."""
     if not path.exists():
-        message = f"test data {path} is absent (set GENRECAST_TEST_DATA to ../shared/data)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"test data {path} is absent (set GENRECAST_TEST_DATA to ../shared/data)")
     return path
 
 
@@ -36,8 +42,7 @@ def sample_clips(root: Path) -> list[Path]:
 
 def run_cli(*args: str, timeout: float = 300, **kwargs):
     """Run the installed ``genrecast`` command; returns the CompletedProcess."""
-    exe = Path(sys.executable).parent / "genrecast"
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=timeout, **kwargs)
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
 
@@ -49,8 +54,7 @@ class Daemon:
     def __init__(self, args: list[str], env: dict | None = None, stdin=None, **popen_kwargs) -> None:
         import threading
 
-        exe = Path(sys.executable).parent / "genrecast"
-        self.proc = subprocess.Popen([str(exe), "run", *args], stdin=stdin, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([EXE, "run", *args], stdin=stdin, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, env=env, **popen_kwargs)
         self.events: list[dict] = []
         self.stdout_lines: list[str] = []
@@ -113,6 +117,23 @@ class Daemon:
             self.proc.wait()
 
 
+def children(pid: int) -> list[tuple[int, str, str]]:
+    """(pid, command name, state letter) of ``pid``'s direct children, zombies included."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[1]) == pid:
+            found.append((int(entry.name), comm, fields[0]))
+    return found
+
+
 def ffmpeg_processes_mentioning(text: str) -> list[int]:
     """PIDs of running ffmpeg processes whose command line contains ``text``."""
     found = []
@@ -135,6 +156,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def file_lines(path: Path) -> list[str]:
+    """The lines of a text file, none if it does not exist yet."""
+    return path.read_text().splitlines() if path.exists() else []
 
 
 def wait_for(condition, timeout_seconds: float = 20.0, what: str = "condition", interval: float = 0.02):

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import threading
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -208,3 +209,29 @@ def recorder() -> Iterator[Callable[..., Recorder]]:
     yield make
     for rec in made:
         rec.stop()
+
+
+def mqtt_env(broker_host: str, port: int, prefix: str, **extra: str) -> dict[str, str]:
+    """``GENRECAST_MQTT_*`` for a broker on 127.0.0.1 with fast reconnects."""
+    env = {"GENRECAST_MQTT_HOST": broker_host, "GENRECAST_MQTT_PORT": str(port), "GENRECAST_MQTT_PREFIX": prefix,
+           "GENRECAST_MQTT_CLIENT_ID": f"daemon-{prefix}", "GENRECAST_MQTT_RECONNECT_MIN_SECONDS": "0.2",
+           "GENRECAST_MQTT_RECONNECT_MAX_SECONDS": "1"}
+    env.update(extra)
+    return env
+
+
+def publish(broker: Broker, items: list[tuple[str, bytes, bool]]) -> None:
+    """Publish (topic, payload, retain) at QoS 1 as another client would, and wait for the acks."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"other-{uuid.uuid4().hex[:6]}")
+    client.connect(broker.host, broker.port, 30)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, payload, qos=1, retain=retain) for topic, payload, retain in items]
+        for info in infos:
+            info.wait_for_publish(20)
+    finally:
+        client.disconnect()
+        client.loop_stop()

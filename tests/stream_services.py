@@ -1,10 +1,11 @@
 """HTTP "radio" servers on 127.0.0.1 (``daemon/stream_server.py`` subprocesses) for the
-stream tests; the fixture ``stream_servers`` is loaded for every test by the root conftest.
-Every server is stopped by its PID at teardown."""
+stream tests, and the MP3s they play; the fixtures ``stream_servers`` and ``stream_mp3s``
+are loaded for every test by the root conftest. Every server is stopped by its PID at teardown."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from typing import Iterator
 
 import pytest
 
-from helpers import free_port
+from helpers import free_port, unavailable
 
 STREAM_SERVER = Path(__file__).parent / "daemon" / "stream_server.py"
 
@@ -67,3 +68,20 @@ def stream_servers() -> Iterator[StreamServers]:
         yield servers
     finally:
         servers.stop_all()
+
+
+@pytest.fixture(scope="session")
+def stream_mp3s(tmp_path_factory, gtzan_sample: Path) -> dict[int, Path]:
+    """12-s MP3s (no tags, so they loop cleanly) of a GTZAN clip at 22050 and 44100 Hz."""
+    if shutil.which("ffmpeg") is None:
+        unavailable("ffmpeg is not installed (apt-get install ffmpeg)")
+    out = tmp_path_factory.mktemp("streams")
+    clip = gtzan_sample / "blues" / "blues.00000.wav"
+    made = {}
+    for rate in (22050, 44100):
+        path = out / f"blues-{rate}.mp3"
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(clip), "-t", "12", "-ar", str(rate),
+                        "-ac", "1", "-b:a", "64k", "-id3v2_version", "0", "-write_xing", "0", "-map_metadata", "-1",
+                        str(path)], check=True, timeout=60)
+        made[rate] = path
+    return made

@@ -7,7 +7,6 @@ librosa's exactly (they replace them so the daemon imports neither; see benchmar
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,22 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("GENRECAST_TEST_DATA", REPO.parent / "shared" / "data"))
+from helpers import REPO
 
 
 @pytest.mark.slow
-def test_quick_suite_runs_and_writes_json(tmp_path: Path) -> None:
-    if not (DATA / "gtzan-sample").is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"test data missing at {DATA}")
-        pytest.skip(f"test data missing at {DATA}")
+def test_quick_suite_runs_and_writes_json(tmp_path: Path, data_dir: Path, gtzan_sample: Path) -> None:
     out = tmp_path / "results.json"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--repeats", "1", "--only", "parity,classify,startup",
-         "--data", str(DATA), "--json", str(out)],
+         "--data", str(data_dir), "--json", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(REPO / ".cache" / "numba"))},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "figure" in proc.stdout and "median" in proc.stdout

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO
 
 
 def _python(code: str, **kwargs) -> subprocess.CompletedProcess:

@@ -5,16 +5,14 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import REPO, run_cli
+from helpers import EXE, REPO, run_cli
 from genrecast.daemon.install import unit_text
 
 pytestmark = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed (apt-get install systemd)")
-GENRECAST = str(Path(sys.executable).parent / "genrecast")
 
 
 def test_repository_unit_is_the_rendered_template() -> None:
@@ -23,7 +21,7 @@ def test_repository_unit_is_the_rendered_template() -> None:
 
 def test_unit_verifies_and_is_hardened(tmp_path: Path) -> None:
     unit = tmp_path / "genrecast.service"
-    unit.write_text(unit_text(GENRECAST))  # ExecStart must exist where verify runs
+    unit.write_text(unit_text(EXE))  # ExecStart must exist where verify runs
     verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
     assert verify.returncode == 0, verify.stderr
     security = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)], capture_output=True, text=True, timeout=60)
@@ -34,17 +32,17 @@ def test_unit_verifies_and_is_hardened(tmp_path: Path) -> None:
 
 
 def test_service_install_keeps_an_existing_config(tmp_path: Path) -> None:
-    dry = run_cli("service", "install", "--dry-run", "--root", str(tmp_path), "--executable", GENRECAST)
+    dry = run_cli("service", "install", "--dry-run", "--root", str(tmp_path), "--executable", EXE)
     assert dry.returncode == 0 and "would write" in dry.stdout and "Type=notify" in dry.stdout
     assert not (tmp_path / "etc").exists()
     (tmp_path / "etc/genrecast").mkdir(parents=True)
     (tmp_path / "etc/genrecast/config.toml").write_text("# mine\n")
-    proc = run_cli("service", "install", "--root", str(tmp_path), "--executable", GENRECAST)
+    proc = run_cli("service", "install", "--root", str(tmp_path), "--executable", EXE)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "etc/genrecast/config.toml").read_text() == "# mine\n"
     assert "keeping existing" in proc.stdout
     unit = tmp_path / "etc/systemd/system/genrecast.service"
-    assert f"ExecStart={GENRECAST} run" in unit.read_text()
+    assert f"ExecStart={EXE} run" in unit.read_text()
     assert (tmp_path / "etc/genrecast/mqtt_password").stat().st_mode & 0o777 == 0o600
     verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
     assert verify.returncode == 0, verify.stderr

@@ -1,6 +1,5 @@
-"""Service fixtures for the daemon tests: a private PulseAudio with a virtual microphone,
-and the MP3s that the HTTP "radio" servers of ``tests/stream_services.py`` play. Every
-process is stopped by its PID at teardown."""
+"""Service fixtures for the daemon tests: a private PulseAudio with a virtual microphone.
+Every process is stopped by its PID at teardown."""
 
 from __future__ import annotations
 
@@ -15,15 +14,8 @@ from typing import Iterator
 
 import pytest
 
-from helpers import IN_CI
+from helpers import unavailable
 from stream_services import stop_process
-
-
-def _unavailable(message: str) -> None:
-    """Skip, or fail under CI, when a service cannot be started here."""
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 # -- PulseAudio ---------------------------------------------------------------------
@@ -84,7 +76,7 @@ def pulse_server(tmp_path_factory) -> Iterator[Pulse]:
     process's environment pointed at it for the module's tests."""
     for tool in ("pulseaudio", "pactl", "paplay"):
         if shutil.which(tool) is None:
-            _unavailable(f"{tool} is not installed (apt-get install pulseaudio pulseaudio-utils)")
+            unavailable(f"{tool} is not installed (apt-get install pulseaudio pulseaudio-utils)")
     runtime = tmp_path_factory.mktemp("pulse")
     env = {**os.environ, "PULSE_RUNTIME_PATH": str(runtime), "PULSE_STATE_PATH": str(runtime / "state")}
     log_file = open(runtime / "pulseaudio.log", "wb")
@@ -101,7 +93,7 @@ def pulse_server(tmp_path_factory) -> Iterator[Pulse]:
         while subprocess.run(["pactl", "info"], env=pulse.env, capture_output=True).returncode != 0:
             if proc.poll() is not None or time.monotonic() > deadline:
                 log_file.flush()
-                _unavailable(f"pulseaudio did not start: {(runtime / 'pulseaudio.log').read_text()[-800:]}")
+                unavailable(f"pulseaudio did not start: {(runtime / 'pulseaudio.log').read_text()[-800:]}")
             time.sleep(0.05)
         os.environ.update({"PULSE_RUNTIME_PATH": str(runtime), "PULSE_SERVER": f"unix:{runtime}/native"})
         reinit_portaudio()
@@ -134,19 +126,3 @@ def virtual_mic(pulse_server: Pulse) -> Iterator[Pulse]:
 
 
 # -- HTTP streams -------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def stream_mp3s(tmp_path_factory, gtzan_sample: Path) -> dict[int, Path]:
-    """12-s MP3s (no tags, so they loop cleanly) of a GTZAN clip at 22050 and 44100 Hz."""
-    if shutil.which("ffmpeg") is None:
-        _unavailable("ffmpeg is not installed (apt-get install ffmpeg)")
-    out = tmp_path_factory.mktemp("streams")
-    clip = gtzan_sample / "blues" / "blues.00000.wav"
-    made = {}
-    for rate in (22050, 44100):
-        path = out / f"blues-{rate}.mp3"
-        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(clip), "-t", "12", "-ar", str(rate),
-                        "-ac", "1", "-b:a", "64k", "-id3v2_version", "0", "-write_xing", "0", "-map_metadata", "-1",
-                        str(path)], check=True, timeout=60)
-        made[rate] = path
-    return made

@@ -6,17 +6,15 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import free_port, scrape_metrics
+from helpers import EXE, free_port, scrape_metrics
 from genrecast.daemon.audio import load_audio
 
-GENRECAST = str(Path(sys.executable).parent / "genrecast")
 
 
 class NotifySocket:
@@ -70,7 +68,7 @@ def notify_socket(tmp_path: Path):
 
 
 def _stdin_daemon_args(bundle: Path) -> list[str]:
-    return [GENRECAST, "run", "--bundle", str(bundle), "--source", "-", "--format", "s16le", "--rate", "22050", "--json"]
+    return [EXE, "run", "--bundle", str(bundle), "--source", "-", "--format", "s16le", "--rate", "22050", "--json"]
 
 
 def _start_stdin_daemon(bundle: Path, env: dict) -> subprocess.Popen:

@@ -28,10 +28,10 @@ from genrecast.daemon.sources import (
     parse_source,
 )
 
-from helpers import free_port, wait_for
+from helpers import children, free_port, wait_for
 
 LOGGER = "genrecast.daemon.sources"
-# Fixtures (pulse_server, virtual_mic, stream_mp3s) live in tests/daemon/conftest.py, stream_servers in tests/stream_services.py;
+# Fixtures (pulse_server, virtual_mic) live in tests/daemon/conftest.py, stream_servers and stream_mp3s in tests/stream_services.py;
 # the Pulse and StreamServers annotations below are strings only.
 
 
@@ -91,20 +91,8 @@ def run_to_end(source: AudioSource) -> tuple[np.ndarray, set[int]]:
 
 
 def ffmpeg_children() -> list[int]:
-    """PIDs of ffmpeg processes whose parent is this process (from /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        if comm == "ffmpeg" and ppid == os.getpid():
-            found.append(int(entry))
-    return found
+    """PIDs of ffmpeg processes whose parent is this process."""
+    return [pid for pid, comm, _ in children(os.getpid()) if comm == "ffmpeg"]
 
 
 def messages(caplog: pytest.LogCaptureFixture) -> str:

@@ -8,22 +8,19 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
-from helpers import Daemon
+from helpers import EXE, Daemon
+from mqtt_services import mqtt_env
 from genrecast.daemon.events import GenreEvent
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
-EXE = str(Path(sys.executable).parent / "genrecast")
 
 
 def _mqtt_env(broker, prefix: str) -> dict[str, str]:
-    return {**os.environ, "GENRECAST_MQTT_HOST": broker.host, "GENRECAST_MQTT_PORT": str(broker.port),
-            "GENRECAST_MQTT_PREFIX": prefix, "GENRECAST_MQTT_CLIENT_ID": f"daemon-{prefix}"}
+    return {**os.environ, **mqtt_env(broker.host, broker.port, prefix)}
 
 
 def test_every_event_reaches_broker_and_log(broker, recorder, waiter, trained_bundle, gtzan_sample, tmp_path):

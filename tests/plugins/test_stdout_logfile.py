@@ -18,7 +18,7 @@ from genrecast.plugins.logfile_sink import LogfileSink
 from genrecast.plugins.sinks import build_sinks
 from genrecast.plugins.stdout_sink import StdoutSink, format_line
 
-from helpers import GTZAN_LABELS as LABELS
+from helpers import GTZAN_LABELS as LABELS, file_lines
 
 HERE = Path(__file__).parent
 
@@ -45,10 +45,6 @@ def test_stdout_json_lines_parse_back(event_factory):
         sink.genrecast_sink_start({"json": "yes"}, LABELS)
 
 
-def _lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
-
-
 def test_logfile_rotation_keeps_count_and_every_line_parses(tmp_path, event_factory):
     path = tmp_path / "events.jsonl"
     sinks = build_sinks(["logfile"], {"logfile": {"path": str(path), "max_bytes": 4000, "backups": 2}}, LABELS)
@@ -63,7 +59,7 @@ def test_logfile_rotation_keeps_count_and_every_line_parses(tmp_path, event_fact
     seqs = []
     for f in [path.with_name("events.jsonl.2"), path.with_name("events.jsonl.1"), path]:
         assert f.stat().st_size <= 4000
-        seqs += [GenreEvent.from_json(line).seq for line in _lines(f)]
+        seqs += [GenreEvent.from_json(line).seq for line in file_lines(f)]
     assert seqs == list(range(seqs[0], n)) and seqs[0] > 0  # the oldest rotated away, the rest in order
     assert dispatcher.stats()["logfile"]["rotations"] >= 3
 
@@ -73,15 +69,15 @@ def test_logfile_reopen_after_logrotate_move(tmp_path, event_factory, waiter):
     dispatcher = Dispatcher(build_sinks(["logfile"], {"logfile": {"path": str(path)}}, LABELS))
     dispatcher.start()
     dispatcher.publish(event_factory(0))
-    waiter(lambda: len(_lines(path)) == 1)
+    waiter(lambda: len(file_lines(path)) == 1)
     moved = tmp_path / "events.jsonl.old"
     path.rename(moved)  # what logrotate does, before it sends SIGHUP
     dispatcher.reopen()
     waiter(path.exists, what="the log file to be reopened")
     dispatcher.publish(event_factory(1))
     dispatcher.stop(5.0)
-    assert [GenreEvent.from_json(x).seq for x in _lines(moved)] == [0]
-    assert [GenreEvent.from_json(x).seq for x in _lines(path)] == [1]
+    assert [GenreEvent.from_json(x).seq for x in file_lines(moved)] == [0]
+    assert [GenreEvent.from_json(x).seq for x in file_lines(path)] == [1]
 
 
 def test_logfile_killed_writer_leaves_parseable_lines(tmp_path, waiter, event_factory):
@@ -94,7 +90,7 @@ def test_logfile_killed_writer_leaves_parseable_lines(tmp_path, waiter, event_fa
         child.wait(10)
     data = path.read_bytes()
     lines = data.split(b"\n")
-    complete, last = lines[:-1], lines[-1]
+    complete = lines[:-1]  # the last may be cut by the kill
     assert len(complete) > 100
     assert [GenreEvent.from_json(line).seq for line in complete] == list(range(len(complete)))
     # A partial final line (a power cut) is ended by the next writer, so later lines parse.
@@ -107,7 +103,6 @@ def test_logfile_killed_writer_leaves_parseable_lines(tmp_path, waiter, event_fa
     tail = path.read_bytes().split(b"\n")
     assert tail[-1] == b"" and GenreEvent.from_json(tail[-2]).seq == 7
     assert tail[-3].endswith(b'"source":"cut')
-    del last
 
 
 def test_logfile_settings_errors(tmp_path, monkeypatch):

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import uuid
-from pathlib import Path
 
 import pytest
+
+from helpers import EXE
+from mqtt_services import publish
 
 from genrecast.daemon.events import GenreEvent
 from genrecast.plugins.tail import TailView, parse_broker, TailError
 
 pytestmark = [pytest.mark.service]
 
-EXE = str(Path(sys.executable).parent / "genrecast")
 
 
 class Lines:
@@ -44,20 +45,6 @@ class Lines:
         pytest.fail(f"no matching line within {timeout_seconds} s; seen: {self.seen[-10:]}")
 
 
-def _publish(broker, topic: str, payloads: list[bytes]) -> None:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:6]}")
-    client.connect(broker.host, broker.port, 30)
-    client.loop_start()
-    infos = [client.publish(topic, payload, qos=1) for payload in payloads]
-    for info in infos:
-        info.wait_for_publish(10)
-    client.disconnect()
-    client.loop_stop()
-
-
 def test_tail_json_prints_events_and_skips_garbage(broker, event_factory):
     prefix = f"gc{uuid.uuid4().hex[:6]}"
     proc = subprocess.Popen([EXE, "tail", "--broker", f"{broker.host}:{broker.port}", "--prefix", prefix, "--json"],
@@ -66,13 +53,18 @@ def test_tail_json_prints_events_and_skips_garbage(broker, event_factory):
         errors = Lines(proc.stderr)
         errors.wait_for(lambda line: "subscribed" in line)
         events = [event_factory(seq) for seq in range(5)]
-        _publish(broker, f"{prefix}/radio/event", [b"not json", b'{"schema_version": 99}'] + [e.to_json().encode() for e in events])
+        valid = json.loads(events[0].to_json())
+        garbage = [b"not json", b'{"schema_version": 99}', b"", b"\x00\xff" * 100, b"[]", b"null",
+                   b'{"schema_version": 1}', b"x" * 200_000, json.dumps({**valid, "probability": "high"}).encode(),
+                   json.dumps({**valid, "state": "dancing"}).encode()]
+        payloads = garbage + [e.to_json().encode() for e in events]
+        publish(broker, [(f"{prefix}/radio/event", payload, False) for payload in payloads])
         out = Lines(proc.stdout)
         for event in events:
             assert GenreEvent.from_json(out.wait_for(lambda line: True)) == event
         proc.send_signal(signal.SIGINT)
         assert proc.wait(20) == 0
-        errors.wait_for(lambda line: "5 events shown, 2 unparseable payloads skipped" in line)
+        errors.wait_for(lambda line: f"5 events shown, {len(garbage)} unparseable payloads skipped" in line)
         assert not any("Traceback" in line for line in errors.seen)
     finally:
         if proc.poll() is None:
@@ -115,7 +107,7 @@ def test_tail_live_view_in_a_terminal(broker, event_factory, waiter):
     try:
         waiter(lambda: "subscribed" in screen(), what="tail to subscribe")
         events = [event_factory(seq, genre="jazz" if seq % 2 else "metal", smoothed_genre="metal") for seq in range(6)]
-        _publish(broker, f"{prefix}/radio/event", [e.to_json().encode() for e in events])
+        publish(broker, [(f"{prefix}/radio/event", e.to_json().encode(), False) for e in events])
         text = waiter(lambda: "events 6" in screen() and screen(), what="the view to show the events")
         assert "radio" in text and "jazz" in text and "smoothed  metal" in text and "top 3" in text
         assert "recent    me ja me ja me ja" in text

@@ -13,16 +13,14 @@ import os
 import subprocess
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 
 from helpers import Daemon, scrape_metrics
-from mqtt_services import Broker, Message
+from mqtt_services import Message
 
-TESTS = Path(__file__).resolve().parent.parent
 RATE = 22050
 STDIN_SOURCE = "stdin"
 """The name (and topic level) of the ``-`` source."""
@@ -49,23 +47,6 @@ def open_fds(pid: int) -> int:
 
 def threads(pid: int) -> int:
     return int(proc_status(pid)["Threads"])
-
-
-def children(pid: int) -> list[tuple[int, str, str]]:
-    """(pid, command name, state letter) of ``pid``'s direct children, zombies included."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[1]) == pid:
-            found.append((int(entry.name), comm, fields[0]))
-    return found
 
 
 # -- audio --------------------------------------------------------------------------
@@ -140,9 +121,6 @@ class Run:
         with self.daemon._changed:
             return list(self.daemon.events)
 
-    def seqs(self) -> list[int]:
-        return [e["seq"] for e in self.events()]
-
     def log_text(self) -> str:
         with self.daemon._changed:
             return "".join(self.daemon.log)
@@ -157,7 +135,7 @@ class Run:
 
     def metrics(self) -> dict[str, float]:
         assert self.metrics_port is not None
-        return scrape(self.metrics_port)
+        return scrape_metrics(self.metrics_port)
 
     def stop(self, deadline_seconds: float = 30.0) -> int:
         """Stop feeding (closing stdin), SIGTERM, and return the exit code."""
@@ -173,21 +151,9 @@ class Run:
             pass
 
 
-scrape = scrape_metrics
-
-
-def mqtt_env(broker_host: str, port: int, prefix: str, **extra: str) -> dict[str, str]:
-    """``GENRECAST_MQTT_*`` for a broker on 127.0.0.1 with fast reconnects."""
-    env = {"GENRECAST_MQTT_HOST": broker_host, "GENRECAST_MQTT_PORT": str(port), "GENRECAST_MQTT_PREFIX": prefix,
-           "GENRECAST_MQTT_CLIENT_ID": f"daemon-{prefix}", "GENRECAST_MQTT_RECONNECT_MIN_SECONDS": "0.2",
-           "GENRECAST_MQTT_RECONNECT_MAX_SECONDS": "1"}
-    env.update(extra)
-    return env
-
-
 def _answers(port: int) -> bool:
     try:
-        scrape(port)
+        scrape_metrics(port)
         return True
     except OSError:
         return False
@@ -219,22 +185,3 @@ def make_certificates(directory: Path) -> Path:
 def first_seen_seqs(messages: list[Message]) -> list[int]:
     """Event seqs in arrival order, a QoS 1 re-delivery counted once."""
     return list(dict.fromkeys(json.loads(m.payload)["seq"] for m in messages))
-
-
-def publish(broker: Broker, items: list[tuple[str, bytes, bool]]) -> None:
-    """Publish (topic, payload, retain) at QoS 1 as another client would, and wait for the acks."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"other-{uuid.uuid4().hex[:6]}")
-    client.connect(broker.host, broker.port, 30)
-    client.loop_start()
-    try:
-        infos = [client.publish(topic, payload, qos=1, retain=retain) for topic, payload, retain in items]
-        for info in infos:
-            info.wait_for_publish(20)
-    finally:
-        client.disconnect()
-        client.loop_stop()
-
-

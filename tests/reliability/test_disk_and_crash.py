@@ -14,14 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers import wait_for
-from reliability.support import STDIN_SOURCE, mqtt_env
+from helpers import file_lines, wait_for
+from mqtt_services import mqtt_env
+from reliability.support import STDIN_SOURCE
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
-
-
-def _lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
 
 
 @pytest.fixture
@@ -59,7 +56,7 @@ def _fill(directory: Path) -> Path:
 def test_full_disk_logfile_reports_keeps_lines_and_catches_up(small_disk: Path, start_daemon):
     log_path = small_disk / "events.jsonl"
     run = start_daemon(sinks=["stdout", "logfile"], log_path=log_path, metrics=True)
-    wait_for(lambda: len(_lines(log_path)) >= 3, what="events in the log")
+    wait_for(lambda: len(file_lines(log_path)) >= 3, what="events in the log")
     filler = _fill(small_disk)
     run.wait_log("No space left on device")
     full_at = len(run.events())
@@ -69,12 +66,12 @@ def test_full_disk_logfile_reports_keeps_lines_and_catches_up(small_disk: Path, 
     assert metrics['genrecast_sink_queue_depth{sink="logfile"}'] > 0  # kept to retry
     assert metrics['genrecast_sink_errors_total{sink="stdout"}'] == 0
     assert run.daemon.proc.poll() is None
-    assert all(json.loads(line) for line in _lines(log_path))  # no cut line was left behind
+    assert all(json.loads(line) for line in file_lines(log_path))  # no cut line was left behind
     filler.unlink()  # space again
-    wait_for(lambda: len(_lines(log_path)) >= full_at + 10, what="the log to catch up")
+    wait_for(lambda: len(file_lines(log_path)) >= full_at + 10, what="the log to catch up")
     run.close_stdin()
     assert run.daemon.proc.wait(timeout=60) == 0, run.log_text()[-2000:]
-    assert [json.loads(line) for line in _lines(log_path)] == run.events()  # nothing lost, nothing twice
+    assert [json.loads(line) for line in file_lines(log_path)] == run.events()  # nothing lost, nothing twice
     errors = [line for line in run.daemon.log if "sink logfile failed" in line]
     assert errors and "cannot write" in errors[0] and "kept to retry" in errors[0]
     assert "Traceback" not in run.log_text()
@@ -109,13 +106,13 @@ def test_kill_9_mid_write_then_restart_keeps_the_log_parseable(start_broker, rec
     log_path = tmp_path / "events.jsonl"
     env = mqtt_env(broker.host, broker.port, prefix)
     first = start_daemon(sinks=["stdout", "logfile", "mqtt"], env=env, prefix=prefix, log_path=log_path, speed=40)
-    wait_for(lambda: len(_lines(log_path)) >= 30, what="the log to fill")
+    wait_for(lambda: len(file_lines(log_path)) >= 30, what="the log to fill")
     os.kill(first.pid, signal.SIGKILL)  # while it writes several lines a second
     first.daemon.proc.wait(timeout=10)
     status = f"{prefix}/status"
     wait_for(lambda: rec.on(status) and rec.on(status)[-1].payload == b"offline", what="the last will")
     killed_at = log_path.stat().st_size
-    before = _lines(log_path)
+    before = file_lines(log_path)
     complete = before if log_path.read_bytes().endswith(b"\n") else before[:-1]  # at most the last line is cut
     first_logged = [json.loads(line) for line in complete]
     printed = first.events()

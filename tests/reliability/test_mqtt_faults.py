@@ -14,7 +14,8 @@ import pytest
 
 from genrecast.plugins.mqtt_sink import INFLIGHT_WINDOW
 from helpers import wait_for
-from reliability.support import STDIN_SOURCE, first_seen_seqs, mqtt_env
+from mqtt_services import mqtt_env
+from reliability.support import STDIN_SOURCE, first_seen_seqs
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
 

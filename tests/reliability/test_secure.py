@@ -14,7 +14,8 @@ import pytest
 
 from helpers import run_cli
 from helpers import wait_for
-from reliability.support import STDIN_SOURCE, make_certificates, mqtt_env
+from mqtt_services import mqtt_env
+from reliability.support import STDIN_SOURCE, make_certificates
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
 USER = "genrecast"

@@ -13,12 +13,13 @@ import json
 import math
 import os
 import statistics
-import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from helpers import wait_for
+from mqtt_services import mqtt_env
 from reliability.support import first_seen_seqs, open_fds, rss_bytes, threads, STDIN_SOURCE
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
@@ -48,20 +49,18 @@ def test_soak_hours_of_audio_keep_resources_flat_and_lose_no_event(start_daemon,
     prefix = "soak"
     rec = recorder(broker, [f"{prefix}/#"])
     log_path = tmp_path / "events.jsonl"
-    env = {"GENRECAST_MQTT_HOST": broker.host, "GENRECAST_MQTT_PORT": str(broker.port), "GENRECAST_MQTT_PREFIX": prefix,
-           "GENRECAST_MQTT_CLIENT_ID": "daemon-soak", "GENRECAST_LOGFILE_MAX_BYTES": str(max_bytes),
-           "GENRECAST_LOGFILE_BACKUPS": str(backups)}
+    env = mqtt_env(broker.host, broker.port, prefix, GENRECAST_LOGFILE_MAX_BYTES=str(max_bytes),
+                   GENRECAST_LOGFILE_BACKUPS=str(backups))
     run = start_daemon(sinks=["stdout", "logfile", "mqtt"], env=env, speed=SOAK_SPEED, total_seconds=audio_seconds,
                        log_path=log_path, prefix=prefix)
     pid = run.pid
     samples: list[tuple[float, int, int, int]] = []  # (audio seconds fed, rss, fds, threads)
-    stop_sampling = threading.Event()
     while not run.feeder.done:
         try:
             samples.append((run.feeder.seconds_written, rss_bytes(pid), open_fds(pid), threads(pid)))
         except OSError:
             break  # the daemon is gone; the exit code below says why
-        stop_sampling.wait(SAMPLE_PERIOD_SECONDS)  # the sampling period, not a synchronisation
+        time.sleep(SAMPLE_PERIOD_SECONDS)  # the sampling period, not a synchronisation
     assert run.feeder.error is None, run.feeder.error
     assert run.daemon.proc.wait(timeout=120) == 0, run.log_text()[-3000:]
     run.daemon.stop()

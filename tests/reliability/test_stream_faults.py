@@ -12,29 +12,13 @@ test_stream_of_garbage_is_logged_and_retried, test_mic_survives_the_device_vanis
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from helpers import Daemon, ffmpeg_processes_mentioning
-from helpers import wait_for
-from reliability.support import children
+from helpers import Daemon, children, ffmpeg_processes_mentioning, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
-
-
-@pytest.fixture(scope="module")
-def radio_mp3(tmp_path_factory, gtzan_sample: Path) -> Path:
-    """A 12-s MP3 of a GTZAN clip, without tags so it loops cleanly."""
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is not installed")
-    path = tmp_path_factory.mktemp("radio") / "radio.mp3"
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(gtzan_sample / "jazz" / "jazz.00000.wav"),
-                    "-t", "12", "-ac", "1", "-b:a", "64k", "-id3v2_version", "0", "-write_xing", "0",
-                    "-map_metadata", "-1", str(path)], check=True, timeout=60)
-    return path
 
 
 def _ffmpeg_children_are_tidy(pid: int, streams: int) -> bool:
@@ -42,11 +26,11 @@ def _ffmpeg_children_are_tidy(pid: int, streams: int) -> bool:
     return not any(state == "Z" for _, state in kids) and len(kids) <= streams
 
 
-def test_silent_garbage_and_dying_streams_in_one_daemon(trained_bundle: Path, stream_servers, radio_mp3: Path,
+def test_silent_garbage_and_dying_streams_in_one_daemon(trained_bundle: Path, stream_servers, stream_mp3s: dict[int, Path],
                                                         tmp_path: Path) -> None:
     hold_port, _ = stream_servers.start("hold")
     garbage_port, _ = stream_servers.start("garbage")
-    radio_port, radio = stream_servers.start("mp3", radio_mp3)
+    radio_port, radio = stream_servers.start("mp3", stream_mp3s[22050])
     urls = [f"http://127.0.0.1:{hold_port}/silent", f"http://127.0.0.1:{garbage_port}/garbage",
             f"http://127.0.0.1:{radio_port}/radio.mp3"]
     config = tmp_path / "config.toml"
@@ -73,7 +57,7 @@ def test_silent_garbage_and_dying_streams_in_one_daemon(trained_bundle: Path, st
                     "the radio's failure in the log")
         wait_for(lambda: _ffmpeg_children_are_tidy(pid, len(urls)), what="no zombie ffmpeg after the radio died")
         before = radio_events(daemon)
-        stream_servers.start("mp3", radio_mp3, port=radio_port)
+        stream_servers.start("mp3", stream_mp3s[22050], port=radio_port)
         daemon.wait(lambda d: radio_events(d) >= before + 3, 60, "radio events after its server came back")
         wait_for(lambda: _ffmpeg_children_are_tidy(pid, len(urls)), what="no zombie ffmpeg after the comeback")
         assert daemon.proc.poll() is None

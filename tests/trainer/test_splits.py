@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from genrecast.trainer.splits import SplitError, list_split, segment_split, track_split
-
-GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
+from helpers import GTZAN_LABELS as GENRES
 
 
 def _gtzan_like(windows_per_track: int = 10) -> tuple[np.ndarray, np.ndarray]:
