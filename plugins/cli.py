@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -97,11 +98,13 @@ def _tail(broker: Optional[str], prefix: Optional[str], file: Optional[Path], js
             run_tail_mqtt(_mqtt_settings(broker, prefix, config_path), json_output, tail_box=box)
     except KeyboardInterrupt:
         pass
+    except BrokenPipeError:  # the reader went away (`tail --json | head`): a quiet, normal end
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exit's flush cannot fail again
+        raise typer.Exit(0) from None
     except (TailError, ValueError, OSError) as exc:
         _error(str(exc), 1)
-    finally:
-        if box and not json_output:
-            sys.stdout.write("\n")
+    if box and not json_output:
+        sys.stdout.write("\n")
     if box:
         view = box[0].view
         typer.echo(f"genrecast: {view.events} events shown, {view.skipped} unparseable payloads skipped", err=True)

@@ -12,11 +12,11 @@ import uuid
 
 import pytest
 
-from helpers import EXE
+from helpers import EXE, wait_for
 from mqtt_services import publish
 
 from genrecast.daemon.events import GenreEvent
-from genrecast.plugins.tail import TailView, parse_broker, TailError
+from genrecast.plugins.tail import NOTICE_PREFIX, TailView, parse_broker, TailError
 
 pytestmark = [pytest.mark.service]
 
@@ -90,6 +90,33 @@ def test_tail_file_follows_and_skips_a_partial_line(tmp_path, event_factory):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_tail_json_into_head_ends_quietly(tmp_path, event_factory):
+    """`genrecast tail --json | head -n 1`: once head has gone, tail ends with status 0 and no error."""
+    log = tmp_path / "events.jsonl"
+    log.write_text(event_factory(0).to_json() + "\n")
+    tail = subprocess.Popen([EXE, "tail", "--file", str(log), "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    head = subprocess.Popen(["head", "-n", "1"], stdin=tail.stdout, stdout=subprocess.PIPE, text=True)
+    tail.stdout.close()  # head holds the only reading end
+    try:
+        assert GenreEvent.from_json(head.communicate(timeout=30)[0]).seq == 0
+        seq = iter(range(1, 10_000))
+
+        def tail_ended() -> bool:  # every event written after head left makes tail write into the closed pipe
+            with open(log, "a") as f:
+                f.write(event_factory(next(seq)).to_json() + "\n")
+            return tail.poll() is not None
+
+        wait_for(tail_ended, 30, "tail to end after its reader went away")
+        assert tail.returncode == 0
+        assert tail.stderr.read().splitlines() == [f"{NOTICE_PREFIX}following {log}"]  # no error, no traceback
+    finally:
+        for proc in (tail, head):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def test_tail_live_view_in_a_terminal(broker, event_factory, waiter):
