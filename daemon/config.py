@@ -36,12 +36,17 @@ def _range(lo: float, hi: float) -> Callable[[Any], str | None]:
     return lambda v: None if lo <= v <= hi else f"must be between {lo} and {hi}"
 
 
+def _zero_or_range(lo: float, hi: float) -> Callable[[Any], str | None]:
+    return lambda v: None if v == 0 or lo <= v <= hi else f"must be 0 or between {lo} and {hi}"
+
+
 def _choice(*options: str) -> Callable[[Any], str | None]:
     return lambda v: None if v in options else f"must be one of {', '.join(options)}"
 
 
 #: Every key, as "section.key" ("" section for top-level keys). Sink sections are
-#: validated here too, so one check covers the whole file.
+#: validated here too, so one check covers the whole file; their defaults are the sink
+#: settings' own (a test keeps them equal) and their ranges allow what the sinks allow.
 KEYS: dict[str, Key] = {
     "sinks": Key(list, ["stdout"], "Sinks events go to, by name: stdout, mqtt, logfile or a plugin's."),
     "sources": Key(list, ["mic"], "Audio sources: mic, mic:NAME_OR_INDEX, file:PATH, - or a URL."),
@@ -67,7 +72,7 @@ KEYS: dict[str, Key] = {
     "mqtt.client_id": Key(str, "", "MQTT client id (empty: genrecast-<hostname>)."),
     "mqtt.prefix": Key(str, "genrecast", "Topic prefix."),
     "mqtt.qos": Key(int, 1, "QoS of event and state messages.", _range(0, 2)),
-    "mqtt.keepalive_seconds": Key(int, 60, "MQTT keepalive.", _range(5, 3600)),
+    "mqtt.keepalive_seconds": Key(int, 60, "MQTT keepalive.", _range(5, 65535)),
     "mqtt.tls": Key(bool, False, "Connect with TLS."),
     "mqtt.ca_file": Key(str, "", "CA certificate file for TLS (empty: system CAs).", must_exist=True),
     "mqtt.cert_file": Key(str, "", "Client certificate for TLS.", must_exist=True),
@@ -81,7 +86,7 @@ KEYS: dict[str, Key] = {
     "mqtt.reconnect_max_seconds": Key((int, float), 30.0, "Longest wait between reconnects (the backoff doubles up to it).", _range(0.1, 86400)),
     "mqtt.connect_timeout_seconds": Key((int, float), 5.0, "Give up one connection attempt after this long.", _range(0.5, 600)),
     "logfile.path": Key(str, "genrecast-events.jsonl", "Event log file (JSON lines); relative paths go under $LOGS_DIRECTORY if set."),
-    "logfile.max_bytes": Key(int, 10_000_000, "Rotate the log at this size.", _range(1000, 10**12)),
+    "logfile.max_bytes": Key(int, 10_000_000, "Rotate the log at this size; 0 never rotates.", _zero_or_range(1000, 10**12)),
     "logfile.backups": Key(int, 5, "Rotated logs kept.", _range(0, 1000)),
     "metrics.enabled": Key(bool, False, "Serve Prometheus metrics."),
     "metrics.host": Key(str, "127.0.0.1", "Metrics listen address."),

@@ -8,6 +8,9 @@ from pathlib import Path
 from helpers import REPO, run_cli
 from genrecast.daemon.config import KEYS, load_config
 from genrecast.daemon.install import example_config
+from genrecast.plugins.logfile_sink import LogfileSettings
+from genrecast.plugins.mqtt_sink import MqttSettings
+from genrecast.plugins.stdout_sink import StdoutSettings
 
 
 def test_precedence_default_file_env_flag(tmp_path: Path) -> None:
@@ -66,3 +69,20 @@ def test_example_config_documents_every_key_and_is_valid() -> None:
     config = load_config(example, env={})
     assert not config.problems
     assert all(config.origins[k].startswith("file") for k in KEYS)
+
+
+def test_sink_sections_match_the_sinks_own_settings(tmp_path: Path) -> None:
+    """The config's sink keys are the sink settings' fields with the same defaults, and the
+    edges a sink accepts (0 = never rotate, the protocol's largest keepalive) pass the check."""
+    import dataclasses
+
+    for section, settings in (("stdout", StdoutSettings), ("mqtt", MqttSettings), ("logfile", LogfileSettings)):
+        fields = {f.name: f.default for f in dataclasses.fields(settings)}
+        keys = {k.split(".", 1)[1]: KEYS[k].default for k in KEYS if k.startswith(section + ".")}
+        assert keys == fields, section
+    edges = {"GENRECAST_LOGFILE_MAX_BYTES": "0", "GENRECAST_MQTT_KEEPALIVE_SECONDS": "65535"}
+    (tmp_path / "empty.toml").write_text("")
+    config = load_config(tmp_path / "empty.toml", env=edges)
+    assert not config.problems
+    LogfileSettings(**{**config.section("logfile"), "path": str(tmp_path / "log")})
+    MqttSettings(**config.section("mqtt"))
