@@ -30,10 +30,16 @@ class PipelineCollector:
         for (state, genre), count in sorted(p.event_counts.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
             events.add_metric([state, genre or ""], count)
         yield events
-        restarts = CounterMetricFamily("genrecast_source_restarts", "Source reconnects and restarts.", labels=["source"])
-        for source in p.sources:
-            restarts.add_metric([source.name], getattr(source, "restarts", 0))
-        yield restarts
+        for attr, metric, help_text in (
+            ("restarts", "genrecast_source_restarts", "Source reconnects and restarts."),
+            ("overflows", "genrecast_source_overflows", "Input overflows reported by PortAudio (microphone sources)."),
+            ("dropped_blocks", "genrecast_source_dropped_blocks",
+             "Audio blocks a microphone source dropped because delivery fell behind."),
+        ):
+            family = CounterMetricFamily(metric, help_text, labels=["source"])
+            for source in p.sources:
+                family.add_metric([source.name], getattr(source, attr, 0))
+            yield family
         stats = self.publisher.stats() if hasattr(self.publisher, "stats") else {}
         for name, help_text, kind in (
             ("errors", "Errors raised by a sink.", CounterMetricFamily),

@@ -282,13 +282,63 @@ class FileSource:
             child.close()
 
 
+# -- reconnecting sources ------------------------------------------------------------
+
+class _Reconnecting:
+    """The retry loop of the stream and microphone sources: :meth:`run` calls
+    ``_attempt(deliver, stop, first)`` until ``stop`` is set, logging why each attempt
+    ended (``NAME: REASON; <_retry_verb> in X s (failure N)``) and waiting with backoff.
+    ``restarts`` counts attempts after the first."""
+
+    name: str
+    _retry_verb = "retrying"
+
+    def __init__(self, backoff_initial_seconds: float, backoff_max_seconds: float) -> None:
+        self.backoff = Backoff(backoff_initial_seconds, backoff_max_seconds)
+        self.restarts = 0
+        self.stalls = 0
+        self.rate: int | None = None
+        self.connected = False
+
+    def _attempt(self, deliver: Deliver, stop: threading.Event, first: bool) -> str:
+        """Deliver audio until it fails or ``stop`` is set; returns why it ended."""
+        raise NotImplementedError
+
+    def run(self, deliver: Deliver, stop: threading.Event) -> None:
+        self.backoff.reset()
+        failures = 0
+        first = True
+        while not stop.is_set():
+            if not first:
+                self.restarts += 1
+            reason = self._attempt(deliver, stop, first)
+            first = False
+            self.connected = False
+            if stop.is_set():
+                return
+            failures += 1
+            delay = self.backoff.next_delay()
+            log.warning("%s: %s; %s in %.1f s (failure %d)", self.name, reason, self._retry_verb, delay, failures)
+            if self.backoff.wait(stop, delay):
+                return
+
+    def _now_receiving(self, rate: int) -> str:
+        """Mark the source connected at ``rate`` (warning when the rate changed); returns
+        `` (recovered after N restarts)`` after a restart, else ``""``, for the caller's log."""
+        if self.rate is not None and rate != self.rate:
+            log.warning("%s: rate changed from %d to %d Hz", self.name, self.rate, rate)
+        self.rate = rate
+        self.connected = True
+        return f" (recovered after {self.restarts} restarts)" if self.restarts else ""
+
+
 # -- stream (URL) -------------------------------------------------------------------
 
 _OUTPUT_RATE = re.compile(r"Stream #\d+:\d+.*?: Audio: pcm_f32le\b.*?(\d+) Hz")
 _stream_numbers = itertools.count(1)
 
 
-class StreamSource:
+class StreamSource(_Reconnecting):
     """A network stream (any URL ffmpeg opens) decoded to mono float32 at the stream's
     own rate. Never finite: end of stream, errors and stalls (no bytes for
     ``stall_seconds``) restart ffmpeg after a capped exponential backoff.
@@ -298,20 +348,17 @@ class StreamSource:
     """
 
     finite = False
+    _retry_verb = "reconnecting"
 
     def __init__(self, url: str, *, name: str | None = None, stall_seconds: float = 10.0,
                  backoff_initial_seconds: float = 0.5, backoff_max_seconds: float = 30.0) -> None:
         if stall_seconds <= 0:
             raise SourceError(f"{url}: stall_seconds must be > 0 (got {stall_seconds})")
         _require_ffmpeg(url)
+        super().__init__(backoff_initial_seconds, backoff_max_seconds)
         self.url = url
         self.name = name or f"stream-{next(_stream_numbers)}"
         self.stall_seconds = stall_seconds
-        self.backoff = Backoff(backoff_initial_seconds, backoff_max_seconds)
-        self.restarts = 0
-        self.stalls = 0
-        self.rate: int | None = None
-        self.connected = False
         self.ffmpeg_pid: int | None = None
 
     def _command(self) -> list[str]:
@@ -319,25 +366,7 @@ class StreamSource:
         return ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info",
                 "-i", self.url, "-map", "0:a:0", "-vn", "-f", "f32le", "-ac", "1", "-"]
 
-    def run(self, deliver: Deliver, stop: threading.Event) -> None:
-        self.backoff.reset()
-        failures = 0
-        first = True
-        while not stop.is_set():
-            if not first:
-                self.restarts += 1
-            first = False
-            reason = self._attempt(deliver, stop)
-            self.connected = False
-            if stop.is_set():
-                return
-            failures += 1
-            delay = self.backoff.next_delay()
-            log.warning("%s: %s; reconnecting in %.1f s (failure %d)", self.name, reason, delay, failures)
-            if self.backoff.wait(stop, delay):
-                return
-
-    def _attempt(self, deliver: Deliver, stop: threading.Event) -> str:
+    def _attempt(self, deliver: Deliver, stop: threading.Event, first: bool) -> str:
         """One ffmpeg run; returns why it ended."""
         rate_found = threading.Event()
         found: list[int] = []
@@ -377,12 +406,8 @@ class StreamSource:
                         if time.monotonic() - last_data >= self.stall_seconds:
                             return f"could not learn the sample rate of {self.url} from ffmpeg"
                     rate = found[0]
-                    if self.rate is not None and rate != self.rate:
-                        log.warning("%s: rate changed from %d to %d Hz", self.name, self.rate, rate)
-                    self.rate = rate
-                    self.connected = True
-                    log.info("%s: receiving %s at %d Hz%s", self.name, self.url, rate,
-                            f" (recovered after {self.restarts} restarts)" if self.restarts else "")
+                    recovered = self._now_receiving(rate)
+                    log.info("%s: receiving %s at %d Hz%s", self.name, self.url, rate, recovered)
                 block = splitter.feed(chunk)
                 if len(block):
                     deliver(block, rate)
@@ -420,13 +445,22 @@ def _import_sounddevice() -> Any:
     return sd
 
 
-class MicSource:
+def _passed_report_point(before: int, now: int) -> bool:
+    """True when a counter that went from ``before`` to ``now`` reached 1 or a multiple of 100."""
+    return before < 1 <= now or now // 100 > before // 100
+
+
+class MicSource(_Reconnecting):
     """An input device through PortAudio (sounddevice) at its native default rate.
 
     ``device`` None is the default input; a string of digits is an index; other strings
     match a substring of the device name (case-insensitive; an exact name wins). A
     missing device, a stream error or no callbacks for ``stall_seconds`` is logged and
     retried with capped exponential backoff; the source never gives up by itself.
+
+    Counters: ``restarts``, ``stalls``, ``overflows`` (PortAudio input overflows) and
+    ``dropped_blocks`` (blocks lost because delivery fell ``queue_blocks`` behind); the
+    last two are logged the first time and every 100th, from the reading loop.
     """
 
     finite = False
@@ -437,18 +471,15 @@ class MicSource:
                  queue_blocks: int = 256) -> None:
         if isinstance(device, str) and device.strip().isdigit():
             device = int(device)
+        super().__init__(backoff_initial_seconds, backoff_max_seconds)
         self.device = device
         self.name = name or ("mic" if device is None else f"mic-{device}")
         self.stall_seconds = stall_seconds
-        self.backoff = Backoff(backoff_initial_seconds, backoff_max_seconds)
         self.requested_channels = channels
         self.queue_blocks = queue_blocks
-        self.restarts = 0
-        self.stalls = 0
-        self.overflows = 0
-        self.dropped_blocks = 0
-        self.rate: int | None = None
-        self.connected = False
+        self.overflows = 0  # incremented by the PortAudio callback
+        self.dropped_blocks = 0  # likewise
+        self._reported = (0, 0)  # (overflows, dropped_blocks) when last checked
 
     def _describe(self) -> str:
         return "the default input device" if self.device is None else f"input device {self.device!r}"
@@ -474,29 +505,27 @@ class MicSource:
             return d["index"], d
         raise LookupError(f"no input device matching {self.device!r} (inputs: {names})")
 
-    def run(self, deliver: Deliver, stop: threading.Event) -> None:
-        self.backoff.reset()
-        first = True
-        while not stop.is_set():
-            if not first:
-                self.restarts += 1
-            reason = self._attempt(deliver, stop, reinit=not first)
-            first = False
-            self.connected = False
-            if stop.is_set():
-                return
-            delay = self.backoff.next_delay()
-            log.warning("%s: %s; retrying in %.1f s", self.name, reason, delay)
-            if self.backoff.wait(stop, delay):
-                return
+    def _report_losses(self) -> None:
+        """Warn about input overflows and dropped blocks counted since the last call, the
+        first time and every 100th; called from the reading loop (not from the PortAudio
+        callback, where logging is unsafe)."""
+        overflows, dropped = self.overflows, self.dropped_blocks
+        before_overflows, before_dropped = self._reported
+        self._reported = (overflows, dropped)
+        if _passed_report_point(before_overflows, overflows):
+            log.warning("%s: input overflow, PortAudio lost audio before it was read (%d so far)",
+                        self.name, overflows)
+        if _passed_report_point(before_dropped, dropped):
+            log.warning("%s: dropped audio, delivery is %d blocks behind (%d blocks dropped so far)",
+                        self.name, self.queue_blocks, dropped)
 
-    def _attempt(self, deliver: Deliver, stop: threading.Event, reinit: bool) -> str:
+    def _attempt(self, deliver: Deliver, stop: threading.Event, first: bool) -> str:
         global _pa_open_streams
         try:
             sd = _import_sounddevice()
         except RuntimeError as exc:
             return str(exc)
-        if reinit:
+        if not first:  # a device may have come or gone since the last attempt
             _reinit_portaudio(sd)
         try:
             index, info = self._resolve(sd)
@@ -530,14 +559,13 @@ class MicSource:
                 stream.start()
             except sd.PortAudioError as exc:
                 return f"cannot start {self._describe()} ({info['name']}): {exc}"
+            recovered = self._now_receiving(rate)
             log.info("%s: capturing from %r (index %d) at %d Hz, %d ch%s", self.name, info["name"], index,
-                     rate, channels, f" (recovered after {self.restarts} restarts)" if self.restarts else "")
-            if self.rate is not None and rate != self.rate:
-                log.warning("%s: rate changed from %d to %d Hz", self.name, self.rate, rate)
-            self.rate = rate
-            self.connected = True
+                     rate, channels, recovered)
             last_data = time.monotonic()
             while not stop.is_set():
+                if (self.overflows, self.dropped_blocks) != self._reported:
+                    self._report_losses()
                 try:
                     data = blocks.get(timeout=_POLL_SECONDS)
                 except queue.Empty:

@@ -373,6 +373,30 @@ def test_unreachable_stream_retries_and_stops_promptly(caplog: pytest.LogCapture
 
 # -- microphone (PulseAudio) ----------------------------------------------------------
 
+def test_mic_losses_are_logged_the_first_time_and_every_100th(caplog: pytest.LogCaptureFixture) -> None:
+    """The counters move in the PortAudio callback; the reading loop reports them."""
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    source = MicSource(None, name="mic-test")
+
+    def report(overflows: int, dropped: int) -> list[str]:
+        before = len(caplog.records)
+        source.overflows, source.dropped_blocks = overflows, dropped
+        source._report_losses()
+        return [r.getMessage() for r in caplog.records[before:] if r.name == LOGGER]
+
+    assert report(0, 0) == []
+    assert report(1, 0) == ["mic-test: input overflow, PortAudio lost audio before it was read (1 so far)"]
+    assert report(1, 0) == []  # nothing new
+    assert report(99, 0) == []
+    assert report(100, 0) == ["mic-test: input overflow, PortAudio lost audio before it was read (100 so far)"]
+    assert report(250, 0) == ["mic-test: input overflow, PortAudio lost audio before it was read (250 so far)"]  # passed 200
+    assert report(299, 0) == []
+    assert report(299, 3) == ["mic-test: dropped audio, delivery is 256 blocks behind (3 blocks dropped so far)"]
+    assert report(300, 100) == ["mic-test: input overflow, PortAudio lost audio before it was read (300 so far)",
+                                "mic-test: dropped audio, delivery is 256 blocks behind (100 blocks dropped so far)"]
+    assert report(301, 101) == []
+
+
 def rms(audio: np.ndarray) -> float:
     return float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) if len(audio) else 0.0
 
