@@ -400,9 +400,38 @@ def clip_summary(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     return summarise(frame_statistics(y, cfg), cfg).astype(np.float32)
 
 
+class _FrameRing:
+    """The last ``capacity`` rows of per-frame values, kept in fixed arrays and overwritten
+    oldest first. Rows are not in time order once it wraps: every statistic taken over
+    them (means, variances, the loudest value) does not depend on order."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.arrays: dict[str, np.ndarray] = {}
+        self.filled = 0
+        self._next = 0
+
+    def add(self, rows: dict[str, np.ndarray]) -> np.ndarray:
+        """Store new rows (a dict of equally long arrays); returns the positions written."""
+        n = min(len(next(iter(rows.values()))), self.capacity)
+        if not self.arrays:
+            self.arrays = {k: np.empty((self.capacity, *v.shape[1:]), v.dtype) for k, v in rows.items()}
+        positions = (self._next + np.arange(n)) % self.capacity
+        for k, v in rows.items():
+            self.arrays[k][positions] = v[len(v) - n :]
+        self._next = (self._next + n) % self.capacity
+        self.filled = min(self.capacity, self.filled + n)
+        return positions
+
+    def view(self, name: str) -> np.ndarray:
+        """The stored rows of one value (no copy)."""
+        return self.arrays[name][: self.filled]
+
+
 class RollingSummary:
     """Summary features over the last ``cfg.context_seconds`` of a stream, updated as audio
-    arrives: frames are computed once each, continuously across pushes, as over one clip.
+    arrives: frames are computed once each, continuously across pushes, as over one clip,
+    and kept in a ring (no per-window copy of the context).
 
     Each frame's MFCCs are kept too; they depend on the context's loudest value (the
     80-dB floor), so they are recomputed only when that floor moves.
@@ -411,10 +440,9 @@ class RollingSummary:
     def __init__(self, cfg: FeatureConfig) -> None:
         self.cfg = cfg
         self._buffer = np.zeros(cfg.n_fft // 2, dtype=np.float32)  # the zero padding of a centred first frame
-        self._values: dict[str, np.ndarray] = {}
-        self._mfccs = np.zeros((0, 20), dtype=np.float32)
+        self._ring = _FrameRing(int(cfg.context_seconds * cfg.sample_rate / cfg.hop_length) + 1)
+        self._mfccs = np.zeros((self._ring.capacity, 20), dtype=np.float32)  # row i: the MFCCs of ring row i
         self._floor = np.nan
-        self._max_frames = int(cfg.context_seconds * cfg.sample_rate / cfg.hop_length) + 1
         self._pushed_samples = 0
 
     @property
@@ -431,20 +459,18 @@ class RollingSummary:
             return
         count = 1 + (len(self._buffer) - n_fft) // hop
         fresh = _frame_values(self._buffer, count, self.cfg)
-        self._values = {
-            k: (np.concatenate([self._values[k], v]) if k in self._values else v)[-self._max_frames :] for k, v in fresh.items()
-        }
         self._buffer = self._buffer[count * hop :]
-        mel_db = self._values["mel_db"]
+        written = self._ring.add(fresh)
+        mel_db = self._ring.view("mel_db")
         floor = mfcc_floor(mel_db)
         if floor == self._floor:  # old frames' MFCCs still hold: add the new frames'
-            new = mfcc_frames(mel_db[-min(count, len(mel_db)) :], floor, self.cfg)
-            self._mfccs = np.concatenate([self._mfccs, new])[-len(mel_db) :]
+            self._mfccs[written] = mfcc_frames(fresh["mel_db"][len(fresh["mel_db"]) - len(written) :], floor, self.cfg)
         else:
-            self._mfccs, self._floor = mfcc_frames(mel_db, floor, self.cfg), floor
+            self._mfccs[: self._ring.filled], self._floor = mfcc_frames(mel_db, floor, self.cfg), floor
 
     def features(self) -> np.ndarray | None:
         """The current summary row (float32), or None before the first frame."""
-        if not self._values:
+        if not self._ring.filled:
             return None
-        return summarise(self._values, self.cfg, self._mfccs).astype(np.float32)
+        frames = {k: self._ring.view(k) for k in self._ring.arrays}
+        return summarise(frames, self.cfg, self._mfccs[: self._ring.filled]).astype(np.float32)

@@ -118,6 +118,35 @@ def test_rolling_context_matches_whole_clip_and_is_marked(gtzan_sample) -> None:
     assert np.median(rel) <= 0.01, np.median(rel)
 
 
+def test_rolling_context_keeps_exactly_the_last_30_seconds_of_frames(gtzan_sample) -> None:
+    """Over a 70-s stream pushed in uneven pieces, the rolling features equal the statistics
+    of the last ``context_seconds`` of frames of the whole stream, before and after the
+    frame ring wraps (twice), MFCC floor changes included."""
+    from genrecast.daemon.audio import load_audio
+    from genrecast.daemon.features import RollingSummary, _frame_values, summarise
+
+    clips = [gtzan_sample / "jazz" / "jazz.00000.wav", gtzan_sample / "metal" / "metal.00000.wav",
+             gtzan_sample / "classical" / "classical.00000.wav"]
+    y = np.concatenate([load_audio(p, CFG.sample_rate) for p in clips])[: 70 * CFG.sample_rate]
+    padded = np.concatenate([np.zeros(CFG.n_fft // 2, np.float32), y])
+    rolling = RollingSummary(CFG)
+    capacity = int(CFG.context_seconds * CFG.sample_rate / CFG.hop_length) + 1
+    pieces, start, checked = [66150, 1000, 40000, 311], 0, 0
+    for n, size in enumerate(pieces * 100):
+        if start >= len(y):
+            break
+        rolling.push(y[start : start + size])
+        start += size
+        if n % 4 == 3 or start >= len(y):
+            seen = padded[: CFG.n_fft // 2 + min(start, len(y))]
+            count = 1 + (len(seen) - CFG.n_fft) // CFG.hop_length
+            frames = {k: v[-capacity:] for k, v in _frame_values(seen, count, CFG).items()}
+            expected = summarise(frames, CFG)
+            np.testing.assert_allclose(rolling.features(), expected, rtol=2e-5, atol=1e-6)
+            checked += 1
+    assert checked >= 10 and len(y) / CFG.hop_length > 2 * capacity  # the ring wrapped twice
+
+
 def test_blocked_rolloff_search_finds_the_first_bin_past_85_percent() -> None:
     """The block-by-block rolloff search against the plain definition (librosa's cumsum rule),
     on real-looking spectra and on the edges: silence, all energy in the last bin, one bin."""
