@@ -33,6 +33,18 @@ def gtzan_excerpts(data_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def rock_pcm(gtzan_sample: Path) -> bytes:
+    """The 30-s GTZAN clip rock.00000 as 16-bit mono PCM at 22050 Hz, what ``genrecast run
+    --source - --format s16le --rate 22050`` reads (2 bytes a sample: slice ``[: 2 * samples]``)."""
+    import numpy as np
+
+    from genrecast.daemon.audio import load_audio
+
+    audio = load_audio(gtzan_sample / "rock" / "rock.00000.wav", 22050)
+    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+@pytest.fixture(scope="session")
 def trained_bundle(tmp_path_factory, gtzan_sample: Path) -> Path:
     """A small MFCC-window bundle trained on gtzan-sample (a few epochs), made once per session."""
     out = tmp_path_factory.mktemp("bundle") / "sample-cnn"

@@ -117,6 +117,40 @@ class Daemon:
             self.proc.wait()
 
 
+class Terminal:
+    """``command`` run by the shell in the one pane (``width`` x ``height``) of a detached tmux
+    server on a private socket, for tests of what a terminal shows; skips when tmux is not
+    installed. When the command ends the pane shows ``EXIT=<status>`` and stays a minute to
+    be read. A context manager: the tmux server is killed on leaving."""
+
+    def __init__(self, command: str, width: int, height: int) -> None:
+        import shutil
+        import uuid
+
+        if shutil.which("tmux") is None:
+            pytest.skip("tmux is not installed")
+        self.tmux = ["tmux", "-L", f"gctest{uuid.uuid4().hex[:6]}"]
+        self.command = f"{command}; echo EXIT=$?; sleep 60"
+        self.width, self.height = width, height
+
+    def __enter__(self) -> "Terminal":
+        subprocess.run(self.tmux + ["new-session", "-d", "-s", "t", "-x", str(self.width), "-y", str(self.height),
+                                    self.command], check=True)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        subprocess.run(self.tmux + ["kill-server"], capture_output=True)
+
+    def screen(self) -> str:
+        """The pane's text as it shows now (``tmux capture-pane``)."""
+        return subprocess.run(self.tmux + ["capture-pane", "-p", "-t", "t"], capture_output=True, text=True).stdout
+
+    def interrupt(self, what: str = "the command to exit") -> str:
+        """Press Ctrl-C in the pane; return the screen once it shows ``EXIT=``."""
+        subprocess.run(self.tmux + ["send-keys", "-t", "t", "C-c"], check=True)
+        return wait_for(lambda: "EXIT=" in (text := self.screen()) and text, what=what)
+
+
 def children(pid: int) -> list[tuple[int, str, str]]:
     """(pid, command name, state letter) of ``pid``'s direct children, zombies included."""
     found = []

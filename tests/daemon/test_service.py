@@ -9,11 +9,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from helpers import EXE, free_port, scrape_metrics
-from genrecast.daemon.audio import load_audio
 
 
 
@@ -76,18 +74,18 @@ def _start_stdin_daemon(bundle: Path, env: dict) -> subprocess.Popen:
     return subprocess.Popen(_stdin_daemon_args(bundle), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
 
-def _pcm(gtzan_sample: Path, seconds: float) -> bytes:
-    audio = load_audio(gtzan_sample / "rock" / "rock.00000.wav", 22050)[: int(22050 * seconds)]
-    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+def _pcm(rock_pcm: bytes, seconds: float) -> bytes:
+    """The first ``seconds`` of the rock clip as that daemon reads it (2 bytes a sample)."""
+    return rock_pcm[: 2 * int(22050 * seconds)]
 
 
 @pytest.mark.slow
-def test_ready_watchdog_stall_and_stopping(trained_bundle: Path, gtzan_sample: Path, notify_socket: NotifySocket) -> None:
+def test_ready_watchdog_stall_and_stopping(trained_bundle: Path, rock_pcm: bytes, notify_socket: NotifySocket) -> None:
     env = {**os.environ, "NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "1500000"}
     env.pop("WATCHDOG_PID", None)
     proc = _start_stdin_daemon(trained_bundle, env)
     try:
-        proc.stdin.write(_pcm(gtzan_sample, 7))
+        proc.stdin.write(_pcm(rock_pcm, 7))
         proc.stdin.flush()
         ready = notify_socket.wait_for(lambda m: "READY=1" in m, 60)
         assert "STATUS=" in ready
@@ -97,7 +95,7 @@ def test_ready_watchdog_stall_and_stopping(trained_bundle: Path, gtzan_sample: P
         quiet = notify_socket.drain(2.0)
         assert not any("WATCHDOG=1" in m for m in quiet), quiet
         # audio again: petting resumes
-        proc.stdin.write(_pcm(gtzan_sample, 4))
+        proc.stdin.write(_pcm(rock_pcm, 4))
         proc.stdin.flush()
         notify_socket.wait_for(lambda m: "WATCHDOG=1" in m, 10, after=len(notify_socket.messages))
         proc.send_signal(signal.SIGTERM)
@@ -112,10 +110,10 @@ def test_ready_watchdog_stall_and_stopping(trained_bundle: Path, gtzan_sample: P
 
 
 @pytest.mark.slow
-def test_stdin_source_ends_cleanly(trained_bundle: Path, gtzan_sample: Path) -> None:
+def test_stdin_source_ends_cleanly(trained_bundle: Path, rock_pcm: bytes) -> None:
     proc = subprocess.run(
         _stdin_daemon_args(trained_bundle),
-        input=_pcm(gtzan_sample, 10), capture_output=True, timeout=120,
+        input=_pcm(rock_pcm, 10), capture_output=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     import json
@@ -126,20 +124,20 @@ def test_stdin_source_ends_cleanly(trained_bundle: Path, gtzan_sample: Path) -> 
 
 
 @pytest.mark.slow
-def test_prometheus_counters_move(trained_bundle: Path, gtzan_sample: Path, notify_socket: NotifySocket) -> None:
+def test_prometheus_counters_move(trained_bundle: Path, rock_pcm: bytes, notify_socket: NotifySocket) -> None:
     port = free_port()
     env = {**os.environ, "GENRECAST_METRICS_ENABLED": "true", "GENRECAST_METRICS_PORT": str(port),
            "NOTIFY_SOCKET": str(notify_socket.path)}
     proc = _start_stdin_daemon(trained_bundle, env)
     try:
-        proc.stdin.write(_pcm(gtzan_sample, 4))
+        proc.stdin.write(_pcm(rock_pcm, 4))
         proc.stdin.flush()
         notify_socket.wait_for(lambda m: "READY=1" in m, 60)
         notify_socket.wait_for(lambda m: "1 events" in m, 10)
         first = scrape_metrics(port)
         assert first["genrecast_windows_classified_total"] == 1
         assert first["process_resident_memory_bytes"] > 10e6
-        proc.stdin.write(_pcm(gtzan_sample, 6))
+        proc.stdin.write(_pcm(rock_pcm, 6))
         proc.stdin.flush()
         notify_socket.wait_for(lambda m: "3 events" in m, 10)
         second = scrape_metrics(port)

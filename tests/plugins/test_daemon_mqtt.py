@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import subprocess
 import uuid
 
 import pytest
 
-from helpers import EXE, Daemon
+from helpers import EXE, Daemon, Terminal
 from mqtt_services import mqtt_env
 from genrecast.daemon.events import GenreEvent
 
@@ -67,32 +65,22 @@ def test_last_will_on_kill_9(broker, recorder, waiter, trained_bundle, gtzan_sam
 
 
 def test_tail_shows_what_a_running_daemon_publishes(broker, waiter, trained_bundle, gtzan_sample):
-    if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed")
     prefix = f"gc{uuid.uuid4().hex[:6]}"
-    socket_name = f"gcd{uuid.uuid4().hex[:6]}"
-    tmux = ["tmux", "-L", socket_name]
-    subprocess.run(tmux + ["new-session", "-d", "-s", "t", "-x", "80", "-y", "40",
-                           f"{EXE} tail --broker {broker.host}:{broker.port} --prefix {prefix}; echo EXIT=$?; sleep 60"], check=True)
-
-    def screen() -> str:
-        return subprocess.run(tmux + ["capture-pane", "-p", "-t", "t"], capture_output=True, text=True).stdout
-
     clip = gtzan_sample / "metal" / "metal.00000.wav"
     daemon = None
-    try:
-        waiter(lambda: "subscribed" in screen(), what="tail to subscribe")
-        daemon = Daemon(["--bundle", str(trained_bundle), "--source", f"file:{clip}", "--sink", "mqtt", "--sink", "stdout", "--json"],
-                        env=_mqtt_env(broker, prefix))
-        assert daemon.proc.wait(timeout=120) == 0
-        daemon.stop()
-        last = daemon.events[-1]
-        text = waiter(lambda: "events 10" in screen() and screen(), timeout_seconds=30, what="tail to show 10 events")
-        assert "file-disco" not in text and "file-metal" in text and last["genre"] in text
-        assert all(len(line) <= 80 for line in text.splitlines())
-        subprocess.run(tmux + ["send-keys", "-t", "t", "C-c"], check=True)
-        assert "EXIT=0" in waiter(lambda: "EXIT=" in screen() and screen(), what="tail to exit")
-    finally:
-        if daemon is not None:
-            daemon.kill()
-        subprocess.run(tmux + ["kill-server"], capture_output=True)
+    with Terminal(f"{EXE} tail --broker {broker.host}:{broker.port} --prefix {prefix}", width=80, height=40) as term:
+        try:
+            waiter(lambda: "subscribed" in term.screen(), what="tail to subscribe")
+            daemon = Daemon(["--bundle", str(trained_bundle), "--source", f"file:{clip}", "--sink", "mqtt", "--sink", "stdout",
+                             "--json"], env=_mqtt_env(broker, prefix))
+            assert daemon.proc.wait(timeout=120) == 0
+            daemon.stop()
+            last = daemon.events[-1]
+            text = waiter(lambda: "events 10" in term.screen() and term.screen(), timeout_seconds=30,
+                          what="tail to show 10 events")
+            assert "file-disco" not in text and "file-metal" in text and last["genre"] in text
+            assert all(len(line) <= 80 for line in text.splitlines())
+            assert "EXIT=0" in term.interrupt(what="tail to exit")
+        finally:
+            if daemon is not None:
+                daemon.kill()

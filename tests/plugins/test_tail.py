@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import queue
-import shutil
 import signal
 import subprocess
 import threading
@@ -12,7 +11,7 @@ import uuid
 
 import pytest
 
-from helpers import EXE, wait_for
+from helpers import EXE, Terminal, wait_for
 from mqtt_services import publish
 
 from genrecast.daemon.events import GenreEvent
@@ -120,30 +119,17 @@ def test_tail_json_into_head_ends_quietly(tmp_path, event_factory):
 
 
 def test_tail_live_view_in_a_terminal(broker, event_factory, waiter):
-    if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed")
     prefix = f"gc{uuid.uuid4().hex[:6]}"
-    socket_name = f"gctest{uuid.uuid4().hex[:6]}"
-    tmux = ["tmux", "-L", socket_name]
-    command = f"{EXE} tail --broker {broker.host}:{broker.port} --prefix {prefix}; echo EXIT=$?; sleep 60"
-    subprocess.run(tmux + ["new-session", "-d", "-s", "t", "-x", "100", "-y", "50", command], check=True)
-
-    def screen() -> str:
-        return subprocess.run(tmux + ["capture-pane", "-p", "-t", "t"], capture_output=True, text=True).stdout
-
-    try:
-        waiter(lambda: "subscribed" in screen(), what="tail to subscribe")
+    with Terminal(f"{EXE} tail --broker {broker.host}:{broker.port} --prefix {prefix}", width=100, height=50) as term:
+        waiter(lambda: "subscribed" in term.screen(), what="tail to subscribe")
         events = [event_factory(seq, genre="jazz" if seq % 2 else "metal", smoothed_genre="metal") for seq in range(6)]
         publish(broker, [(f"{prefix}/radio/event", e.to_json().encode(), False) for e in events])
-        text = waiter(lambda: "events 6" in screen() and screen(), what="the view to show the events")
+        text = waiter(lambda: "events 6" in term.screen() and term.screen(), what="the view to show the events")
         assert "radio" in text and "jazz" in text and "smoothed  metal" in text and "top 3" in text
         assert "recent    me ja me ja me ja" in text
         assert all(len(line) <= 80 for line in text.splitlines())
-        subprocess.run(tmux + ["send-keys", "-t", "t", "C-c"], check=True)
-        after = waiter(lambda: "EXIT=" in screen() and screen(), what="tail to exit")
+        after = term.interrupt(what="tail to exit")
         assert "EXIT=0" in after and "Traceback" not in after
-    finally:
-        subprocess.run(tmux + ["kill-server"], capture_output=True)
 
 
 def test_view_and_broker_parsing(event_factory):

@@ -9,24 +9,14 @@ import uuid
 from pathlib import Path
 from typing import Callable, Iterator
 
-import numpy as np
 import pytest
 
 from helpers import Daemon, free_port, wait_for
 from reliability.support import RATE, Feeder, Run, _answers
 
 
-@pytest.fixture(scope="session")
-def pcm(gtzan_sample: Path) -> bytes:
-    """A real 30-s GTZAN clip as 16-bit mono PCM at 22050 Hz (what ``--format s16le --rate 22050`` reads)."""
-    from genrecast.daemon.audio import load_audio
-
-    audio = load_audio(gtzan_sample / "rock" / "rock.00000.wav", RATE)
-    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
-
-
 @pytest.fixture
-def start_daemon(trained_bundle: Path, pcm: bytes, tmp_path_factory) -> Iterator[Callable[..., Run]]:
+def start_daemon(trained_bundle: Path, rock_pcm: bytes, tmp_path_factory) -> Iterator[Callable[..., Run]]:
     """Factory: ``start_daemon(sinks=[...], env={...}, speed=10, total_seconds=None, metrics=False,
     extra_args=[])`` → a :class:`Run` of ``genrecast run --source - --format s16le --rate 22050 --json``
     fed by a :class:`Feeder` (``speed=None``: no feeder, stdin stays open). Killed at teardown."""
@@ -56,7 +46,7 @@ def start_daemon(trained_bundle: Path, pcm: bytes, tmp_path_factory) -> Iterator
         finally:
             os.close(read_fd)
         stdin = os.fdopen(write_fd, "wb")
-        feeder = Feeder(stdin, pcm, speed, total_seconds) if speed else None
+        feeder = Feeder(stdin, rock_pcm, speed, total_seconds) if speed else None
         run = Run(daemon, stdin, feeder, full_env, prefix, log_path, port)
         runs.append(run)
         if metrics:
