@@ -16,6 +16,23 @@ pytest_plugins = ("mqtt_services", "stream_services")
 os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".cache" / "numba"))
 Path(os.environ["NUMBA_CACHE_DIR"]).mkdir(parents=True, exist_ok=True)
 
+
+def _hermetic_config() -> None:
+    """Every daemon a test starts sees only the settings the test gives it: not a developer's
+    /etc/genrecast/config.toml, nor GENRECAST_* settings exported in their shell."""
+    import tempfile
+
+    from genrecast.daemon.config import KEYS, env_name
+
+    for key in KEYS:
+        os.environ.pop(env_name(key), None)
+    empty = Path(tempfile.mkdtemp(prefix="genrecast-tests-")) / "config.toml"
+    empty.write_text("")
+    os.environ["GENRECAST_CONFIG"] = str(empty)
+
+
+_hermetic_config()
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """``../shared/data`` (or ``$GENRECAST_TEST_DATA``)."""
