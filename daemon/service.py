@@ -49,8 +49,10 @@ def open_publisher(config: Config, labels: list[str]):
 
 
 class Watchdog:
-    """Pets systemd's watchdog only while the pipeline makes progress: its classifier
-    loop is alive and audio arrived recently. Also keeps ``STATUS=`` current."""
+    """Pets systemd's watchdog only while the pipeline makes progress: its classifier loop
+    is alive and some source is live (audio arrived recently, or its reconnect loop is
+    waiting to retry a missing device or a server that is down: restarting the service
+    would not bring either back). Also keeps ``STATUS=`` current."""
 
     def __init__(self, pipeline, notifier: Notifier, timeout_seconds: float | None) -> None:
         self.pipeline, self.notifier, self.timeout_seconds = pipeline, notifier, timeout_seconds
@@ -58,31 +60,47 @@ class Watchdog:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="watchdog", daemon=True)
 
+    @property
+    def limit_seconds(self) -> float:
+        return self.timeout_seconds or 30.0
+
+    def _has_audio(self, source, within_seconds: float | None = None) -> bool:
+        heard = self.pipeline.states[source.name].last_audio_monotonic
+        return heard is not None and (within_seconds is None or time.monotonic() - heard < within_seconds)
+
+    def _waiting(self) -> list[str]:
+        return [s.name for s in self.pipeline.sources if getattr(s, "waiting_to_retry", False)]
+
     def healthy(self) -> bool:
-        now = time.monotonic()
-        limit = self.timeout_seconds or 30.0
-        audio = [s.last_audio_monotonic for s in self.pipeline.states.values() if s.last_audio_monotonic]
-        return now - self.pipeline.last_progress_monotonic < limit and bool(audio) and now - max(audio) < limit
+        limit = self.limit_seconds
+        if time.monotonic() - self.pipeline.last_progress_monotonic >= limit:
+            return False
+        return any(self._has_audio(s, limit) or (hasattr(s, "loop_alive") and s.loop_alive(limit))
+                   for s in self.pipeline.sources)
 
     def status(self) -> str:
         last = self.pipeline.last_event
         genre = f"{last.smoothed_genre or last.state} on {last.source}" if last else "no genre yet"
-        return f"STATUS={len(self.pipeline.sources)} source(s): {', '.join(self.pipeline.states)}; {genre}; {self.pipeline.events_published} events"
+        waiting = self._waiting()
+        retry = f"; waiting to retry: {', '.join(waiting)}" if waiting else ""
+        return (f"STATUS={len(self.pipeline.sources)} source(s): {', '.join(self.pipeline.states)}; {genre}; "
+                f"{self.pipeline.events_published} events{retry}")
 
     def _loop(self) -> None:
         period = min(5.0, (self.timeout_seconds or 10.0) / 3)
         while not self._stop.wait(0.2 if not self.ready else period):
-            if not self.ready and any(s.last_audio_monotonic for s in self.pipeline.states.values()):
+            waiting = self._waiting()
+            if not self.ready and (waiting or any(self._has_audio(s) for s in self.pipeline.sources)):
                 self.ready = True
                 self.notifier.send("READY=1", self.status())
-                log.info("ready: model loaded and audio arriving")
+                log.info("ready: model loaded and %s", f"waiting to retry {', '.join(waiting)}" if waiting else "audio arriving")
                 continue
             if self.ready:
                 if self.healthy():
                     self.notifier.send("WATCHDOG=1", self.status())
                 else:
                     self.notifier.send(self.status() + " (stalled)")
-                    log.warning("pipeline stalled: no progress for %.0f s; not petting the watchdog", self.timeout_seconds or 30)
+                    log.warning("pipeline stalled: no progress for %.0f s; not petting the watchdog", self.limit_seconds)
 
     def start(self) -> None:
         self._thread.start()

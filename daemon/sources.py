@@ -288,7 +288,8 @@ class _Reconnecting:
     """The retry loop of the stream and microphone sources: :meth:`run` calls
     ``_attempt(deliver, stop, first)`` until ``stop`` is set, logging why each attempt
     ended (``NAME: REASON; <_retry_verb> in X s (failure N)``) and waiting with backoff.
-    ``restarts`` counts attempts after the first."""
+    ``restarts`` counts attempts after the first; :meth:`loop_alive` tells the watchdog
+    that the loop is working although no audio flows (a missing device, a server down)."""
 
     name: str
     _retry_verb = "retrying"
@@ -299,6 +300,18 @@ class _Reconnecting:
         self.stalls = 0
         self.rate: int | None = None
         self.connected = False
+        self._phase: tuple[str, float] = ("idle", time.monotonic())  # idle, attempt or waiting; since when
+
+    @property
+    def waiting_to_retry(self) -> bool:
+        """Between two attempts: the last one failed and the backoff wait runs."""
+        return self._phase[0] == "waiting"
+
+    def loop_alive(self, within_seconds: float) -> bool:
+        """True while waiting to retry (a wait cannot hang) or when the current attempt
+        began less than ``within_seconds`` ago."""
+        phase, since = self._phase
+        return phase == "waiting" or (phase == "attempt" and time.monotonic() - since < within_seconds)
 
     def _attempt(self, deliver: Deliver, stop: threading.Event, first: bool) -> str:
         """Deliver audio until it fails or ``stop`` is set; returns why it ended."""
@@ -311,6 +324,7 @@ class _Reconnecting:
         while not stop.is_set():
             if not first:
                 self.restarts += 1
+            self._phase = ("attempt", time.monotonic())
             reason = self._attempt(deliver, stop, first)
             first = False
             self.connected = False
@@ -319,6 +333,7 @@ class _Reconnecting:
             failures += 1
             delay = self.backoff.next_delay()
             log.warning("%s: %s; %s in %.1f s (failure %d)", self.name, reason, self._retry_verb, delay, failures)
+            self._phase = ("waiting", time.monotonic())
             if self.backoff.wait(stop, delay):
                 return
 

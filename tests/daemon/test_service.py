@@ -110,6 +110,31 @@ def test_ready_watchdog_stall_and_stopping(trained_bundle: Path, rock_pcm: bytes
 
 
 @pytest.mark.slow
+def test_a_missing_microphone_is_waited_for_not_a_stall(trained_bundle: Path, notify_socket: NotifySocket) -> None:
+    """A microphone that is not there (yet): the service says READY and what it waits for,
+    and goes on petting the watchdog while the source retries, so systemd does not kill and
+    restart it in a loop. (A source that is connected but silent still stalls: see above.)"""
+    env = {**os.environ, "NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "1500000"}
+    env.pop("WATCHDOG_PID", None)
+    proc = subprocess.Popen([EXE, "run", "--bundle", str(trained_bundle), "--source", "mic:no-such-device-gc", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        ready = notify_socket.wait_for(lambda m: "READY=1" in m, 60)
+        assert "waiting to retry: mic-no-such-device-gc" in ready
+        for _ in range(8):  # at one pet per 0.5 s, well past the 1.5-s watchdog limit
+            notify_socket.wait_for(lambda m: "WATCHDOG=1" in m, 10, after=len(notify_socket.messages))
+        assert not any("stalled" in m for m in notify_socket.messages)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err.decode()[-2000:]
+        assert "no input device matching 'no-such-device-gc'" in err.decode() and "retrying in" in err.decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.slow
 def test_stdin_source_ends_cleanly(trained_bundle: Path, rock_pcm: bytes) -> None:
     proc = subprocess.run(
         _stdin_daemon_args(trained_bundle),

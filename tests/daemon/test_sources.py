@@ -371,6 +371,39 @@ def test_unreachable_stream_retries_and_stops_promptly(caplog: pytest.LogCapture
     assert ffmpeg_children() == []
 
 
+def test_reconnect_loop_is_alive_while_it_waits_but_not_in_a_hung_attempt() -> None:
+    """What the watchdog asks a reconnecting source: a backoff wait is alive however long;
+    an attempt is alive only for so long after it began."""
+    from genrecast.daemon.sources import _Reconnecting
+
+    release, attempts = threading.Event(), []
+
+    class Hanging(_Reconnecting):
+        name = "hanging"
+
+        def _attempt(self, deliver, stop, first):
+            attempts.append(first)
+            if first:
+                return "refused"  # fails at once: the loop waits 2 s to retry
+            release.wait(30)  # the second attempt hangs
+            return "released"
+
+    source, stop = Hanging(2.0, 2.0), threading.Event()
+    thread = threading.Thread(target=source.run, args=(lambda block, rate: None, stop))
+    thread.start()
+    try:
+        wait_for(lambda: source.waiting_to_retry, 5, "the first retry wait")
+        assert source.loop_alive(0.0)
+        wait_for(lambda: len(attempts) == 2, 10, "the second attempt")
+        assert not source.waiting_to_retry
+        wait_for(lambda: not source.loop_alive(0.2), 5, "the hung attempt to stop counting as alive")
+    finally:
+        stop.set()
+        release.set()
+        thread.join(10)
+    assert not thread.is_alive() and source.restarts == 1
+
+
 # -- microphone (PulseAudio) ----------------------------------------------------------
 
 def test_mic_losses_are_logged_the_first_time_and_every_100th(caplog: pytest.LogCaptureFixture) -> None:
