@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 
-from helpers import REPO, data_root, need, run_cli  # noqa: E402
+from helpers import PCM_RATE, REPO, data_root, need, run_cli  # noqa: E402
 
 #: Service fixtures every test folder may use: Mosquitto and an MQTT recorder, HTTP stream servers.
 pytest_plugins = ("mqtt_services", "stream_services")
@@ -51,13 +51,13 @@ def gtzan_excerpts(data_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def rock_pcm(gtzan_sample: Path) -> bytes:
-    """The 30-s GTZAN clip rock.00000 as 16-bit mono PCM at 22050 Hz, what ``genrecast run
-    --source - --format s16le --rate 22050`` reads (2 bytes a sample: slice ``[: 2 * samples]``)."""
+    """The 30-s GTZAN clip rock.00000 as 16-bit mono PCM at ``PCM_RATE``, what ``genrecast run
+    --source - --format s16le --rate PCM_RATE`` reads (2 bytes a sample: slice ``[: 2 * samples]``)."""
     import numpy as np
 
     from genrecast.daemon.audio import load_audio
 
-    audio = load_audio(gtzan_sample / "rock" / "rock.00000.wav", 22050)
+    audio = load_audio(gtzan_sample / "rock" / "rock.00000.wav", PCM_RATE)
     return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
 
 

@@ -13,6 +13,8 @@ REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 EXE = str(Path(sys.executable).parent / "genrecast")
 """The installed ``genrecast`` console command of this environment."""
+#: Sample rate of the 16-bit PCM the tests pipe into ``genrecast run --source -`` (``rock_pcm``).
+PCM_RATE = 22050
 GTZAN_LABELS = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import EXE, free_port, scrape_metrics
+from helpers import EXE, PCM_RATE, free_port, scrape_metrics
 
 
 
@@ -66,17 +66,17 @@ def notify_socket(tmp_path: Path):
 
 
 def _stdin_daemon_args(bundle: Path) -> list[str]:
-    return [EXE, "run", "--bundle", str(bundle), "--source", "-", "--format", "s16le", "--rate", "22050", "--json"]
+    return [EXE, "run", "--bundle", str(bundle), "--source", "-", "--format", "s16le", "--rate", str(PCM_RATE), "--json"]
 
 
 def _start_stdin_daemon(bundle: Path, env: dict) -> subprocess.Popen:
-    """A daemon reading 16-bit PCM at 22050 Hz from a pipe we hold."""
+    """A daemon reading 16-bit PCM at ``PCM_RATE`` from a pipe we hold."""
     return subprocess.Popen(_stdin_daemon_args(bundle), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
 
 def _pcm(rock_pcm: bytes, seconds: float) -> bytes:
     """The first ``seconds`` of the rock clip as that daemon reads it (2 bytes a sample)."""
-    return rock_pcm[: 2 * int(22050 * seconds)]
+    return rock_pcm[: 2 * int(PCM_RATE * seconds)]
 
 
 @pytest.mark.slow

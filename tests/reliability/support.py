@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 
-from helpers import Daemon, scrape_metrics
+from helpers import PCM_RATE, Daemon, scrape_metrics
 from mqtt_services import Message
 
-RATE = 22050
+RATE = PCM_RATE  # what the rock_pcm fixture holds
 STDIN_SOURCE = "stdin"
 """The name (and topic level) of the ``-`` source."""
 
