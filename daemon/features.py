@@ -191,11 +191,12 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     return weights
 
 
-def chroma_filterbank(sample_rate: int, n_fft: int, n_chroma: int = 12) -> np.ndarray:
-    """``librosa.filters.chroma(sr=sample_rate, n_fft=n_fft)`` (tuning 0, ctroct 5, octwidth 2,
-    L2-normalised columns, base C), float32."""
+def chroma_filterbank(sample_rate: int, n_fft: int, n_chroma: int = 12, tuning: float = 0.0) -> np.ndarray:
+    """``librosa.filters.chroma(sr=sample_rate, n_fft=n_fft, tuning=tuning)`` (ctroct 5, octwidth 2,
+    L2-normalised columns, base C), float32. ``tuning``: the reference's offset from A440 in
+    fractions of a chroma bin."""
     frequencies = np.linspace(0, sample_rate, n_fft, endpoint=False)[1:]
-    frqbins = n_chroma * np.log2(frequencies / (float(440.0 * 2.0 ** (0.0 / n_chroma)) / 16))
+    frqbins = n_chroma * np.log2(frequencies / (float(440.0 * 2.0 ** (tuning / n_chroma)) / 16))
     frqbins = np.concatenate(([frqbins[0] - 1.5 * n_chroma], frqbins))
     binwidthbins = np.concatenate((np.maximum(frqbins[1:] - frqbins[:-1], 1.0), [1]))
     d = np.subtract.outer(frqbins, np.arange(0, n_chroma, dtype="d")).T
@@ -230,10 +231,10 @@ def _dct_matrix32(n_mels: int, n_mfcc: int) -> np.ndarray:
     return _dct_matrix(n_mels, n_mfcc).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=16)
-def _chroma_basis(sample_rate: int, n_fft: int) -> np.ndarray:
+@functools.lru_cache(maxsize=128)  # a tuning is one of 100 steps
+def _chroma_basis(sample_rate: int, n_fft: int, tuning: float = 0.0) -> np.ndarray:
     """librosa's chroma filterbank, transposed for ``frames x bins`` spectra: bins x 12."""
-    return np.ascontiguousarray(chroma_filterbank(sample_rate, n_fft).T)
+    return np.ascontiguousarray(chroma_filterbank(sample_rate, n_fft, tuning=tuning).T)
 
 
 @functools.lru_cache(maxsize=16)
@@ -318,13 +319,77 @@ def _rolloff_bins(mag: np.ndarray, fraction: float = 0.85) -> np.ndarray:
     return bins[np.arange(n_frames), np.argmax(before + np.cumsum(inside, axis=1) >= threshold, axis=1)]
 
 
+#: librosa.piptrack's defaults, as ``chroma_stft`` uses them to estimate the tuning.
+_PITCH_FMIN, _PITCH_FMAX, _PITCH_THRESHOLD = 150.0, 4000.0, 0.1
+
+
+@functools.lru_cache(maxsize=16)
+def _pitch_bins(sample_rate: int, n_fft: int) -> tuple[int, int]:
+    """The FFT bins [lo, hi) that piptrack searches for peaks (fmin <= f < fmax)."""
+    freqs = _fft_freqs(sample_rate, n_fft)
+    inside = np.flatnonzero((freqs >= _PITCH_FMIN) & (freqs < min(_PITCH_FMAX, sample_rate / 2)))
+    return int(inside[0]), int(inside[-1]) + 1
+
+
+#: Edges of ``librosa.estimate_tuning``'s histogram of semitone offsets (resolution 0.01).
+_TUNING_EDGES = np.linspace(-0.5, 0.5, 101)
+
+
+def pitch_peaks(power: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``librosa.piptrack(S=power)`` (frames x bins) within its 150-4000 Hz band, as
+    ``librosa.estimate_tuning`` uses it. Per frame and band bin: the peak's interpolated
+    magnitude (NaN where there is no peak) and the histogram bin (0-99; -1 where no peak)
+    of its pitch's offset from the nearest equal-tempered semitone of A440."""
+    lo, hi = _pitch_bins(cfg.sample_rate, cfg.n_fft)
+    gated = power * (power > _PITCH_THRESHOLD * power.max(axis=1, keepdims=True))
+    here = gated[:, lo:hi]
+    frame, band = np.nonzero((here > gated[:, lo - 1 : hi - 1]) & (here >= gated[:, lo + 1 : hi + 1]))  # localmax
+    k = band + lo
+    centre, left, right = power[frame, k], power[frame, k - 1], power[frame, k + 1]
+    slope = (right - left) / 2  # np.gradient, and the parabola's b
+    curve = right + left - 2 * centre
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where(np.abs(slope) >= np.abs(curve), np.float32(0), -slope / curve)
+    pitch = ((k + shift.astype(np.float64)) * float(cfg.sample_rate) / cfg.n_fft).astype(np.float32)
+    offset = np.mod(12 * np.log2(pitch / np.float32(440.0 / 16)), 1.0)
+    offset[offset >= 0.5] -= 1.0
+    magnitude = np.full(here.shape, np.nan, dtype=np.float32)
+    magnitude[frame, band] = centre + 0.5 * slope * shift
+    bins = np.full(here.shape, -1, dtype=np.int16)
+    bins[frame, band] = np.clip(np.searchsorted(_TUNING_EDGES, offset.astype(np.float64), side="right") - 1, 0, 99)
+    return magnitude, bins
+
+
+def estimate_tuning(magnitude: np.ndarray, bins: np.ndarray) -> float:
+    """``librosa.estimate_tuning`` from the :func:`pitch_peaks` of a span: the commonest
+    offset (in 0.01 steps) among the peaks at least as strong as their median."""
+    found = bins >= 0
+    if not found.any():
+        return 0.0
+    strength = magnitude[found]
+    counts = np.bincount(bins[found][strength >= np.median(strength)], minlength=len(_TUNING_EDGES) - 1)
+    return float(_TUNING_EDGES[np.argmax(counts)])
+
+
+def chroma_frames(power: np.ndarray, tuning: float, cfg: FeatureConfig) -> np.ndarray:
+    """``librosa.feature.chroma_stft`` per frame (frames x 12, each frame's max 1) for a tuning."""
+    chroma = power @ _chroma_basis(cfg.sample_rate, cfg.n_fft, tuning)
+    return chroma / np.maximum(chroma.max(axis=1, keepdims=True), np.finfo(np.float32).tiny)
+
+
+def _wants_chroma(cfg: FeatureConfig) -> bool:
+    return any(c.startswith("chroma") for c in cfg.columns)
+
+
 def _frame_values(signal: np.ndarray, count: int, cfg: FeatureConfig) -> dict[str, np.ndarray]:
     """Per-frame values of the summary features of the first ``count`` frames of ``signal``
     (float32 audio; a frame of ``n_fft`` samples starts every ``hop_length``).
 
-    float32 like librosa's own STFT. ``chroma_stft`` is frames x 12 and ``mel_db``
-    frames x n_mels (before the 80-dB floor, which depends on the loudest frame of the
-    whole span: see :func:`mfcc_frames`); every other entry is one value per frame.
+    float32 like librosa's own STFT. Two entries are inputs to span-wide statistics, not
+    statistics themselves: ``mel_db`` (frames x n_mels, before the 80-dB floor, which depends
+    on the loudest frame of the span: see :func:`mfcc_frames`) and, when chroma is wanted,
+    ``power`` with ``pitch_magnitude`` / ``pitch_bin`` (the chroma filterbank follows the
+    span's estimated tuning: see :func:`estimate_tuning`). Every other entry is one value per frame.
     """
     import scipy.fft
 
@@ -335,8 +400,9 @@ def _frame_values(signal: np.ndarray, count: int, cfg: FeatureConfig) -> dict[st
     power = np.square(mag)
     out: dict[str, np.ndarray] = {}
 
-    chroma = power @ _chroma_basis(cfg.sample_rate, n_fft)
-    out["chroma_stft"] = chroma / np.maximum(chroma.max(axis=1, keepdims=True), np.finfo(np.float32).tiny)
+    if _wants_chroma(cfg):
+        out["power"] = power
+        out["pitch_magnitude"], out["pitch_bin"] = pitch_peaks(power, cfg)
 
     out["rms"] = np.sqrt(np.einsum("ij,ij->i", frames, frames) / n_fft)  # librosa.feature.rms: no window
     signs = np.signbit(signal)
@@ -372,17 +438,30 @@ def mfcc_frames(mel_db: np.ndarray, floor: float, cfg: FeatureConfig) -> np.ndar
     return np.maximum(mel_db, np.float32(floor)) @ _dct_matrix32(cfg.n_mels, 20).T
 
 
-def summarise(frames: dict[str, np.ndarray], cfg: FeatureConfig, mfccs: np.ndarray | None = None) -> np.ndarray:
+#: Entries of :func:`_frame_values` that feed span-wide statistics rather than being one.
+_SPAN_INPUTS = ("mel_db", "power", "pitch_magnitude", "pitch_bin", "pitch_count")
+
+
+def summarise(
+    frames: dict[str, np.ndarray], cfg: FeatureConfig, mfccs: np.ndarray | None = None, chroma: np.ndarray | None = None
+) -> np.ndarray:
     """Mean/variance columns (in ``cfg.columns`` order) from per-frame values.
 
     Matches librosa's defaults as used to build the published GTZAN table.
-    ``mfccs`` (frames x 20) may be given when already computed for this span.
+    ``mfccs`` (frames x 20) and ``chroma`` (frames x 12) may be given when already
+    computed for this span.
     """
     stats: dict[str, tuple[float, float]] = {}
     for name, values in frames.items():
-        if name != "mel_db":
-            v = np.asarray(values, dtype=np.float64)  # chroma: over every bin and frame
+        if name not in _SPAN_INPUTS:
+            v = np.asarray(values, dtype=np.float64)
             stats[name] = (v.mean(), v.var())
+    if _wants_chroma(cfg):
+        if chroma is None:
+            tuning = estimate_tuning(frames["pitch_magnitude"], frames["pitch_bin"])
+            chroma = chroma_frames(frames["power"], tuning, cfg)
+        v = np.asarray(chroma, dtype=np.float64)  # over every bin and frame
+        stats["chroma_stft"] = (v.mean(), v.var())
     if any(c.startswith("mfcc") for c in cfg.columns):
         if mfccs is None:
             mfccs = mfcc_frames(frames["mel_db"], mfcc_floor(frames["mel_db"]), cfg)
@@ -411,12 +490,20 @@ class _FrameRing:
         self.filled = 0
         self._next = 0
 
+    def positions_for(self, n: int) -> np.ndarray:
+        """Where the next ``n`` rows will go (only the last ``capacity`` of them are kept)."""
+        return (self._next + np.arange(min(n, self.capacity))) % self.capacity
+
+    def occupied(self, positions: np.ndarray) -> np.ndarray:
+        """Those of ``positions`` that hold a row now (rows an add there overwrites)."""
+        return positions[positions < self.filled]
+
     def add(self, rows: dict[str, np.ndarray]) -> np.ndarray:
         """Store new rows (a dict of equally long arrays); returns the positions written."""
         n = min(len(next(iter(rows.values()))), self.capacity)
         if not self.arrays:
             self.arrays = {k: np.empty((self.capacity, *v.shape[1:]), v.dtype) for k, v in rows.items()}
-        positions = (self._next + np.arange(n)) % self.capacity
+        positions = self.positions_for(n)
         for k, v in rows.items():
             self.arrays[k][positions] = v[len(v) - n :]
         self._next = (self._next + n) % self.capacity
@@ -428,13 +515,39 @@ class _FrameRing:
         return self.arrays[name][: self.filled]
 
 
+class _PeakQueue:
+    """The pitch peaks of the frames in a rolling context, oldest first, in one circular
+    buffer: new frames' peaks join at the back, evicted frames' leave at the front."""
+
+    def __init__(self, capacity: int) -> None:
+        self.magnitude = np.empty(capacity, dtype=np.float32)
+        self.bins = np.empty(capacity, dtype=np.int16)
+        self._start = 0
+        self.size = 0
+
+    def drop(self, n: int) -> None:
+        self._start = (self._start + n) % len(self.bins)
+        self.size -= n
+
+    def push(self, magnitude: np.ndarray, bins: np.ndarray) -> None:
+        at = (self._start + self.size + np.arange(len(bins))) % len(self.bins)
+        self.magnitude[at], self.bins[at] = magnitude, bins
+        self.size += len(bins)
+
+    def tuning(self) -> float:
+        """:func:`estimate_tuning` over the peaks held."""
+        at = (self._start + np.arange(self.size)) % len(self.bins)
+        return estimate_tuning(self.magnitude[at], self.bins[at])
+
+
 class RollingSummary:
     """Summary features over the last ``cfg.context_seconds`` of a stream, updated as audio
     arrives: frames are computed once each, continuously across pushes, as over one clip,
     and kept in a ring (no per-window copy of the context).
 
-    Each frame's MFCCs are kept too; they depend on the context's loudest value (the
-    80-dB floor), so they are recomputed only when that floor moves.
+    Each frame's MFCCs and chroma are kept too. The MFCCs depend on the context's loudest
+    value (the 80-dB floor) and the chroma on its estimated tuning, so each is recomputed
+    for the whole context only when that value moves.
     """
 
     def __init__(self, cfg: FeatureConfig) -> None:
@@ -443,6 +556,10 @@ class RollingSummary:
         self._ring = _FrameRing(int(cfg.context_seconds * cfg.sample_rate / cfg.hop_length) + 1)
         self._mfccs = np.zeros((self._ring.capacity, 20), dtype=np.float32)  # row i: the MFCCs of ring row i
         self._floor = np.nan
+        self._chroma = np.zeros((self._ring.capacity, 12), dtype=np.float32)  # row i: the chroma of ring row i
+        self._tuning = np.nan
+        lo, hi = _pitch_bins(cfg.sample_rate, cfg.n_fft)
+        self._peaks = _PeakQueue(self._ring.capacity * ((hi - lo + 1) // 2 + 1))  # at most every other bin peaks
         self._pushed_samples = 0
 
     @property
@@ -460,17 +577,36 @@ class RollingSummary:
         count = 1 + (len(self._buffer) - n_fft) // hop
         fresh = _frame_values(self._buffer, count, self.cfg)
         self._buffer = self._buffer[count * hop :]
+        positions = self._ring.positions_for(count)
+        new = slice(count - len(positions), count)  # the fresh frames the ring keeps
+        chroma = _wants_chroma(self.cfg)
+        if chroma:  # the context's peaks: the overwritten frames' leave, the kept new frames' join
+            if self._ring.filled:
+                self._peaks.drop(int(self._ring.arrays["pitch_count"][self._ring.occupied(positions)].sum()))
+            magnitude, bins = fresh.pop("pitch_magnitude")[new], fresh.pop("pitch_bin")[new]
+            found = bins >= 0
+            self._peaks.push(magnitude[found], bins[found])
+            fresh["pitch_count"] = np.zeros(count, dtype=np.int32)
+            fresh["pitch_count"][new] = found.sum(axis=1)
         written = self._ring.add(fresh)
         mel_db = self._ring.view("mel_db")
         floor = mfcc_floor(mel_db)
         if floor == self._floor:  # old frames' MFCCs still hold: add the new frames'
-            self._mfccs[written] = mfcc_frames(fresh["mel_db"][len(fresh["mel_db"]) - len(written) :], floor, self.cfg)
+            self._mfccs[written] = mfcc_frames(fresh["mel_db"][new], floor, self.cfg)
         else:
             self._mfccs[: self._ring.filled], self._floor = mfcc_frames(mel_db, floor, self.cfg), floor
+        if chroma:
+            tuning = self._peaks.tuning()
+            if tuning == self._tuning:
+                self._chroma[written] = chroma_frames(fresh["power"][new], tuning, self.cfg)
+            else:
+                self._chroma[: self._ring.filled] = chroma_frames(self._ring.view("power"), tuning, self.cfg)
+                self._tuning = tuning
 
     def features(self) -> np.ndarray | None:
         """The current summary row (float32), or None before the first frame."""
         if not self._ring.filled:
             return None
-        frames = {k: self._ring.view(k) for k in self._ring.arrays}
-        return summarise(frames, self.cfg, self._mfccs[: self._ring.filled]).astype(np.float32)
+        filled = self._ring.filled
+        frames = {k: self._ring.view(k) for k in self._ring.arrays if k not in _SPAN_INPUTS}
+        return summarise(frames, self.cfg, self._mfccs[:filled], self._chroma[:filled]).astype(np.float32)
