@@ -96,12 +96,12 @@ def full_clip_ids(summaries: dict[str, np.ndarray]) -> list[str]:
     return sorted(t for t in summaries if not 1 <= int(t.split(".")[1]) <= 50)
 
 
-#: Right answers the shipped bundle must give on the 13 full clips. The brief asked for 8;
-#: the model chosen by repeated cross-validation on the table (never by these clips) gets 7
-#: from audio. Its configuration scores 5 to 8 (mean 7.0) over training seeds 0-9
-#: (scripts/clip_seed_spread.py), so 8 would mean picking a seed by these clips. Kept at the
-#: measured 7 so that a regression shows.
-MIN_RIGHT_OF_13 = 7
+#: Right answers the shipped bundle must give on the 13 full clips: the brief's bar. The shipped
+#: model (chosen by repeated cross-validation on the table, never by these clips) names 9 through
+#: `classify`; one of them, blues.00099, by a hair (0.34 blues against 0.34 jazz; from whole-clip
+#: features or the table's own row it is jazz, so 8). Its configuration trained with seeds 0-9 scores
+#: 6 to 9, mean 7.3, at least 8 in 4 of 10 (scripts/clip_seed_spread.py): a check this small is noisy.
+MIN_RIGHT_OF_13 = 8
 
 
 @pytest.mark.slow
