@@ -325,10 +325,11 @@ _PITCH_FMIN, _PITCH_FMAX, _PITCH_THRESHOLD = 150.0, 4000.0, 0.1
 
 @functools.lru_cache(maxsize=16)
 def _pitch_bins(sample_rate: int, n_fft: int) -> tuple[int, int]:
-    """The FFT bins [lo, hi) that piptrack searches for peaks (fmin <= f < fmax)."""
+    """The FFT bins [lo, hi) that piptrack searches for peaks (fmin <= f < fmax; none for a
+    very coarse FFT). Never bin 0 or the last, so every bin in it has two neighbours."""
     freqs = _fft_freqs(sample_rate, n_fft)
     inside = np.flatnonzero((freqs >= _PITCH_FMIN) & (freqs < min(_PITCH_FMAX, sample_rate / 2)))
-    return int(inside[0]), int(inside[-1]) + 1
+    return (int(inside[0]), int(inside[-1]) + 1) if inside.size else (1, 1)
 
 
 #: Edges of ``librosa.estimate_tuning``'s histogram of semitone offsets (resolution 0.01).
