@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce daemon/default_bundle/ bit for bit from the published GTZAN feature table.
 #
-#   scripts/make_default_bundle.sh               # grid selection (2 x 10-fold CV, ~30 min on 2 cores), then training
+#   scripts/make_default_bundle.sh               # grid selection (2 x 10-fold CV, ~40 min on 2 cores), then training
 #   scripts/make_default_bundle.sh --skip-select # reuse the committed selection.json, training only (~5 min)
 #
 # Inputs (never copied into the repo): ../shared/data/reference/features_30_sec.csv,
