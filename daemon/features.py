@@ -18,7 +18,7 @@ import dataclasses
 import functools
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -541,6 +541,24 @@ class _PeakQueue:
         return estimate_tuning(self.magnitude[at], self.bins[at])
 
 
+class _SpanDependent:
+    """Per-frame values that depend on one span-wide parameter too (the MFCCs on the 80-dB
+    floor, the chroma on the tuning), kept per ring row: only the written rows are computed
+    while the parameter stays, every row when it moves."""
+
+    def __init__(self, capacity: int, width: int) -> None:
+        self.rows = np.zeros((capacity, width), dtype=np.float32)
+        self._parameter = np.nan
+
+    def update(self, parameter: float, written: np.ndarray, fresh: np.ndarray, stored: np.ndarray,
+               compute: Callable[[np.ndarray, float], np.ndarray]) -> None:
+        """``fresh``: the inputs of the ``written`` rows; ``stored``: the inputs of every ring row."""
+        if parameter == self._parameter:
+            self.rows[written] = compute(fresh, parameter)
+        else:
+            self.rows[: len(stored)], self._parameter = compute(stored, parameter), parameter
+
+
 class RollingSummary:
     """Summary features over the last ``cfg.context_seconds`` of a stream, updated as audio
     arrives: frames are computed once each, continuously across pushes, as over one clip,
@@ -555,10 +573,8 @@ class RollingSummary:
         self.cfg = cfg
         self._buffer = np.zeros(cfg.n_fft // 2, dtype=np.float32)  # the zero padding of a centred first frame
         self._ring = _FrameRing(int(cfg.context_seconds * cfg.sample_rate / cfg.hop_length) + 1)
-        self._mfccs = np.zeros((self._ring.capacity, 20), dtype=np.float32)  # row i: the MFCCs of ring row i
-        self._floor = np.nan
-        self._chroma = np.zeros((self._ring.capacity, 12), dtype=np.float32)  # row i: the chroma of ring row i
-        self._tuning = np.nan
+        self._mfccs = _SpanDependent(self._ring.capacity, 20)  # row i: the MFCCs of ring row i
+        self._chroma = _SpanDependent(self._ring.capacity, 12)  # row i: the chroma of ring row i
         lo, hi = _pitch_bins(cfg.sample_rate, cfg.n_fft)
         self._peaks = _PeakQueue(self._ring.capacity * ((hi - lo + 1) // 2 + 1))  # at most every other bin peaks
         self._pushed_samples = 0
@@ -591,18 +607,11 @@ class RollingSummary:
             fresh["pitch_count"][new] = found.sum(axis=1)
         written = self._ring.add(fresh)
         mel_db = self._ring.view("mel_db")
-        floor = mfcc_floor(mel_db)
-        if floor == self._floor:  # old frames' MFCCs still hold: add the new frames'
-            self._mfccs[written] = mfcc_frames(fresh["mel_db"][new], floor, self.cfg)
-        else:
-            self._mfccs[: self._ring.filled], self._floor = mfcc_frames(mel_db, floor, self.cfg), floor
+        self._mfccs.update(mfcc_floor(mel_db), written, fresh["mel_db"][new], mel_db,
+                           lambda rows, floor: mfcc_frames(rows, floor, self.cfg))
         if chroma:
-            tuning = self._peaks.tuning()
-            if tuning == self._tuning:
-                self._chroma[written] = chroma_frames(fresh["power"][new], tuning, self.cfg)
-            else:
-                self._chroma[: self._ring.filled] = chroma_frames(self._ring.view("power"), tuning, self.cfg)
-                self._tuning = tuning
+            self._chroma.update(self._peaks.tuning(), written, fresh["power"][new], self._ring.view("power"),
+                                lambda rows, tuning: chroma_frames(rows, tuning, self.cfg))
 
     def features(self) -> np.ndarray | None:
         """The current summary row (float32), or None before the first frame."""
@@ -610,4 +619,4 @@ class RollingSummary:
             return None
         filled = self._ring.filled
         frames = {k: self._ring.view(k) for k in self._ring.arrays if k not in _SPAN_INPUTS}
-        return summarise(frames, self.cfg, self._mfccs[:filled], self._chroma[:filled]).astype(np.float32)
+        return summarise(frames, self.cfg, self._mfccs.rows[:filled], self._chroma.rows[:filled]).astype(np.float32)
