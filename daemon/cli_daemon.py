@@ -161,22 +161,30 @@ def register(app: typer.Typer) -> None:
         root: Path = typer.Option(Path("/"), help="Install under this root directory (for packaging and tests)."),
         executable: Optional[str] = typer.Option(None, help="Path of the genrecast command for ExecStart. [default: this one]"),
     ) -> None:
-        """Write /etc/systemd/system/genrecast.service and, unless one exists, /etc/genrecast/config.toml.
+        """Write /etc/systemd/system/genrecast.service and, unless they exist,
+        /etc/genrecast/config.toml (mode 644) and /etc/genrecast/mqtt_password (mode 600).
+
+        Refuses when the unit's sandbox would hide the command from the service
+        (a virtualenv under /root, /home or /tmp): install into /opt/genrecast first.
 
         Then: systemctl daemon-reload && systemctl enable --now genrecast
         """
         from genrecast.daemon.cli import fail
-        from genrecast.daemon.install import install
+        from genrecast.daemon.install import InstallError, install
 
         if not dry_run and root == Path("/") and os.geteuid() != 0:
             fail("service install writes to /etc: run it as root (sudo), or use --dry-run")
         try:
-            steps = install(root, executable, dry_run=dry_run)
+            steps, warnings = install(root, executable, dry_run=dry_run)
+        except InstallError as exc:
+            fail(str(exc))
         except OSError as exc:
             fail(f"cannot install: {exc}")
+        for warning in warnings:
+            typer.echo(f"genrecast: warning: {warning}", err=True)
         for step in steps:
             verb = ("would write" if dry_run else "wrote") if step.action == "write" else "keeping existing"
-            typer.echo(f"{verb} {step.path}")
+            typer.echo(f"{verb} {step.path}" + (f" (mode {step.mode:o})" if step.action == "write" else ""))
             if dry_run and step.action == "write" and step.text:
                 typer.echo("".join(f"    {line}\n" for line in step.text.splitlines()))
         if not dry_run:

@@ -29,6 +29,8 @@ After=network-online.target sound.target
 Type=notify
 NotifyAccess=main
 ExecStart={executable} run --config /etc/genrecast/config.toml
+# sh's own kill: /bin/kill (procps) is not on every Debian; $$ passes a literal $ to sh.
+ExecReload=/bin/sh -c 'kill -HUP $$MAINPID'
 Restart=on-failure
 RestartSec=5
 WatchdogSec=60
@@ -61,8 +63,9 @@ ProtectKernelTunables=yes
 ProtectKernelModules=yes
 ProtectKernelLogs=yes
 ProtectControlGroups=yes
+# No ProcSubset=pid: LiteRT's XNNPACK reads /proc/cpuinfo to pick its kernels; without it
+# inference falls back to the slower built-in kernels (measured 1.7x per invoke).
 ProtectProc=invisible
-ProcSubset=pid
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
 RestrictNamespaces=yes
 RestrictRealtime=yes
@@ -120,11 +123,99 @@ def example_config() -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Paths the unit's sandbox hides from the service: ``ProtectHome=yes`` makes /home, /root
+#: and /run/user inaccessible, ``PrivateTmp=yes`` gives it an empty /tmp and /var/tmp
+#: (systemd.exec(5), "Sandboxing").
+HIDDEN_PREFIXES = {
+    "/home": "ProtectHome=yes", "/root": "ProtectHome=yes", "/run/user": "ProtectHome=yes",
+    "/tmp": "PrivateTmp=yes", "/var/tmp": "PrivateTmp=yes",
+}
+
+#: Modes of what ``install`` writes. The unit and the config hold no secret and must be
+#: readable by the service's dynamic user (``DynamicUser=yes`` is no member of root's
+#: group); the MQTT password is read by systemd itself (``LoadCredential=``) and handed
+#: to the service alone, so it stays root's.
+MODES = {"unit": 0o644, "config": 0o644, "secret": 0o600, "directory": 0o755}
+
+
+class InstallError(Exception):
+    """``service install`` cannot give a service that starts; the message names the fix."""
+
+
+def hidden_by_sandbox(path: str | Path) -> str | None:
+    """The unit setting that hides ``path`` (absolute) from the service, or None."""
+    text = str(path)
+    for prefix, setting in HIDDEN_PREFIXES.items():
+        if text == prefix or text.startswith(prefix + "/"):
+            return setting
+    return None
+
+
+def _interpreter(executable: Path) -> Path | None:
+    """The interpreter of a ``#!`` script (a pip console script), None for anything else."""
+    try:
+        with executable.open("rb") as f:
+            first = f.readline(4096)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].decode(errors="replace").split()
+    return Path(words[0]) if words else None
+
+
+def runtime_paths(executable: str) -> list[Path]:
+    """What the service must be able to read to start ``executable``: the command and its
+    real path, its ``#!`` interpreter and that one's real path (a virtualenv's python is a
+    link to the Python it was made from), and, when it is this installation's command,
+    the directory this package is imported from (an editable install runs the checkout)."""
+    path = Path(executable)
+    paths = [path, path.resolve()]
+    interpreter = _interpreter(path)
+    if interpreter is not None:
+        paths += [interpreter, interpreter.resolve()]
+    this = shutil.which("genrecast")
+    if this and Path(this).resolve() == path.resolve():
+        paths.append(Path(__file__).resolve().parent)
+    return list(dict.fromkeys(paths))
+
+
+def sandbox_problems(executable: str) -> list[str]:
+    """One line per path that the unit's sandbox would hide from ``ExecStart``."""
+    return [f"{path} is hidden from the service by {setting}"
+            for path in runtime_paths(executable) if (setting := hidden_by_sandbox(path))]
+
+
+SANDBOX_FIX = ("install genrecast where the service can see it, e.g. as root: "
+               "/usr/bin/python3 -m venv /opt/genrecast && /opt/genrecast/bin/pip install . && "
+               "/opt/genrecast/bin/genrecast service install (or name another command with --executable)")
+
+
+def secrets_in_config(text: str) -> list[str]:
+    """The secret keys (``mqtt.password``) that a config file's TOML sets to a non-empty value."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return []
+    found = []
+    for key, spec in KEYS.items():
+        if spec.secret:
+            node = data
+            for part in key.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if node:
+                found.append(key)
+    return found
+
+
 @dataclass(frozen=True)
 class Planned:
     path: Path
     text: str
     action: str  # "write" or "keep"
+    mode: int
 
 
 def plan(root: Path, executable: str) -> list[Planned]:
@@ -133,20 +224,54 @@ def plan(root: Path, executable: str) -> list[Planned]:
     config = root / "etc/genrecast/config.toml"
     password = root / "etc/genrecast/mqtt_password"  # the unit's LoadCredential= needs the file
     return [
-        Planned(unit, unit_text(executable), "write"),
-        Planned(config, example_config(), "keep" if config.exists() else "write"),
-        Planned(password, "", "keep" if password.exists() else "write"),
+        Planned(unit, unit_text(executable), "write", MODES["unit"]),
+        Planned(config, example_config(), "keep" if config.exists() else "write", MODES["config"]),
+        Planned(password, "", "keep" if password.exists() else "write", MODES["secret"]),
     ]
 
 
-def install(root: Path, executable: str | None = None, dry_run: bool = False) -> list[Planned]:
-    """Write the unit (always) and the example config (only where none exists)."""
+def install(root: Path, executable: str | None = None, dry_run: bool = False) -> tuple[list[Planned], list[str]]:
+    """Write the unit (always), the example config and an empty password file (only where
+    none exists), readable as :data:`MODES` says; returns the steps and warnings.
+
+    Raises:
+        InstallError: installing for real (``root`` is "/") and the sandbox would hide the
+            command, its interpreter or its package from the service.
+        OSError: a file cannot be written.
+    """
     executable = executable or shutil.which("genrecast") or str(Path(sys.argv[0]).resolve())
+    warnings = []
+    problems = sandbox_problems(executable)
+    if problems:
+        message = f"ExecStart={executable} cannot start: {'; '.join(problems)}. Fix: {SANDBOX_FIX}"
+        if root == Path("/") and not dry_run:
+            raise InstallError(message)
+        warnings.append(message)
     steps = plan(root, executable)
+    for step in steps:
+        if step.action == "keep" and step.mode == MODES["config"]:
+            warnings += _check_kept_config(step.path, fix=not dry_run)
     if not dry_run:
         for step in steps:
             if step.action == "write":
                 step.path.parent.mkdir(parents=True, exist_ok=True)
+                step.path.parent.chmod(MODES["directory"])
                 step.path.write_text(step.text)
-                step.path.chmod(0o644 if step.path.suffix == ".service" else 0o640 if step.path.suffix else 0o600)
-    return steps
+                step.path.chmod(step.mode)
+    return steps, warnings
+
+
+def _check_kept_config(path: Path, fix: bool) -> list[str]:
+    """An existing config must stay readable by the service; one that holds a secret is
+    left alone with a warning saying where the secret belongs."""
+    secrets = secrets_in_config(path.read_text())
+    mode = path.stat().st_mode & 0o777
+    if secrets:
+        return [f"{path} sets {', '.join(secrets)}: move the password to /etc/genrecast/mqtt_password "
+                f"(mode 600; the unit hands it to the service alone) and make {path} mode 644"]
+    if mode & 0o004 == 0:
+        if fix:
+            path.chmod(mode | 0o444)
+        return [f"{path} was mode {mode:o}, which the service's dynamic user cannot read: "
+                f"{'made it' if fix else 'would make it'} readable ({(mode | 0o444):o})"]
+    return []

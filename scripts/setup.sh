@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(ffmpeg libsndfile1 libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins
-              mosquitto mosquitto-clients tmux systemd)
+              mosquitto mosquitto-clients tmux systemd
+              systemd-container debootstrap)  # the last two: tests/test_systemd_real.py boots a Debian 12
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
