@@ -8,12 +8,20 @@ from pathlib import Path
 
 def cache_dir() -> Path:
     """The genrecast cache directory: ``$GENRECAST_CACHE_DIR``, systemd's
-    ``$CACHE_DIRECTORY``, ``$XDG_CACHE_HOME/genrecast`` or ``~/.cache/genrecast``."""
+    ``$CACHE_DIRECTORY``, ``$XDG_CACHE_HOME/genrecast`` or ``~/.cache/genrecast``; for a
+    user with no home (a ``DynamicUser=`` unit without ``CacheDirectory=``),
+    ``<temp dir>/genrecast-cache-<uid>``."""
     for var in ("GENRECAST_CACHE_DIR", "CACHE_DIRECTORY"):
         if os.environ.get(var):
             return Path(os.environ[var].split(":")[0])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "genrecast"
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "genrecast"
+    try:
+        return Path.home() / ".cache" / "genrecast"
+    except RuntimeError:  # no $HOME and no passwd entry
+        import tempfile
+
+        return Path(tempfile.gettempdir()) / f"genrecast-cache-{os.getuid()}"
 
 
 def ensure_numba_cache() -> Path:

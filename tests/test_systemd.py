@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,58 @@ def test_service_install_keeps_an_existing_config(tmp_path: Path) -> None:
     assert (tmp_path / "etc/genrecast/mqtt_password").stat().st_mode & 0o777 == 0o600
     verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
     assert verify.returncode == 0, verify.stderr
+
+
+def test_install_flags_every_path_the_sandbox_hides(tmp_path: Path) -> None:
+    from genrecast.daemon.install import hidden_by_sandbox, sandbox_problems
+
+    assert hidden_by_sandbox("/root/venv/bin/genrecast") == "ProtectHome=yes"
+    assert hidden_by_sandbox("/home/pi/genrecast/.venv/bin/python") == "ProtectHome=yes"
+    assert hidden_by_sandbox("/var/tmp/x") == "PrivateTmp=yes"
+    assert hidden_by_sandbox("/opt/genrecast/bin/genrecast") is None
+    assert hidden_by_sandbox("/rootfs/genrecast") is None  # a prefix of a name is not the directory
+    script = tmp_path / "genrecast"
+    script.write_text("#!/home/pi/.pyenv/versions/3.11.7/bin/python3.11\nprint('hi')\n")
+    problems = " ".join(sandbox_problems(str(script)))
+    assert "/home/pi/.pyenv/versions/3.11.7/bin/python3.11 is hidden from the service by ProtectHome=yes" in problems
+    if hidden_by_sandbox(tmp_path):  # pytest's temporary directory is under /tmp
+        assert f"{script} is hidden from the service by PrivateTmp=yes" in problems
+    assert sandbox_problems("/usr/bin/env") == []  # a binary, not a script: only its own path counts
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="installs into / only as root")
+def test_install_refuses_a_hidden_command_and_writes_nothing() -> None:
+    unit = Path("/etc/systemd/system/genrecast.service")
+    before = unit.stat().st_mtime_ns if unit.exists() else None
+    proc = run_cli("service", "install", "--executable", "/home/pi/venv/bin/genrecast")
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "hidden from the service by ProtectHome=yes" in proc.stderr and "/opt/genrecast" in proc.stderr
+    assert (unit.stat().st_mtime_ns if unit.exists() else None) == before
+
+
+def test_install_modes_and_a_kept_config_the_service_cannot_read(tmp_path: Path) -> None:
+    config = tmp_path / "etc/genrecast/config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('sources = ["mic"]\n')
+    config.chmod(0o640)  # what an older genrecast wrote
+    proc = run_cli("service", "install", "--root", str(tmp_path), "--executable", EXE)
+    assert proc.returncode == 0, proc.stderr
+    assert "was mode 640, which the service's dynamic user cannot read: made it readable (644)" in proc.stderr
+    assert config.stat().st_mode & 0o777 == 0o644 and config.read_text() == 'sources = ["mic"]\n'
+    assert (tmp_path / "etc/systemd/system/genrecast.service").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "etc/genrecast/mqtt_password").stat().st_mode & 0o777 == 0o600
+    config.write_text('[mqtt]\npassword = "hunter2"\n')
+    proc = run_cli("service", "install", "--root", str(tmp_path), "--executable", EXE)
+    assert "sets mqtt.password: move the password to /etc/genrecast/mqtt_password" in proc.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run as a user with no passwd entry")
+def test_cache_dir_without_a_home() -> None:
+    """A dynamic user has no passwd entry a process can see; with no $HOME, Path.home() raises."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HOME", "XDG_CACHE_HOME", "GENRECAST_CACHE_DIR", "CACHE_DIRECTORY")}
+    proc = subprocess.run(["setpriv", "--reuid=61234", "--regid=61234", "--clear-groups", sys.executable, "-c",
+                           "from genrecast.daemon.cache import cache_dir; print(cache_dir())"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("genrecast-cache-61234")
