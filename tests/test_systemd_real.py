@@ -13,6 +13,8 @@ import re
 import subprocess
 import tarfile
 import time
+from contextlib import contextmanager
+from typing import Iterator
 import pytest
 
 from helpers import GTZAN_LABELS, REPO, data_root, need, wait_for
@@ -139,22 +141,49 @@ def test_kill_9_is_restarted(machine: Container) -> None:
     assert int(machine.show(UNIT, "NRestarts")["NRestarts"]) == restarts + 1
 
 
-def test_watchdog_restarts_a_frozen_daemon(machine: Container) -> None:
-    dropin = machine.path(f"/etc/systemd/system/{UNIT}.service.d/watchdog-test.conf")
+@contextmanager
+def short_watchdog(box: Container, seconds: int = 4) -> Iterator[None]:
+    """A drop-in that shortens WatchdogSec for one test, removed afterwards."""
+    dropin = box.path(f"/etc/systemd/system/{UNIT}.service.d/watchdog-test.conf")
     dropin.parent.mkdir(parents=True, exist_ok=True)
-    dropin.write_text("[Service]\nWatchdogSec=4\nTimeoutAbortSec=3\n")
+    dropin.write_text(f"[Service]\nWatchdogSec={seconds}\nTimeoutAbortSec=3\n")
     try:
-        machine.sh(f"systemctl daemon-reload && systemctl restart {UNIT}")
+        box.sh("systemctl daemon-reload")
+        yield
+    finally:
+        dropin.unlink()
+        box.sh(f"systemctl daemon-reload && systemctl restart {UNIT}")
+        wait_active(box, "the service READY with the shipped watchdog")
+
+
+def test_watchdog_restarts_a_frozen_daemon(machine: Container) -> None:
+    with short_watchdog(machine):
+        machine.sh(f"systemctl restart {UNIT}")
         frozen = wait_active(machine, "the service READY with a 4-s watchdog")
         restarts = int(machine.show(UNIT, "NRestarts")["NRestarts"])
         machine.sh(f"kill -STOP {frozen}")  # nothing in it runs: no pets
         wait_active(machine, "the watchdog to restart the frozen service", after_pid=frozen)
         assert int(machine.show(UNIT, "NRestarts")["NRestarts"]) == restarts + 1
         assert "Watchdog timeout" in machine.sh("journalctl --no-pager -o cat").stdout
-    finally:
-        dropin.unlink()
-        machine.sh(f"systemctl daemon-reload && systemctl restart {UNIT}")
-    wait_active(machine, "the service READY with the shipped watchdog")
+
+
+def test_watchdog_restarts_a_stalled_pipeline(machine: Container, stream_servers, stream_mp3s) -> None:
+    """The process runs, but its only source hangs mid-stream: no audio, an attempt older
+    than WatchdogSec, so the daemon stops petting and systemd restarts it."""
+    port, _ = stream_servers.start("stall", stream_mp3s[22050])
+    config = machine.path("/etc/genrecast/config.toml")
+    kept = config.read_text()
+    with short_watchdog(machine):  # its exit restarts the service, on the kept config
+        config.write_text(f'sources = ["http://127.0.0.1:{port}/radio.mp3"]\nsinks = ["logfile"]\n')
+        try:
+            machine.sh(f"systemctl restart {UNIT}")
+            stalled = wait_active(machine, "the service READY on the stream")
+            restarts = int(machine.show(UNIT, "NRestarts")["NRestarts"])
+            wait_active(machine, "the watchdog to restart the stalled service", after_pid=stalled)
+            assert int(machine.show(UNIT, "NRestarts")["NRestarts"]) == restarts + 1
+            assert "pipeline stalled: no progress" in machine.journal(UNIT)
+        finally:
+            config.write_text(kept)
 
 
 def test_reload_reopens_the_event_log(machine: Container) -> None:

@@ -4,7 +4,8 @@
 
 MODE ``mp3``: serve FILE over and over in small chunks, faster than real time but
 paced, like a live stream; ``hold``: accept the request and never send a byte;
-``garbage``: answer with 20 KB of text that is not audio. Binds 127.0.0.1 only and prints
+``garbage``: answer with 20 KB of text that is not audio; ``stall``: serve FILE once,
+paced, then keep the connection open without another byte (a stream that hangs). Binds 127.0.0.1 only and prints
 ``ready PORT`` once listening.
 """
 
@@ -45,6 +46,8 @@ def make_handler(mode: str, payload: bytes) -> type[BaseHTTPRequestHandler]:
                         self.wfile.write(payload[i : i + CHUNK_BYTES])
                         self.wfile.flush()
                         time.sleep(CHUNK_PAUSE_SECONDS)
+                    if mode == "stall":
+                        time.sleep(3600)
             except (BrokenPipeError, ConnectionResetError):
                 return
 
