@@ -28,6 +28,7 @@ Examples:
   ffmpeg -i song.flac -f s16le -ac 1 -ar 22050 - | genrecast run --source - --format s16le --rate 22050
 
 Stops on Ctrl-C or SIGTERM after classifying what is buffered; a finite source (a file, stdin) ends the run at its end.
+Exit status: 0; 1 if a source ended without any audio (e.g. an empty pipe); 2 for a bad option, source or configuration.
 """
 
 
