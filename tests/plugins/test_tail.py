@@ -149,3 +149,47 @@ def test_tail_errors_are_one_line(tmp_path):
     proc = subprocess.run([EXE, "tail", "--broker", "127.0.0.1:1"], capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert proc.stderr.startswith("genrecast: error: cannot connect") and "Traceback" not in proc.stderr
+
+
+def test_tail_file_waits_for_a_missing_file_and_says_so(tmp_path, event_factory):
+    log = tmp_path / "later.jsonl"
+    proc = subprocess.Popen([EXE, "tail", "--file", str(log), "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        errors, out = Lines(proc.stderr), Lines(proc.stdout)
+        errors.wait_for(lambda line: f"waiting for {log} to appear" in line and "does not exist yet" in line)
+        log.write_text(event_factory(7).to_json() + "\n")
+        assert GenreEvent.from_json(out.wait_for(lambda line: True)).seq == 7
+        errors.wait_for(lambda line: f"following {log}" in line)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_tail_file_in_a_missing_folder_is_one_line(tmp_path):
+    proc = subprocess.run([EXE, "tail", "--file", str(tmp_path / "nowhere" / "events.jsonl")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"genrecast: error: cannot follow {tmp_path / 'nowhere' / 'events.jsonl'}: the folder {tmp_path / 'nowhere'} "
+        "does not exist (check the path, or the logfile sink's [logfile] path)"]
+
+
+def test_tail_view_into_a_pipe_writes_no_control_codes(tmp_path, event_factory):
+    log = tmp_path / "events.jsonl"
+    log.write_text("".join(event_factory(seq, genre="jazz").to_json() + "\n" for seq in range(3)))
+    proc = subprocess.Popen([EXE, "tail", "--file", str(log)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out = Lines(proc.stdout)
+        out.wait_for(lambda line: line.startswith("events 3"))
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = "".join(out.seen)
+    assert "jazz" in text and "\x1b" not in text
