@@ -37,6 +37,25 @@ def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"genrecast {version('genrecast')}")
+        except PackageNotFoundError:
+            typer.echo("genrecast (not installed as a distribution; run `pip install .`)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(False, "--version", metavar="", is_eager=True, callback=_version,
+                                      help="Print genrecast's version and exit."),
+) -> None:
+    """Listen to audio, name its music genre every few seconds, and publish genre events."""
+
+
 def _register_commands() -> None:
     from genrecast.daemon import cli_daemon
     from genrecast.plugins import cli as plugins_cli

@@ -53,23 +53,26 @@ def register(app: typer.Typer) -> None:
     @app.command(help=TRAIN_HELP)
     def train(
         dataset: Optional[Path] = typer.Argument(None, metavar="[DATASET]", help="Folder of genre sub-folders with audio files (not with --table)."),
-        out: Path = typer.Option(..., "--out", "-o", help="Bundle directory to write."),
+        out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Bundle directory to write."),
         table: Optional[Path] = typer.Option(None, "--table", metavar="FILE.csv", help="Train from a feature table CSV instead of audio."),
         exclude_dir: Optional[Path] = typer.Option(None, "--exclude-dir", metavar="DIR", help="(--table) leave out the rows of the clips in this genre folder (the default model leaves out ../shared/data/gtzan-sample)."),
         selection: Optional[Path] = typer.Option(None, "--selection", metavar="FILE.json", help="(--table) pick the model by this grid search's results and record them (daemon/default_bundle/selection.json). [default: the shipped configuration]"),
-        window_seconds: float = typer.Option(3.0, help="Seconds of audio per window."),
-        n_mfcc: int = typer.Option(13, help="MFCC coefficients per frame."),
-        arch: str = typer.Option(DEFAULT_ARCH, help=f"Architecture: {', '.join(ARCHS)} (mlp is the tutorial's network)."),
-        split: str = typer.Option("track", help="track (grouped by track, honest) or segment (the tutorial's inflated random split of windows)."),
-        split_lists: Optional[Path] = typer.Option(None, help="Folder with train/valid/test lists of file names (overrides --split)."),
-        epochs: int = typer.Option(100, min=1, help="Most epochs; early stopping on validation loss ends sooner."),
-        seed: int = typer.Option(0, help="Seed of split, initialisation and shuffling."),
-        workers: Optional[int] = typer.Option(None, min=1, help="Processes for feature extraction (default: all cores)."),
+        window_seconds: float = typer.Option(3.0, metavar="SECONDS", help="Seconds of audio per window."),
+        n_mfcc: int = typer.Option(13, metavar="N", help="MFCC coefficients per frame."),
+        arch: str = typer.Option(DEFAULT_ARCH, metavar="NAME", help=f"Architecture: {', '.join(ARCHS)} (mlp is the tutorial's network)."),
+        split: str = typer.Option("track", metavar="NAME", help="track (grouped by track, honest) or segment (the tutorial's inflated random split of windows)."),
+        split_lists: Optional[Path] = typer.Option(None, metavar="DIR", help="Folder with train/valid/test lists of file names (overrides --split)."),
+        epochs: int = typer.Option(100, metavar="N", help="Most epochs (at least 1); early stopping on validation loss ends sooner."),
+        seed: int = typer.Option(0, metavar="N", help="Seed of split, initialisation and shuffling."),
+        workers: Optional[int] = typer.Option(None, metavar="N", help="Processes for feature extraction (at least 1). \\[default: all cores]"),
     ) -> None:
         from genrecast.daemon.cli import fail, setup_logging
 
         if table is None and dataset is None:
             fail("give a DATASET folder, or --table FILE.csv")
+        for flag, value in (("--epochs", epochs), ("--workers", workers)):
+            if value is not None and value < 1:
+                fail(f"{flag} must be at least 1 (got {value})")
         if missing := missing_train_modules():
             fail(f"`genrecast train` needs {', '.join(missing)}: {TRAIN_EXTRA_HINT}", 1)
         from genrecast.trainer.export import quiet_tensorflow
@@ -94,9 +97,9 @@ def register(app: typer.Typer) -> None:
         dataset: Path = typer.Argument(..., metavar="DATASET", help="Folder of genre sub-folders with audio files."),
         split: str = typer.Option("recorded", metavar="NAME", help="recorded (the bundle's own test tracks), track, segment or all."),
         split_lists: Optional[Path] = typer.Option(None, metavar="DIR", help="Folder with train/valid/test lists (its test list is used)."),
-        seed: int = typer.Option(0, help="Seed for --split track|segment."),
-        out: Optional[Path] = typer.Option(None, help="Also write metrics.json, report.md and plots here."),
-        json_output: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+        seed: int = typer.Option(0, metavar="N", help="Seed for --split track|segment."),
+        out: Optional[Path] = typer.Option(None, metavar="DIR", help="Also write metrics.json, report.md and plots here."),
+        json_output: bool = typer.Option(False, "--json", metavar="", help="Print the metrics as JSON."),
     ) -> None:
         import json
 
