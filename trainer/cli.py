@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Optional
 
@@ -79,6 +80,7 @@ def register(app: typer.Typer) -> None:
 
         quiet_tensorflow()
         setup_logging()
+        logging.getLogger("tensorflow").setLevel(logging.WARNING)  # not "Assets written to /tmp/..." per export
         try:
             if table is not None:
                 from genrecast.trainer.table import table_command
