@@ -57,6 +57,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Bundle directory to write."),
         table: Optional[Path] = typer.Option(None, "--table", metavar="FILE.csv", help="Train from a feature table CSV instead of audio."),
         exclude_dir: Optional[Path] = typer.Option(None, "--exclude-dir", metavar="DIR", help="(--table) leave out the rows of the clips in this genre folder (the default model leaves out ../shared/data/gtzan-sample)."),
+        cv_folds: int = typer.Option(10, "--cv-folds", metavar="K", help="(--table) folds of the cross-validation reported in metrics.json; 0 skips it (quicker, no CV figure)."),
         selection: Optional[Path] = typer.Option(None, "--selection", metavar="FILE.json", help="(--table) pick the model by this grid search's results and record them (daemon/default_bundle/selection.json). [default: the shipped configuration]"),
         window_seconds: float = typer.Option(3.0, metavar="SECONDS", help="Seconds of audio per window."),
         n_mfcc: int = typer.Option(13, metavar="N", help="MFCC coefficients per frame."),
@@ -74,6 +75,8 @@ def register(app: typer.Typer) -> None:
         for flag, value in (("--epochs", epochs), ("--workers", workers)):
             if value is not None and value < 1:
                 fail(f"{flag} must be at least 1 (got {value})")
+        if cv_folds == 1 or cv_folds < 0:
+            fail(f"--cv-folds must be 0 (no cross-validation) or at least 2 (got {cv_folds})")
         if missing := missing_train_modules():
             fail(f"`genrecast train` needs {', '.join(missing)}: {TRAIN_EXTRA_HINT}", 1)
         from genrecast.trainer.export import quiet_tensorflow
@@ -86,7 +89,7 @@ def register(app: typer.Typer) -> None:
                 from genrecast.trainer.table import table_command
 
                 bundle = table_command(table=table, out=out, exclude_dir=exclude_dir, splits_dir=split_lists, seed=seed,
-                                       selection_file=selection)
+                                       selection_file=selection, cv_folds=cv_folds)
                 typer.echo(table_summary_line(bundle))
                 return
             _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists, epochs, seed, workers)
