@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
         table: Optional[Path] = typer.Option(None, "--table", metavar="FILE.csv", help="Train from a feature table CSV instead of audio."),
         exclude_dir: Optional[Path] = typer.Option(None, "--exclude-dir", metavar="DIR", help="(--table) leave out the rows of the clips in this genre folder (the default model leaves out ../shared/data/gtzan-sample)."),
         cv_folds: int = typer.Option(10, "--cv-folds", metavar="K", help="(--table) folds of the cross-validation reported in metrics.json; 0 skips it (quicker, no CV figure)."),
-        selection: Optional[Path] = typer.Option(None, "--selection", metavar="FILE.json", help="(--table) pick the model by this grid search's results and record them (daemon/default_bundle/selection.json). [default: the shipped configuration]"),
+        selection: Optional[Path] = typer.Option(None, "--selection", metavar="FILE.json", help="(--table) choose the model by this grid search's results and record them, e.g. the default bundle's selection.json. \\[default: the shipped configuration]"),
         window_seconds: float = typer.Option(3.0, metavar="SECONDS", help="Seconds of audio per window."),
         n_mfcc: int = typer.Option(13, metavar="N", help="MFCC coefficients per frame."),
         arch: str = typer.Option(DEFAULT_ARCH, metavar="NAME", help=f"Architecture: {', '.join(ARCHS)} (mlp is the tutorial's network)."),
