@@ -120,7 +120,7 @@ def load_bundle(path: str | Path, *, require: str = "tflite") -> Bundle:
     """
     path = Path(path)
     if not path.is_dir():
-        raise BundleError(f"model bundle {path} is not a directory; pass --bundle DIR of a bundle made by `genrecast train`")
+        raise BundleError(f"model bundle {path} is not a directory; give the folder of a bundle made by `genrecast train`")
     meta_path = path / BUNDLE_JSON
     if not meta_path.is_file():
         raise BundleError(f"model bundle {path} has no {BUNDLE_JSON}; it was not written by `genrecast train`")

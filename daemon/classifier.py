@@ -13,9 +13,15 @@ from typing import Protocol
 import numpy as np
 
 from genrecast.daemon.bundle import Bundle, BundleError, default_bundle_path, load_bundle
+from genrecast.daemon.stderr import dropping_lines
 
 log = logging.getLogger(__name__)
 BACKENDS = ("litert", "keras")
+
+
+def _is_xnnpack_notice(line: bytes) -> bool:
+    """LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." (printed on every start)."""
+    return line.startswith(b"INFO: Created TensorFlow Lite XNNPACK delegate")
 
 
 class Classifier(Protocol):
@@ -36,9 +42,12 @@ class LiteRTClassifier:
 
         self.bundle = bundle
         self._interpreter = Interpreter(model_path=str(bundle.tflite_path), num_threads=num_threads)
-        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]["index"]
-        self._batch = 0
+        with dropping_lines(_is_xnnpack_notice):  # LiteRT prints it at the first allocation; it has no switch
+            self._interpreter.allocate_tensors()
+        self._batch = int(self._input["shape"][0])
+        self._input = self._input["index"]
         self._lock = threading.Lock()
 
     def predict(self, features: np.ndarray) -> np.ndarray:

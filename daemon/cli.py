@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import typer
 
 from genrecast.daemon.cache import ensure_numba_cache
+from genrecast.daemon.stderr import private_stderr
 
 app = typer.Typer(
     name="genrecast",
@@ -29,8 +31,29 @@ def fail(message: str, code: int = 2) -> None:
 
 
 def setup_logging(verbose: bool = False) -> None:
+    """Log to stderr (``sys.stderr``, which :func:`main` points at a private copy of fd 2, so a
+    library that silences fd 2 for a moment cannot swallow our lines)."""
     level = logging.DEBUG if verbose else getattr(logging, os.environ.get("GENRECAST_LOG_LEVEL", "INFO").upper(), logging.INFO)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"genrecast {version('genrecast')}")
+        except PackageNotFoundError:
+            typer.echo("genrecast (not installed as a distribution; run `pip install .`)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(False, "--version", metavar="", is_eager=True, callback=_version,
+                                      help="Print genrecast's version and exit."),
+) -> None:
+    """Listen to audio, name its music genre every few seconds, and publish genre events."""
 
 
 def _register_commands() -> None:
@@ -45,6 +68,7 @@ def _register_commands() -> None:
 
 def main() -> None:
     """Entry point of the ``genrecast`` console command."""
+    private_stderr()  # first, before any thread or library can point fd 2 elsewhere
     ensure_numba_cache()
     _register_commands()
     app()

@@ -12,6 +12,9 @@ import typer
 
 log = logging.getLogger("genrecast")
 
+#: Shortest hop between window starts that --hop-seconds accepts.
+MIN_HOP_SECONDS = 0.1
+
 RUN_HELP = """Listen to one or more audio sources and publish a genre event for every window.
 
 SPEC is one of:  mic | mic:NAME_OR_INDEX | file:PATH | - (raw PCM on stdin) | URL (http, https, rtsp, ...).
@@ -28,7 +31,25 @@ Examples:
   ffmpeg -i song.flac -f s16le -ac 1 -ar 22050 - | genrecast run --source - --format s16le --rate 22050
 
 Stops on Ctrl-C or SIGTERM after classifying what is buffered; a finite source (a file, stdin) ends the run at its end.
+Exit status: 0; 1 if a source ended without any audio (e.g. an empty pipe); 2 for a bad option, source or configuration.
 """
+
+
+def _default(key: str) -> str:
+    """`` [default: VALUE]`` for a help text, from the configuration key's built-in default
+    (escaped, so rich does not take it for markup)."""
+    from genrecast.daemon.config import KEYS
+
+    value = KEYS[key].default
+    shown = ", ".join(map(str, value)) if isinstance(value, list) else f"{value:g}" if isinstance(value, float) else str(value)
+    return f" \\[default: {shown}]"
+
+
+def _check_hop(hop_seconds: float | None) -> None:
+    if hop_seconds is not None and hop_seconds < MIN_HOP_SECONDS:
+        from genrecast.daemon.cli import fail
+
+        fail(f"--hop-seconds must be at least {MIN_HOP_SECONDS:g} (got {hop_seconds:g})")
 
 
 def register(app: typer.Typer) -> None:
@@ -36,30 +57,31 @@ def register(app: typer.Typer) -> None:
 
     @app.command(help=RUN_HELP)
     def run(
-        source: Optional[list[str]] = typer.Option(None, "--source", "-s", help="Audio source SPEC (repeatable). [default: mic]"),
-        sink: Optional[list[str]] = typer.Option(None, "--sink", help="Event sink by name: stdout, mqtt, logfile or a plugin's (repeatable). [default: stdout]"),
-        config_path: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML configuration file. [default: /etc/genrecast/config.toml if it exists]"),
-        bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help="Model bundle directory. [default: the built-in model]"),
-        backend: Optional[str] = typer.Option(None, help="Classifier backend: litert (fast, no tensorflow) or keras."),
-        json_output: bool = typer.Option(False, "--json", help="stdout sink: JSON lines instead of readable lines."),
-        hop_seconds: Optional[float] = typer.Option(None, min=0.1, help="Seconds between window starts (default: the window length; 1.5 overlaps 3-s windows)."),
-        silence_dbfs: Optional[float] = typer.Option(None, help="Windows quieter than this RMS level (dBFS) are 'silence'. [default: -50]"),
-        min_confidence: Optional[float] = typer.Option(None, help="Windows whose top probability is lower are 'uncertain'. [default: 0.25]"),
-        smooth_windows: Optional[int] = typer.Option(None, help="K: windows averaged for the smoothed genre. [default: 5]"),
-        hold_windows: Optional[int] = typer.Option(None, help="M: windows a new smoothed genre must lead before it counts as changed. [default: 2]"),
-        realtime: bool = typer.Option(False, "--realtime", help="file: sources play at real-time speed."),
-        loop: bool = typer.Option(False, "--loop", help="file: sources start again at their end (never finite)."),
-        fmt: Optional[str] = typer.Option(None, "--format", help="stdin source: s16le or f32le. [default: f32le]"),
-        rate: Optional[int] = typer.Option(None, help="stdin source: sample rate in Hz. [default: 22050]"),
-        channels: Optional[int] = typer.Option(None, help="stdin source: channels. [default: 1]"),
-        stall_seconds: Optional[float] = typer.Option(None, help="Restart a stream or microphone that delivers no audio for this long. [default: 10]"),
-        verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+        source: Optional[list[str]] = typer.Option(None, "--source", "-s", metavar="SPEC", help="Audio source SPEC (repeatable)." + _default("sources")),
+        sink: Optional[list[str]] = typer.Option(None, "--sink", metavar="NAME", help="Event sink by name: stdout, mqtt, logfile or a plugin's (repeatable)." + _default("sinks")),
+        config_path: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE", help="TOML configuration file. \\[default: /etc/genrecast/config.toml if it exists]"),
+        bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", metavar="DIR", help="Model bundle directory. \\[default: the built-in model]"),
+        backend: Optional[str] = typer.Option(None, metavar="NAME", help="Classifier backend: litert (fast, no tensorflow) or keras." + _default("model.backend")),
+        json_output: bool = typer.Option(False, "--json", metavar="", help="stdout sink: JSON lines instead of readable lines."),
+        hop_seconds: Optional[float] = typer.Option(None, metavar="SECONDS", help="Seconds between window starts, at least 0.1 (1.5 overlaps 3-s windows). \\[default: the window length, 3]"),
+        silence_dbfs: Optional[float] = typer.Option(None, metavar="DBFS", help="Windows quieter than this RMS level (dBFS, 0 is full scale) are 'silence'." + _default("smoothing.silence_dbfs")),
+        min_confidence: Optional[float] = typer.Option(None, metavar="P", help="Windows whose top probability (0-1) is lower are 'uncertain'." + _default("smoothing.min_confidence")),
+        smooth_windows: Optional[int] = typer.Option(None, metavar="K", help="K: the smoothed genre is the one with the highest mean probability over the last K windows." + _default("smoothing.windows")),
+        hold_windows: Optional[int] = typer.Option(None, metavar="M", help="M: a new smoothed genre must lead for M windows in a row before an event says changed (so one odd window does not flap)." + _default("smoothing.hold_windows")),
+        realtime: bool = typer.Option(False, "--realtime", metavar="", help="file: sources play at real-time speed."),
+        loop: bool = typer.Option(False, "--loop", metavar="", help="file: sources start again at their end (never finite)."),
+        fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help="stdin source: sample format, s16le or f32le." + _default("input.format")),
+        rate: Optional[int] = typer.Option(None, metavar="HZ", help="stdin source: sample rate in Hz." + _default("input.rate")),
+        channels: Optional[int] = typer.Option(None, metavar="N", help="stdin source: channels." + _default("input.channels")),
+        stall_seconds: Optional[float] = typer.Option(None, metavar="SECONDS", help="Restart a stream or microphone that delivers no audio for this long." + _default("input.stall_seconds")),
+        verbose: bool = typer.Option(False, "--verbose", "-v", metavar="", help="Debug logging."),
     ) -> None:
         from genrecast.daemon.cli import fail, setup_logging
         from genrecast.daemon.config import ConfigError, load_config, require_valid, world_readable_secret
         from genrecast.daemon.service import run_daemon
 
         setup_logging(verbose)
+        _check_hop(hop_seconds)
         flags = {
             "sources": source or None, "sinks": sink or None, "model.bundle": str(bundle) if bundle else None,
             "model.backend": backend, "stdout.json": True if json_output else None,
@@ -82,8 +104,8 @@ def register(app: typer.Typer) -> None:
 
     @config_app.command("show")
     def config_show(
-        config_path: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML configuration file."),
-        json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+        config_path: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE", help="TOML configuration file. \\[default: /etc/genrecast/config.toml if it exists]"),
+        json_output: bool = typer.Option(False, "--json", metavar="", help="Print JSON."),
     ) -> None:
         """Print every key's effective value and where it came from (default, file, env, flag); secrets redacted."""
         from genrecast.daemon.config import load_config
@@ -100,7 +122,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"genrecast: warning: {problem}", err=True)
 
     @config_app.command("check")
-    def config_check(config_path: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML configuration file.")) -> None:
+    def config_check(config_path: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE", help="TOML configuration file. \\[default: /etc/genrecast/config.toml if it exists]")) -> None:
         """Validate the configuration; list every problem and exit 1 if there is any."""
         from genrecast.daemon.config import load_config, world_readable_secret
 
@@ -115,11 +137,11 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def classify(
-        files: list[Path] = typer.Argument(..., help="Audio files (any format ffmpeg or soundfile decodes)."),
-        bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help="Model bundle directory (default: the built-in model).", envvar="GENRECAST_BUNDLE"),
-        backend: str = typer.Option("litert", help="Classifier backend: litert or keras."),
-        json_output: bool = typer.Option(False, "--json", help="JSON lines: one object per window and one verdict per file."),
-        hop_seconds: Optional[float] = typer.Option(None, min=0.1, help="Seconds between window starts (default: the window length)."),
+        files: list[Path] = typer.Argument(..., metavar="FILE...", help="Audio files (any format ffmpeg or soundfile decodes)."),
+        bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", metavar="DIR", help="Model bundle directory. \\[default: the built-in model]", envvar="GENRECAST_BUNDLE"),
+        backend: str = typer.Option("litert", metavar="NAME", help="Classifier backend: litert or keras."),
+        json_output: bool = typer.Option(False, "--json", metavar="", help="JSON lines: one object per window and one verdict per file."),
+        hop_seconds: Optional[float] = typer.Option(None, metavar="SECONDS", help="Seconds between window starts, at least 0.1. \\[default: the window length, 3]"),
     ) -> None:
         """Classify audio files: a timeline of windows and a verdict per file.
 
@@ -135,6 +157,7 @@ def register(app: typer.Typer) -> None:
         from genrecast.daemon.audio import AudioDecodeError
 
         setup_logging()
+        _check_hop(hop_seconds)
         try:
             classifier = open_classifier(bundle, backend)
         except (BundleError, ValueError, OSError) as exc:
@@ -191,7 +214,7 @@ def register(app: typer.Typer) -> None:
             typer.echo("next: systemctl daemon-reload && systemctl enable --now genrecast")
 
     @app.command()
-    def devices(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    def devices(json_output: bool = typer.Option(False, "--json", metavar="", help="Print JSON.")) -> None:
         """List the audio input devices that `--source mic:NAME_OR_INDEX` can name."""
         from genrecast.daemon.sources import list_input_devices
 

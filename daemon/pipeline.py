@@ -196,6 +196,8 @@ class Pipeline:
         self.last_event: GenreEvent | None = None
         self.event_counts: dict[tuple[str, str | None], int] = {}
         self.last_progress_monotonic = time.monotonic()
+        self.ended_without_audio: list[str] = []
+        """Names of the sources that ended on their own before delivering a single sample."""
 
     # -- source side --------------------------------------------------------
     def _enqueue(self, items: list[PendingWindow]) -> None:
@@ -213,9 +215,18 @@ class Pipeline:
 
     def _run_source(self, source) -> None:
         state = self.states[source.name]
+        heard = [0]
+
+        def deliver(block, rate) -> None:
+            heard[0] += len(block)
+            self._enqueue(state.windows(block, rate))
+
         try:
-            source.run(lambda block, rate: self._enqueue(state.windows(block, rate)), self.stop_event)
+            source.run(deliver, self.stop_event)
             self._enqueue(state.flush())
+            if not heard[0] and not self.stop_event.is_set():
+                self.ended_without_audio.append(source.name)
+                log.warning("source %s ended without any audio (nothing was classified); check what feeds it", source.name)
         except Exception:  # a source bug must not take the other sources down
             log.exception("source %s failed and stopped", source.name)
         finally:

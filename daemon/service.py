@@ -16,6 +16,10 @@ log = logging.getLogger("genrecast.daemon")
 #: Seconds the sinks get to flush at shutdown (below the unit's TimeoutStopSec=20).
 STOP_DEADLINE_SECONDS = 8.0
 
+#: Exit status of `genrecast run` when a source ended on its own without any audio (an empty
+#: file or stdin, a wrong path in a pipe): a warning names it, and scripts can tell it from success.
+EXIT_NO_AUDIO = 1
+
 
 def open_sources(config: Config) -> list:
     from genrecast.daemon.sources import parse_source
@@ -150,7 +154,7 @@ def run_daemon(config: Config) -> int:
         notifier.close()
     if pipeline.dropped_windows:
         log.warning("dropped %d windows because classification fell behind", pipeline.dropped_windows)
-    return 0
+    return EXIT_NO_AUDIO if pipeline.ended_without_audio else 0
 
 
 def _install_signal_handlers(pipeline, publisher) -> None:

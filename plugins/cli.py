@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
     """Add ``plugins`` and ``tail`` to the ``genrecast`` app."""
 
     @app.command("plugins")
-    def plugins_command(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    def plugins_command(json_output: bool = typer.Option(False, "--json", metavar="", help="Print JSON.")) -> None:
         """List the loaded plugins (built-in and from the 'genrecast' entry-point group) with version and hooks.
 
         GENRECAST_PLUGINS=name1,name2 limits which third-party plugins load."""
@@ -50,11 +50,11 @@ def register(app: typer.Typer) -> None:
 
     @app.command("tail", help=TAIL_HELP)
     def tail_command(
-        broker: Optional[str] = typer.Option(None, "--broker", help="HOST[:PORT] of the MQTT broker. [default: the configured mqtt host and port, localhost:1883]"),
-        prefix: Optional[str] = typer.Option(None, "--prefix", envvar="GENRECAST_MQTT_PREFIX", help="Topic prefix. [default: genrecast]"),
-        file: Optional[Path] = typer.Option(None, "--file", "-f", help="Follow this event log (JSON lines) instead of the broker."),
-        json_output: bool = typer.Option(False, "--json", help="Print the raw event JSON lines."),
-        config_path: Optional[Path] = typer.Option(None, "--config", "-c", envvar="GENRECAST_CONFIG", help="Config file for the mqtt settings."),
+        broker: Optional[str] = typer.Option(None, "--broker", metavar="HOST[:PORT]", help="The MQTT broker. \\[default: the configured mqtt host and port, localhost:1883]"),
+        prefix: Optional[str] = typer.Option(None, "--prefix", envvar="GENRECAST_MQTT_PREFIX", metavar="PREFIX", help="Topic prefix. \\[default: genrecast]"),
+        file: Optional[Path] = typer.Option(None, "--file", "-f", metavar="FILE", help="Follow this event log (JSON lines) instead of the broker; a file that does not exist yet is waited for."),
+        json_output: bool = typer.Option(False, "--json", metavar="", help="Print the raw event JSON lines."),
+        config_path: Optional[Path] = typer.Option(None, "--config", "-c", envvar="GENRECAST_CONFIG", metavar="FILE", help="Config file for the mqtt settings."),
     ) -> None:
         _tail(broker, prefix, file, json_output, config_path)
 

@@ -2,8 +2,10 @@
 
 The live view redraws with plain ANSI codes (no curses) and fits 80 columns: per
 source the window's genre with a probability bar, the top three, the smoothed genre
-and a strip of the recent windows' genres. ``--json`` prints each event's JSON line
-instead. Payloads that are not genre events are skipped and counted.
+and a strip of the recent windows' genres. When stdout is not a terminal the view is
+written as plain frames, one after another, with no screen-control codes. ``--json``
+prints each event's JSON line instead. Payloads that are not genre events are skipped
+and counted.
 """
 
 from __future__ import annotations
@@ -175,6 +177,10 @@ class Tail:
 
     def __init__(self, view: TailView, json_output: bool, out: TextIO) -> None:
         self.view, self.json_output, self.out = view, json_output, out
+        try:
+            self._clear = CLEAR if out.isatty() else ""  # a pipe or a file gets plain frames
+        except (AttributeError, ValueError):
+            self._clear = ""
         self._dirty = True
         self._last_draw = 0.0
 
@@ -205,7 +211,7 @@ class Tail:
         now = time.monotonic()
         if not force and now - self._last_draw < REDRAW_SECONDS:
             return
-        self.out.write(CLEAR + "\n".join(self.view.render()) + "\n")
+        self.out.write(self._clear + "\n".join(self.view.render()) + "\n" + ("" if self._clear else "\n"))
         self.out.flush()
         self._dirty, self._last_draw = False, now
 
@@ -221,10 +227,25 @@ def _new_tail(title: str, json_output: bool, out: TextIO, tail_box: list | None)
 
 def run_tail_file(path: Path, json_output: bool, out: TextIO = sys.stdout, tail_box: list | None = None) -> None:
     """Follow an event log until Ctrl-C (KeyboardInterrupt propagates to the caller; the Tail
-    is in ``tail_box`` for its counts)."""
+    is in ``tail_box`` for its counts).
+
+    A file that does not exist yet is waited for, and the status says so (on stderr with
+    ``--json``); a folder that does not exist raises :class:`TailError`.
+    """
+    path = Path(path)
+    if not path.exists() and not path.parent.is_dir():
+        raise TailError(f"cannot follow {path}: the folder {path.parent} does not exist (check the path, "
+                        "or the logfile sink's [logfile] path)")
     tail = _new_tail(f"file {path}", json_output, out, tail_box)
-    tail.set_status(f"following {path}")
+    waiting = not path.exists()
+    if waiting:
+        tail.set_status(f"waiting for {path} to appear (it does not exist yet; Ctrl-C quits)")
+    else:
+        tail.set_status(f"following {path}")
     for line in follow_file(path, stop=lambda: False):
+        if waiting and path.exists():
+            waiting = False
+            tail.set_status(f"following {path}")
         if line is not None and line.strip():
             tail.handle(line)
         tail.draw(force=line is None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Optional
 
@@ -22,8 +23,29 @@ Examples:
 
   genrecast train ~/gtzan --out ~/models/filtered --split-lists ../shared/data/splits/jongpillee_music_dataset_split/GTZAN_split
 
-  genrecast train --table ../shared/data/reference/features_30_sec.csv --out ~/models/table
+  genrecast train --table ../shared/data/reference/features_30_sec.csv --exclude-dir ../shared/data/gtzan-sample --out ~/models/table
+
+Needs the trainer's extras: pip install 'genrecast[train]'.
 """
+
+#: Modules `genrecast train` needs beyond the daemon's (the `train` extra).
+TRAIN_MODULES = ("tensorflow", "keras", "matplotlib")
+TRAIN_EXTRA_HINT = "pip install 'genrecast[train]' (the daemon-only install has no tensorflow)"
+
+
+def missing_train_modules() -> list[str]:
+    """The modules of :data:`TRAIN_MODULES` that cannot be imported here (looked up, not imported)."""
+    import importlib.util
+
+    missing = []
+    for name in TRAIN_MODULES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
 
 
 def register(app: typer.Typer) -> None:
@@ -31,57 +53,99 @@ def register(app: typer.Typer) -> None:
 
     @app.command(help=TRAIN_HELP)
     def train(
-        dataset: Optional[Path] = typer.Argument(None, help="Folder of genre sub-folders with audio files."),
-        out: Path = typer.Option(..., "--out", "-o", help="Bundle directory to write."),
-        table: Optional[Path] = typer.Option(None, "--table", help="Train from a feature table CSV instead of audio."),
-        exclude_dir: Optional[Path] = typer.Option(None, "--exclude-dir", help="(--table) leave out the rows of the clips in this genre folder."),
-        window_seconds: float = typer.Option(3.0, help="Seconds of audio per window."),
-        n_mfcc: int = typer.Option(13, help="MFCC coefficients per frame."),
-        arch: str = typer.Option(DEFAULT_ARCH, help=f"Architecture: {', '.join(ARCHS)} (mlp is the tutorial's network)."),
-        split: str = typer.Option("track", help="track (grouped by track, honest) or segment (the tutorial's inflated random split of windows)."),
-        split_lists: Optional[Path] = typer.Option(None, help="Folder with train/valid/test lists of file names (overrides --split)."),
-        epochs: int = typer.Option(100, min=1, help="Most epochs; early stopping on validation loss ends sooner."),
-        seed: int = typer.Option(0, help="Seed of split, initialisation and shuffling."),
-        workers: Optional[int] = typer.Option(None, min=1, help="Processes for feature extraction (default: all cores)."),
+        dataset: Optional[Path] = typer.Argument(None, metavar="[DATASET]", help="Folder of genre sub-folders with audio files (not with --table)."),
+        out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Bundle directory to write."),
+        table: Optional[Path] = typer.Option(None, "--table", metavar="FILE.csv", help="Train from a feature table CSV instead of audio."),
+        exclude_dir: Optional[Path] = typer.Option(None, "--exclude-dir", metavar="DIR", help="(--table) leave out the rows of the clips in this genre folder (the default model leaves out ../shared/data/gtzan-sample)."),
+        cv_folds: int = typer.Option(10, "--cv-folds", metavar="K", help="(--table) folds of the cross-validation reported in metrics.json; 0 skips it (quicker, no CV figure)."),
+        selection: Optional[Path] = typer.Option(None, "--selection", metavar="FILE.json", help="(--table) choose the model by this grid search's results and record them, e.g. the default bundle's selection.json. \\[default: the shipped configuration]"),
+        window_seconds: float = typer.Option(3.0, metavar="SECONDS", help="Seconds of audio per window."),
+        n_mfcc: int = typer.Option(13, metavar="N", help="MFCC coefficients per frame."),
+        arch: str = typer.Option(DEFAULT_ARCH, metavar="NAME", help=f"Architecture: {', '.join(ARCHS)} (mlp is the tutorial's network)."),
+        split: str = typer.Option("track", metavar="NAME", help="track (grouped by track, honest) or segment (the tutorial's inflated random split of windows)."),
+        split_lists: Optional[Path] = typer.Option(None, metavar="DIR", help="Folder with train/valid/test lists of file names (overrides --split)."),
+        epochs: int = typer.Option(100, metavar="N", help="Most epochs (at least 1); early stopping on validation loss ends sooner."),
+        seed: int = typer.Option(0, metavar="N", help="Seed of split, initialisation and shuffling."),
+        workers: Optional[int] = typer.Option(None, metavar="N", help="Processes for feature extraction (at least 1). \\[default: all cores]"),
     ) -> None:
-        from genrecast.daemon.cli import fail
+        from genrecast.daemon.cli import fail, setup_logging
 
+        if table is None and dataset is None:
+            fail("give a DATASET folder, or --table FILE.csv")
+        for flag, value in (("--epochs", epochs), ("--workers", workers)):
+            if value is not None and value < 1:
+                fail(f"{flag} must be at least 1 (got {value})")
+        if cv_folds == 1 or cv_folds < 0:
+            fail(f"--cv-folds must be 0 (no cross-validation) or at least 2 (got {cv_folds})")
+        if missing := missing_train_modules():
+            fail(f"`genrecast train` needs {', '.join(missing)}: {TRAIN_EXTRA_HINT}", 1)
+        from genrecast.trainer.export import quiet_tensorflow
+
+        quiet_tensorflow()
+        setup_logging()
+        logging.getLogger("tensorflow").setLevel(logging.WARNING)  # not "Assets written to /tmp/..." per export
         try:
             if table is not None:
                 from genrecast.trainer.table import table_command
 
-                table_command(table=table, out=out, exclude_dir=exclude_dir, splits_dir=split_lists, seed=seed)
+                bundle = table_command(table=table, out=out, exclude_dir=exclude_dir, splits_dir=split_lists, seed=seed,
+                                       selection_file=selection, cv_folds=cv_folds)
+                typer.echo(table_summary_line(bundle))
                 return
-            if dataset is None:
-                fail("give a DATASET folder, or --table FILE.csv")
             _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists, epochs, seed, workers)
         except (ValueError, OSError) as exc:
             fail(str(exc))
 
-    @app.command()
+    @app.command(help=EVALUATE_HELP)
     def evaluate(
-        bundle: Path = typer.Argument(..., help="Bundle directory made by `genrecast train`."),
-        dataset: Path = typer.Argument(..., help="Folder of genre sub-folders with audio files."),
-        split: str = typer.Option("recorded", help="recorded (the bundle's own test tracks), track, segment or all."),
-        split_lists: Optional[Path] = typer.Option(None, help="Folder with train/valid/test lists (its test list is used)."),
-        seed: int = typer.Option(0, help="Seed for --split track|segment."),
-        out: Optional[Path] = typer.Option(None, help="Also write metrics.json, report.md and plots here."),
-        json_output: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+        bundle: Path = typer.Argument(..., metavar="BUNDLE", help="Bundle directory made by `genrecast train`."),
+        dataset: Path = typer.Argument(..., metavar="DATASET", help="Folder of genre sub-folders with audio files."),
+        split: str = typer.Option("recorded", metavar="NAME", help="recorded (the bundle's own test tracks), track, segment or all."),
+        split_lists: Optional[Path] = typer.Option(None, metavar="DIR", help="Folder with train/valid/test lists (its test list is used)."),
+        seed: int = typer.Option(0, metavar="N", help="Seed for --split track|segment."),
+        out: Optional[Path] = typer.Option(None, metavar="DIR", help="Also write metrics.json, report.md and plots here."),
+        json_output: bool = typer.Option(False, "--json", metavar="", help="Print the metrics as JSON."),
     ) -> None:
-        """Re-evaluate a saved bundle on a dataset: per-window and per-track accuracy on a named split."""
         import json
 
-        from genrecast.daemon.cli import fail
-        from genrecast.trainer.evaluate import evaluate as run_evaluate
+        from genrecast.daemon.cli import fail, setup_logging
 
+        setup_logging()
         try:
+            from genrecast.trainer.evaluate import evaluate as run_evaluate
+
             metrics = run_evaluate(bundle, dataset, split=split, split_lists=split_lists, seed=seed, out=out)
+        except ModuleNotFoundError as exc:
+            if exc.name not in TRAIN_MODULES:
+                raise
+            fail(f"`genrecast evaluate` needs {exc.name}: {TRAIN_EXTRA_HINT}", 1)
         except (ValueError, OSError) as exc:
             fail(str(exc))
         if json_output:
             typer.echo(json.dumps(metrics))
             return
         typer.echo(summary_line(metrics))
+
+
+EVALUATE_HELP = """Re-evaluate a saved bundle on a dataset: per-window and per-track accuracy on a named split.
+
+Example (after the small `genrecast train` example of the README):
+
+  genrecast evaluate /tmp/m ../shared/data/gtzan-sample
+"""
+
+
+def table_summary_line(bundle) -> str:
+    """``bundle written to DIR (model id ...): CV mean ± std over K folds, SPLIT test ACC (N tracks); report: ...``"""
+    metrics = bundle.metrics
+    extra = metrics.get("extra", {})
+    cv = extra.get("cv")
+    cv_text = f"CV {cv['mean']:.3f} ± {cv['std']:.3f} over {cv['folds']} folds of {cv['tracks']} tracks, " if cv else ""
+    return (
+        f"bundle written to {bundle.path} (model id {bundle.model_id}): {cv_text}"
+        f"{metrics['split']['name']} test {extra['test_accuracy']:.3f} ({metrics.get('windows', 0)} tracks); "
+        f"report: {bundle.path / 'report.md'}"
+    )
 
 
 def summary_line(metrics: dict) -> str:

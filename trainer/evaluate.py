@@ -19,6 +19,15 @@ def predict_batched(classifier, x: np.ndarray, batch_size: int = 256) -> np.ndar
     return np.concatenate([classifier.predict(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
+def recorded_sizes(here: dict[str, int], recorded: dict[str, int]) -> dict[str, int]:
+    """Split sizes for the ``recorded`` split: the train and validation sizes the bundle
+    recorded when it was trained (the dataset's other tracks are not its training set;
+    they may include its validation tracks or tracks it never saw), the test sizes found here."""
+    sizes = {k: v for k, v in here.items() if k.startswith("test_")}
+    sizes.update({k: v for k, v in recorded.items() if k.startswith(("train_", "valid_"))})
+    return sizes
+
+
 def evaluate(
     bundle_path: Path,
     dataset_path: Path,
@@ -68,11 +77,14 @@ def evaluate(
         labels=list(bundle.labels), y_true=features.y[chosen.test], y_prob=probs,
         track_ids=features.track_ids[chosen.test],
     )
+    sizes = chosen.sizes(features.track_ids)
+    if split_lists is None and split == "recorded":
+        sizes = recorded_sizes(sizes, bundle.provenance.get("split_sizes", {}))
     if out is None:
         metrics = compute_metrics(**kwargs)
-        metrics["split"] = {"name": chosen.name, "sizes": chosen.sizes(features.track_ids)}
+        metrics["split"] = {"name": chosen.name, "sizes": sizes}
         return metrics
     return write_report(
-        out, split_name=chosen.name, split_sizes=chosen.sizes(features.track_ids), warning=chosen.warning,
+        out, split_name=chosen.name, split_sizes=sizes, warning=chosen.warning,
         title=f"genrecast evaluation of {bundle.model_id}", **kwargs,
     )

@@ -107,3 +107,19 @@ def test_unusable_spec_is_one_clear_line(trained_bundle: Path, spec: str, messag
     errors = [line for line in daemon.log if line.startswith("genrecast: error:")]
     assert code == 2 and len(errors) == 1 and message in errors[0]
     assert "Traceback" not in "".join(daemon.log)
+
+
+@pytest.mark.parametrize("feed", ["empty", "partial frame"])
+def test_a_source_that_ends_without_audio_is_a_warning_and_exit_1(feed: str) -> None:
+    """`ffmpeg -i wrong-path ... | genrecast run --source -`: the pipe ends before any audio."""
+    import subprocess
+
+    from helpers import EXE
+
+    data = b"" if feed == "empty" else b"\x01"  # one byte of an s16le frame: still no sample
+    proc = subprocess.run([EXE, "run", "--source", "-", "--format", "s16le"], input=data, capture_output=True, timeout=120)
+    log = proc.stderr.decode()
+    assert proc.returncode == 1, log
+    warnings = [line for line in log.splitlines() if "WARNING" in line and "without any audio" in line]
+    assert len(warnings) == 1 and "source stdin ended without any audio" in warnings[0]
+    assert proc.stdout == b"" and "Traceback" not in log

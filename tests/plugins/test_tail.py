@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import signal
@@ -44,6 +45,20 @@ class Lines:
         pytest.fail(f"no matching line within {timeout_seconds} s; seen: {self.seen[-10:]}")
 
 
+@contextlib.contextmanager
+def _tail(*args: str):
+    """A running `genrecast tail ARGS` (text pipes); Ctrl-C at the end must exit 0."""
+    proc = subprocess.Popen([EXE, "tail", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_tail_json_prints_events_and_skips_garbage(broker, event_factory):
     prefix = f"gc{uuid.uuid4().hex[:6]}"
     proc = subprocess.Popen([EXE, "tail", "--broker", f"{broker.host}:{broker.port}", "--prefix", prefix, "--json"],
@@ -74,21 +89,13 @@ def test_tail_json_prints_events_and_skips_garbage(broker, event_factory):
 def test_tail_file_follows_and_skips_a_partial_line(tmp_path, event_factory):
     log = tmp_path / "events.jsonl"
     log.write_text("\n".join(event_factory(seq).to_json() for seq in range(3)) + "\n" + '{"partial')
-    proc = subprocess.Popen([EXE, "tail", "--file", str(log), "--json"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
+    with _tail("--file", str(log), "--json") as proc:
         out = Lines(proc.stdout)
         assert [GenreEvent.from_json(out.wait_for(lambda line: True)).seq for _ in range(3)] == [0, 1, 2]
         with open(log, "a") as f:  # the writer finishes the cut line (as the logfile sink does), then more
             f.write("\n" + event_factory(3).to_json() + "\n")
         assert GenreEvent.from_json(out.wait_for(lambda line: True)).seq == 3
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(20) == 0
-        assert "1 unparseable" in proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    assert "1 unparseable" in proc.stderr.read()
 
 
 def test_tail_json_into_head_ends_quietly(tmp_path, event_factory):
@@ -149,3 +156,32 @@ def test_tail_errors_are_one_line(tmp_path):
     proc = subprocess.run([EXE, "tail", "--broker", "127.0.0.1:1"], capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert proc.stderr.startswith("genrecast: error: cannot connect") and "Traceback" not in proc.stderr
+
+
+def test_tail_file_waits_for_a_missing_file_and_says_so(tmp_path, event_factory):
+    log = tmp_path / "later.jsonl"
+    with _tail("--file", str(log), "--json") as proc:
+        errors, out = Lines(proc.stderr), Lines(proc.stdout)
+        errors.wait_for(lambda line: f"waiting for {log} to appear" in line and "does not exist yet" in line)
+        log.write_text(event_factory(7).to_json() + "\n")
+        assert GenreEvent.from_json(out.wait_for(lambda line: True)).seq == 7
+        errors.wait_for(lambda line: f"following {log}" in line)
+
+
+def test_tail_file_in_a_missing_folder_is_one_line(tmp_path):
+    proc = subprocess.run([EXE, "tail", "--file", str(tmp_path / "nowhere" / "events.jsonl")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"genrecast: error: cannot follow {tmp_path / 'nowhere' / 'events.jsonl'}: the folder {tmp_path / 'nowhere'} "
+        "does not exist (check the path, or the logfile sink's [logfile] path)"]
+
+
+def test_tail_view_into_a_pipe_writes_no_control_codes(tmp_path, event_factory):
+    log = tmp_path / "events.jsonl"
+    log.write_text("".join(event_factory(seq, genre="jazz").to_json() + "\n" for seq in range(3)))
+    with _tail("--file", str(log)) as proc:
+        out = Lines(proc.stdout)
+        out.wait_for(lambda line: line.startswith("events 3"))
+    text = "".join(out.seen)
+    assert "jazz" in text and "\x1b" not in text

@@ -45,6 +45,11 @@ def test_evaluate_reproduces_the_training_numbers(trained_bundle: Path, gtzan_sa
     assert again["track_accuracy"] == recorded["track_accuracy"]
     assert again["window_accuracy"] == recorded["window_accuracy"]
     assert again["confusion_track"] == recorded["confusion_track"]
+    # The recorded split's train size is the bundle's own (not every dataset track outside its test set).
+    recorded_sizes = load_bundle(trained_bundle).provenance["split_sizes"]
+    assert again["split"]["sizes"]["train_tracks"] == recorded_sizes["train_tracks"]
+    assert again["split"]["sizes"]["valid_tracks"] == recorded_sizes["valid_tracks"]
+    assert again["split"]["sizes"]["test_tracks"] == recorded_sizes["test_tracks"]
 
 
 def test_keras_and_litert_agree_on_real_clips(trained_bundle: Path, gtzan_sample: Path) -> None:

@@ -1,0 +1,72 @@
+"""Keep our log lines when a library points file descriptor 2 elsewhere, and drop known noise.
+
+sounddevice points fd 2 at ``/dev/null`` while PortAudio initialises (at import and at every
+re-initialisation, i.e. every microphone retry) to hide ALSA's chatter. Anything another thread
+writes to fd 2 meanwhile is lost: log lines too. :func:`private_stderr` gives Python's
+``sys.stderr`` (and so the logging handler, typer's error lines and thread tracebacks) a
+duplicate of fd 2 taken at start-up, so such a redirection no longer reaches them, while the
+C libraries' own noise still goes where the library sends it.
+
+:func:`dropping_lines` is the other direction: it catches what C code writes to fd 2 for the
+length of one call and writes it back, less the lines it was asked to drop (LiteRT's
+"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.", which it has no switch for).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import tempfile
+import threading
+from typing import Callable, Iterator, TextIO
+
+_lock = threading.Lock()
+_private: TextIO | None = None
+
+
+def private_stderr() -> TextIO:
+    """Make ``sys.stderr`` write to a duplicate of fd 2 (once per process) and return it.
+
+    Falls back to the current ``sys.stderr`` when it has no file descriptor (e.g. under a
+    test runner that captures it).
+    """
+    global _private
+    with _lock:
+        if _private is not None and sys.stderr is _private:
+            return _private
+        try:
+            fd = sys.stderr.fileno()
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            return sys.stderr
+        sys.stderr.flush()
+        encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
+        _private = os.fdopen(os.dup(fd), "w", buffering=1, encoding=encoding, errors="backslashreplace")
+        sys.stderr = _private
+        return _private
+
+
+@contextlib.contextmanager
+def dropping_lines(drop: Callable[[bytes], bool]) -> Iterator[None]:
+    """Catch fd 2 for the body and write its lines back afterwards, except those ``drop`` accepts.
+
+    Only for short calls into C code that print known noise; nothing written meanwhile is lost,
+    it is only delayed until the body ends.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            kept = b"".join(line for line in caught if not drop(line))
+            if kept:
+                os.write(2, kept)

@@ -1,0 +1,57 @@
+"""`--help` teaches: metavars instead of type placeholders, every default of `run` shown and taken
+from the configuration's own defaults, K and M explained; `genrecast --version`."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from importlib.metadata import version
+
+import pytest
+
+from helpers import EXE
+
+from genrecast.daemon.config import KEYS
+
+COMMANDS = ["run", "classify", "train", "evaluate", "tail", "plugins", "devices", "config show", "config check"]
+PLACEHOLDERS = re.compile(r"<list\[|<float|<int>|<str>|range>|\[x>=|<bool>")
+
+
+def _help(command: str) -> str:
+    env = {**os.environ, "COLUMNS": "250", "NO_COLOR": "1"}
+    proc = subprocess.run([EXE, *command.split(), "--help"], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_version() -> None:
+    proc = subprocess.run([EXE, "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"genrecast {version('genrecast')}"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_options_show_metavars_not_type_placeholders(command: str) -> None:
+    rows = [line for line in _help(command).splitlines() if re.search(r"│\s+-", line) and "--help" not in line]
+    assert rows, "no option rows found"
+    assert [row for row in rows if PLACEHOLDERS.search(row)] == []
+
+
+def test_run_help_shows_every_default_and_explains_k_and_m() -> None:
+    text = " ".join(" ".join(line.strip("│ ").split()) for line in _help("run").splitlines())
+    for key, metavar in [("smoothing.silence_dbfs", "DBFS"), ("smoothing.min_confidence", "P"), ("smoothing.windows", "K"),
+                         ("smoothing.hold_windows", "M"), ("input.stall_seconds", "SECONDS"), ("input.rate", "HZ"),
+                         ("input.format", "FORMAT"), ("input.channels", "N")]:
+        default = KEYS[key].default
+        shown = f"{default:g}" if isinstance(default, float) else str(default)
+        assert f"[default: {shown}]" in text, key
+        assert f" {metavar} " in text, metavar
+    assert "[default: mic]" in text and "[default: stdout]" in text and "[default: the window length, 3]" in text
+    assert "over the last K windows" in text and "lead for M windows in a row" in text
+
+
+def test_hop_below_the_minimum_is_one_line() -> None:
+    proc = subprocess.run([EXE, "run", "--hop-seconds", "0.05"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "genrecast: error: --hop-seconds must be at least 0.1 (got 0.05)"

@@ -1,0 +1,87 @@
+"""`genrecast train` as a user meets it: without the trainer's extras one line and exit 1; with
+--table, progress lines while it works and one summary line at the end; evaluate's errors name
+the positional BUNDLE, not a flag."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import EXE, run_cli
+
+#: Run the CLI with tensorflow, keras and matplotlib unimportable, as after the daemon-only `pip install .`.
+WITHOUT_TRAINER = (
+    "import sys\n"
+    "for name in ('tensorflow', 'keras', 'matplotlib'):\n"
+    "    sys.modules[name] = None\n"
+    "from genrecast.daemon.cli import main\n"
+    "sys.argv = ['genrecast', *sys.argv[1:]]\n"
+    "main()\n"
+)
+
+
+@pytest.mark.parametrize("how", ["table", "audio"])
+def test_train_without_the_trainer_extras_is_one_line(how: str, tmp_path: Path, data_dir: Path) -> None:
+    source = ["--table", str(data_dir / "reference" / "features_30_sec.csv")] if how == "table" else [str(data_dir / "gtzan-sample")]
+    proc = subprocess.run([sys.executable, "-c", WITHOUT_TRAINER, "train", *source, "--out", str(tmp_path / "b")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        "genrecast: error: `genrecast train` needs tensorflow, keras, matplotlib: pip install 'genrecast[train]' "
+        "(the daemon-only install has no tensorflow)"]
+    assert not (tmp_path / "b").exists()
+
+
+def test_the_blocking_really_hides_keras() -> None:
+    """The simulation above is real: keras cannot be imported under it."""
+    code = WITHOUT_TRAINER.split("from genrecast")[0] + "import keras\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "ModuleNotFoundError" in proc.stderr
+
+
+@pytest.mark.slow
+def test_table_training_shows_progress_and_ends_with_a_summary(tmp_path: Path, data_dir: Path) -> None:
+    """A 100-row slice of the real table (10 tracks per genre), through the real command (3 folds: each
+    fit takes seconds whatever the rows, so 10 folds would take minutes)."""
+    with open(data_dir / "reference" / "features_30_sec.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    per_genre: dict[str, int] = {}
+    kept = [rows[0]]
+    for row in rows[1:]:
+        genre = row[-1]
+        if per_genre.get(genre, 0) < 10:
+            per_genre[genre] = per_genre.get(genre, 0) + 1
+            kept.append(row)
+    small = tmp_path / "small.csv"
+    with open(small, "w", newline="") as f:
+        csv.writer(f).writerows(kept)
+    out = tmp_path / "bundle"
+    proc = run_cli("train", "--table", str(small), "--out", str(out), "--cv-folds", "3", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folds = re.findall(r"fold (\d+)/3: accuracy", proc.stderr)
+    assert folds == ["1", "2", "3"], proc.stderr[-3000:]
+    assert "final model: training on all 100" in proc.stderr
+    assert "Traceback" not in proc.stderr and "Assets written" not in proc.stderr
+    summary = proc.stdout.strip().splitlines()[-1]
+    match = re.fullmatch(rf"bundle written to {re.escape(str(out))} \(model id (table-mlp-[0-9a-f]+)\): "
+                         r"CV (0\.\d{3}) ± (0\.\d{3}) over 3 folds of 100 tracks, track test (\d\.\d{3}) \(10 tracks\); "
+                         rf"report: {re.escape(str(out / 'report.md'))}", summary)
+    assert match, summary
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert float(match.group(2)) == pytest.approx(metrics["extra"]["cv"]["mean"], abs=5e-4)
+    assert float(match.group(4)) == pytest.approx(metrics["extra"]["test_accuracy"], abs=5e-4)
+    assert json.loads((out / "bundle.json").read_text())["model_id"] == match.group(1)
+
+
+def test_evaluate_a_missing_bundle_names_no_flag(tmp_path: Path, data_dir: Path) -> None:
+    proc = run_cli("evaluate", str(tmp_path / "no-bundle"), str(data_dir / "gtzan-sample"), timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"genrecast: error: model bundle {tmp_path / 'no-bundle'} is not a directory; "
+        "give the folder of a bundle made by `genrecast train`"]
