@@ -249,7 +249,7 @@ def install(root: Path, executable: str | None = None, dry_run: bool = False) ->
         warnings.append(message)
     steps = plan(root, executable)
     for step in steps:
-        if step.action == "keep" and step.mode == MODES["config"]:
+        if step.action == "keep" and step.path.name == "config.toml":
             warnings += _check_kept_config(step.path, fix=not dry_run)
     if not dry_run:
         for step in steps:
