@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -94,12 +93,15 @@ def test_install_modes_and_a_kept_config_the_service_cannot_read(tmp_path: Path)
     assert "sets mqtt.password: move the password to /etc/genrecast/mqtt_password" in proc.stderr
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run as a user with no passwd entry")
-def test_cache_dir_without_a_home() -> None:
+def test_cache_dir_without_a_home(monkeypatch) -> None:
     """A dynamic user has no passwd entry a process can see; with no $HOME, Path.home() raises."""
-    env = {k: v for k, v in os.environ.items() if k not in ("HOME", "XDG_CACHE_HOME", "GENRECAST_CACHE_DIR", "CACHE_DIRECTORY")}
-    proc = subprocess.run(["setpriv", "--reuid=61234", "--regid=61234", "--clear-groups", sys.executable, "-c",
-                           "from genrecast.daemon.cache import cache_dir; print(cache_dir())"],
-                          capture_output=True, text=True, env=env, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().endswith("genrecast-cache-61234")
+    from genrecast.daemon import cache
+
+    for var in ("HOME", "XDG_CACHE_HOME", "GENRECAST_CACHE_DIR", "CACHE_DIRECTORY"):
+        monkeypatch.delenv(var, raising=False)
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(cache.Path, "home", staticmethod(no_home))
+    assert cache.cache_dir().name == f"genrecast-cache-{os.getuid()}"
