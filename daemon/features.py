@@ -22,6 +22,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from genrecast.daemon.level import LEVEL_COLUMNS, LEVEL_MODES, normalise_level
+
 FEATURE_KINDS = ("mfcc", "summary")
 
 #: Frame-level features of the summary kind, in the table's column order.
@@ -63,6 +65,11 @@ class FeatureConfig:
     """Seconds of audio the ``summary`` statistics cover (the table's clip length)."""
     columns: tuple[str, ...] = field(default=())
     """Ordered summary columns (``summary`` kind); empty for ``mfcc``."""
+    level: str = "absolute"
+    """``absolute``: the columns as librosa computes them, so they carry the recording's
+    level; ``normalised``: the level is taken out of them (:func:`normalise_level`), so a
+    gain leaves the model's input unchanged (``summary`` kind; bundles before this field
+    read as ``absolute``)."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -86,6 +93,10 @@ class FeatureConfig:
                 problems.append("a summary config needs its columns")
             if self.context_seconds < self.window_seconds:
                 problems.append("context_seconds must be at least window_seconds")
+        if self.level not in LEVEL_MODES:
+            problems.append(f"level must be one of {LEVEL_MODES}, not {self.level!r}")
+        elif self.level == "normalised" and (self.kind != "summary" or not set(LEVEL_COLUMNS) <= set(self.columns)):
+            problems.append(f"level 'normalised' needs the summary kind with the columns {', '.join(LEVEL_COLUMNS)}")
         if problems:
             raise ValueError("invalid feature config: " + "; ".join(problems))
 
@@ -448,8 +459,8 @@ def summarise(
 ) -> np.ndarray:
     """Mean/variance columns (in ``cfg.columns`` order) from per-frame values.
 
-    Matches librosa's defaults as used to build the published GTZAN table.
-    ``mfccs`` (frames x 20) and ``chroma`` (frames x 12) may be given when already
+    Matches librosa's defaults as used to build the published GTZAN table (then takes the
+    level out when ``cfg.level`` is ``normalised``). ``mfccs`` (frames x 20) and ``chroma`` (frames x 12) may be given when already
     computed for this span.
     """
     stats: dict[str, tuple[float, float]] = {}
@@ -472,7 +483,8 @@ def summarise(
     for column in cfg.columns:
         name, _, stat = column.rpartition("_")
         values.append(stats[name][0 if stat == "mean" else 1])
-    return np.asarray(values, dtype=np.float64)
+    row = np.asarray(values, dtype=np.float64)
+    return normalise_level(row, cfg.columns, cfg.n_mels) if cfg.level == "normalised" else row
 
 
 def clip_summary(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:

@@ -78,6 +78,23 @@ def read_list(path: Path) -> set[str]:
     return {normalise_track_id(line) for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")}
 
 
+#: The file of GTZAN ids kept for evaluation outside the project (``../shared/data``):
+#: never trained on, in any form (table rows, excerpts, clips).
+RESERVED_IDS_FILE = "reserved-ids.txt"
+
+
+def reserved_ids_near(path: Path) -> set[str]:
+    """The reserved ids of the data folder that holds ``path`` (a file or folder inside it,
+    such as ``reference/features_30_sec.csv``): the first ``reserved-ids.txt`` found in
+    ``path``'s folder or one of its parents; none if there is no such file."""
+    path = Path(path).resolve()
+    for folder in [path if path.is_dir() else path.parent, *path.parents]:
+        candidate = folder / RESERVED_IDS_FILE
+        if candidate.is_file():
+            return read_list(candidate)
+    return set()
+
+
 def _find_list(directory: Path, part: str) -> Path | None:
     names = {"train": ("train",), "valid": ("valid", "val", "evaluate"), "test": ("test",)}[part]
     found = sorted(

@@ -43,9 +43,10 @@ import numpy as np
 
 from genrecast.daemon.bundle import KERAS_FILE, Bundle
 from genrecast.daemon.features import DEFAULT_SUMMARY_COLUMNS, FeatureConfig
+from genrecast.daemon.level import LEVEL_MODES, normalise_level
 from genrecast.trainer.dataset import AUDIO_SUFFIXES, normalise_track_id
 from genrecast.trainer.export import quiet_tensorflow
-from genrecast.trainer.splits import read_list
+from genrecast.trainer.splits import RESERVED_IDS_FILE, read_list, reserved_ids_near
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,10 @@ def check_columns(columns: Iterable[str]) -> tuple[str, ...]:
     return columns
 
 
-def read_table(csv_path: str | Path, columns: Iterable[str] = DEFAULT_SUMMARY_COLUMNS) -> Table:
-    """Read a GTZAN-style feature table (``filename``, feature columns, ``label``)."""
+def read_table(csv_path: str | Path, columns: Iterable[str] = DEFAULT_SUMMARY_COLUMNS, level: str = "absolute") -> Table:
+    """Read a GTZAN-style feature table (``filename``, feature columns, ``label``); with
+    ``level="normalised"`` its rows go through the daemon's own
+    :func:`genrecast.daemon.level.normalise_level` (exact: see there)."""
     csv_path = Path(csv_path)
     columns = check_columns(columns)
     raw = csv_path.read_bytes()
@@ -132,6 +135,10 @@ def read_table(csv_path: str | Path, columns: Iterable[str] = DEFAULT_SUMMARY_CO
     x = np.asarray(rows, dtype=np.float64)
     if not np.all(np.isfinite(x)):
         raise ValueError(f"{csv_path} holds non-finite feature values")
+    if level == "normalised":
+        x = normalise_level(x, columns)
+    elif level != "absolute":
+        raise ValueError(f"level must be one of {LEVEL_MODES}, not {level!r}")
     labels = tuple(sorted(set(names)))
     if len(labels) < 2:
         raise ValueError(f"{csv_path} has fewer than 2 labels")
@@ -152,6 +159,16 @@ def ids_in_dir(directory: str | Path) -> set[str]:
     if not directory.is_dir():
         raise ValueError(f"exclude folder {directory} does not exist")
     return {track_id(p.name) for p in directory.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES}
+
+
+def training_exclusions(table: Path, exclude_dir: Path | None) -> set[str]:
+    """Ids never to train on: the tracks in ``exclude_dir`` (our test clips) and the
+    reserved ids of the data folder that holds ``table`` (:func:`splits.reserved_ids_near`)."""
+    exclude = ids_in_dir(exclude_dir) if exclude_dir is not None else set()
+    reserved = reserved_ids_near(table)
+    if reserved:
+        log.info("leaving out the %d reserved ids of %s", len(reserved), RESERVED_IDS_FILE)
+    return exclude | reserved
 
 
 def read_filtered_split(splits_dir: str | Path) -> tuple[set[str], set[str]]:
@@ -477,20 +494,23 @@ def train_from_table(
     config: MLPConfig = DEFAULT_MLP,
     cv_folds: int = 10,
     selection: list[dict[str, Any]] | None = None,
+    level: str = "normalised",
 ) -> Bundle:
     """Train a summary-feature bundle on a feature table and write it to ``out_dir``.
 
     ``exclude_ids`` (e.g. the clips the tests classify) are left out of every
     fit. ``splits_dir`` holds the artist-filtered lists; the model trained on
     train + valid is evaluated on test and reported (metrics.json, report.md).
-    ``cv_folds`` 0 skips cross-validation (for quick tests). The shipped model
-    is then trained on every row not excluded.
+    ``cv_folds`` 0 skips cross-validation (for quick tests). ``level``
+    ``normalised`` (the default) takes the recording level out of the columns, in
+    training and in the daemon alike; ``absolute`` keeps librosa's values. The shipped
+    model is then trained on every row not excluded.
     """
     from genrecast.trainer.export import save_bundle
     from genrecast.trainer.report import write_report
 
     out_dir = Path(out_dir)
-    table = read_table(csv_path, columns)
+    table = read_table(csv_path, columns, level)
     exclude = {track_id(t) for t in exclude_ids}
     unknown = sorted(exclude - set(table.ids.tolist()))
     if unknown:
@@ -540,7 +560,7 @@ def train_from_table(
     log.info("%s test accuracy: %.4f", split_name, test_acc)
     test_ids = sorted(table.ids[test_mask].tolist())
     extra["test_track_ids_sha256"] = hashlib.sha256("\n".join(test_ids).encode()).hexdigest()
-    features = FeatureConfig(kind="summary", columns=table.columns, context_seconds=30.0, window_seconds=3.0)
+    features = FeatureConfig(kind="summary", columns=table.columns, context_seconds=30.0, window_seconds=3.0, level=level)
     provenance = {
         "arch": "table-mlp",
         "source": "feature-table",
@@ -550,7 +570,7 @@ def train_from_table(
         "excluded_ids": sorted(exclude),
         "seed": seed,
         "model_config": extra["model_config"],
-        "input": "standardised summary features ((x - mean) / std, stats of the trained rows)",
+        "input": f"standardised summary features ((x - mean) / std, stats of the trained rows), level {level}",
         "splits_dir": Path(splits_dir).name if splits_dir is not None else None,
     }
     # Keep the evaluation model (LiteRT only) so anyone can re-check the test figure.
@@ -603,9 +623,10 @@ def table_command(
     *,
     selection_file: Path | None = None,
     cv_folds: int = 10,
+    level: str = "normalised",
 ) -> Bundle:
     """``genrecast train --table``: train, evaluate and write a bundle; logs a one-line summary."""
-    exclude = ids_in_dir(exclude_dir) if exclude_dir is not None else set()
+    exclude = training_exclusions(table, exclude_dir)
     if splits_dir is None:
         splits_dir = default_splits_dir(table)
         if splits_dir is not None:
@@ -617,7 +638,7 @@ def table_command(
     log.info("model: %s", config.label())
     bundle = train_from_table(
         table, out, exclude_ids=exclude, seed=seed, splits_dir=splits_dir, config=config, cv_folds=cv_folds,
-        selection=selection,
+        selection=selection, level=level,
     )
     m = bundle.metrics
     extra = m.get("extra", {})
@@ -641,23 +662,26 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--selection", type=Path, help="JSON written by `select`, recorded in the metrics")
     tr.add_argument("--cv-folds", type=int, default=10)
+    level_help = "normalised: take the recording level out of the columns (genrecast.daemon.level); absolute: as librosa"
+    tr.add_argument("--level", choices=LEVEL_MODES, default="normalised", help=level_help)
     se = sub.add_parser("select", help="repeated 10-fold CV of SELECTION_GRID on the table (excluded rows left out)")
     se.add_argument("table", type=Path)
     se.add_argument("--out", type=Path, required=True, help="JSON file for the grid's results")
     se.add_argument("--exclude-dir", type=Path)
     se.add_argument("--jobs", type=int, default=1, help="worker processes (one per core)")
+    se.add_argument("--level", choices=LEVEL_MODES, default="normalised", help=level_help)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     if args.command == "select":
-        table = read_table(args.table)
-        exclude = ids_in_dir(args.exclude_dir) if args.exclude_dir else set()
+        table = read_table(args.table, level=args.level)
+        exclude = training_exclusions(args.table, args.exclude_dir)
         results = select(table.without(exclude), jobs=args.jobs)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
         return 0
     table_command(
         args.table, args.out, args.exclude_dir, args.split_lists, args.seed,
-        selection_file=args.selection, cv_folds=args.cv_folds,
+        selection_file=args.selection, cv_folds=args.cv_folds, level=args.level,
     )
     return 0
 
