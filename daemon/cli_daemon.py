@@ -15,7 +15,8 @@ log = logging.getLogger("genrecast")
 RUN_HELP = """Listen to one or more audio sources and publish a genre event for every window.
 
 SPEC is one of:  mic | mic:NAME_OR_INDEX | file:PATH | - (raw PCM on stdin) | URL (http, https, rtsp, ...).
-Give --source several times to listen to several sources in one process.
+Give --source several times to listen to several sources in one process; NAME=SPEC names one
+(--source kitchen=mic), else it is named mic, mic-NAME, file-STEM, stdin or stream-N.
 
 Examples:
 
@@ -36,7 +37,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command(help=RUN_HELP)
     def run(
-        source: Optional[list[str]] = typer.Option(None, "--source", "-s", help="Audio source SPEC (repeatable). [default: mic]"),
+        source: Optional[list[str]] = typer.Option(None, "--source", "-s", help="Audio source SPEC or NAME=SPEC (repeatable). [default: mic]"),
+        daemon_id: Optional[str] = typer.Option(None, "--daemon-id", help="This daemon's id in MQTT topics and Home Assistant. [default: the host name]"),
         sink: Optional[list[str]] = typer.Option(None, "--sink", help="Event sink by name: stdout, mqtt, logfile or a plugin's (repeatable). [default: stdout]"),
         config_path: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML configuration file. [default: /etc/genrecast/config.toml if it exists]"),
         bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help="Model bundle directory. [default: the built-in model]"),
@@ -61,7 +63,7 @@ def register(app: typer.Typer) -> None:
 
         setup_logging(verbose)
         flags = {
-            "sources": source or None, "sinks": sink or None, "model.bundle": str(bundle) if bundle else None,
+            "sources": source or None, "daemon_id": daemon_id, "sinks": sink or None, "model.bundle": str(bundle) if bundle else None,
             "model.backend": backend, "stdout.json": True if json_output else None,
             "windowing.hop_seconds": hop_seconds, "smoothing.silence_dbfs": silence_dbfs,
             "smoothing.min_confidence": min_confidence, "smoothing.windows": smooth_windows,
