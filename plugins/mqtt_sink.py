@@ -77,6 +77,7 @@ class MqttSink:
         self._early_acks: set[int] = set()
         self._latest: dict[str, GenreEvent] = {}
         self._state_sent: dict[str, tuple[str, float]] = {}
+        self._state_due: dict[str, GenreEvent] = {}
         self._last_genre: dict[str, str] = {}
         self._fresh: set[str] = set()
         self._discovered: set[str] = set()
@@ -387,7 +388,8 @@ class MqttSink:
         return discovery_messages(t, source, self.labels, genrecast_version(), s.expire_after_seconds())
 
     def _publish_state(self, event: GenreEvent, force: bool = False) -> None:
-        """The retained state: at once on a change of genre, else at most every state_interval_seconds."""
+        """The retained state: at once on a change of genre, else at most every state_interval_seconds;
+        a state held back goes out when the interval is over (:meth:`_publish_due_states`)."""
         s, t = self.settings, self.topics
         assert s is not None and t is not None
         payload = state_payload(event)
@@ -395,12 +397,24 @@ class MqttSink:
             return
         now = time.monotonic()
         sent = self._state_sent.get(event.source)
-        if force or sent is None or sent[0] != payload["genre"] or now - sent[1] >= s.state_interval_seconds:
-            self._publish(t.source(event.source, "state"), payload, qos=s.qos, retain=True)
-            self._state_sent[event.source] = (payload["genre"], now)
-            if event.source not in self._fresh:
-                self._fresh.add(event.source)
-                self._publish(t.source(event.source, "availability"), "online", qos=1, retain=True)
+        if not (force or sent is None or sent[0] != payload["genre"] or now - sent[1] >= s.state_interval_seconds):
+            self._state_due[event.source] = event
+            return
+        self._state_due.pop(event.source, None)
+        self._publish(t.source(event.source, "state"), payload, qos=s.qos, retain=True)
+        self._state_sent[event.source] = (payload["genre"], now)
+        if event.source not in self._fresh:
+            self._fresh.add(event.source)
+            self._publish(t.source(event.source, "availability"), "online", qos=1, retain=True)
+
+    def _publish_due_states(self, everything: bool = False) -> None:
+        """Held-back states whose interval is over (``everything``: all of them, at shutdown)."""
+        s = self.settings
+        assert s is not None
+        now = time.monotonic()
+        for source, event in list(self._state_due.items()):
+            if everything or now - self._state_sent[source][1] >= s.state_interval_seconds:
+                self._publish_state(event, force=True)
 
     def _announce_change(self, event: GenreEvent) -> None:
         """A genre-change event when the smoothed genre differs from the last one announced
@@ -458,6 +472,7 @@ class MqttSink:
                 self.events_published += 1
             self._publish_state(event)
             self._announce_change(event)
+        self._publish_due_states()
 
     def _shutdown(self) -> None:
         s, t = self.settings, self.topics
@@ -472,6 +487,7 @@ class MqttSink:
                 if self.connected:
                     self._pump()
             if self.connected:
+                self._publish_due_states(everything=True)
                 self._publish(t.status, "offline", qos=1, retain=True)
                 while self.connected and self._pending_mids and time.monotonic() < deadline:
                     if client.loop(timeout=LOOP_SECONDS) != 0:

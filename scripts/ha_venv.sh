@@ -15,10 +15,13 @@ set -euo pipefail
 
 HA_VERSION=${GENRECAST_HA_VERSION:-2025.4.4}
 VENV=${GENRECAST_HA_VENV:-/var/cache/genrecast-test/ha-venv-$HA_VERSION}
-INTEGRATIONS=(mqtt onboarding api http auth person config frontend)
+# what tests/ha_services.py loads: the REST API, onboarding (for a token), the config-flow API,
+# MQTT, and what the README's automation needs (automation, a template light) plus a counter
+INTEGRATIONS=(mqtt onboarding api http auth person config automation counter template light)
 stamp="$VENV/.genrecast-ha-installed"
+want="$HA_VERSION ${INTEGRATIONS[*]}"
 
-if [ -f "$stamp" ]; then
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   echo "$VENV"
   exit 0
 fi
@@ -36,16 +39,18 @@ fi
 mkdir -p "$(dirname "$VENV")"
 exec 9>"$VENV.lock"
 flock 9
-if [ -f "$stamp" ]; then  # another run finished it while we waited
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then  # another run finished it while we waited
   echo "$VENV"
   exit 0
 fi
 
-echo "ha_venv: installing Home Assistant $HA_VERSION into $VENV (first time: a few minutes)" >&2
-rm -rf "$VENV"
-"$PYTHON" -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q --upgrade pip >&2
-"$VENV/bin/python" -m pip install -q "homeassistant==$HA_VERSION" >&2
+if [ ! -f "$stamp" ]; then
+  echo "ha_venv: installing Home Assistant $HA_VERSION into $VENV (first time: a few minutes)" >&2
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip >&2
+  "$VENV/bin/python" -m pip install -q "homeassistant==$HA_VERSION" >&2
+fi
 
 # The requirements of the integrations we load and of everything they depend on, from the manifests.
 reqs=$("$VENV/bin/python" - "${INTEGRATIONS[@]}" <<'EOF'
@@ -62,7 +67,7 @@ while todo:
     seen.add(name)
     manifest = json.loads((root / name / "manifest.json").read_text())
     reqs += manifest.get("requirements", [])
-    todo += manifest.get("dependencies", []) + manifest.get("after_dependencies", [])
+    todo += manifest.get("dependencies", [])
 print("\n".join(sorted(set(reqs))))
 EOF
 )
@@ -71,5 +76,5 @@ if [ -n "$reqs" ]; then
   # shellcheck disable=SC2086
   "$VENV/bin/python" -m pip install -q -c "$constraints" $reqs >&2
 fi
-touch "$stamp"
+echo "$want" > "$stamp"
 echo "$VENV"

@@ -72,7 +72,9 @@ def test_state_follows_the_windows_at_a_bounded_rate(broker, recorder, mqtt_disp
     waiter(lambda: any(m.json()["genre"] == "jazz" for m in watch.messages), what="the jazz state")
     assert [(m.json()["genre"], m.json()["seq"]) for m in watch.messages] == [("rock", 0), ("jazz", 3)], \
         "within the interval only a change of genre is published"
+    dispatcher.publish(event_factory(4, genre="jazz", probability=0.5))
     dispatcher.stop(5.0)
+    waiter(lambda: watch.messages[-1].json()["seq"] == 4, what="the held-back state, sent at the stop")
     dispatcher, sink = mqtt_dispatcher(broker, sources=["radio"], state_interval_seconds=1)
     root = sink.topics.root
     watch = recorder(broker, [f"{root}/radio/state"])
