@@ -183,6 +183,8 @@ class HomeAssistant:
                 text = response.read().decode()
         except urllib.error.HTTPError as exc:
             raise AssertionError(f"{method} {path}: HTTP {exc.code}: {exc.read().decode()[:500]}") from None
+        if response.headers.get_content_type() != "application/json":
+            return text  # /api/template answers text
         return json.loads(text) if text else None
 
     def onboard(self) -> None:
