@@ -1,7 +1,8 @@
 """The ``mqtt`` sink: the client thread and its queue. What it publishes (topics, payloads,
 Home Assistant discovery) is in :mod:`genrecast.plugins.ha_discovery`; its settings in
 :mod:`genrecast.plugins.mqtt_settings`; size limits and disconnect reasons in
-:mod:`genrecast.plugins.mqtt_guard`.
+:mod:`genrecast.plugins.mqtt_guard`; reading back what it left retained in
+:mod:`genrecast.plugins.mqtt_readback`.
 
 One thread owns the paho client (MQTT 5: network loop, reconnects, publishing), so paho is
 never used from two threads. While the broker is away, events wait in a bounded queue
@@ -10,23 +11,18 @@ after the reconnect: at most ``INFLIGHT_WINDOW`` events are ever handed to paho
 unacknowledged; paho re-sends those first on reconnect, and new ones follow only when they
 are acknowledged, so order holds across outages.
 
-After each connect the sink reads back, once, what it left retained last time (its
-discovery configs and states; a marker message it sends itself tells when they are all
-in): configs of sources no longer configured (and of the pre-``daemon_id`` layout of this
-host) are deleted, and the last genre of each source is remembered, so a restart does not
-announce a genre change that did not happen.
+After each connect the sink reads back what it left retained last time: configs of sources
+no longer configured (and of the pre-``daemon_id`` layout of this host) are deleted, and the
+last genre of each source is remembered, so a restart does not announce a genre change that
+did not happen. States and genre changes wait for that read-back (at most a few seconds).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
-import socket
 import ssl
 import threading
 import time
-import uuid
 from collections import deque
 from typing import Any
 
@@ -37,6 +33,8 @@ from genrecast.plugins.ha_discovery import (ENTITY_KINDS, Topics, discovery_mess
                                             state_payload)
 from genrecast.plugins.manager import genrecast_version
 from genrecast.plugins.mqtt_guard import ConnectionWatch, fit_payload
+from genrecast.plugins.mqtt_readback import ReadBack, legacy_configs
+from genrecast.plugins.mqtt_throttle import StateThrottle
 from genrecast.plugins.mqtt_settings import MqttSettings
 
 __all__ = ["INFLIGHT_WINDOW", "MqttSettings", "MqttSink"]
@@ -47,8 +45,6 @@ INFLIGHT_WINDOW = 20
 """Messages handed to paho and not yet acknowledged, at most (paho's own queue stays this small)."""
 LOOP_SECONDS = 0.05
 """Longest wait of one network-loop turn (bounds the latency of a queued event)."""
-SYNC_TIMEOUT_SECONDS = 5.0
-"""Go on without the retained read-back if the marker has not come back by then (e.g. an ACL denies it)."""
 STABLE_SECONDS = 10.0
 """A connection up this long resets the reconnect backoff (quickly lost ones keep backing off)."""
 
@@ -76,15 +72,10 @@ class MqttSink:
         self._pending_mids: dict[int, tuple[str, int]] = {}
         self._early_acks: set[int] = set()
         self._latest: dict[str, GenreEvent] = {}
-        self._state_sent: dict[str, tuple[str, float]] = {}
-        self._state_due: dict[str, GenreEvent] = {}
-        self._last_genre: dict[str, str] = {}
+        self._throttle: StateThrottle[GenreEvent] = StateThrottle(1.0)
         self._fresh: set[str] = set()
         self._discovered: set[str] = set()
-        self._sync_nonce = ""
-        self._sync_deadline_monotonic = 0.0
-        self._synced = False
-        self._retained_configs: dict[str, bytes] = {}
+        self._readback: ReadBack | None = None
         self._max_packet_bytes: int | None = None
         self._reported_sizes: set[str] = set()
         self._watch = ConnectionWatch("")
@@ -136,7 +127,10 @@ class MqttSink:
         self.settings, self.labels, self.sources = settings, list(labels), list(sources)
         self.daemon_id = daemon_id or default_daemon_id()
         self.topics = Topics(settings.prefix, self.daemon_id, settings.discovery_prefix)
+        self._throttle = StateThrottle(settings.state_interval_seconds)
         self._watch = ConnectionWatch(settings.effective_client_id(self.daemon_id))
+        self._readback = ReadBack(self.topics, legacy_configs(settings.discovery_prefix, settings.client_id),
+                                  settings.discovery)
         self._thread = threading.Thread(target=self._run, name="mqtt-sink", daemon=True)
         self._thread.start()
         log.info("MQTT sink: publishing to %s:%d under %s/ as client %s", settings.host, settings.port,
@@ -223,17 +217,11 @@ class MqttSink:
                               f"MQTT: the broker refused the {size}-byte message to {topic}: {reason_code}; skipped")
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        t = self.topics
-        assert t is not None
-        if message.topic == f"{t.root}/sync":
-            if message.payload.decode(errors="replace") == self._sync_nonce:
-                self._finish_sync()
-        elif message.topic.endswith("/config"):
-            if message.retain and not self._synced:
-                self._retained_configs[message.topic] = message.payload
-        elif message.topic.endswith("/state"):
-            if message.retain and not self._synced:
-                self._remember_genre(message.payload)
+        assert self._readback is not None
+        if self._readback.is_own(message.topic):
+            if self._readback.handle(message):  # the marker: everything retained is in
+                current = {topic for source in self.sources for topic in self._discovery(source)}
+                self._readback.finish(self._client, self._publish, current if self.sources else None)
         elif message.payload.strip().lower() == b"online":
             log.info("MQTT: Home Assistant came online; re-sending discovery")
             self._resend_discovery = True
@@ -329,58 +317,11 @@ class MqttSink:
             if source not in self._fresh:  # no state of this run yet: Home Assistant shows it unavailable
                 self._publish(t.source(source, "availability"), "offline", qos=1, retain=True)
         self._publish(t.status, "online", qos=1, retain=True)
-        reads = [f"{t.root}/+/state"] + ([t.own_configs(), self._legacy_configs()] if s.discovery else [])
-        self._synced, self._retained_configs = False, {}
-        self._sync_nonce = uuid.uuid4().hex
-        self._sync_deadline_monotonic = time.monotonic() + SYNC_TIMEOUT_SECONDS
-        self._client.subscribe([(topic, 1) for topic in [*reads, f"{t.root}/sync"]])
-        self._publish(f"{t.root}/sync", self._sync_nonce, qos=1, retain=False)
+        assert self._readback is not None
+        self._readback.start(self._client, self._publish)
         if s.discovery:
             self._client.subscribe(f"{s.discovery_prefix}/status", qos=1)
         self._republish_states()
-
-    def _legacy_configs(self) -> str:
-        """Where this host's daemon put its discovery before daemon ids (node = its client id)."""
-        s = self.settings
-        assert s is not None
-        old_node = re.sub(r"[^A-Za-z0-9_-]", "_", s.client_id or f"genrecast-{socket.gethostname()}") or "_"
-        return f"{s.discovery_prefix}/sensor/{old_node}/+/config"
-
-    def _remember_genre(self, payload: bytes) -> None:
-        try:
-            state = json.loads(payload)
-            source, genre = state["source"], state.get("smoothed_genre")
-        except (ValueError, KeyError, TypeError):
-            return
-        if isinstance(source, str) and isinstance(genre, str):
-            self._last_genre.setdefault(source, genre)
-
-    def _finish_sync(self) -> None:
-        """Every retained message is in: unsubscribe, and delete configs nobody publishes any more."""
-        s, t = self.settings, self.topics
-        assert s is not None and t is not None
-        self._synced = True
-        self._client.unsubscribe([f"{t.root}/+/state", t.own_configs(), self._legacy_configs(), f"{t.root}/sync"])
-        if not self.sources:
-            return
-        current = {topic for source in self.sources for topic in self._discovery(source)}
-        legacy_prefix = self._legacy_configs().rsplit("/+/", 1)[0] + "/"
-        for topic, payload in self._retained_configs.items():
-            if topic in current or not payload:
-                continue
-            self._publish(topic, "", qos=1, retain=True)
-            try:
-                old = json.loads(payload)
-            except ValueError:
-                old = {}
-            state_topic = old.get("state_topic") if isinstance(old, dict) else None
-            legacy = topic.startswith(legacy_prefix)
-            if isinstance(state_topic, str) and (legacy or state_topic.startswith(t.root + "/")):
-                self._publish(state_topic, "", qos=1, retain=True)
-                if not legacy and state_topic.endswith("/state"):
-                    self._publish(state_topic[: -len("state")] + "availability", "", qos=1, retain=True)
-            log.info("MQTT: deleted the discovery config %s (%s)", topic,
-                     "from before daemon ids" if legacy else "its source is no longer configured")
 
     def _discovery(self, source: str) -> dict[str, dict[str, Any]]:
         s, t = self.settings, self.topics
@@ -395,26 +336,17 @@ class MqttSink:
         payload = state_payload(event)
         if payload is None:
             return
-        now = time.monotonic()
-        sent = self._state_sent.get(event.source)
-        if not (force or sent is None or sent[0] != payload["genre"] or now - sent[1] >= s.state_interval_seconds):
-            self._state_due[event.source] = event
+        if not self._throttle.offer(event.source, payload["genre"], event, time.monotonic(), force):
             return
-        self._state_due.pop(event.source, None)
         self._publish(t.source(event.source, "state"), payload, qos=s.qos, retain=True)
-        self._state_sent[event.source] = (payload["genre"], now)
         if event.source not in self._fresh:
             self._fresh.add(event.source)
             self._publish(t.source(event.source, "availability"), "online", qos=1, retain=True)
 
     def _publish_due_states(self, everything: bool = False) -> None:
         """Held-back states whose interval is over (``everything``: all of them, at shutdown)."""
-        s = self.settings
-        assert s is not None
-        now = time.monotonic()
-        for source, event in list(self._state_due.items()):
-            if everything or now - self._state_sent[source][1] >= s.state_interval_seconds:
-                self._publish_state(event, force=True)
+        for event in self._throttle.due(time.monotonic(), everything):
+            self._publish_state(event, force=True)
 
     def _announce_change(self, event: GenreEvent) -> None:
         """A genre-change event when the smoothed genre differs from the last one announced
@@ -422,10 +354,11 @@ class MqttSink:
         s, t = self.settings, self.topics
         assert s is not None and t is not None
         genre = event.smoothed_genre
-        previous = self._last_genre.get(event.source)
+        assert self._readback is not None
+        previous = self._readback.last_genres.get(event.source)
         if genre is None or genre == previous:
             return
-        self._last_genre[event.source] = genre
+        self._readback.last_genres[event.source] = genre
         self._publish(t.source(event.source, "genre_change"), genre_change_payload(event, previous), qos=s.qos,
                       retain=False)
 
@@ -443,12 +376,9 @@ class MqttSink:
         """Hand queued events to paho, in order, keeping at most INFLIGHT_WINDOW unacknowledged."""
         s, t = self.settings, self.topics
         assert s is not None and t is not None
-        if not self._synced:
-            if time.monotonic() < self._sync_deadline_monotonic:
-                return
-            log.warning("MQTT: could not read back this daemon's retained messages (is subscribing to %s/# "
-                        "allowed?); not cleaning up old discovery configs", t.root)
-            self._synced = True
+        assert self._readback is not None
+        if not self._readback.done and not self._readback.timed_out():
+            return  # the last genres are not known yet
         if self._resend_discovery:
             self._resend_discovery = False
             self._discovered.clear()
@@ -480,7 +410,8 @@ class MqttSink:
         deadline = self._stop_deadline_monotonic
         client = self._client
         if client is not None and self._socket_open:
-            while self.connected and (self._queue or self._pending_mids or self._resync or not self._synced) \
+            while self.connected and (self._queue or self._pending_mids or self._resync
+                                      or not self._readback.done) \
                     and time.monotonic() < deadline:
                 if client.loop(timeout=LOOP_SECONDS) != 0:
                     break
