@@ -106,13 +106,17 @@ class MqttSink:
 
     @hookimpl
     def genrecast_sink_stats(self) -> dict[str, Any]:
-        waiting = len(self._queue) + len(self._pending_mids)
+        waiting = self._events_waiting()
         return {"connected": self.connected, "reconnects": max(0, self.connections - 1),
                 "connect_attempts": self.connect_attempts, "published": self.events_published,
                 "waiting": waiting, "offline_dropped": self.offline_dropped, "refused": self.refused,
                 "takeovers": self._watch.takeovers,
                 # added to the dispatcher's own counters (genrecast_sink_dropped / genrecast_sink_queue_depth)
                 "dropped": self.offline_dropped, "queue_depth": waiting}
+
+    def _events_waiting(self) -> int:
+        """Events queued or handed to paho and not yet acknowledged (states and the like not counted)."""
+        return len(self._queue) + sum(1 for topic, _ in list(self._pending_mids.values()) if topic.endswith("/event"))
 
     # -- life cycle --------------------------------------------------------------------
     def start(self, settings: MqttSettings, labels: list[str], sources: list[str] = (), daemon_id: str = "") -> None:
@@ -428,7 +432,7 @@ class MqttSink:
                 while client.want_write() and time.monotonic() < flush_until:
                     if client.loop(timeout=LOOP_SECONDS) != 0:
                         break
-        left = len(self._queue) + len(self._pending_mids)
+        left = self._events_waiting()
         if left:
             log.warning("MQTT: stopped with %d events undelivered (broker %s)", left,
                         "connected" if self.connected else "unreachable")
