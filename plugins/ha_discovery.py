@@ -34,12 +34,11 @@ ENTITY_KINDS = ("genre", "confidence", "level", "genre_change")
 """The entities each source gets; their object ids are ``<src>_<kind>``."""
 
 FEATURE_VERSIONS = {
-    "sensor entities, availability list, expire_after, entity_category": "2021.11",
-    "event entity (genre change)": "2023.8",
-    "origin, suggested_display_precision": "2023.9",
+    "everything else (sensors, event entity, availability list, expire_after, origin, precision)": "2024.3",
     "enum options on the genre sensor": "2024.9",
 }
-"""From which Home Assistant version each part works (older versions drop unknown keys)."""
+"""From which Home Assistant version each part works: 2024.3 is the oldest checked
+(tests/plugins/test_ha_schema.py); older versions drop keys they do not know, silently."""
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,15 @@ class PluginSink:
 
     def __init__(self, name: str, plugin: object, pm: pluggy.PluginManager,
                  config: Mapping[str, Any], labels: Sequence[str], sources: Sequence[str] = (),
-                 daemon_id: str = "genrecast") -> None:
+                 daemon_id: str = "") -> None:
         self.name, self.plugin = name, plugin
         self.config, self.labels = dict(config), list(labels)
-        self.sources, self.daemon_id = list(sources), daemon_id
+        self.sources = list(sources)
+        if not daemon_id:
+            from genrecast.daemon.naming import default_daemon_id
+
+            daemon_id = default_daemon_id()
+        self.daemon_id = daemon_id
         self._impls = {}
         for hook_name in ("genrecast_sink_start", "genrecast_sink_event", "genrecast_sink_stop",
                           "genrecast_sink_reopen", "genrecast_sink_stats"):
@@ -60,11 +65,11 @@ class PluginSink:
 
 def build_sinks(names: Sequence[str], settings: Mapping[str, Mapping[str, Any]], labels: Sequence[str],
                 pm: pluggy.PluginManager | None = None, sources: Sequence[str] = (),
-                daemon_id: str = "genrecast") -> list[PluginSink]:
+                daemon_id: str = "") -> list[PluginSink]:
     """The sinks named in ``names`` (in that order), each with ``settings[name]`` (``{}`` if
-    absent), the model's ``labels``, the configured source names and the daemon id
-    (see :func:`~genrecast.plugins.hookspecs.genrecast_sink_start`). Not started yet: :meth:`Dispatcher.start` starts
-    them, and a sink's settings are validated then.
+    absent), the model's ``labels``, the configured source names and the daemon id (empty: the
+    host name's; see :func:`~genrecast.plugins.hookspecs.genrecast_sink_start`). Not started
+    yet: :meth:`Dispatcher.start` starts them, and a sink's settings are validated then.
 
     ``pm`` defaults to :func:`~genrecast.plugins.manager.make_plugin_manager` (fresh
     built-in instances and the allowed entry-point plugins). Raises
