@@ -15,8 +15,7 @@ log = logging.getLogger("genrecast")
 RUN_HELP = """Listen to one or more audio sources and publish a genre event for every window.
 
 SPEC is one of:  mic | mic:NAME_OR_INDEX | file:PATH | - (raw PCM on stdin) | URL (http, https, rtsp, ...).
-Give --source several times to listen to several sources in one process; NAME=SPEC names one
-(--source kitchen=mic), else it is named mic, mic-NAME, file-STEM, stdin or stream-N.
+Give --source several times to listen to several sources in one process; NAME=SPEC names one (--source kitchen=mic), else it is named mic, mic-NAME, file-STEM, stdin or stream-N.
 
 Examples:
 

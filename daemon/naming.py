@@ -41,7 +41,7 @@ def daemon_id_problem(value: str) -> str | None:
     """Why ``value`` cannot be a daemon id, or None (empty means the default)."""
     if value == "" or DAEMON_ID_PATTERN.match(value):
         return None
-    return f"{value!r} must be 1-64 characters of A-Z a-z 0-9 _ - (it names MQTT topics and Home Assistant ids)"
+    return "must be 1-64 characters of A-Z a-z 0-9 _ - (it names MQTT topics and Home Assistant ids)"
 
 
 def split_named(entry: str) -> tuple[str | None, str]:
