@@ -16,8 +16,9 @@ set -euo pipefail
 HA_VERSION=${GENRECAST_HA_VERSION:-2025.4.4}
 VENV=${GENRECAST_HA_VENV:-/var/cache/genrecast-test/ha-venv-$HA_VERSION}
 # what tests/ha_services.py loads: the REST API, onboarding (for a token), the config-flow API,
-# MQTT, and what the README's automation needs (automation, a template light) plus a counter
-INTEGRATIONS=(mqtt onboarding api http auth person config automation counter template light)
+# MQTT, and what the README's automation needs (automation, a template light) plus a counter;
+# frontend too: Home Assistant sets it up (with cloud, tts, ...) whatever the configuration says
+INTEGRATIONS=(mqtt onboarding api http auth person config frontend automation counter template light)
 stamp="$VENV/.genrecast-ha-installed"
 want="$HA_VERSION ${INTEGRATIONS[*]}"
 
@@ -67,7 +68,7 @@ while todo:
     seen.add(name)
     manifest = json.loads((root / name / "manifest.json").read_text())
     reqs += manifest.get("requirements", [])
-    todo += manifest.get("dependencies", [])
+    todo += manifest.get("dependencies", []) + manifest.get("after_dependencies", [])
 print("\n".join(sorted(set(reqs))))
 EOF
 )
