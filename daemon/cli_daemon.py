@@ -18,7 +18,7 @@ MIN_HOP_SECONDS = 0.1
 RUN_HELP = """Listen to one or more audio sources and publish a genre event for every window.
 
 SPEC is one of:  mic | mic:NAME_OR_INDEX | file:PATH | - (raw PCM on stdin) | URL (http, https, rtsp, ...).
-Give --source several times to listen to several sources in one process.
+Give --source several times to listen to several sources in one process; NAME=SPEC names one (--source kitchen=mic), else it is named mic, mic-NAME, file-STEM, stdin or stream-N.
 
 Examples:
 
@@ -57,7 +57,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command(help=RUN_HELP)
     def run(
-        source: Optional[list[str]] = typer.Option(None, "--source", "-s", metavar="SPEC", help="Audio source SPEC (repeatable)." + _default("sources")),
+        source: Optional[list[str]] = typer.Option(None, "--source", "-s", metavar="SPEC", help="Audio source SPEC or NAME=SPEC (repeatable)." + _default("sources")),
+        daemon_id: Optional[str] = typer.Option(None, "--daemon-id", metavar="ID", help="This daemon's id in MQTT topics and Home Assistant. \\[default: the host name]"),
         sink: Optional[list[str]] = typer.Option(None, "--sink", metavar="NAME", help="Event sink by name: stdout, mqtt, logfile or a plugin's (repeatable)." + _default("sinks")),
         config_path: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE", help="TOML configuration file. \\[default: /etc/genrecast/config.toml if it exists]"),
         bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", metavar="DIR", help="Model bundle directory. \\[default: the built-in model]"),
@@ -83,7 +84,7 @@ def register(app: typer.Typer) -> None:
         setup_logging(verbose)
         _check_hop(hop_seconds)
         flags = {
-            "sources": source or None, "sinks": sink or None, "model.bundle": str(bundle) if bundle else None,
+            "sources": source or None, "daemon_id": daemon_id, "sinks": sink or None, "model.bundle": str(bundle) if bundle else None,
             "model.backend": backend, "stdout.json": True if json_output else None,
             "windowing.hop_seconds": hop_seconds, "smoothing.silence_dbfs": silence_dbfs,
             "smoothing.min_confidence": min_confidence, "smoothing.windows": smooth_windows,

@@ -44,12 +44,20 @@ def _choice(*options: str) -> Callable[[Any], str | None]:
     return lambda v: None if v in options else f"must be one of {', '.join(options)}"
 
 
+def _daemon_id(value: str) -> str | None:
+    from genrecast.daemon.naming import daemon_id_problem
+
+    return daemon_id_problem(value)
+
+
 #: Every key, as "section.key" ("" section for top-level keys). Sink sections are
 #: validated here too, so one check covers the whole file; their defaults are the sink
 #: settings' own (a test keeps them equal) and their ranges allow what the sinks allow.
 KEYS: dict[str, Key] = {
     "sinks": Key(list, ["stdout"], "Sinks events go to, by name: stdout, mqtt, logfile or a plugin's."),
-    "sources": Key(list, ["mic"], "Audio sources: mic, mic:NAME_OR_INDEX, file:PATH, - or a URL."),
+    "sources": Key(list, ["mic"], "Audio sources: SPEC or NAME=SPEC; SPEC is mic, mic:NAME_OR_INDEX, file:PATH, - or a URL."),
+    "daemon_id": Key(str, "", "This daemon's id: namespaces its MQTT topics, client id and Home Assistant device "
+                     "(empty: the host name; give each daemon on one host its own).", _daemon_id),
     "model.bundle": Key(str, "", "Model bundle directory; empty for the built-in model.", must_exist=True),
     "model.backend": Key(str, "litert", "Classifier backend: litert (no tensorflow) or keras.", _choice("litert", "keras")),
     "windowing.hop_seconds": Key((int, float), 0.0, "Seconds between window starts; 0 means the window length.", _range(0, 60)),
@@ -69,7 +77,7 @@ KEYS: dict[str, Key] = {
     "mqtt.username": Key(str, "", "MQTT user name (empty: anonymous)."),
     "mqtt.password": Key(str, "", "MQTT password (prefer password_file or the systemd credential mqtt_password).", secret=True),
     "mqtt.password_file": Key(str, "", "File holding the MQTT password.", must_exist=True),
-    "mqtt.client_id": Key(str, "", "MQTT client id (empty: genrecast-<hostname>)."),
+    "mqtt.client_id": Key(str, "", "MQTT client id (empty: genrecast-<daemon_id>)."),
     "mqtt.prefix": Key(str, "genrecast", "Topic prefix."),
     "mqtt.qos": Key(int, 1, "QoS of event and state messages.", _range(0, 2)),
     "mqtt.keepalive_seconds": Key(int, 60, "MQTT keepalive.", _range(5, 65535)),
@@ -80,7 +88,7 @@ KEYS: dict[str, Key] = {
     "mqtt.insecure": Key(bool, False, "Skip TLS host-name verification (never in production)."),
     "mqtt.discovery": Key(bool, True, "Publish Home Assistant discovery."),
     "mqtt.discovery_prefix": Key(str, "homeassistant", "Home Assistant discovery prefix."),
-    "mqtt.state_interval_seconds": Key((int, float), 60.0, "Re-publish the retained state this often.", _range(1, 86400)),
+    "mqtt.state_interval_seconds": Key((int, float), 5.0, "Publish each source's state at most this often (a genre change at once).", _range(1, 86400)),
     "mqtt.queue_size": Key(int, 10000, "Events kept while the broker is away; older ones are dropped.", _range(1, 10_000_000)),
     "mqtt.reconnect_min_seconds": Key((int, float), 1.0, "First wait before reconnecting to the broker.", _range(0.05, 3600)),
     "mqtt.reconnect_max_seconds": Key((int, float), 30.0, "Longest wait between reconnects (the backoff doubles up to it).", _range(0.1, 86400)),
@@ -140,10 +148,13 @@ def _flatten(doc: dict[str, Any], problems: list[str]) -> dict[str, Any]:
             specs = []
             for item in value:
                 spec = item.get("spec") if isinstance(item, dict) else item
-                if isinstance(spec, str):
-                    specs.append(spec)
-                else:
+                given = item.get("name") if isinstance(item, dict) else None
+                if not isinstance(spec, str):
                     problems.append("sources: each entry needs a spec string, e.g. [[sources]] spec = \"mic\"")
+                elif given is not None and (not isinstance(given, str) or not given.strip() or any(c in given for c in "=:/\\")):
+                    problems.append(f"sources: name {given!r} of {spec!r} must be a non-empty string without = : / or \\")
+                else:
+                    specs.append(f"{given.strip()}={spec}" if given else spec)
             flat["sources"] = specs
         elif isinstance(value, dict):
             for key, inner in value.items():
@@ -246,6 +257,10 @@ def load_config(path: Path | None = None, flags: dict[str, Any] | None = None, e
         _validate(key, values[key], origins[key], problems)
     if not values["sources"]:
         problems.append("sources: at least one source is needed")
+    elif isinstance(values["sources"], list) and all(isinstance(v, str) for v in values["sources"]):
+        from genrecast.daemon.naming import source_name_problems
+
+        problems += source_name_problems(values["sources"])
     return Config(values=values, origins=origins, path=used_path, problems=problems, plugin_sections=plugin_sections)
 
 

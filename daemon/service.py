@@ -22,13 +22,15 @@ EXIT_NO_AUDIO = 1
 
 
 def open_sources(config: Config) -> list:
+    """The configured sources, each under its given or derived name (:mod:`genrecast.daemon.naming`)."""
+    from genrecast.daemon.naming import named_sources
     from genrecast.daemon.sources import parse_source
 
     return [
-        parse_source(spec, realtime=config["input.realtime"], loop=config["input.loop"], stdin_format=config["input.format"],
+        parse_source(spec, name=name, realtime=config["input.realtime"], loop=config["input.loop"], stdin_format=config["input.format"],
                      stdin_rate=config["input.rate"], stdin_channels=config["input.channels"],
                      stall_seconds=config["input.stall_seconds"])
-        for spec in config["sources"]
+        for name, spec in named_sources(config["sources"])
     ]
 
 

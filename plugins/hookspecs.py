@@ -9,7 +9,7 @@ the config file section of that name (``[mqtt]``, ``[logfile]``, ...).
 Lifecycle of one sink, all calls made by the dispatcher from the sink's own worker
 thread (except ``start``, made once at start-up by the daemon's main thread)::
 
-    genrecast_sink_start(config, labels)      # validate settings, open resources
+    genrecast_sink_start(config, labels, sources, daemon_id)   # validate settings, open resources
     genrecast_sink_event(event)               # once per event, in order
     genrecast_sink_reopen()                   # on SIGHUP (optional)
     genrecast_sink_stop(deadline_seconds)     # flush and close (optional)
@@ -29,13 +29,17 @@ from genrecast.plugins import hookspec
 
 
 @hookspec
-def genrecast_sink_start(config: dict[str, Any], labels: list[str]) -> None:
+def genrecast_sink_start(config: dict[str, Any], labels: list[str], sources: list[str], daemon_id: str) -> None:
     """Start the sink with its own settings.
 
     ``config`` is the sink's section of the configuration (e.g. ``[mqtt]``), already
     merged from defaults, file and ``GENRECAST_*`` environment; validate it and raise
     :class:`genrecast.plugins.SinkConfigError` with a clear message if it is wrong (the
-    daemon then exits with that message). ``labels`` is the model's ordered genre list.
+    daemon then exits with that message). ``labels`` is the model's ordered genre list;
+    ``sources`` the names of the configured sources (unique, in order; events carry them as
+    ``event.source``); ``daemon_id`` this daemon's id (``A-Za-z0-9_-``, unique per daemon on
+    one broker), to namespace what the sink shares with other daemons. An implementation
+    may take only the arguments it needs (``def genrecast_sink_start(config, labels)``).
     Open files or connections here, but do not block: connect in the background.
     """
 

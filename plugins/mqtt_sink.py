@@ -1,44 +1,43 @@
-"""The ``mqtt`` sink: events, retained state, status and Home Assistant discovery.
+"""The ``mqtt`` sink: the client thread and its queue. What it publishes (topics, payloads,
+Home Assistant discovery) is in :mod:`genrecast.plugins.ha_discovery`; its settings in
+:mod:`genrecast.plugins.mqtt_settings`; size limits and disconnect reasons in
+:mod:`genrecast.plugins.mqtt_guard`; reading back what it left retained in
+:mod:`genrecast.plugins.mqtt_readback`.
 
-Topics (``prefix`` defaults to ``genrecast``; ``<source>`` is the source name with any
-character outside ``A-Za-z0-9_-`` replaced by ``_``):
+One thread owns the paho client (MQTT 5: network loop, reconnects, publishing), so paho is
+never used from two threads. While the broker is away, events wait in a bounded queue
+(``queue_size``; beyond it the oldest are dropped and counted) and are published in order
+after the reconnect: at most ``INFLIGHT_WINDOW`` events are ever handed to paho
+unacknowledged; paho re-sends those first on reconnect, and new ones follow only when they
+are acknowledged, so order holds across outages.
 
-* ``<prefix>/<source>/event``  every event, ``event.to_json()``, QoS ``qos``, not retained;
-* ``<prefix>/<source>/state``  the smoothed state (:func:`state_payload`), retained,
-  published when the state genre changes and every ``state_interval_seconds``;
-* ``<prefix>/status``          ``online`` (retained) on connect; ``offline`` as the last
-  will and on a clean stop;
-* ``<discovery_prefix>/sensor/<node>/<source>_genre/config`` and ``..._confidence/config``
-  Home Assistant discovery (retained), re-sent when ``<discovery_prefix>/status`` says ``online``.
-
-One thread owns the paho client (network loop, reconnects, publishing), so paho is
-never used from two threads. While the broker is away, events wait in a bounded
-queue (``queue_size``; beyond it the oldest are dropped and counted) and are
-published in order after the reconnect: at most ``INFLIGHT_WINDOW`` events are ever
-handed to paho unacknowledged; paho re-sends those first on reconnect, and new ones
-follow only when they are acknowledged, so order holds across outages.
+After each connect the sink reads back what it left retained last time: configs of sources
+no longer configured (and of the pre-``daemon_id`` layout of this host) are deleted, and the
+last genre of each source is remembered, so a restart does not announce a genre change that
+did not happen. States and genre changes wait for that read-back (at most a few seconds).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import re
-import socket
 import ssl
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from genrecast.daemon.backoff import Backoff
 from genrecast.daemon.events import GenreEvent
 from genrecast.plugins import hookimpl
+from genrecast.plugins.ha_discovery import (ENTITY_KINDS, Topics, discovery_messages, genre_change_payload,
+                                            state_payload)
 from genrecast.plugins.manager import genrecast_version
-from genrecast.plugins.settings import settings_from_dict
+from genrecast.plugins.mqtt_guard import ConnectionWatch, fit_payload
+from genrecast.plugins.mqtt_readback import ReadBack, legacy_configs
+from genrecast.plugins.mqtt_throttle import StateThrottle
+from genrecast.plugins.mqtt_settings import MqttSettings
+
+__all__ = ["INFLIGHT_WINDOW", "MqttSettings", "MqttSink"]
 
 log = logging.getLogger(__name__)
 
@@ -46,189 +45,21 @@ INFLIGHT_WINDOW = 20
 """Messages handed to paho and not yet acknowledged, at most (paho's own queue stays this small)."""
 LOOP_SECONDS = 0.05
 """Longest wait of one network-loop turn (bounds the latency of a queued event)."""
-SUPPORT_URL = "https://github.com/genrecast/genrecast"
-EXTRA_STATES = ("silence", "uncertain")
-ENV_PREFIX = "GENRECAST_MQTT_"
-CREDENTIAL_NAME = "mqtt_password"
-
-
-@dataclass(frozen=True)
-class MqttSettings:
-    """How to reach the broker and what to publish. Keys mirror ``[mqtt]`` in the config file."""
-
-    host: str = "localhost"
-    """Broker host name or address."""
-    port: int = 1883
-    """Broker port (8883 is usual with TLS)."""
-    username: str = ""
-    """User name; empty connects anonymously."""
-    password: str = ""
-    """Password; prefer ``password_file``, ``GENRECAST_MQTT_PASSWORD`` or the systemd credential ``mqtt_password``."""
-    password_file: str = ""
-    """File whose first line is the password (read at every connection attempt)."""
-    client_id: str = ""
-    """MQTT client id; empty means ``genrecast-<hostname>``. Also names the Home Assistant device."""
-    prefix: str = "genrecast"
-    """Topic prefix."""
-    qos: int = 1
-    """QoS of event and state messages (0, 1 or 2)."""
-    keepalive_seconds: int = 60
-    """MQTT keepalive; the broker sends the last will after 1.5 times this of silence."""
-    tls: bool = False
-    """Connect with TLS."""
-    ca_file: str = ""
-    """CA certificate file for TLS; empty uses the system CAs."""
-    cert_file: str = ""
-    """Client certificate file for TLS (with ``key_file``)."""
-    key_file: str = ""
-    """Client key file for TLS."""
-    insecure: bool = False
-    """Skip the TLS host-name check (tests only, never in production)."""
-    discovery: bool = True
-    """Publish Home Assistant discovery messages."""
-    discovery_prefix: str = "homeassistant"
-    """Home Assistant's discovery prefix."""
-    state_interval_seconds: float = 60.0
-    """Re-publish each source's retained state this often."""
-    queue_size: int = 10000
-    """Events kept while the broker is away; beyond this the oldest are dropped."""
-    reconnect_min_seconds: float = 1.0
-    """First reconnect delay; doubles after each failure."""
-    reconnect_max_seconds: float = 30.0
-    """Longest reconnect delay."""
-    connect_timeout_seconds: float = 5.0
-    """Longest wait for one TCP/TLS connection attempt."""
-
-    def __post_init__(self) -> None:
-        if not self.host:
-            raise ValueError("host must not be empty")
-        if not 1 <= self.port <= 65535:
-            raise ValueError(f"port must be between 1 and 65535, not {self.port}")
-        if self.qos not in (0, 1, 2):
-            raise ValueError(f"qos must be 0, 1 or 2, not {self.qos}")
-        for name in ("prefix", "discovery_prefix"):
-            value = getattr(self, name)
-            if not value or any(c in value for c in "+#\0") or value.startswith("/") or value.endswith("/"):
-                raise ValueError(f"{name} {value!r} must be a non-empty topic without + # or a leading/trailing /")
-        if not 5 <= self.keepalive_seconds <= 65535:
-            raise ValueError(f"keepalive_seconds must be between 5 and 65535, not {self.keepalive_seconds}")
-        if self.state_interval_seconds <= 0 or self.queue_size < 1:
-            raise ValueError("state_interval_seconds must be positive and queue_size at least 1")
-        if not 0 < self.reconnect_min_seconds <= self.reconnect_max_seconds or self.connect_timeout_seconds <= 0:
-            raise ValueError("need 0 < reconnect_min_seconds <= reconnect_max_seconds and connect_timeout_seconds > 0")
-        if bool(self.cert_file) != bool(self.key_file):
-            raise ValueError("cert_file and key_file go together")
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "MqttSettings":
-        """Validated settings from a ``[mqtt]`` section; raises :class:`SinkConfigError`."""
-        return settings_from_dict(cls, values, "mqtt")
-
-    def effective_client_id(self) -> str:
-        return self.client_id or f"genrecast-{socket.gethostname()}"
-
-    def configure_tls(self, client: Any) -> None:
-        """TLS on a paho client when ``tls`` is set (raises ``OSError``/``ValueError`` for a bad file)."""
-        if self.tls:
-            client.tls_set(ca_certs=self.ca_file or None, certfile=self.cert_file or None, keyfile=self.key_file or None,
-                           cert_reqs=ssl.CERT_REQUIRED)
-            client.tls_insecure_set(self.insecure)
-
-    def connect(self, client: Any) -> None:
-        """Log in (the password is read anew each time) and connect a paho client."""
-        password = self.resolve_password()
-        if self.username or password:
-            client.username_pw_set(self.username or None, password)
-        client.connect(self.host, self.port, self.keepalive_seconds)
-
-    def resolve_password(self, env: Mapping[str, str] | None = None) -> str | None:
-        """``password``, else ``password_file``, else ``$GENRECAST_MQTT_PASSWORD``, else the
-        systemd credential ``$CREDENTIALS_DIRECTORY/mqtt_password``; None if none is set.
-        Raises ``OSError`` if a named file cannot be read."""
-        env = os.environ if env is None else env
-        if self.password:
-            return self.password
-        if self.password_file:
-            text = Path(self.password_file).read_text()
-            return text.splitlines()[0] if text else ""
-        if env.get(ENV_PREFIX + "PASSWORD"):
-            return env[ENV_PREFIX + "PASSWORD"]
-        creds = env.get("CREDENTIALS_DIRECTORY")
-        if creds and (Path(creds) / CREDENTIAL_NAME).is_file():
-            return (Path(creds) / CREDENTIAL_NAME).read_text().strip("\r\n")
-        return None
-
-
-def topic_name(source: str) -> str:
-    """A source name made safe as one topic level."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", source) or "_"
-
-
-def state_genre(event: GenreEvent) -> str:
-    """The state's genre: ``silence`` for a silent window, else the smoothed genre
-    (``uncertain`` until there is one)."""
-    if event.state == "silence":
-        return "silence"
-    return event.smoothed_genre or "uncertain"
-
-
-def state_payload(event: GenreEvent) -> dict[str, Any]:
-    """The retained state of a source after ``event``.
-
-    ``genre`` (a label, ``silence`` or ``uncertain``), ``probability`` (its smoothed
-    probability, 0 for silence/uncertain), ``state`` and ``window_genre``/``window_probability``
-    of the latest window, ``utc``, ``seq``, ``model_id``."""
-    genre = state_genre(event)
-    return {
-        "source": event.source, "genre": genre,
-        "probability": round(event.smoothed_probability, 4) if genre not in EXTRA_STATES else 0.0,
-        "state": event.state, "window_genre": event.genre, "window_probability": round(event.probability, 4),
-        "utc": event.utc, "seq": event.seq, "model_id": event.model_id,
-    }
-
-
-def discovery_messages(settings: MqttSettings, source: str, labels: list[str]) -> dict[str, dict[str, Any]]:
-    """Home Assistant discovery ``{config topic: payload}`` for one source: a genre sensor
-    (``device_class: enum``) and a confidence sensor (%), both on one device per daemon."""
-    node = topic_name(settings.effective_client_id())
-    src = topic_name(source)
-    state_topic = f"{settings.prefix}/{src}/state"
-    version = genrecast_version()
-    common = {
-        "state_topic": state_topic,
-        "json_attributes_topic": state_topic,
-        "availability_topic": f"{settings.prefix}/status",
-        "payload_available": "online",
-        "payload_not_available": "offline",
-        "device": {"identifiers": [node], "name": f"genrecast {settings.effective_client_id()}",
-                   "manufacturer": "genrecast", "model": "genre listener", "sw_version": version},
-        "origin": {"name": "genrecast", "sw_version": version, "support_url": SUPPORT_URL},
-    }
-    options = list(dict.fromkeys([*labels, *EXTRA_STATES]))
-    base = f"{settings.discovery_prefix}/sensor/{node}"
-    return {
-        f"{base}/{src}_genre/config": {
-            **common, "name": f"{source} genre", "unique_id": f"{node}_{src}_genre",
-            "value_template": "{{ value_json.genre }}", "device_class": "enum", "options": options,
-            "icon": "mdi:music-note",
-        },
-        f"{base}/{src}_confidence/config": {
-            **common, "name": f"{source} genre confidence", "unique_id": f"{node}_{src}_confidence",
-            "value_template": "{{ (value_json.probability * 100) | round(1) }}",
-            "unit_of_measurement": "%", "state_class": "measurement", "icon": "mdi:percent",
-        },
-    }
+STABLE_SECONDS = 10.0
+"""A connection up this long resets the reconnect backoff (quickly lost ones keep backing off)."""
 
 
 class MqttSink:
-    """Publishes events to an MQTT broker (paho-mqtt 2.x); never raises on broker trouble."""
+    """Publishes events to an MQTT broker (paho-mqtt 2.x, MQTT 5); never raises on broker trouble."""
 
     def __init__(self) -> None:
         self.settings: MqttSettings | None = None
+        self.topics: Topics | None = None
         self.labels: list[str] = []
+        self.sources: list[str] = []
+        self.daemon_id = ""
         self._queue: deque[GenreEvent] = deque()
         self._queue_lock = threading.Lock()
-        self._wake = threading.Event()
         self._stop_requested = threading.Event()
         self._stop_deadline_monotonic = float("inf")
         self._thread: threading.Thread | None = None
@@ -238,23 +69,28 @@ class MqttSink:
         self._just_connected = False
         self._resync = False
         self._resend_discovery = False
-        self._pending_mids: set[int] = set()
+        self._pending_mids: dict[int, tuple[str, int]] = {}
         self._early_acks: set[int] = set()
         self._latest: dict[str, GenreEvent] = {}
-        self._published_state: dict[str, str] = {}
+        self._throttle: StateThrottle[GenreEvent] = StateThrottle(1.0)
+        self._fresh: set[str] = set()
         self._discovered: set[str] = set()
-        self._next_state_monotonic = 0.0
+        self._readback: ReadBack | None = None
+        self._max_packet_bytes: int | None = None
+        self._reported_sizes: set[str] = set()
+        self._watch = ConnectionWatch("")
         self._last_error: str | None = None
         self._error_repeats = 0
         self.connections = 0
         self.connect_attempts = 0
         self.events_published = 0
         self.offline_dropped = 0
+        self.refused = 0
 
     # -- hooks -------------------------------------------------------------------------
     @hookimpl
-    def genrecast_sink_start(self, config: dict[str, Any], labels: list[str]) -> None:
-        self.start(MqttSettings.from_dict(config), labels)
+    def genrecast_sink_start(self, config: dict[str, Any], labels: list[str], sources: list[str], daemon_id: str) -> None:
+        self.start(MqttSettings.from_dict(config), labels, sources, daemon_id)
 
     @hookimpl
     def genrecast_sink_event(self, event: GenreEvent) -> None:
@@ -270,25 +106,39 @@ class MqttSink:
 
     @hookimpl
     def genrecast_sink_stats(self) -> dict[str, Any]:
-        waiting = len(self._queue) + len(self._pending_mids)
+        waiting = self._events_waiting()
         return {"connected": self.connected, "reconnects": max(0, self.connections - 1),
                 "connect_attempts": self.connect_attempts, "published": self.events_published,
-                "waiting": waiting, "offline_dropped": self.offline_dropped,
+                "waiting": waiting, "offline_dropped": self.offline_dropped, "refused": self.refused,
+                "takeovers": self._watch.takeovers,
                 # added to the dispatcher's own counters (genrecast_sink_dropped / genrecast_sink_queue_depth)
                 "dropped": self.offline_dropped, "queue_depth": waiting}
 
+    def _events_waiting(self) -> int:
+        """Events queued or handed to paho and not yet acknowledged (states and the like not counted)."""
+        return len(self._queue) + sum(1 for topic, _ in list(self._pending_mids.values()) if topic.endswith("/event"))
+
     # -- life cycle --------------------------------------------------------------------
-    def start(self, settings: MqttSettings, labels: list[str]) -> None:
-        """Start the client thread; it connects (and reconnects) in the background."""
+    def start(self, settings: MqttSettings, labels: list[str], sources: list[str] = (), daemon_id: str = "") -> None:
+        """Start the client thread; it connects (and reconnects) in the background.
+        ``sources``: the configured source names (their discovery goes out at once, and other
+        sources' retained configs are deleted; empty: neither). ``daemon_id``: see
+        :func:`genrecast.daemon.naming.default_daemon_id` (its default when empty)."""
         if self._thread is not None:
             raise RuntimeError("this MQTT sink is already started")
-        self.settings, self.labels = settings, list(labels)
-        # the periodic re-publish refreshes states already sent; its first turn is one interval away,
-        # so it never doubles the publish a first event makes anyway
-        self._next_state_monotonic = time.monotonic() + settings.state_interval_seconds
+        from genrecast.daemon.naming import default_daemon_id
+
+        self.settings, self.labels, self.sources = settings, list(labels), list(sources)
+        self.daemon_id = daemon_id or default_daemon_id()
+        self.topics = Topics(settings.prefix, self.daemon_id, settings.discovery_prefix)
+        self._throttle = StateThrottle(settings.state_interval_seconds)
+        self._watch = ConnectionWatch(settings.effective_client_id(self.daemon_id))
+        self._readback = ReadBack(self.topics, legacy_configs(settings.discovery_prefix, settings.client_id),
+                                  settings.discovery)
         self._thread = threading.Thread(target=self._run, name="mqtt-sink", daemon=True)
         self._thread.start()
-        log.info("MQTT sink: publishing to %s:%d under %s/", settings.host, settings.port, settings.prefix)
+        log.info("MQTT sink: publishing to %s:%d under %s/ as client %s", settings.host, settings.port,
+                 self.topics.root, self._watch.client_id)
 
     def stop(self, deadline_seconds: float) -> None:
         """Publish what is queued (while connected), then ``offline``, then disconnect,
@@ -301,7 +151,7 @@ class MqttSink:
         if self._thread.is_alive():
             log.warning("MQTT sink did not stop within %.1f s", deadline_seconds)
 
-    # -- client thread -----------------------------------------------------------------
+    # -- client thread: connection -----------------------------------------------------
     def _report(self, level: int, message: str) -> None:
         """Log a connection problem once, then again only when it changes or every 60 repeats."""
         if message == self._last_error:
@@ -317,14 +167,14 @@ class MqttSink:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
-        s = self.settings
-        assert s is not None
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.effective_client_id(), clean_session=True)
+        s, t = self.settings, self.topics
+        assert s is not None and t is not None
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self._watch.client_id, protocol=mqtt.MQTTv5)
         client.enable_logger(logging.getLogger("genrecast.plugins.mqtt_sink.paho"))
         client.max_inflight_messages_set(INFLIGHT_WINDOW)
         client.max_queued_messages_set(0)  # unbounded in paho; our window keeps it at INFLIGHT_WINDOW + a few
         client.connect_timeout = s.connect_timeout_seconds
-        client.will_set(f"{s.prefix}/status", "offline", qos=1, retain=True)
+        client.will_set(t.status, "offline", qos=1, retain=True)
         s.configure_tls(client)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -342,6 +192,8 @@ class MqttSink:
         self.connected, self._just_connected = True, True
         self.connections += 1
         self._last_error = None
+        self._max_packet_bytes = getattr(properties, "MaximumPacketSize", None)
+        self._watch.connected()
         log.info("MQTT: connected to %s:%d%s", s.host, s.port, " (reconnected)" if self.connections > 1 else "")
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
@@ -349,31 +201,34 @@ class MqttSink:
         assert s is not None
         was = self.connected
         self.connected = False
-        if was and not self._stop_requested.is_set():
-            log.warning("MQTT: lost the connection to %s:%d (%s); reconnecting, events wait in a queue of %d",
-                        s.host, s.port, reason_code, s.queue_size)
+        if not was or self._stop_requested.is_set():
+            return
+        why = self._watch.disconnected(getattr(reason_code, "value", None))
+        log.log(logging.DEBUG if self._watch.flapping else logging.WARNING,
+                "MQTT: lost the connection to %s:%d (%s); reconnecting, events wait in a queue of %d",
+                s.host, s.port, reason_code, s.queue_size)
+        if why:
+            log.error("MQTT: %s", why)
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
-        if mid in self._pending_mids:
-            self._pending_mids.discard(mid)
-        else:
+        info = self._pending_mids.pop(mid, None)
+        if info is None:
             self._early_acks.add(mid)
+        elif getattr(reason_code, "is_failure", False):
+            self.refused += 1
+            topic, size = info
+            self._report_once(f"refused:{topic.rsplit('/', 1)[-1]}",
+                              f"MQTT: the broker refused the {size}-byte message to {topic}: {reason_code}; skipped")
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        if message.payload.strip().lower() == b"online":
+        assert self._readback is not None
+        if self._readback.is_own(message.topic):
+            if self._readback.handle(message):  # the marker: everything retained is in
+                current = {topic for source in self.sources for topic in self._discovery(source)}
+                self._readback.finish(self._client, self._publish, current if self.sources else None)
+        elif message.payload.strip().lower() == b"online":
             log.info("MQTT: Home Assistant came online; re-sending discovery")
             self._resend_discovery = True
-
-    def _publish(self, topic: str, payload: str, qos: int, retain: bool) -> bool:
-        info = self._client.publish(topic, payload, qos=qos, retain=retain)
-        if info.rc not in (0, 4):  # MQTT_ERR_SUCCESS, MQTT_ERR_NO_CONN (kept by paho for QoS > 0)
-            log.warning("MQTT: publish to %s failed (rc %s)", topic, info.rc)
-            return False
-        if info.mid in self._early_acks:
-            self._early_acks.discard(info.mid)
-        elif qos > 0 or info.rc == 0:
-            self._pending_mids.add(info.mid)
-        return True
 
     def _connect_once(self) -> bool:
         s = self.settings
@@ -412,8 +267,10 @@ class MqttSink:
                     backoff.wait(self._stop_requested)
                     continue
                 if self.connected:
-                    if self._just_connected:
+                    if self._watch.lasted() >= STABLE_SECONDS:
                         backoff.reset()
+                        self._watch.stable()
+                    if self._just_connected:
                         self._after_connect()
                     self._pump()
             self._shutdown()
@@ -421,47 +278,117 @@ class MqttSink:
             log.exception("MQTT sink thread failed")
             self.connected = False
 
+    # -- client thread: publishing -------------------------------------------------------
+    def _report_once(self, key: str, message: str) -> None:
+        if key not in self._reported_sizes:
+            self._reported_sizes.add(key)
+            log.warning("%s", message)
+
+    def _publish(self, topic: str, payload: Any, qos: int, retain: bool) -> bool:
+        """Publish ``payload`` (str, or a dict sent as JSON), shrunk or skipped if it is over the
+        broker's size limit (logged once per kind of topic, with the reason and the size)."""
+        fitted = fit_payload(topic, payload, qos, self._max_packet_bytes)
+        data, dropped = fitted.data, ", ".join(fitted.dropped)
+        kind = topic.rsplit("/", 2)[-2] if topic.endswith("/config") else topic.rsplit("/", 1)[-1]
+        kind = next((k for k in ENTITY_KINDS[::-1] if kind.endswith(k)), kind)
+        if data is None:
+            self.refused += 1
+            self._report_once(f"skip:{kind}", f"MQTT: a {fitted.packet_bytes}-byte message to {topic} is over the "
+                              f"broker's maximum packet size of {self._max_packet_bytes} bytes even without "
+                              f"{dropped or 'optional parts'}; skipped (raise max_packet_size on the broker)")
+            return False
+        if dropped:
+            self._report_once(f"shrink:{kind}", f"MQTT: a {fitted.packet_bytes}-byte message to {topic} is over the "
+                              f"broker's maximum packet size of {self._max_packet_bytes} bytes; sent without {dropped} "
+                              f"(raise max_packet_size on the broker to keep them)")
+        info = self._client.publish(topic, data, qos=qos, retain=retain)
+        if info.rc not in (0, 4):  # MQTT_ERR_SUCCESS, MQTT_ERR_NO_CONN (kept by paho for QoS > 0)
+            log.warning("MQTT: publish to %s failed (rc %s)", topic, info.rc)
+            return False
+        if info.mid in self._early_acks:
+            self._early_acks.discard(info.mid)
+        elif qos > 0 or info.rc == 0:
+            self._pending_mids[info.mid] = (topic, len(data))
+        return True
+
     def _after_connect(self) -> None:
-        s = self.settings
-        assert s is not None
+        s, t = self.settings, self.topics
+        assert s is not None and t is not None
         self._just_connected = False
         self._resync = True  # paho re-sends unacknowledged events first; new ones wait for them
         self._discovered.clear()
-        self._publish(f"{s.prefix}/status", "online", qos=1, retain=True)
+        for source in self.sources:
+            if source not in self._fresh:  # no state of this run yet: Home Assistant shows it unavailable
+                self._publish(t.source(source, "availability"), "offline", qos=1, retain=True)
+        self._publish(t.status, "online", qos=1, retain=True)
+        assert self._readback is not None
+        self._readback.start(self._client, self._publish)
         if s.discovery:
             self._client.subscribe(f"{s.discovery_prefix}/status", qos=1)
         self._republish_states()
 
+    def _discovery(self, source: str) -> dict[str, dict[str, Any]]:
+        s, t = self.settings, self.topics
+        assert s is not None and t is not None
+        return discovery_messages(t, source, self.labels, genrecast_version(), s.expire_after_seconds())
+
     def _publish_state(self, event: GenreEvent, force: bool = False) -> None:
-        s = self.settings
-        assert s is not None
+        """The retained state: at once on a change of genre, else at most every state_interval_seconds;
+        a state held back goes out when the interval is over (:meth:`_publish_due_states`)."""
+        s, t = self.settings, self.topics
+        assert s is not None and t is not None
         payload = state_payload(event)
-        if force or self._published_state.get(event.source) != payload["genre"]:
-            self._publish(f"{s.prefix}/{topic_name(event.source)}/state", json.dumps(payload), qos=s.qos, retain=True)
-            self._published_state[event.source] = payload["genre"]
+        if payload is None:
+            return
+        if not self._throttle.offer(event.source, payload["genre"], event, time.monotonic(), force):
+            return
+        self._publish(t.source(event.source, "state"), payload, qos=s.qos, retain=True)
+        if event.source not in self._fresh:
+            self._fresh.add(event.source)
+            self._publish(t.source(event.source, "availability"), "online", qos=1, retain=True)
+
+    def _publish_due_states(self, everything: bool = False) -> None:
+        """Held-back states whose interval is over (``everything``: all of them, at shutdown)."""
+        for event in self._throttle.due(time.monotonic(), everything):
+            self._publish_state(event, force=True)
+
+    def _announce_change(self, event: GenreEvent) -> None:
+        """A genre-change event when the smoothed genre differs from the last one announced
+        (in this run or, read back from the retained state, the last)."""
+        s, t = self.settings, self.topics
+        assert s is not None and t is not None
+        genre = event.smoothed_genre
+        assert self._readback is not None
+        previous = self._readback.last_genres.get(event.source)
+        if genre is None or genre == previous:
+            return
+        self._readback.last_genres[event.source] = genre
+        self._publish(t.source(event.source, "genre_change"), genre_change_payload(event, previous), qos=s.qos,
+                      retain=False)
 
     def _republish_states(self) -> None:
-        """Publish every source's latest state again (after a reconnect, for Home Assistant, periodically)."""
+        """Publish every source's latest state again (after a reconnect, for Home Assistant)."""
         for event in list(self._latest.values()):
             self._publish_state(event, force=True)
 
     def _discover(self, source: str) -> None:
-        s = self.settings
-        assert s is not None
-        for topic, payload in discovery_messages(s, source, self.labels).items():
-            self._publish(topic, json.dumps(payload), qos=1, retain=True)
+        for topic, payload in self._discovery(source).items():
+            self._publish(topic, payload, qos=1, retain=True)
         self._discovered.add(source)
 
     def _pump(self) -> None:
         """Hand queued events to paho, in order, keeping at most INFLIGHT_WINDOW unacknowledged."""
-        s = self.settings
-        assert s is not None
+        s, t = self.settings, self.topics
+        assert s is not None and t is not None
+        assert self._readback is not None
+        if not self._readback.done and not self._readback.timed_out():
+            return  # the last genres are not known yet
         if self._resend_discovery:
             self._resend_discovery = False
             self._discovered.clear()
             self._republish_states()
         if s.discovery:
-            for source in [src for src in self._latest if src not in self._discovered]:
+            for source in [src for src in [*self.sources, *self._latest] if src not in self._discovered]:
                 self._discover(source)
         if self._resync:
             if self._pending_mids:
@@ -475,27 +402,28 @@ class MqttSink:
             self._latest[event.source] = event
             if s.discovery and event.source not in self._discovered:
                 self._discover(event.source)
-            if self._publish(f"{s.prefix}/{topic_name(event.source)}/event", event.to_json(), qos=s.qos, retain=False):
+            if self._publish(t.source(event.source, "event"), event.to_dict(), qos=s.qos, retain=False):
                 self.events_published += 1
             self._publish_state(event)
-        now = time.monotonic()
-        if now >= self._next_state_monotonic:
-            self._next_state_monotonic = now + s.state_interval_seconds
-            self._republish_states()
+            self._announce_change(event)
+        self._publish_due_states()
 
     def _shutdown(self) -> None:
-        s = self.settings
-        assert s is not None
+        s, t = self.settings, self.topics
+        assert s is not None and t is not None
         deadline = self._stop_deadline_monotonic
         client = self._client
         if client is not None and self._socket_open:
-            while self.connected and (self._queue or self._pending_mids or self._resync) and time.monotonic() < deadline:
+            while self.connected and (self._queue or self._pending_mids or self._resync
+                                      or not self._readback.done) \
+                    and time.monotonic() < deadline:
                 if client.loop(timeout=LOOP_SECONDS) != 0:
                     break
                 if self.connected:
                     self._pump()
             if self.connected:
-                self._publish(f"{s.prefix}/status", "offline", qos=1, retain=True)
+                self._publish_due_states(everything=True)
+                self._publish(t.status, "offline", qos=1, retain=True)
                 while self.connected and self._pending_mids and time.monotonic() < deadline:
                     if client.loop(timeout=LOOP_SECONDS) != 0:
                         break
@@ -504,7 +432,7 @@ class MqttSink:
                 while client.want_write() and time.monotonic() < flush_until:
                     if client.loop(timeout=LOOP_SECONDS) != 0:
                         break
-        left = len(self._queue) + len(self._pending_mids)
+        left = self._events_waiting()
         if left:
             log.warning("MQTT: stopped with %d events undelivered (broker %s)", left,
                         "connected" if self.connected else "unreachable")

@@ -18,9 +18,16 @@ class PluginSink:
     (never the whole hook, so another plugin's failure cannot stop this one)."""
 
     def __init__(self, name: str, plugin: object, pm: pluggy.PluginManager,
-                 config: Mapping[str, Any], labels: Sequence[str]) -> None:
+                 config: Mapping[str, Any], labels: Sequence[str], sources: Sequence[str] = (),
+                 daemon_id: str = "") -> None:
         self.name, self.plugin = name, plugin
         self.config, self.labels = dict(config), list(labels)
+        self.sources = list(sources)
+        if not daemon_id:
+            from genrecast.daemon.naming import default_daemon_id
+
+            daemon_id = default_daemon_id()
+        self.daemon_id = daemon_id
         self._impls = {}
         for hook_name in ("genrecast_sink_start", "genrecast_sink_event", "genrecast_sink_stop",
                           "genrecast_sink_reopen", "genrecast_sink_stats"):
@@ -37,7 +44,8 @@ class PluginSink:
         return impl.function(*[kwargs[arg] for arg in impl.argnames])
 
     def start(self) -> None:
-        self._call("genrecast_sink_start", config=dict(self.config), labels=list(self.labels))
+        self._call("genrecast_sink_start", config=dict(self.config), labels=list(self.labels),
+                   sources=list(self.sources), daemon_id=self.daemon_id)
 
     def handle(self, event: GenreEvent) -> None:
         self._call("genrecast_sink_event", event=event)
@@ -56,10 +64,12 @@ class PluginSink:
 
 
 def build_sinks(names: Sequence[str], settings: Mapping[str, Mapping[str, Any]], labels: Sequence[str],
-                pm: pluggy.PluginManager | None = None) -> list[PluginSink]:
+                pm: pluggy.PluginManager | None = None, sources: Sequence[str] = (),
+                daemon_id: str = "") -> list[PluginSink]:
     """The sinks named in ``names`` (in that order), each with ``settings[name]`` (``{}`` if
-    absent) and the model's ``labels``. Not started yet: :meth:`Dispatcher.start` starts
-    them, and a sink's settings are validated then.
+    absent), the model's ``labels``, the configured source names and the daemon id (empty: the
+    host name's; see :func:`~genrecast.plugins.hookspecs.genrecast_sink_start`). Not started
+    yet: :meth:`Dispatcher.start` starts them, and a sink's settings are validated then.
 
     ``pm`` defaults to :func:`~genrecast.plugins.manager.make_plugin_manager` (fresh
     built-in instances and the allowed entry-point plugins). Raises
@@ -78,5 +88,5 @@ def build_sinks(names: Sequence[str], settings: Mapping[str, Mapping[str, Any]],
         if plugin is None:
             raise SinkConfigError(f"unknown sink {name!r}; available: {', '.join(sink_names(pm))} "
                                   "(a third-party sink must be installed and allowed by GENRECAST_PLUGINS)")
-        sinks.append(PluginSink(name, plugin, pm, settings.get(name, {}), labels))
+        sinks.append(PluginSink(name, plugin, pm, settings.get(name, {}), labels, sources, daemon_id))
     return sinks

@@ -252,14 +252,14 @@ def run_tail_file(path: Path, json_output: bool, out: TextIO = sys.stdout, tail_
 
 
 def run_tail_mqtt(settings, json_output: bool, out: TextIO = sys.stdout, tail_box: list | None = None) -> None:
-    """Subscribe to ``<prefix>/+/event`` and show events until Ctrl-C (KeyboardInterrupt
+    """Subscribe to ``<prefix>/+/+/event`` (every daemon's sources) and show events until Ctrl-C (KeyboardInterrupt
     propagates; the client is stopped first). Raises :class:`TailError` if the broker
     cannot be reached or refuses us."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
     where = f"{settings.host}:{settings.port}"
-    topic = f"{settings.prefix}/+/event"
+    topic = f"{settings.prefix}/+/+/event"
     tail = _new_tail(f"broker {where}  {topic}", json_output, out, tail_box)
     inbox: queue.Queue[tuple[str, object]] = queue.Queue()
 

@@ -10,8 +10,9 @@ import pytest
 
 from helpers import PCM_RATE, REPO, data_root, need, run_cli  # noqa: E402
 
-#: Service fixtures every test folder may use: Mosquitto and an MQTT recorder, HTTP stream servers.
-pytest_plugins = ("mqtt_services", "stream_services")
+#: Service fixtures every test folder may use: Mosquitto and an MQTT recorder, HTTP stream servers,
+#: Home Assistant.
+pytest_plugins = ("mqtt_services", "stream_services", "ha_services")
 
 os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".cache" / "numba"))
 Path(os.environ["NUMBA_CACHE_DIR"]).mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,8 @@ class Broker:
     persistence: bool = False
     proc: subprocess.Popen | None = None
     host: str = "127.0.0.1"
+    extra_config: tuple[str, ...] = ()
+    """More mosquitto.conf lines, e.g. ``("max_packet_size 600",)``."""
 
     def config_text(self) -> str:
         lines = [f"listener {self.port} 127.0.0.1", "log_dest stderr", "log_type error", "log_type warning"]
@@ -42,7 +44,7 @@ class Broker:
             lines.append("allow_anonymous true")
         if self.persistence:
             lines += ["persistence true", f"persistence_location {self.workdir}/", "autosave_interval 1"]
-        return "\n".join(lines) + "\n"
+        return "\n".join([*lines, *self.extra_config]) + "\n"
 
     def start(self) -> None:
         conf = self.workdir / "mosquitto.conf"
@@ -102,7 +104,7 @@ class TlsBroker(Broker):
 
 @pytest.fixture
 def start_broker(tmp_path_factory) -> Iterator[Callable[..., Broker]]:
-    """Factory: ``start_broker(users=None, persistence=False, tls_dir=None, port=None, start=True)``
+    """Factory: ``start_broker(users=None, persistence=False, tls_dir=None, port=None, start=True, extra_config=())``
     → a Broker on 127.0.0.1 (a :class:`TlsBroker` with ``tls_dir``; ``start=False``: configured,
     not running yet). Stopped (SIGCONT first, if a test froze it) at teardown."""
     if shutil.which("mosquitto") is None:
@@ -110,12 +112,13 @@ def start_broker(tmp_path_factory) -> Iterator[Callable[..., Broker]]:
     brokers: list[Broker] = []
 
     def make(users: dict[str, str] | None = None, persistence: bool = False, tls_dir: Path | None = None,
-             port: int | None = None, start: bool = True) -> Broker:
+             port: int | None = None, start: bool = True, extra_config: tuple[str, ...] = ()) -> Broker:
         workdir = tmp_path_factory.mktemp("mosquitto")
         passwords = password_file(workdir, users)
         port = port or free_port()
         broker = (TlsBroker(workdir, port, passwords, persistence, tls_dir=tls_dir, tls_port=free_port()) if tls_dir
                   else Broker(workdir, port, passwords, persistence))
+        broker.extra_config = tuple(extra_config)
         brokers.append(broker)
         if start:
             broker.start()
@@ -211,9 +214,14 @@ def recorder() -> Iterator[Callable[..., Recorder]]:
         rec.stop()
 
 
+DAEMON_ID = "test"
+"""The daemon id :func:`mqtt_env` gives: a daemon's topics are ``<prefix>/test/...``."""
+
+
 def mqtt_env(broker_host: str, port: int, prefix: str, **extra: str) -> dict[str, str]:
-    """``GENRECAST_MQTT_*`` for a broker on 127.0.0.1 with fast reconnects."""
+    """``GENRECAST_MQTT_*`` for a broker on 127.0.0.1 with fast reconnects, and daemon id :data:`DAEMON_ID`."""
     env = {"GENRECAST_MQTT_HOST": broker_host, "GENRECAST_MQTT_PORT": str(port), "GENRECAST_MQTT_PREFIX": prefix,
+           "GENRECAST_DAEMON_ID": DAEMON_ID,
            "GENRECAST_MQTT_CLIENT_ID": f"daemon-{prefix}", "GENRECAST_MQTT_RECONNECT_MIN_SECONDS": "0.2",
            "GENRECAST_MQTT_RECONNECT_MAX_SECONDS": "1"}
     env.update(extra)

@@ -28,7 +28,7 @@ def main() -> None:
 
         host, port, prefix, client_id = sys.argv[2:6]
         sink = MqttSink()
-        sink.start(MqttSettings(host=host, port=int(port), prefix=prefix, client_id=client_id, discovery=False), LABELS)
+        sink.start(MqttSettings(host=host, port=int(port), prefix=prefix, client_id=client_id, discovery=False), LABELS, [], "child")
         sink.genrecast_sink_event(event(0))
         while not (sink.connected and sink.events_published):
             time.sleep(0.02)

@@ -3,11 +3,15 @@ recorder fixtures come from ``tests/mqtt_services.py``)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Callable
 
 import pytest
 
 from genrecast.daemon.events import GenreEvent
+from genrecast.plugins.dispatcher import Dispatcher
+from genrecast.plugins.mqtt_sink import MqttSink
+from genrecast.plugins.sinks import build_sinks
 from helpers import GTZAN_LABELS as LABELS, wait_for
 
 
@@ -38,3 +42,26 @@ def event_factory() -> Callable[..., GenreEvent]:
 @pytest.fixture
 def waiter() -> Callable[..., Any]:
     return wait_for
+
+
+@pytest.fixture
+def mqtt_dispatcher():
+    """Factory: ``mqtt_dispatcher(broker, sources=(), daemon_id="kitchen", **mqtt_settings)`` → a started
+    Dispatcher around one mqtt sink (fast reconnects, a fresh prefix and client id), and the sink;
+    stopped at teardown."""
+    made: list[Dispatcher] = []
+
+    def make(broker, sources=(), daemon_id="kitchen", **settings):
+        values = {"host": broker.host, "port": broker.port, "client_id": f"test-{uuid.uuid4().hex[:8]}",
+                  "prefix": f"gc{uuid.uuid4().hex[:6]}", "reconnect_min_seconds": 0.1, "reconnect_max_seconds": 0.5}
+        values.update(settings)
+        dispatcher = Dispatcher(build_sinks(["mqtt"], {"mqtt": values}, LABELS, sources=list(sources),
+                                            daemon_id=daemon_id))
+        dispatcher.start()
+        made.append(dispatcher)
+        sink: MqttSink = dispatcher.sinks[0].plugin  # type: ignore[attr-defined]
+        return dispatcher, sink
+
+    yield make
+    for dispatcher in made:
+        dispatcher.stop(5.0)

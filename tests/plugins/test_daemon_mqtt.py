@@ -23,7 +23,7 @@ def _mqtt_env(broker, prefix: str) -> dict[str, str]:
 
 def test_every_event_reaches_broker_and_log(broker, recorder, waiter, trained_bundle, gtzan_sample, tmp_path):
     prefix = f"gc{uuid.uuid4().hex[:6]}"
-    rec = recorder(broker, [f"{prefix}/#", "homeassistant/#"])
+    rec = recorder(broker, [f"{prefix}/test/#", "homeassistant/#"])
     log = tmp_path / "events.jsonl"
     clip = gtzan_sample / "disco" / "disco.00000.wav"
     env = {**_mqtt_env(broker, prefix), "GENRECAST_LOGFILE_PATH": str(log)}
@@ -31,20 +31,20 @@ def test_every_event_reaches_broker_and_log(broker, recorder, waiter, trained_bu
                      "--sink", "stdout", "--json"], env=env)
     assert daemon.proc.wait(timeout=120) == 0, "".join(daemon.log[-10:])
     daemon.stop()
-    topic = f"{prefix}/file-disco_00000/event"
+    topic = f"{prefix}/test/file-disco_00000/event"
     received = waiter(lambda: len(rec.on(topic)) == 10 and rec.on(topic), what="10 events on the broker")
     assert [GenreEvent.from_json(m.payload).seq for m in received] == list(range(10))
     assert [m.json() for m in received] == daemon.events  # the same JSON on every sink
     assert [json.loads(line) for line in log.read_text().splitlines()] == daemon.events
-    state = rec.on(f"{prefix}/file-disco_00000/state")
+    state = rec.on(f"{prefix}/test/file-disco_00000/state")
     assert state and state[-1].json()["genre"] in list(daemon.events[-1]["probabilities"]) + ["silence", "uncertain"]
-    status = [m.payload for m in rec.on(f"{prefix}/status")]
+    status = [m.payload for m in rec.on(f"{prefix}/test/status")]
     assert status[0] == b"online" and status[-1] == b"offline"
     assert [m for m in rec.messages if m.topic.startswith("homeassistant/sensor/")]
-    late = recorder(broker, ["homeassistant/#", f"{prefix}/#"])  # a later subscriber gets the retained messages
+    late = recorder(broker, ["homeassistant/#", f"{prefix}/test/#"])  # a later subscriber gets the retained messages
     retained = waiter(lambda: len([m for m in late.messages if m.retain]) >= 4 and late.messages, what="retained messages")
     topics = {m.topic for m in retained if m.retain}
-    assert f"{prefix}/file-disco_00000/state" in topics and f"{prefix}/status" in topics
+    assert f"{prefix}/test/file-disco_00000/state" in topics and f"{prefix}/test/status" in topics
     assert any(t.endswith("_genre/config") for t in topics) and any(t.endswith("_confidence/config") for t in topics)
 
 
@@ -54,12 +54,12 @@ def test_last_will_on_kill_9(broker, recorder, waiter, trained_bundle, gtzan_sam
     daemon = Daemon(["--bundle", str(trained_bundle), "--source", f"file:{clip}", "--realtime", "--loop", "--sink", "mqtt"],
                     env=_mqtt_env(broker, prefix))
     try:
-        rec = recorder(broker, [f"{prefix}/#"])
-        waiter(lambda: rec.on(f"{prefix}/status") and rec.on(f"{prefix}/status")[-1].payload == b"online", what="online status")
-        waiter(lambda: rec.on(f"{prefix}/file-reggae_00000/event"), timeout_seconds=30, what="a first event")
+        rec = recorder(broker, [f"{prefix}/test/#"])
+        waiter(lambda: rec.on(f"{prefix}/test/status") and rec.on(f"{prefix}/test/status")[-1].payload == b"online", what="online status")
+        waiter(lambda: rec.on(f"{prefix}/test/file-reggae_00000/event"), timeout_seconds=30, what="a first event")
         os.kill(daemon.proc.pid, signal.SIGKILL)
         daemon.proc.wait(timeout=10)
-        waiter(lambda: rec.on(f"{prefix}/status")[-1].payload == b"offline", timeout_seconds=90, what="the last will")
+        waiter(lambda: rec.on(f"{prefix}/test/status")[-1].payload == b"offline", timeout_seconds=90, what="the last will")
     finally:
         daemon.kill()
 

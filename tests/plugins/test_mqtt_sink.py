@@ -23,33 +23,14 @@ from helpers import GTZAN_LABELS as LABELS, free_port
 HERE = Path(__file__).parent
 
 
-@pytest.fixture
-def mqtt_dispatcher():
-    """Factory: a started Dispatcher around one mqtt sink (fast reconnects); stopped at teardown."""
-    made: list[Dispatcher] = []
-
-    def make(broker, **settings):
-        values = {"host": broker.host, "port": broker.port, "client_id": f"test-{uuid.uuid4().hex[:8]}",
-                  "prefix": f"gc{uuid.uuid4().hex[:6]}", "reconnect_min_seconds": 0.1, "reconnect_max_seconds": 0.5}
-        values.update(settings)
-        dispatcher = Dispatcher(build_sinks(["mqtt"], {"mqtt": values}, LABELS))
-        dispatcher.start()
-        made.append(dispatcher)
-        sink: MqttSink = dispatcher.sinks[0].plugin  # type: ignore[attr-defined]
-        return dispatcher, sink
-
-    yield make
-    for dispatcher in made:
-        dispatcher.stop(5.0)
-
-
 def seqs(messages) -> list[int]:
     return [GenreEvent.from_json(m.payload).seq for m in messages]
 
 
 def test_events_in_order_state_and_status(broker, recorder, mqtt_dispatcher, event_factory, waiter):
     dispatcher, sink = mqtt_dispatcher(broker)
-    prefix = sink.settings.prefix
+    prefix = sink.topics.root  # <prefix>/<daemon_id>
+    assert prefix == f"{sink.settings.prefix}/kitchen"
     rec = recorder(broker, [f"{prefix}/#"])
     waiter(lambda: sink.connected, what="the sink to connect")
     n = 300
@@ -79,57 +60,25 @@ def test_events_in_order_state_and_status(broker, recorder, mqtt_dispatcher, eve
     assert final.on(f"{prefix}/status")[-1].retain
 
 
-def test_home_assistant_discovery_and_resend(broker, recorder, mqtt_dispatcher, event_factory, waiter):
-    dispatcher, sink = mqtt_dispatcher(broker)
-    prefix = sink.settings.prefix
-    rec = recorder(broker, ["homeassistant/sensor/#"])
-    dispatcher.publish(event_factory(0, source="kitchen radio"))
-    configs = waiter(lambda: len(rec.messages) >= 2 and list(rec.messages), what="discovery")
-    by_topic = {m.topic: m for m in configs}
-    node = sink.settings.client_id
-    genre = by_topic[f"homeassistant/sensor/{node}/kitchen_radio_genre/config"]
-    confidence = by_topic[f"homeassistant/sensor/{node}/kitchen_radio_confidence/config"]
-    for message in (genre, confidence):
-        payload = message.json()
-        assert payload["state_topic"] == f"{prefix}/kitchen_radio/state"
-        assert payload["unique_id"] and payload["name"]
-        assert payload["device"]["identifiers"] == [node]
-        assert payload["availability_topic"] == f"{prefix}/status"
-        assert payload["origin"]["name"] == "genrecast"
-        assert "{{" in payload["value_template"]
-    assert genre.json()["device_class"] == "enum"
-    assert genre.json()["options"] == LABELS + ["silence", "uncertain"]
-    assert confidence.json()["unit_of_measurement"] == "%"
-    assert genre.json()["unique_id"] != confidence.json()["unique_id"]
-    late = recorder(broker, [f"homeassistant/sensor/{node}/#"])
-    retained = waiter(lambda: len(late.messages) >= 2 and list(late.messages), what="retained discovery")
-    assert all(m.retain for m in retained)
-    # Home Assistant restarts: discovery is sent again
-    rec.clear()
-    rec.client.publish("homeassistant/status", "online", qos=1)
-    waiter(lambda: len(rec.messages) >= 2, what="discovery re-sent after homeassistant/status online")
-    assert {m.topic for m in rec.messages} == set(by_topic)
-
-
 def test_last_will_when_the_holder_is_killed(broker, recorder, waiter):
     prefix = f"gc{uuid.uuid4().hex[:6]}"
-    rec = recorder(broker, [f"{prefix}/status"])
+    rec = recorder(broker, [f"{prefix}/child/status"])
     child = subprocess.Popen([sys.executable, str(HERE / "child_sink.py"), "mqtt", broker.host, str(broker.port),
                               prefix, f"child-{uuid.uuid4().hex[:6]}"], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "connected"
-        waiter(lambda: [m for m in rec.on(f"{prefix}/status") if m.payload == b"online"])
+        waiter(lambda: [m for m in rec.on(f"{prefix}/child/status") if m.payload == b"online"])
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait(10)
-    waiter(lambda: rec.on(f"{prefix}/status")[-1].payload == b"offline", what="the last will")
+    waiter(lambda: rec.on(f"{prefix}/child/status")[-1].payload == b"offline", what="the last will")
 
 
 @pytest.mark.slow
 def test_broker_outage_loses_no_event(start_broker, recorder, mqtt_dispatcher, event_factory, waiter):
     broker = start_broker(persistence=True)
     dispatcher, sink = mqtt_dispatcher(broker)
-    prefix = sink.settings.prefix
+    prefix = sink.topics.root  # <prefix>/<daemon_id>
     # a persistent session, so the broker keeps our subscription and queues for us across its restart
     rec = recorder(broker, [f"{prefix}/+/event"], client_id=f"rec-{uuid.uuid4().hex[:6]}", clean_session=False)
     waiter(lambda: sink.connected)

@@ -72,7 +72,7 @@ def test_tail_json_prints_events_and_skips_garbage(broker, event_factory):
                    b'{"schema_version": 1}', b"x" * 200_000, json.dumps({**valid, "probability": "high"}).encode(),
                    json.dumps({**valid, "state": "dancing"}).encode()]
         payloads = garbage + [e.to_json().encode() for e in events]
-        publish(broker, [(f"{prefix}/radio/event", payload, False) for payload in payloads])
+        publish(broker, [(f"{prefix}/kitchen/radio/event", payload, False) for payload in payloads])
         out = Lines(proc.stdout)
         for event in events:
             assert GenreEvent.from_json(out.wait_for(lambda line: True)) == event
@@ -130,7 +130,7 @@ def test_tail_live_view_in_a_terminal(broker, event_factory, waiter):
     with Terminal(f"{EXE} tail --broker {broker.host}:{broker.port} --prefix {prefix}", width=100, height=50) as term:
         waiter(lambda: "subscribed" in term.screen(), what="tail to subscribe")
         events = [event_factory(seq, genre="jazz" if seq % 2 else "metal", smoothed_genre="metal") for seq in range(6)]
-        publish(broker, [(f"{prefix}/radio/event", e.to_json().encode(), False) for e in events])
+        publish(broker, [(f"{prefix}/kitchen/radio/event", e.to_json().encode(), False) for e in events])
         text = waiter(lambda: "events 6" in term.screen() and term.screen(), what="the view to show the events")
         assert "radio" in text and "jazz" in text and "smoothed  metal" in text and "top 3" in text
         assert "recent    me ja me ja me ja" in text

@@ -95,13 +95,13 @@ def test_tail_skips_and_counts_what_it_cannot_parse(payload: bytes, json_output:
 def test_daemon_is_unaffected_by_garbage_on_its_topics(start_broker, recorder, start_daemon):
     broker = start_broker()
     prefix = f"gc{uuid.uuid4().hex[:6]}"
-    rec = recorder(broker, [f"{prefix}/#"])
+    rec = recorder(broker, [f"{prefix}/test/#"])
     run = start_daemon(sinks=["stdout", "mqtt"], env=mqtt_env(broker.host, broker.port, prefix), prefix=prefix)
-    topic = f"{prefix}/{STDIN_SOURCE}/event"
+    topic = f"{prefix}/test/{STDIN_SOURCE}/event"
     wait_for(lambda: len(rec.on(topic)) >= 3, what="events on the broker")
     junk = [b"", b"\x00\xff" * 50, b"ONLINE\x00", "onlïne".encode(), b"x" * 300_000, b'{"online": true}', b"offline"]
-    targets = ["homeassistant/status", f"{prefix}/status", topic, f"{prefix}/{STDIN_SOURCE}/state",
-               f"homeassistant/sensor/daemon-{prefix}/{STDIN_SOURCE}_genre/config"]
+    targets = ["homeassistant/status", f"{prefix}/test/status", topic, f"{prefix}/test/{STDIN_SOURCE}/state",
+               f"homeassistant/sensor/genrecast_test/{STDIN_SOURCE}_genre/config"]
     publish(broker, [(t, payload, False) for t in targets for payload in junk])
     publish(broker, [("homeassistant/status", b"online", False)])  # a real Home Assistant restart, amid the junk
     run.wait_log("Home Assistant came online")

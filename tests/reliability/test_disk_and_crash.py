@@ -102,14 +102,14 @@ def test_file_size_limit_is_reported_and_other_sinks_go_on(tmp_path: Path, start
 def test_kill_9_mid_write_then_restart_keeps_the_log_parseable(start_broker, recorder, start_daemon, tmp_path: Path):
     prefix = f"gc{uuid.uuid4().hex[:6]}"
     broker = start_broker()
-    rec = recorder(broker, [f"{prefix}/#"])
+    rec = recorder(broker, [f"{prefix}/test/#"])
     log_path = tmp_path / "events.jsonl"
     env = mqtt_env(broker.host, broker.port, prefix)
     first = start_daemon(sinks=["stdout", "logfile", "mqtt"], env=env, prefix=prefix, log_path=log_path, speed=40)
     wait_for(lambda: len(file_lines(log_path)) >= 30, what="the log to fill")
     os.kill(first.pid, signal.SIGKILL)  # while it writes several lines a second
     first.daemon.proc.wait(timeout=10)
-    status = f"{prefix}/status"
+    status = f"{prefix}/test/status"
     wait_for(lambda: rec.on(status) and rec.on(status)[-1].payload == b"offline", what="the last will")
     killed_at = log_path.stat().st_size
     before = file_lines(log_path)
@@ -126,5 +126,5 @@ def test_kill_9_mid_write_then_restart_keeps_the_log_parseable(start_broker, rec
     wait_for(lambda: rec.on(status)[-1].payload == b"offline", what="offline at the clean stop")
     after = log_path.read_bytes()[killed_at:].decode()
     assert [json.loads(line) for line in after.splitlines() if line] == second.events()
-    on_broker = [json.loads(m.payload) for m in rec.on(f"{prefix}/{STDIN_SOURCE}/event")]
+    on_broker = [json.loads(m.payload) for m in rec.on(f"{prefix}/test/{STDIN_SOURCE}/event")]
     assert second.events()[-1] in on_broker

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.service]
 def _persistent_recorder(recorder, broker, prefix: str):
     """A recorder with a persistent session: the broker keeps its subscription (on disk,
     across its own restarts) and queues what is published while the recorder is away."""
-    return recorder(broker, [f"{prefix}/#"], client_id=f"rec-{prefix}", clean_session=False)
+    return recorder(broker, [f"{prefix}/test/#"], client_id=f"rec-{prefix}", clean_session=False)
 
 
 def test_broker_absent_at_start_then_appears_delivers_every_event_in_order(start_broker, recorder, start_daemon):
@@ -41,10 +41,10 @@ def test_broker_absent_at_start_then_appears_delivers_every_event_in_order(start
     run.close_stdin()  # the input ends: the daemon delivers what is queued and exits
     assert run.daemon.proc.wait(timeout=60) == 0, run.log_text()[-2000:]
     events = run.events()
-    topic = f"{prefix}/{STDIN_SOURCE}/event"
+    topic = f"{prefix}/test/{STDIN_SOURCE}/event"
     wait_for(lambda: len(set(first_seen_seqs(rec.on(topic)))) >= len(events), what="every event on the broker")
     assert first_seen_seqs(rec.on(topic)) == [e["seq"] for e in events] == list(range(len(events)))
-    assert [m.payload for m in rec.on(f"{prefix}/status") if not m.retain][-1] == b"offline"
+    assert [m.payload for m in rec.on(f"{prefix}/test/status") if not m.retain][-1] == b"offline"
 
 
 def test_broker_restarted_twice_loses_no_event_and_status_follows(start_broker, recorder, start_daemon):
@@ -68,14 +68,14 @@ def test_broker_restarted_twice_loses_no_event_and_status_follows(start_broker, 
     run.close_stdin()
     assert run.daemon.proc.wait(timeout=60) == 0, run.log_text()[-2000:]
     events = run.events()
-    topic = f"{prefix}/{STDIN_SOURCE}/event"
+    topic = f"{prefix}/test/{STDIN_SOURCE}/event"
     wait_for(lambda: len(set(first_seen_seqs(rec.on(topic)))) >= len(events), what="every event on the broker")
     assert first_seen_seqs(rec.on(topic)) == [e["seq"] for e in events] == list(range(len(events)))
     assert [json.loads(m.payload) for m in rec.on(topic)][-1] == events[-1]
     # Status as a subscriber sees it live (retained copies re-sent on its re-subscription left
     # out, a QoS 1 repeat counted once): Mosquitto sends our last will "offline" as it shuts
     # down, we say "online" after each reconnection and "offline" at the clean stop.
-    live = [m.payload.decode() for m in rec.on(f"{prefix}/status") if not m.retain]
+    live = [m.payload.decode() for m in rec.on(f"{prefix}/test/status") if not m.retain]
     collapsed = [s for i, s in enumerate(live) if i == 0 or s != live[i - 1]]
     assert collapsed == ["online", "offline"] * 3, live
 
@@ -85,12 +85,12 @@ def test_broker_that_stops_reading_bounds_the_mqtt_queue_and_spares_other_sinks(
     queue_size = 30
     prefix = f"gc{uuid.uuid4().hex[:6]}"
     broker = start_broker()
-    rec = recorder(broker, [f"{prefix}/+/event"])
+    rec = recorder(broker, [f"{prefix}/test/+/event"])
     log_path = tmp_path / "events.jsonl"
     env = mqtt_env(broker.host, broker.port, prefix, GENRECAST_MQTT_QUEUE_SIZE=str(queue_size))
     run = start_daemon(sinks=["stdout", "logfile", "mqtt"], env=env, prefix=prefix, log_path=log_path, metrics=True,
                        speed=20)
-    topic = f"{prefix}/{STDIN_SOURCE}/event"
+    topic = f"{prefix}/test/{STDIN_SOURCE}/event"
     wait_for(lambda: len(rec.on(topic)) >= 3, what="events on the broker")
     os.kill(broker.proc.pid, signal.SIGSTOP)  # the broker holds its connections but reads nothing
     try:
@@ -126,9 +126,9 @@ def test_second_sigint_exits_at_once_while_the_first_waits_on_a_frozen_broker(st
     broker to acknowledge; a second SIGINT ends the process at once, with status 130."""
     prefix = f"gc{uuid.uuid4().hex[:6]}"
     broker = start_broker()
-    rec = recorder(broker, [f"{prefix}/+/event"])
+    rec = recorder(broker, [f"{prefix}/test/+/event"])
     run = start_daemon(sinks=["stdout", "mqtt"], env=mqtt_env(broker.host, broker.port, prefix), prefix=prefix)
-    wait_for(lambda: len(rec.on(f"{prefix}/{STDIN_SOURCE}/event")) >= 2, what="events on the broker")
+    wait_for(lambda: len(rec.on(f"{prefix}/test/{STDIN_SOURCE}/event")) >= 2, what="events on the broker")
     os.kill(broker.proc.pid, signal.SIGSTOP)
     try:
         run.wait_events(len(run.events()) + 3, what="events the frozen broker will not acknowledge")

@@ -35,7 +35,7 @@ def _secret() -> str:
 def test_tls_with_client_certificate_delivers_events(certificates: Path, start_broker, recorder, start_daemon):
     broker = start_broker(tls_dir=certificates)
     prefix = f"gc{uuid.uuid4().hex[:6]}"
-    rec = recorder(broker, [f"{prefix}/#"])  # on the broker's plain listener
+    rec = recorder(broker, [f"{prefix}/test/#"])  # on the broker's plain listener
     env = mqtt_env(broker.host, broker.tls_port, prefix, GENRECAST_MQTT_TLS="true",
                    GENRECAST_MQTT_CA_FILE=str(certificates / "ca.crt"),
                    GENRECAST_MQTT_CERT_FILE=str(certificates / "client.crt"),
@@ -45,7 +45,7 @@ def test_tls_with_client_certificate_delivers_events(certificates: Path, start_b
     run.wait_events(5)
     assert run.stop() == 0
     events = run.events()
-    topic = f"{prefix}/{STDIN_SOURCE}/event"
+    topic = f"{prefix}/test/{STDIN_SOURCE}/event"
     wait_for(lambda: len(rec.on(topic)) >= len(events), what="every event through the TLS listener")
     assert [json.loads(m.payload) for m in rec.on(topic)][: len(events)] == events
 
@@ -53,7 +53,7 @@ def test_tls_with_client_certificate_delivers_events(certificates: Path, start_b
 def test_tls_with_the_wrong_ca_is_refused_clearly_and_retried(certificates: Path, start_broker, recorder, start_daemon):
     broker = start_broker(tls_dir=certificates)
     prefix = f"gc{uuid.uuid4().hex[:6]}"
-    rec = recorder(broker, [f"{prefix}/#"])
+    rec = recorder(broker, [f"{prefix}/test/#"])
     env = mqtt_env(broker.host, broker.tls_port, prefix, GENRECAST_MQTT_TLS="true",
                    GENRECAST_MQTT_CA_FILE=str(certificates / "other-ca.crt"),
                    GENRECAST_MQTT_CERT_FILE=str(certificates / "client.crt"),
@@ -67,11 +67,11 @@ def test_tls_with_the_wrong_ca_is_refused_clearly_and_retried(certificates: Path
     line = next(line for line in run.daemon.log if "TLS handshake failed" in line)
     assert "CERTIFICATE_VERIFY_FAILED" in line and "retrying" in line
     assert "Traceback" not in run.log_text()
-    assert not rec.on(f"{prefix}/{STDIN_SOURCE}/event")
+    assert not rec.on(f"{prefix}/test/{STDIN_SOURCE}/event")
 
 
 def _config_file(path: Path, broker, prefix: str, password: str, mode: int) -> Path:
-    path.write_text(f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\nprefix = "{prefix}"\n'
+    path.write_text(f'daemon_id = "test"\n[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\nprefix = "{prefix}"\n'
                     f'client_id = "daemon-{prefix}"\nusername = "{USER}"\npassword = "{password}"\n'
                     "reconnect_min_seconds = 0.2\nreconnect_max_seconds = 1.0\n")
     path.chmod(mode)
@@ -86,14 +86,14 @@ def test_password_accepted_never_logged_and_a_readable_config_warned(start_broke
     password = _secret()
     broker = start_broker(users={USER: password, "reader": "reader-pw"})
     prefix = f"gc{uuid.uuid4().hex[:6]}"
-    rec = recorder(broker, [f"{prefix}/#"], username="reader", password="reader-pw")
+    rec = recorder(broker, [f"{prefix}/test/#"], username="reader", password="reader-pw")
     config = _config_file(tmp_path / "config.toml", broker, prefix, password, 0o644)  # readable by everyone
     run = start_daemon(sinks=["stdout", "mqtt"], env={"GENRECAST_CONFIG": str(config)}, prefix=prefix,
                        extra_args=["--verbose"])
     run.wait_log("MQTT: connected to")
     run.wait_events(5)
     assert run.stop() == 0
-    topic = f"{prefix}/{STDIN_SOURCE}/event"
+    topic = f"{prefix}/test/{STDIN_SOURCE}/event"
     wait_for(lambda: len(rec.on(topic)) >= len(run.events()), what="every event with the right password")
     printed = _everything_printed(run)
     assert "DEBUG" in printed  # debug logging was on

@@ -47,7 +47,7 @@ def test_soak_hours_of_audio_keep_resources_flat_and_lose_no_event(start_daemon,
     backups = math.ceil(expected_events * EVENT_LINE_BYTES * 1.5 / max_bytes) + 2  # keep every line
     broker = start_broker()
     prefix = "soak"
-    rec = recorder(broker, [f"{prefix}/#"])
+    rec = recorder(broker, [f"{prefix}/test/#"])
     log_path = tmp_path / "events.jsonl"
     env = mqtt_env(broker.host, broker.port, prefix, GENRECAST_LOGFILE_MAX_BYTES=str(max_bytes),
                    GENRECAST_LOGFILE_BACKUPS=str(backups))
@@ -81,7 +81,7 @@ def test_soak_hours_of_audio_keep_resources_flat_and_lose_no_event(start_daemon,
     # every event the daemon emitted, in order, on stdout, the broker and the log
     events = run.events()
     assert events and [e["seq"] for e in events] == list(range(len(events)))
-    topic = f"{prefix}/{STDIN_SOURCE}/event"
+    topic = f"{prefix}/test/{STDIN_SOURCE}/event"
     wait_for(lambda: len(rec.on(topic)) >= len(events), timeout_seconds=60, what="every event on the broker")
     on_broker = rec.on(topic)
     assert first_seen_seqs(on_broker) == [e["seq"] for e in events]
@@ -90,7 +90,7 @@ def test_soak_hours_of_audio_keep_resources_flat_and_lose_no_event(start_daemon,
     assert len(files) >= 4, f"the log should have rotated several times: {files}"
     logged = [json.loads(line) for f in files for line in f.read_text().splitlines()]  # every line parses
     assert logged == events
-    assert rec.on(f"{prefix}/status")[-1].payload == b"offline"
+    assert rec.on(f"{prefix}/test/status")[-1].payload == b"offline"
     dropped = [line for line in run.daemon.log if "dropped" in line and "windows" in line]
     print(f"soak: {audio_seconds / 3600:g} h of audio at {SOAK_SPEED:g}x, {len(events)} events "
           f"({expected_events} windows fed), RSS {base_rss / 1e6:.1f} MB + {rss_growth / 1e6:.2f} MB "
