@@ -2,6 +2,7 @@
 
 ``litert`` (default) runs ``model.tflite`` through ai-edge-litert and never
 imports tensorflow; ``keras`` loads ``model.keras`` (needs ``genrecast[train]``).
+Either way the bundle's music detector, when it has one, runs on LiteRT.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from genrecast.daemon.bundle import Bundle, BundleError, default_bundle_path, load_bundle
+from genrecast.daemon.detector import MusicDetector
 
 log = logging.getLogger(__name__)
 BACKENDS = ("litert", "keras")
@@ -22,6 +24,8 @@ class Classifier(Protocol):
     """Turns a batch of raw (un-normalised) features into label probabilities."""
 
     bundle: Bundle
+    detector: MusicDetector | None
+    """The bundle's music detector (always on LiteRT), or None when the bundle has none."""
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """``features``: batch x input_shape; returns batch x labels, rows summing to 1."""
@@ -35,6 +39,7 @@ class LiteRTClassifier:
         from ai_edge_litert.interpreter import Interpreter
 
         self.bundle = bundle
+        self.detector = MusicDetector(bundle.detector) if bundle.detector is not None else None
         self._interpreter = Interpreter(model_path=str(bundle.tflite_path), num_threads=num_threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
@@ -62,6 +67,7 @@ class KerasClassifier:
         except ImportError:
             raise BundleError("the keras backend needs tensorflow: pip install 'genrecast[train]', or use --backend litert") from None
         self.bundle = bundle
+        self.detector = MusicDetector(bundle.detector) if bundle.detector is not None else None
         self._model = keras.saving.load_model(bundle.keras_path, compile=False)
         outputs = int(self._model.output_shape[-1])
         if outputs != len(bundle.labels):

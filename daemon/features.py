@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-FEATURE_KINDS = ("mfcc", "summary")
+FEATURE_KINDS = ("mfcc", "summary", "detector")
 
 #: Frame-level features of the summary kind, in the table's column order.
 #: Each contributes a ``_mean`` and a ``_var`` column.
@@ -46,7 +46,8 @@ class FeatureConfig:
     """How audio becomes model input; saved inside every model bundle."""
 
     kind: str = "mfcc"
-    """``mfcc`` (one window's MFCC map) or ``summary`` (table statistics over a context)."""
+    """``mfcc`` (one window's MFCC map), ``summary`` (table statistics over a context) or
+    ``detector`` (the music detector's level-invariant window statistics, see ``music_features``)."""
     sample_rate: int = 22050
     """Hz; every source is resampled to this rate before features."""
     window_seconds: float = 3.0
@@ -86,6 +87,11 @@ class FeatureConfig:
                 problems.append("a summary config needs its columns")
             if self.context_seconds < self.window_seconds:
                 problems.append("context_seconds must be at least window_seconds")
+        if self.kind == "detector":
+            from genrecast.daemon.music_features import DETECTOR_COLUMNS
+
+            if tuple(self.columns) != DETECTOR_COLUMNS:
+                problems.append("a detector config's columns must be music_features.DETECTOR_COLUMNS")
         if problems:
             raise ValueError("invalid feature config: " + "; ".join(problems))
 
