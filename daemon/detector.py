@@ -51,13 +51,15 @@ class GateSettings:
 
 
 class MusicGate:
-    """Per-source hysteresis state. Starts as ``not_music`` until the first window is judged."""
+    """Per-source hysteresis state. The first window judged decides the state against the
+    midpoint of the two thresholds (there is no state to hold yet); after that, hysteresis."""
 
     def __init__(self, settings: GateSettings) -> None:
         self.settings = settings
         self._history: deque[float] = deque(maxlen=settings.windows)
         self.is_music = False
         self.smoothed = 0.0
+        self._judged = False
 
     @property
     def seen(self) -> bool:
@@ -69,7 +71,10 @@ class MusicGate:
         self._history.append(float(p_music))
         self.smoothed = float(np.mean(self._history))
         before = self.is_music
-        if self.is_music and self.smoothed < self.settings.leave:
+        if not self._judged:
+            self._judged = True
+            self.is_music = self.smoothed >= (self.settings.enter + self.settings.leave) / 2
+        elif self.is_music and self.smoothed < self.settings.leave:
             self.is_music = False
         elif not self.is_music and self.smoothed >= self.settings.enter:
             self.is_music = True

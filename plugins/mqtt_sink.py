@@ -47,7 +47,7 @@ INFLIGHT_WINDOW = 20
 LOOP_SECONDS = 0.05
 """Longest wait of one network-loop turn (bounds the latency of a queued event)."""
 SUPPORT_URL = "https://github.com/genrecast/genrecast"
-EXTRA_STATES = ("silence", "uncertain")
+EXTRA_STATES = ("silence", "not_music", "uncertain")
 ENV_PREFIX = "GENRECAST_MQTT_"
 CREDENTIAL_NAME = "mqtt_password"
 
@@ -165,25 +165,27 @@ def topic_name(source: str) -> str:
 
 
 def state_genre(event: GenreEvent) -> str:
-    """The state's genre: ``silence`` for a silent window, else the smoothed genre
-    (``uncertain`` until there is one)."""
-    if event.state == "silence":
-        return "silence"
+    """The state's genre: ``silence`` for a silent window, ``not_music`` while the music
+    detector's gate is closed, else the smoothed genre (``uncertain`` until there is one)."""
+    if event.state in ("silence", "not_music"):
+        return event.state
     return event.smoothed_genre or "uncertain"
 
 
 def state_payload(event: GenreEvent) -> dict[str, Any]:
     """The retained state of a source after ``event``.
 
-    ``genre`` (a label, ``silence`` or ``uncertain``), ``probability`` (its smoothed
+    ``genre`` (a label, ``silence``, ``not_music`` or ``uncertain``), ``probability`` (its smoothed
     probability, 0 for silence/uncertain), ``state`` and ``window_genre``/``window_probability``
-    of the latest window, ``utc``, ``seq``, ``model_id``."""
+    of the latest window, ``utc``, ``seq``, ``model_id`` and ``music_probability`` (the music
+    detector's smoothed P(music); null without a detector)."""
     genre = state_genre(event)
     return {
         "source": event.source, "genre": genre,
         "probability": round(event.smoothed_probability, 4) if genre not in EXTRA_STATES else 0.0,
         "state": event.state, "window_genre": event.genre, "window_probability": round(event.probability, 4),
         "utc": event.utc, "seq": event.seq, "model_id": event.model_id,
+        "music_probability": event.smoothed_music_probability,
     }
 
 
