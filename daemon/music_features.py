@@ -25,6 +25,10 @@ Columns (:data:`DETECTOR_COLUMNS`), over the STFT frames of one window:
 * ``energy_db_std``: spread of the frame energy in dB.
 * ``modulation_4hz``: share of the frame-energy envelope's modulation power in
   2-8 Hz, the syllable rate of speech (Houtgast & Steeneken 1985).
+* ``chroma_entropy_mean`` / ``_std``, ``chroma_peak_mean``, ``chroma_stability``: from the
+  shared chroma filterbank (as :func:`genrecast.daemon.features.chroma_frames`, A440 tuning): the entropy
+  of each frame's pitch-class distribution (noise spreads it), the strongest class's share,
+  and the correlation of consecutive frames' chroma (held notes and chords keep it high).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import functools
 
 import numpy as np
 
-from genrecast.daemon.features import FeatureConfig, _dct_matrix32, _mel_basis, power_spectrogram
+from genrecast.daemon.features import FeatureConfig, _chroma_basis, _dct_matrix32, _mel_basis, power_spectrogram
 
 N_MFCC = 12
 
@@ -41,9 +45,10 @@ DETECTOR_COLUMNS: tuple[str, ...] = (
     tuple(f"mfcc{k}_{stat}" for k in range(1, N_MFCC + 1) for stat in ("mean", "std"))
     + tuple(f"dmfcc{k}_std" for k in range(1, N_MFCC + 1))
     + ("flatness_mean", "flatness_std", "flux_mean", "flux_std", "zcr_mean", "zcr_std",
-       "centroid_mean", "centroid_std", "low_energy", "pause", "energy_db_std", "modulation_4hz")
+       "centroid_mean", "centroid_std", "low_energy", "pause", "energy_db_std", "modulation_4hz",
+       "chroma_entropy_mean", "chroma_entropy_std", "chroma_peak_mean", "chroma_stability")
 )
-"""The detector's input columns, in model order (48)."""
+"""The detector's input columns, in model order (52)."""
 
 #: Shortest audio (seconds) that gets detector features; shorter windows are too short to judge.
 MIN_SECONDS = 0.25
@@ -57,6 +62,12 @@ def _mel_centres(cfg: FeatureConfig) -> np.ndarray:
     weights = np.asarray(_mel_basis(cfg.sample_rate, cfg.n_fft, cfg.n_mels).todense())
     freqs = np.fft.rfftfreq(cfg.n_fft, d=1.0 / cfg.sample_rate)
     return (weights @ freqs) / np.maximum(weights.sum(axis=1), _TINY)
+
+
+@functools.lru_cache(maxsize=8)
+def _chroma_basis_t(cfg: FeatureConfig) -> np.ndarray:
+    """The shared chroma filterbank (A440 tuning) as 12 x bins, contiguous."""
+    return np.ascontiguousarray(_chroma_basis(cfg.sample_rate, cfg.n_fft, 0.0).T)
 
 
 def detector_config(sample_rate: int = 22050, window_seconds: float = 3.0) -> FeatureConfig:
@@ -104,7 +115,16 @@ def music_features(samples: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     rates = np.fft.rfftfreq(len(envelope), d=cfg.hop_length / cfg.sample_rate)
     modulation = spectrum[(rates >= 2) & (rates <= 8)].sum() / max(spectrum[1:].sum(), _TINY)
 
+    # the shared chroma filterbank (as chroma_frames, A440), applied bins-first: power is bins x frames
+    chroma = (_chroma_basis_t(cfg) @ power).T.astype(np.float64)  # frames x 12
+    share = chroma / np.maximum(chroma.sum(axis=1, keepdims=True), _TINY)
+    entropy = -np.sum(share * np.log(np.maximum(share, _TINY)), axis=1) / np.log(12)
+    centred = chroma - chroma.mean(axis=1, keepdims=True)
+    norms = np.maximum(np.linalg.norm(centred, axis=1), _TINY)
+    stability = np.sum(centred[1:] * centred[:-1], axis=1) / (norms[1:] * norms[:-1])
+
     columns = [np.stack([mfcc.mean(axis=1), mfcc.std(axis=1)], axis=1).ravel(), delta.std(axis=1),
                [flatness.mean(), flatness.std(), flux.mean(), flux.std(), zcr.mean(), zcr.std(),
-                centroid.mean(), centroid.std(), low_energy, pause, energy_db.std(), modulation]]
+                centroid.mean(), centroid.std(), low_energy, pause, energy_db.std(), modulation,
+                entropy.mean(), entropy.std(), share.max(axis=1).mean(), stability.mean()]]
     return np.concatenate([np.asarray(c, dtype=np.float64) for c in columns]).astype(np.float32)

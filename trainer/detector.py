@@ -48,7 +48,7 @@ from genrecast.trainer.detector_eval import (
 log = logging.getLogger(__name__)
 
 #: Random capture conditions drawn per training / validation file (besides the clean audio).
-AUGMENTED_COPIES = 2
+AUGMENTED_COPIES = 4
 #: Generated hiss / hum / fan windows added to the ``other`` class (train; a quarter as many for validation).
 GENERATED_WINDOWS = 150
 #: The daemon's silence gate (dBFS), as in SmoothingSettings' default.
@@ -63,14 +63,16 @@ TRAIN_MIN_SECONDS = 0.5
 class DetectorTraining:
     """The detector's hyper-parameters (fixed before training; not tuned on the test files)."""
 
-    hidden: tuple[int, ...] = (32, 16)
-    dropout: float = 0.2
+    hidden: tuple[int, ...] = (64, 32)
+    dropout: float = 0.3
     noise: float = 0.1
     """Gaussian input noise in standard deviations of the standardised features."""
     l2: float = 1e-3
-    epochs: int = 60
+    epochs: int = 100
     batch_size: int = 64
     learning_rate: float = 1e-3
+    members: int = 1
+    """Parallel MLP branches trained together, their probabilities averaged."""
     seed: int = 0
 
 
@@ -192,13 +194,16 @@ def fit(x: np.ndarray, y: np.ndarray, settings: DetectorTraining):
     from keras import layers
 
     reg = keras.regularizers.l2(settings.l2)
-    model = keras.Sequential(
-        [keras.Input((x.shape[1],)), layers.GaussianNoise(settings.noise)]
-        + [layer for units in settings.hidden for layer in (layers.Dense(units, activation="relu", kernel_regularizer=reg),
-                                                            layers.Dropout(settings.dropout))]
-        + [layers.Dense(len(DETECTOR_LABELS), activation="softmax")],
-        name="music_detector",
-    )
+    inputs = keras.Input((x.shape[1],))
+    noisy = layers.GaussianNoise(settings.noise)(inputs)
+    outputs = []
+    for _ in range(settings.members):  # parallel branches, each its own initialisation and dropout
+        h = noisy
+        for units in settings.hidden:
+            h = layers.Dropout(settings.dropout)(layers.Dense(units, activation="relu", kernel_regularizer=reg)(h))
+        outputs.append(layers.Dense(len(DETECTOR_LABELS), activation="softmax")(h))
+    mean = layers.Average()(outputs) if len(outputs) > 1 else outputs[0]
+    model = keras.Model(inputs, mean, name="music_detector")
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss="sparse_categorical_crossentropy")
     counts = np.bincount(y, minlength=len(DETECTOR_LABELS)).astype(float)
     weights = {i: float(len(y) / (len(counts) * max(c, 1.0))) for i, c in enumerate(counts)}
