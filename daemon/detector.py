@@ -61,11 +61,6 @@ class MusicGate:
         self.smoothed = 0.0
         self._judged = False
 
-    @property
-    def seen(self) -> bool:
-        """Whether any window was judged yet."""
-        return bool(self._history)
-
     def update(self, p_music: float) -> tuple[bool, bool]:
         """Add one window's P(music). Returns (music now, changed by this window)."""
         self._history.append(float(p_music))

@@ -60,8 +60,8 @@ class GenreEvent:
     """The music detector's P(music) for this window (0..1); ``None`` when the window is silent
     or the bundle has no detector."""
     smoothed_music_probability: float | None = None
-    """P(music) averaged over the detector's last windows, which the music/not_music
-    hysteresis acts on; ``None`` when the bundle has no detector or nothing was heard yet."""
+    """P(music) averaged over the detector's last windows (this one included), which the
+    music/not_music hysteresis acts on; ``None`` when ``music_probability`` is."""
     schema_version: int = field(default=SCHEMA_VERSION)
     """Version of this JSON form."""
 

@@ -134,6 +134,23 @@ class SourceState:
         return PendingWindow(self, window, self._rolling.features(), level, round(self._rolling.covered_seconds, 3))
 
 
+@dataclass(frozen=True)
+class GateResult:
+    """The music detector's verdict on one window, after the source's gate took it in."""
+
+    is_music: bool
+    p_music: float
+    """The window's P(music)."""
+    smoothed: float
+    """The gate's smoothed P(music) after this window."""
+    left_music: bool
+    """This window turned the gate from music to not_music."""
+
+
+def _unit(value: float) -> float:
+    return round(min(1.0, max(0.0, value)), 5)
+
+
 class EventMaker:
     """Classifies pending windows in batches and turns them into events."""
 
@@ -149,7 +166,7 @@ class EventMaker:
     def events(self, pending: list[PendingWindow]) -> list[GenreEvent]:
         """Events for ``pending`` windows, in order."""
         music = self._gate(pending)
-        todo = [p for p in pending if p.features is not None and music.get(id(p), (True, None))[0]]
+        todo = [p for p in pending if p.features is not None and (id(p) not in music or music[id(p)].is_music)]
         probs: dict[int, np.ndarray] = {}
         if todo:
             started = time.perf_counter()
@@ -160,9 +177,9 @@ class EventMaker:
             probs = {id(p): row for p, row in zip(todo, out)}
         return [self._event(p, probs.get(id(p)), music.get(id(p))) for p in pending]
 
-    def _gate(self, pending: list[PendingWindow]) -> dict[int, tuple[bool, float]]:
+    def _gate(self, pending: list[PendingWindow]) -> dict[int, GateResult]:
         """Run the music detector on the windows that have its features and update each
-        source's gate in window order: {id(window): (music now, P(music) of the window)}."""
+        source's gate in window order: {id(window): its GateResult}."""
         detector = getattr(self.classifier, "detector", None)
         todo = [p for p in pending if p.music_features is not None]
         if detector is None or not todo:
@@ -173,16 +190,16 @@ class EventMaker:
             value = float(value) if math.isfinite(value) else 0.0
             was_music = p.source.gate.is_music
             is_music, _ = p.source.gate.update(value)
-            if was_music and not is_music:
-                p.source.smoother.reset()  # the genre is found afresh after the talk
-            out[id(p)] = (is_music, value)
+            out[id(p)] = GateResult(is_music, value, p.source.gate.smoothed, left_music=was_music and not is_music)
         return out
 
-    def _event(self, p: PendingWindow, prob: np.ndarray | None, music: tuple[bool, float] | None) -> GenreEvent:
+    def _event(self, p: PendingWindow, prob: np.ndarray | None, music: GateResult | None) -> GenreEvent:
         settings = self.settings.smoothing
         if prob is not None and not np.all(np.isfinite(prob)):
             prob = None
-        if music is not None and not music[0]:
+        if music is not None and music.left_music:
+            p.source.smoother.reset()  # the genre is found afresh after the talk
+        if music is not None and not music.is_music:
             state, genre, top, probabilities = "not_music", None, 0.0, {}
         elif prob is None:
             state, genre, top, probabilities = ("silence" if math.isfinite(p.level_dbfs) else "uncertain"), None, 0.0, {}
@@ -193,7 +210,6 @@ class EventMaker:
             genre = self.labels[best]
             probabilities = {label: round(float(v), 5) for label, v in zip(self.labels, prob)}
         smoothed, smoothed_p, changed = p.source.smoother.update(prob)
-        gate = p.source.gate
         event = GenreEvent(
             source=p.source.name,
             seq=p.source.seq,
@@ -210,8 +226,8 @@ class EventMaker:
             level_dbfs=round(p.level_dbfs, 2) if math.isfinite(p.level_dbfs) else -200.0,
             model_id=self.model_id,
             context_seconds=p.context_seconds,
-            music_probability=round(min(1.0, max(0.0, music[1])), 5) if music is not None else None,
-            smoothed_music_probability=round(min(1.0, max(0.0, gate.smoothed)), 5) if gate is not None and gate.seen else None,
+            music_probability=_unit(music.p_music) if music is not None else None,
+            smoothed_music_probability=_unit(music.smoothed) if music is not None else None,
         )
         p.source.seq += 1
         return event

@@ -22,6 +22,7 @@ Two runs with the same data and seed write identical files.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
@@ -150,7 +151,8 @@ def extract_all(items: list[Item], conditions: list, cfg: FeatureConfig, seed: i
             tasks.append((item.path, c, _seed(seed, item.group, item.path.name, copy, name), cfg, min_samples))
             meta.append((item, f"{name}{copy}" if name == "random" else name))
     results = _run(tasks, jobs, what)
-    return [FileWindows(item.path.name, item.label, item.kind, condition, probabilities=x, silent=s, genre=item.genre)
+    return [FileWindows(item.path.name, item.label, item.kind, condition, probabilities=np.zeros((len(x), 3), np.float32),
+                        silent=s, genre=item.genre, features=x)
             for (item, condition), (x, s) in zip(meta, results)]
 
 
@@ -175,12 +177,13 @@ def _generated(n: int, cfg: FeatureConfig, seed: int, name: str) -> FileWindows:
     windows = generated_noise(n, cfg.window_samples, cfg.sample_rate, seed)
     feats = np.stack([music_features(w, cfg) for w in windows])
     silent = np.array([level_dbfs(w) < SILENCE_DBFS for w in windows])
-    return FileWindows(name, "other", "generated", "clean", probabilities=feats, silent=silent)
+    return FileWindows(name, "other", "generated", "clean", probabilities=np.zeros((len(feats), 3), np.float32),
+                       silent=silent, features=feats)
 
 
 def _xy(files: list[FileWindows]) -> tuple[np.ndarray, np.ndarray]:
     """Non-silent windows' features and class indices (the daemon never runs the detector on silence)."""
-    x = [f.probabilities[~f.silent] for f in files]
+    x = [f.features[~f.silent] for f in files]
     y = [np.full(int((~f.silent).sum()), DETECTOR_LABELS.index(f.label)) for f in files]
     return np.concatenate(x).astype(np.float32), np.concatenate(y).astype(np.int64)
 
@@ -212,12 +215,12 @@ def fit(x: np.ndarray, y: np.ndarray, settings: DetectorTraining):
 
 
 def _predict(model, files: list[FileWindows], mean: np.ndarray, std: np.ndarray) -> list[FileWindows]:
-    """The same files with their feature rows replaced by the model's probabilities."""
+    """The same files with the model's probabilities for their windows."""
     out = []
     for f in files:
-        probs = np.asarray(model((f.probabilities - mean) / std, training=False), dtype=np.float32) if len(f.probabilities) else \
+        probs = np.asarray(model((f.features - mean) / std, training=False), dtype=np.float32) if len(f.features) else \
             np.zeros((0, 3), np.float32)
-        out.append(FileWindows(f.name, f.label, f.kind, f.condition, probs, f.silent, f.genre))
+        out.append(dataclasses.replace(f, probabilities=probs))
     return out
 
 

@@ -35,6 +35,8 @@ class FileWindows:
     silent: np.ndarray
     """True where the window is under the silence gate (no detector call in the daemon)."""
     genre: str | None = None
+    features: np.ndarray | None = None
+    """windows x feature columns (the detector's input), where extracted."""
 
 
 def gate_states(f: FileWindows, gate: GateSettings) -> list[str]:

@@ -147,3 +147,43 @@ def test_schema_1_events_from_older_daemons_still_parse() -> None:
     del old["music_probability"], old["smoothed_music_probability"]
     event = GenreEvent.from_dict(old)
     assert event.music_probability is None and event.state == "music"
+
+
+class _ScriptedDetector:
+    """A stand-in for the detector model (logic test of the pipeline's gating): P(music) from a script."""
+
+    def __init__(self, spec, values: list[float]) -> None:
+        self.spec, self._values = spec, list(values)
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        p = np.array([self._values.pop(0) for _ in range(len(features))], dtype=np.float32)
+        return np.stack([p, 1 - p, np.zeros_like(p)], axis=1)
+
+
+def test_pipeline_gates_in_window_order_within_one_batch(gtzan_sample: Path) -> None:
+    """One batch holds every window (as classify sends them): the gate, the smoothed P(music) and
+    the genre smoother's reset must still follow the windows in order."""
+    import dataclasses
+
+    from genrecast.daemon.audio import load_audio
+    from genrecast.daemon.classifier import open_classifier
+    from genrecast.daemon.pipeline import EventMaker, PipelineSettings, SourceState
+
+    classifier = open_classifier(None)
+    spec = dataclasses.replace(classifier.bundle.detector, gate=GateSettings(enter=0.6, leave=0.4, windows=2))
+    script = [0.9, 0.9, 0.9, 0.0, 0.0, 0.0, 0.9, 0.9, 0.9, 0.9]
+    classifier.detector = _ScriptedDetector(spec, script)
+    settings = PipelineSettings()
+    state = SourceState("s", classifier, settings)
+    audio = load_audio(gtzan_sample / "rock" / "rock.00000.wav", 22050)
+    events = EventMaker(classifier, settings).events(state.windows(audio, 22050) + state.flush())
+    # K=2: leaves on window 4 (mean 0), stays out on window 6 (mean 0.45 < enter 0.6), back on window 7
+    assert [e.state == "not_music" for e in events] == [False] * 4 + [True] * 3 + [False] * 3
+    assert [e.music_probability for e in events] == pytest.approx(script)
+    running = [np.mean(script[max(0, i - 1) : i + 1]) for i in range(len(script))]
+    assert [e.smoothed_music_probability for e in events] == pytest.approx(running, abs=1e-5)
+    for e in events[4:7]:
+        assert e.genre is None and e.probabilities == {} and e.smoothed_genre is None
+    # the genre is found afresh after the talk: no smoothed genre on the first music window back
+    assert events[7].smoothed_genre is None and events[7].genre is not None
+    assert events[-1].smoothed_genre is not None
