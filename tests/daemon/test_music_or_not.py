@@ -126,9 +126,9 @@ def test_prometheus_counts_windows_per_state(data_dir: Path) -> None:
     daemon = Daemon(["--source", "-", "--format", "s16le", "--rate", str(PCM_RATE), "--json"], env=env,
                     stdin=subprocess.PIPE)
     try:
-        daemon.proc.stdin.write(pcm)
+        daemon.proc.stdin.buffer.write(pcm)  # the Daemon's pipes are text; the PCM goes to the byte layer
         daemon.proc.stdin.flush()
-        daemon.wait(lambda d: len(d.events) >= 7, 120, "8 windows of music and talk")
+        daemon.wait(lambda d: len(d.events) >= 8, 120, "8 windows of music and talk")  # 24 s: no partial window
         states = [e["state"] for e in daemon.events]
         metrics = scrape_metrics(port)
         for state in ("music", "not_music", "silence", "uncertain"):
