@@ -8,13 +8,13 @@ Either way the bundle's music detector, when it has one, runs on LiteRT.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Protocol
 
 import numpy as np
 
 from genrecast.daemon.bundle import Bundle, BundleError, default_bundle_path, load_bundle
 from genrecast.daemon.detector import MusicDetector
+from genrecast.daemon.litert import LiteRTModel
 
 log = logging.getLogger(__name__)
 BACKENDS = ("litert", "keras")
@@ -36,26 +36,12 @@ class LiteRTClassifier:
     """The bundle's ``.tflite`` model on the LiteRT interpreter."""
 
     def __init__(self, bundle: Bundle, num_threads: int = 1) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
         self.bundle = bundle
         self.detector = MusicDetector(bundle.detector) if bundle.detector is not None else None
-        self._interpreter = Interpreter(model_path=str(bundle.tflite_path), num_threads=num_threads)
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        self._output = self._interpreter.get_output_details()[0]["index"]
-        self._batch = 0
-        self._lock = threading.Lock()
+        self._model = LiteRTModel(bundle.tflite_path, num_threads)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        x = self.bundle.normalise(np.asarray(features))
-        with self._lock:
-            if x.shape[0] != self._batch:
-                self._interpreter.resize_tensor_input(self._input, list(x.shape))
-                self._interpreter.allocate_tensors()
-                self._batch = x.shape[0]
-            self._interpreter.set_tensor(self._input, x)
-            self._interpreter.invoke()
-            return np.array(self._interpreter.get_tensor(self._output), dtype=np.float32)
+        return self._model.run(self.bundle.normalise(np.asarray(features)))
 
 
 class KerasClassifier:

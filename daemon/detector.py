@@ -13,7 +13,6 @@ The thresholds are chosen on validation files by the trainer and stored in the b
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from dataclasses import dataclass
 
@@ -80,23 +79,11 @@ class MusicDetector:
     """The bundle's ``detector.tflite`` on LiteRT: features (batch x columns) → batch x 3 probabilities."""
 
     def __init__(self, spec, num_threads: int = 1) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+        from genrecast.daemon.litert import LiteRTModel
 
         self.spec = spec
-        self._interpreter = Interpreter(model_path=str(spec.tflite_path), num_threads=num_threads)
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        self._output = self._interpreter.get_output_details()[0]["index"]
-        self._batch = 0
-        self._lock = threading.Lock()
+        self._model = LiteRTModel(spec.tflite_path, num_threads)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """``features``: batch x len(columns), raw; returns batch x (music, speech, other), rows summing to 1."""
-        x = ((np.asarray(features, dtype=np.float32) - self.spec.mean) / self.spec.std).astype(np.float32)
-        with self._lock:
-            if x.shape[0] != self._batch:
-                self._interpreter.resize_tensor_input(self._input, list(x.shape))
-                self._interpreter.allocate_tensors()
-                self._batch = x.shape[0]
-            self._interpreter.set_tensor(self._input, x)
-            self._interpreter.invoke()
-            return np.array(self._interpreter.get_tensor(self._output), dtype=np.float32)
+        return self._model.run(((np.asarray(features, dtype=np.float32) - self.spec.mean) / self.spec.std).astype(np.float32))

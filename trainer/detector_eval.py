@@ -70,6 +70,9 @@ def choose_gate(valid: list[FileWindows]) -> tuple[GateSettings, dict[str, Any]]
     files (all their conditions): the most music windows kept as music among the pairs that meet
     the speech and other targets (:data:`TARGETS`); when none does, the best worst class. Ties go
     to the mean share, then the widest hysteresis, then the lower enter."""
+    if not any((~f.silent).any() for f in valid):
+        raise ValueError("the detector's validation files have no windows above the silence gate; "
+                         "--detector-data needs music, speech and environment recordings on every side of the split")
     best = None
     for enter in THRESHOLD_GRID:
         for leave in THRESHOLD_GRID:
@@ -155,7 +158,10 @@ def report_section(metrics: dict[str, Any]) -> str:
         cells = []
         for kind, key in (("speech", "share"), ("environment", "share"), ("music", "share"), ("music", "of_heard")):
             share = fig[kind][key]
-            delta = "" if name == "clean" else f" ({(share - clean[kind][key]) * 100:+.1f})"
+            if share is None:
+                cells.append("no windows")
+                continue
+            delta = "" if name == "clean" or clean[kind][key] is None else f" ({(share - clean[kind][key]) * 100:+.1f})"
             note = f" of {fig[kind]['windows']}" if key == "share" else f" of {fig[kind]['windows'] - fig[kind]['silent']}"
             if kind == "speech" and fig[kind]["silent"]:
                 note += f"; {fig[kind]['silent']} silent, not_music alone {fig[kind]['not_music'] * 100:.1f} %"
@@ -188,6 +194,8 @@ def misses(test: dict[str, Any]) -> list[str]:
         if name == "clean":
             continue
         for kind, key in (("speech", "share"), ("environment", "share"), ("music", "share"), ("music", "of_heard")):
+            if clean[kind].get(key) is None or fig[kind].get(key) is None:
+                continue
             drop = (clean[kind][key] - fig[kind][key]) * 100
             if drop > 3:
                 what = kind if key == "share" else "music above the silence gate"
