@@ -43,6 +43,8 @@ def run(ctx: Context) -> list[dict]:
             note="ratio of medians per interleaved round"),
     ]
     rows.append(summary_row(ctx, clip, n))
+    from benchmarks.detector_cost import detector_rows
+
     rows += detector_rows(ctx, clip, n)
     return rows
 
@@ -91,55 +93,6 @@ def summary_row(ctx: Context, clip: Path, n: int) -> dict:
     med = statistics.median(runs)
     return row("window", figure, runs, "ms", p99=p99(runs), target=f"<= {TARGET_MS} ms", met=med <= TARGET_MS,
                note=f"kind={cfg.kind}, context {cfg.context_seconds:g} s, model {clf.bundle.model_id}")
-
-
-DETECTOR_TARGET_MS = 1.0
-
-
-def detector_rows(ctx: Context, clip: Path, n: int) -> list[dict]:
-    """The default bundle's music detector: its own cost per window (level-invariant features +
-    LiteRT), and the default path's window with and without it (the cost on top of the genre model)."""
-    from genrecast.daemon.bundle import default_bundle_path
-
-    figure = "music detector per window (its features + LiteRT)"
-    path = default_bundle_path()
-    from genrecast.daemon.classifier import open_classifier
-
-    clf = open_classifier(path)
-    if clf.detector is None:
-        return [skipped("window", figure, f"{path} has no music detector")]
-    from genrecast.daemon.audio import load_audio
-    from genrecast.daemon.music_features import music_features
-    from genrecast.daemon.pipeline import EventMaker, PipelineSettings, SourceState
-
-    cfg = clf.detector.spec.features
-    audio = load_audio(clip, cfg.sample_rate)
-    window = audio[: cfg.window_samples]
-    alone = lambda: clf.detector.predict(music_features(window, cfg)[None])  # noqa: E731
-    time_ms(alone, 20)
-    runs = time_ms(alone, n * ctx.repeats)
-    rows = [row("window", figure, runs, "ms", p99=p99(runs), target=f"<= {DETECTOR_TARGET_MS} ms",
-                met=statistics.median(runs) <= DETECTOR_TARGET_MS, note=f"detector {clf.detector.spec.metrics.get('id', '?')}")]
-
-    n_win = len(audio) // cfg.window_samples
-    blocks = [audio[i * cfg.window_samples : (i + 1) * cfg.window_samples] for i in range(n_win)]
-    medians = {}
-    for with_detector in (True, False, True, False):  # interleaved, twice each
-        clf = open_classifier(path)
-        if not with_detector:
-            clf.detector = None
-        settings = PipelineSettings()
-        state, maker = SourceState("bench", clf, settings), EventMaker(clf, settings)
-        for block in blocks:
-            maker.events(state.windows(block, cfg.sample_rate))
-        turn = iter(range(10**9))
-        one = lambda: maker.events(state.windows(blocks[next(turn) % n_win], cfg.sample_rate))  # noqa: E731
-        medians.setdefault(with_detector, []).extend(time_ms(one, max(20, n * ctx.repeats // 8)))
-    extra = statistics.median(medians[True]) - statistics.median(medians[False])
-    rows.append(row("window", "  default path's window: with the detector minus without", [extra], "ms",
-                    target=f"<= {DETECTOR_TARGET_MS} ms", met=extra <= DETECTOR_TARGET_MS,
-                    note=f"medians {statistics.median(medians[True]):.2f} vs {statistics.median(medians[False]):.2f} ms"))
-    return rows
 
 
 def _worker(bundle_path: str, clip: str, n: int, repeats: int) -> dict:

@@ -103,8 +103,9 @@ def music_features(samples: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 
     padded = np.pad(y, cfg.n_fft // 2)
     signs = np.signbit(padded)
-    crossings = np.lib.stride_tricks.sliding_window_view(signs[1:] != signs[:-1], cfg.n_fft - 1)[:: cfg.hop_length]
-    zcr = np.count_nonzero(crossings, axis=1) / (cfg.n_fft - 1)
+    crossings = np.concatenate(([0], np.cumsum(signs[1:] != signs[:-1], dtype=np.int64)))
+    starts = np.arange(0, len(padded) - cfg.n_fft + 1, cfg.hop_length)
+    zcr = (crossings[starts + cfg.n_fft - 1] - crossings[starts]) / (cfg.n_fft - 1)  # sign changes within each frame
 
     energy = power.sum(axis=0, dtype=np.float64) + _TINY
     energy_db = 10.0 * np.log10(energy)
