@@ -3,7 +3,7 @@
 # then add the music detector trained on the real recordings of ../shared/data.
 #
 #   scripts/make_default_bundle.sh               # grid selection (2 x 10-fold CV, ~40 min on 2 cores), then training
-#   scripts/make_default_bundle.sh --skip-select # reuse the committed selection.json, training only (~5 min + ~4 min detector)
+#   scripts/make_default_bundle.sh --skip-select # reuse the committed selection.json, training only (~7 min with the detector)
 #
 # Inputs (never copied into the repo): ../shared/data/reference/features_30_sec.csv,
 # the artist-filtered lists in ../shared/data/splits/jongpillee_music_dataset_split/GTZAN_split,

@@ -43,7 +43,7 @@ from genrecast.daemon.smoothing import level_dbfs
 from genrecast.trainer import conditions as cond
 from genrecast.trainer.detector_data import Item, generated_noise, inventory
 from genrecast.trainer.detector_eval import (
-    FileWindows, GATE_WINDOWS, choose_gate, confusion, misses, report_section, target_figures,
+    FileWindows, choose_gate, confusion, gate_states, misses, report_section, target_figures,
 )
 
 log = logging.getLogger(__name__)
@@ -273,7 +273,7 @@ def train_detector(data: str | Path, bundle_dir: str | Path, *, seed: int = 0, j
                   for split, group in (("train", train_items), ("valid", valid_items), ("test", test_items))},
         "training_windows": {label: int((y == k).sum()) for k, label in enumerate(DETECTOR_LABELS)},
         "test": figures,
-        "generated_noise_not_music": round(float(np.mean([s != "music" for f in generated for s in _states(f, gate)])), 4),
+        "generated_noise_not_music": round(float(np.mean([s != "music" for f in generated for s in gate_states(f, gate)])), 4),
         "confusion": {"clean": confusion(by_condition["clean"])},
         "settings": {**settings.__dict__, "hidden": list(settings.hidden), "augmented_copies": AUGMENTED_COPIES},
         "splits": {split: sorted({i.group for i in group}) for split, group in (("valid", valid_items), ("test", test_items))},
@@ -289,12 +289,6 @@ def train_detector(data: str | Path, bundle_dir: str | Path, *, seed: int = 0, j
     _write_into_bundle(bundle_dir, spec, metrics)
     load_bundle(bundle_dir)  # validate what was written
     return metrics
-
-
-def _states(f: FileWindows, gate) -> list[str]:
-    from genrecast.trainer.detector_eval import gate_states
-
-    return gate_states(f, gate)
 
 
 def _write_into_bundle(bundle_dir: Path, spec: DetectorSpec, metrics: dict[str, Any]) -> None:
