@@ -129,9 +129,9 @@ def write_bundle_json(
     std: np.ndarray,
     metrics: dict[str, Any],
     provenance: dict[str, Any],
-    detector: DetectorSpec | None = None,
 ) -> Path:
-    """Write ``bundle.json`` (the trainer calls this after saving the models)."""
+    """Write ``bundle.json`` (the trainer calls this after saving the models; the music detector's
+    trainer adds its ``detector`` entry afterwards, see ``genrecast.trainer.detector``)."""
     doc: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "model_id": model_id,
@@ -141,8 +141,6 @@ def write_bundle_json(
         "metrics": metrics,
         "provenance": provenance,
     }
-    if detector is not None:
-        doc["detector"] = detector.to_dict()
     path = Path(directory) / BUNDLE_JSON
     path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
     return path
@@ -232,6 +230,11 @@ def load_bundle(path: str | Path, *, require: str = "tflite") -> Bundle:
                 f"model bundle {path}: {TFLITE_FILE} expects input {tuple(inp[1:])} but the feature config gives {features.input_shape}"
             )
     detector = _load_detector(path, doc, meta_path) if version >= 2 and doc.get("detector") is not None else None
+    if detector is not None and (detector.features.sample_rate, detector.features.window_seconds) != (
+            features.sample_rate, features.window_seconds):
+        raise BundleError(f"{meta_path}: the music detector works on {detector.features.window_seconds:g}-s windows at "
+                          f"{detector.features.sample_rate} Hz but the genre model on {features.window_seconds:g}-s windows at "
+                          f"{features.sample_rate} Hz; train the detector for this bundle with `genrecast train --detector-data`")
     if detector is None:
         log.info("model bundle %s has no music detector (format %s): every window that is not silent counts as music",
                  path, version)

@@ -187,3 +187,12 @@ def test_pipeline_gates_in_window_order_within_one_batch(gtzan_sample: Path) -> 
     # the genre is found afresh after the talk: no smoothed genre on the first music window back
     assert events[7].smoothed_genre is None and events[7].genre is not None
     assert events[-1].smoothed_genre is not None
+
+
+def test_a_detector_for_other_windows_than_the_genre_model_is_refused(tmp_path: Path) -> None:
+    out = _copy_default(tmp_path)
+    doc = json.loads((out / "bundle.json").read_text())
+    doc["detector"]["feature_config"]["sample_rate"] = 16000
+    (out / "bundle.json").write_text(json.dumps(doc))
+    with pytest.raises(BundleError, match="16000 Hz but the genre model"):
+        load_bundle(out)
