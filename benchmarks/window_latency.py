@@ -43,6 +43,9 @@ def run(ctx: Context) -> list[dict]:
             note="ratio of medians per interleaved round"),
     ]
     rows.append(summary_row(ctx, clip, n))
+    from benchmarks.detector_cost import detector_rows
+
+    rows += detector_rows(ctx, clip, n)
     return rows
 
 

@@ -6,6 +6,12 @@ Layout::
                    normalisation statistics, metrics, provenance
     model.tflite   the model for the default LiteRT backend
     model.keras    the same model for the Keras backend (optional at run time)
+    detector.tflite / detector.keras
+                   the music detector (format 2; optional): P(music, speech, other)
+                   per window, described by bundle.json's ``detector`` entry
+
+Format 1 bundles (before the detector) still load; they have no detector and
+every window that is not silent is treated as music.
 
 :func:`load_bundle` is the one loader; it validates everything it can without
 tensorflow and names what is wrong.
@@ -14,6 +20,7 @@ tensorflow and names what is wrong.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,10 +29,16 @@ import numpy as np
 
 from genrecast.daemon.features import FeatureConfig
 
-FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 2
+#: Format versions this genrecast reads (1: no music detector).
+READABLE_VERSIONS = (1, 2)
 BUNDLE_JSON = "bundle.json"
 TFLITE_FILE = "model.tflite"
 KERAS_FILE = "model.keras"
+DETECTOR_TFLITE = "detector.tflite"
+DETECTOR_KERAS = "detector.keras"
 
 
 def default_bundle_path() -> Path:
@@ -37,6 +50,35 @@ def default_bundle_path() -> Path:
 
 class BundleError(ValueError):
     """A model bundle is missing, incomplete or inconsistent."""
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """The bundle's music detector: model, features, normalisation and gate thresholds."""
+
+    tflite_path: Path
+    """``detector.tflite`` (input batch x len(features.columns), output batch x 3)."""
+    features: FeatureConfig
+    """A ``detector``-kind config (see :mod:`genrecast.daemon.music_features`)."""
+    labels: tuple[str, ...]
+    """The outputs, in order: ``music``, ``speech``, ``other``."""
+    mean: np.ndarray
+    """Normalisation mean per feature column (training files only)."""
+    std: np.ndarray
+    """Normalisation standard deviation per feature column."""
+    gate: Any
+    """:class:`genrecast.daemon.detector.GateSettings` chosen on the validation files."""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    """Validation and test figures recorded by the trainer."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``detector`` entry of ``bundle.json``."""
+        return {
+            "model": DETECTOR_TFLITE, "labels": list(self.labels), "feature_config": self.features.to_dict(),
+            "normalisation": {"mean": np.asarray(self.mean, float).tolist(), "std": np.asarray(self.std, float).tolist()},
+            "gate": {"enter": self.gate.enter, "leave": self.gate.leave, "windows": self.gate.windows},
+            "metrics": self.metrics,
+        }
 
 
 @dataclass(frozen=True)
@@ -59,6 +101,10 @@ class Bundle:
     """Evaluation results recorded by the trainer."""
     provenance: dict[str, Any] = field(default_factory=dict)
     """Dataset fingerprint, split, architecture, epochs, seed, library versions."""
+    detector: DetectorSpec | None = None
+    """The music detector; None for bundles without one (format 1, or trained without it)."""
+    format_version: int = FORMAT_VERSION
+    """The ``format_version`` of its ``bundle.json``."""
 
     @property
     def tflite_path(self) -> Path:
@@ -84,8 +130,9 @@ def write_bundle_json(
     metrics: dict[str, Any],
     provenance: dict[str, Any],
 ) -> Path:
-    """Write ``bundle.json`` (the trainer calls this after saving the models)."""
-    doc = {
+    """Write ``bundle.json`` (the trainer calls this after saving the models; the music detector's
+    trainer adds its ``detector`` entry afterwards, see ``genrecast.trainer.detector``)."""
+    doc: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "model_id": model_id,
         "labels": list(labels),
@@ -131,9 +178,9 @@ def load_bundle(path: str | Path, *, require: str = "tflite") -> Bundle:
     if not isinstance(doc, dict):
         raise BundleError(f"{meta_path} must hold a JSON object")
     version = doc.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise BundleError(
-            f"{meta_path} has unknown format_version {version!r} (this genrecast reads {FORMAT_VERSION}); "
+            f"{meta_path} has unknown format_version {version!r} (this genrecast reads {READABLE_VERSIONS}); "
             "use a matching genrecast or re-train the bundle"
         )
     for key in ("model_id", "labels", "feature_config", "normalisation"):
@@ -182,6 +229,15 @@ def load_bundle(path: str | Path, *, require: str = "tflite") -> Bundle:
             raise BundleError(
                 f"model bundle {path}: {TFLITE_FILE} expects input {tuple(inp[1:])} but the feature config gives {features.input_shape}"
             )
+    detector = _load_detector(path, doc, meta_path) if version >= 2 and doc.get("detector") is not None else None
+    if detector is not None and (detector.features.sample_rate, detector.features.window_seconds) != (
+            features.sample_rate, features.window_seconds):
+        raise BundleError(f"{meta_path}: the music detector works on {detector.features.window_seconds:g}-s windows at "
+                          f"{detector.features.sample_rate} Hz but the genre model on {features.window_seconds:g}-s windows at "
+                          f"{features.sample_rate} Hz; train the detector for this bundle with `genrecast train --detector-data`")
+    if detector is None:
+        log.info("model bundle %s has no music detector (format %s): every window that is not silent counts as music",
+                 path, version)
     return Bundle(
         path=path,
         model_id=doc["model_id"],
@@ -191,4 +247,39 @@ def load_bundle(path: str | Path, *, require: str = "tflite") -> Bundle:
         std=std,
         metrics=doc.get("metrics", {}) or {},
         provenance=doc.get("provenance", {}) or {},
+        detector=detector,
+        format_version=version,
     )
+
+
+def _load_detector(path: Path, doc: dict[str, Any], meta_path: Path) -> DetectorSpec:
+    """Validate bundle.json's ``detector`` entry against ``detector.tflite``."""
+    from genrecast.daemon.detector import DETECTOR_LABELS, GateSettings
+
+    entry = doc["detector"]
+    try:
+        features = FeatureConfig.from_dict(entry["feature_config"])
+        if features.kind != "detector":
+            raise ValueError(f"its feature_config kind is {features.kind!r}, not 'detector'")
+        labels = tuple(entry["labels"])
+        if labels != DETECTOR_LABELS:
+            raise ValueError(f"its labels are {list(labels)}, expected {list(DETECTOR_LABELS)}")
+        mean = np.asarray(entry["normalisation"]["mean"], dtype=np.float32)
+        std = np.asarray(entry["normalisation"]["std"], dtype=np.float32)
+        width = len(features.columns)
+        if mean.shape != (width,) or std.shape != (width,) or not np.all(np.isfinite(mean)) or not np.all(std > 0):
+            raise ValueError(f"its normalisation needs {width} finite means and positive stds")
+        gate = GateSettings(**entry["gate"])
+        model = entry.get("model", DETECTOR_TFLITE)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"{meta_path}: the detector entry is invalid ({exc}); re-train it with `genrecast train --detector-data`") from None
+    tflite = path / Path(str(model)).name
+    if not tflite.is_file():
+        raise BundleError(f"model bundle {path} is missing {tflite.name} (its bundle.json lists a detector); "
+                          "re-train it with `genrecast train --detector-data`")
+    inp, out = _tflite_io_shapes(tflite)
+    if out[-1] != len(labels) or tuple(inp[1:]) != (len(features.columns),):
+        raise BundleError(f"model bundle {path}: {tflite.name} has input {tuple(inp[1:])} and {out[-1]} outputs, "
+                          f"but bundle.json describes {len(features.columns)} features and {len(labels)} outputs")
+    return DetectorSpec(tflite_path=tflite, features=features, labels=labels, mean=mean, std=std, gate=gate,
+                        metrics=entry.get("metrics", {}) or {})

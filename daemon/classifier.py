@@ -2,32 +2,30 @@
 
 ``litert`` (default) runs ``model.tflite`` through ai-edge-litert and never
 imports tensorflow; ``keras`` loads ``model.keras`` (needs ``genrecast[train]``).
+Either way the bundle's music detector, when it has one, runs on LiteRT.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Protocol
 
 import numpy as np
 
 from genrecast.daemon.bundle import Bundle, BundleError, default_bundle_path, load_bundle
-from genrecast.daemon.stderr import dropping_lines
+from genrecast.daemon.detector import MusicDetector
+from genrecast.daemon.litert import LiteRTModel
 
 log = logging.getLogger(__name__)
 BACKENDS = ("litert", "keras")
-
-
-def _is_xnnpack_notice(line: bytes) -> bool:
-    """LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." (printed on every start)."""
-    return line.startswith(b"INFO: Created TensorFlow Lite XNNPACK delegate")
 
 
 class Classifier(Protocol):
     """Turns a batch of raw (un-normalised) features into label probabilities."""
 
     bundle: Bundle
+    detector: MusicDetector | None
+    """The bundle's music detector (always on LiteRT), or None when the bundle has none."""
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """``features``: batch x input_shape; returns batch x labels, rows summing to 1."""
@@ -38,28 +36,12 @@ class LiteRTClassifier:
     """The bundle's ``.tflite`` model on the LiteRT interpreter."""
 
     def __init__(self, bundle: Bundle, num_threads: int = 1) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
         self.bundle = bundle
-        self._interpreter = Interpreter(model_path=str(bundle.tflite_path), num_threads=num_threads)
-        self._input = self._interpreter.get_input_details()[0]
-        self._output = self._interpreter.get_output_details()[0]["index"]
-        with dropping_lines(_is_xnnpack_notice):  # LiteRT prints it at the first allocation; it has no switch
-            self._interpreter.allocate_tensors()
-        self._batch = int(self._input["shape"][0])
-        self._input = self._input["index"]
-        self._lock = threading.Lock()
+        self.detector = MusicDetector(bundle.detector) if bundle.detector is not None else None
+        self._model = LiteRTModel(bundle.tflite_path, num_threads)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        x = self.bundle.normalise(np.asarray(features))
-        with self._lock:
-            if x.shape[0] != self._batch:
-                self._interpreter.resize_tensor_input(self._input, list(x.shape))
-                self._interpreter.allocate_tensors()
-                self._batch = x.shape[0]
-            self._interpreter.set_tensor(self._input, x)
-            self._interpreter.invoke()
-            return np.array(self._interpreter.get_tensor(self._output), dtype=np.float32)
+        return self._model.run(self.bundle.normalise(np.asarray(features)))
 
 
 class KerasClassifier:
@@ -71,6 +53,7 @@ class KerasClassifier:
         except ImportError:
             raise BundleError("the keras backend needs tensorflow: pip install 'genrecast[train]', or use --backend litert") from None
         self.bundle = bundle
+        self.detector = MusicDetector(bundle.detector) if bundle.detector is not None else None
         self._model = keras.saving.load_model(bundle.keras_path, compile=False)
         outputs = int(self._model.output_shape[-1])
         if outputs != len(bundle.labels):

@@ -13,6 +13,9 @@ from genrecast.daemon.classifier import Classifier
 from genrecast.daemon.events import GenreEvent
 from genrecast.daemon.pipeline import EventMaker, PipelineSettings, SourceState
 
+#: The verdict of a file that is mostly not music.
+NOT_MUSIC = "not_music"
+
 #: Seconds of audio handed to the windower at a time (as a source would).
 BLOCK_SECONDS = 10.0
 
@@ -35,7 +38,15 @@ class FileResult:
         context count (or, in a shorter file, the last window, which covers the
         most): earlier windows' statistics span only a few seconds, unlike the
         whole-clip statistics the model was trained on.
+
+        A file whose non-silent windows are mostly ``not_music`` (the music detector's
+        gate was closed: talk, noise) gets the verdict ``not_music``, with the share of
+        those windows as its probability and no genre probabilities.
         """
+        heard = [e for e in self.events if e.state != "silence"]
+        not_music = sum(e.state == "not_music" for e in heard)
+        if heard and not_music * 2 > len(heard):
+            return NOT_MUSIC, not_music / len(heard), {}
         classified = [e for e in self.events if e.probabilities]
         if self.context_seconds is not None and classified:
             full = [e for e in classified if (e.context_seconds or 0) >= self.context_seconds - 0.5]

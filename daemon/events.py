@@ -14,8 +14,11 @@ from datetime import datetime, timezone
 from importlib import resources
 from typing import Any
 
-SCHEMA_VERSION = 1
-STATES = ("music", "silence", "uncertain")
+SCHEMA_VERSION = 2
+#: Versions :meth:`GenreEvent.from_dict` reads (1: before the music detector; its events get
+#: ``music_probability`` None).
+READABLE_SCHEMA_VERSIONS = (1, 2)
+STATES = ("music", "not_music", "silence", "uncertain")
 
 
 @dataclass(frozen=True)
@@ -33,9 +36,10 @@ class GenreEvent:
     audio_end_seconds: float
     """End of the window on the source's audio clock."""
     state: str
-    """``music``, ``silence`` (below the silence gate) or ``uncertain`` (top probability below the confidence gate)."""
+    """``music``, ``not_music`` (the music detector's gate is closed: speech, noise, ...), ``silence``
+    (below the silence gate) or ``uncertain`` (top probability below the confidence gate)."""
     genre: str | None
-    """Top genre of this window (``None`` when silent)."""
+    """Top genre of this window (``None`` when silent or not music)."""
     probability: float
     """Probability of ``genre`` (0 when silent)."""
     probabilities: dict[str, float]
@@ -52,6 +56,12 @@ class GenreEvent:
     """Identifier of the model bundle that classified the window."""
     context_seconds: float | None = None
     """Seconds of audio the summary features covered (summary bundles), else ``None``."""
+    music_probability: float | None = None
+    """The music detector's P(music) for this window (0..1); ``None`` when the window is silent
+    or the bundle has no detector."""
+    smoothed_music_probability: float | None = None
+    """P(music) averaged over the detector's last windows (this one included), which the
+    music/not_music hysteresis acts on; ``None`` when ``music_probability`` is."""
     schema_version: int = field(default=SCHEMA_VERSION)
     """Version of this JSON form."""
 
@@ -67,10 +77,11 @@ class GenreEvent:
         if not isinstance(data, dict):
             raise ValueError("a genre event must be a JSON object")
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise ValueError(f"unsupported genre event schema_version {version!r} (expected {SCHEMA_VERSION})")
+        if version not in READABLE_SCHEMA_VERSIONS:
+            raise ValueError(f"unsupported genre event schema_version {version!r} (expected one of {READABLE_SCHEMA_VERSIONS})")
         names = {f.name for f in dataclasses.fields(cls)}
-        missing = sorted(n for n in names - set(data) if n != "context_seconds")
+        optional = {"context_seconds"} | ({"music_probability", "smoothed_music_probability"} if version == 1 else set())
+        missing = sorted(n for n in names - set(data) if n not in optional)
         if missing:
             raise ValueError(f"genre event is missing {missing}")
         for name, value in data.items():
@@ -102,7 +113,7 @@ _FIELD_TYPES: dict[str, tuple[str, ...]] = {
     "audio_end_seconds": ("number",), "state": ("str",), "genre": ("str", "null"), "probability": ("number",),
     "probabilities": ("dict",), "smoothed_genre": ("str", "null"), "smoothed_probability": ("number",),
     "changed": ("bool",), "level_dbfs": ("number",), "model_id": ("str",), "context_seconds": ("number", "null"),
-    "schema_version": ("int",),
+    "music_probability": ("number", "null"), "smoothed_music_probability": ("number", "null"), "schema_version": ("int",),
 }
 """JSON types of each field (what :meth:`GenreEvent.from_dict` accepts from other publishers)."""
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from genrecast.daemon.level import LEVEL_COLUMNS, LEVEL_MODES, normalise_level
 
-FEATURE_KINDS = ("mfcc", "summary")
+FEATURE_KINDS = ("mfcc", "summary", "detector")
 
 #: Frame-level features of the summary kind, in the table's column order.
 #: Each contributes a ``_mean`` and a ``_var`` column.
@@ -48,7 +48,8 @@ class FeatureConfig:
     """How audio becomes model input; saved inside every model bundle."""
 
     kind: str = "mfcc"
-    """``mfcc`` (one window's MFCC map) or ``summary`` (table statistics over a context)."""
+    """``mfcc`` (one window's MFCC map), ``summary`` (table statistics over a context) or
+    ``detector`` (the music detector's level-invariant window statistics, see ``music_features``)."""
     sample_rate: int = 22050
     """Hz; every source is resampled to this rate before features."""
     window_seconds: float = 3.0
@@ -93,6 +94,11 @@ class FeatureConfig:
                 problems.append("a summary config needs its columns")
             if self.context_seconds < self.window_seconds:
                 problems.append("context_seconds must be at least window_seconds")
+        if self.kind == "detector":
+            from genrecast.daemon.music_features import DETECTOR_COLUMNS
+
+            if tuple(self.columns) != DETECTOR_COLUMNS:
+                problems.append("a detector config's columns must be music_features.DETECTOR_COLUMNS")
         if self.level not in LEVEL_MODES:
             problems.append(f"level must be one of {LEVEL_MODES}, not {self.level!r}")
         elif self.level == "normalised" and (self.kind != "summary" or not set(LEVEL_COLUMNS) <= set(self.columns)):

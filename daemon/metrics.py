@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterator
 
+from genrecast.daemon.events import STATES
+
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS_SECONDS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
@@ -30,6 +32,11 @@ class PipelineCollector:
         for (state, genre), count in sorted(p.event_counts.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
             events.add_metric([state, genre or ""], count)
         yield events
+        by_state = CounterMetricFamily("genrecast_windows_by_state",
+                                       "Windows by state: music, not_music (music detector), silence, uncertain.", labels=["state"])
+        for state in STATES:
+            by_state.add_metric([state], sum(n for (s, _), n in p.event_counts.items() if s == state))
+        yield by_state
         for attr, metric, help_text in (
             ("restarts", "genrecast_source_restarts", "Source reconnects and restarts."),
             ("overflows", "genrecast_source_overflows", "Input overflows reported by PortAudio (microphone sources)."),

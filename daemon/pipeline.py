@@ -1,8 +1,9 @@
-"""The listening pipeline: sources → windows → features → classifier → events.
+"""The listening pipeline: sources → windows → features → music detector → classifier → events.
 
 Each source runs in its own thread and turns its audio into windows and
 features; one classifier thread takes the waiting windows (batched across
-sources), classifies them, applies the gates and smoothing, and hands each
+sources), runs the music detector (when the bundle has one) and gates the windows that
+are not music, classifies the others, applies the gates and smoothing, and hands each
 :class:`GenreEvent` to ``publish``. If classification falls behind, the oldest
 waiting windows are dropped and counted, so memory stays bounded.
 """
@@ -20,8 +21,10 @@ from typing import Callable
 import numpy as np
 
 from genrecast.daemon.classifier import Classifier
+from genrecast.daemon.detector import MusicGate
 from genrecast.daemon.events import GenreEvent, utc_now
 from genrecast.daemon.features import RollingSummary, window_features
+from genrecast.daemon.music_features import MIN_SECONDS, music_features
 from genrecast.daemon.smoothing import Smoother, SmoothingSettings, level_dbfs
 from genrecast.daemon.windowing import Window, Windower
 
@@ -51,6 +54,8 @@ class PendingWindow:
     """None when the audio is not finite or silent (no classification needed)."""
     level_dbfs: float
     context_seconds: float | None
+    music_features: np.ndarray | None = None
+    """The music detector's input (None without a detector, or when ``features`` is None)."""
 
 
 class SourceState:
@@ -63,6 +68,9 @@ class SourceState:
         hop = settings.hop_seconds or cfg.window_seconds
         self.windower = Windower(name, cfg.sample_rate, cfg.window_samples, max(1, int(round(hop * cfg.sample_rate))))
         self.smoother = Smoother(len(classifier.bundle.labels), settings.smoothing)
+        detector = getattr(classifier, "detector", None)
+        self.gate = MusicGate(detector.spec.gate) if detector is not None else None
+        self._detector_cfg = detector.spec.features if detector is not None else None
         self.silence_dbfs = settings.smoothing.silence_dbfs
         self.seq = 0
         self.invalid_windows = 0
@@ -93,8 +101,19 @@ class SourceState:
         if level < self.silence_dbfs:
             return PendingWindow(self, window, None, level, None)
         if self.cfg.kind == "mfcc":
-            return PendingWindow(self, window, window_features(window.samples, self.cfg), level, None)
-        return self._summary(window, level)
+            pending = PendingWindow(self, window, window_features(window.samples, self.cfg), level, None)
+        else:
+            pending = self._summary(window, level)
+        pending.music_features = self._music_features(window)
+        return pending
+
+    def _music_features(self, window: Window) -> np.ndarray | None:
+        """The detector's input from the window's real audio (a final window's zero padding left out)."""
+        if self._detector_cfg is None:
+            return None
+        real = int(round((window.end_seconds - window.start_seconds) * self.cfg.sample_rate))
+        samples = window.samples[: max(real, int(MIN_SECONDS * self.cfg.sample_rate) + 1, self._detector_cfg.n_fft)]
+        return music_features(samples, self._detector_cfg)
 
     def _roll(self, window: Window, finite: bool) -> None:
         """Feed the window's audio not seen before into the rolling summary context
@@ -115,6 +134,23 @@ class SourceState:
         return PendingWindow(self, window, self._rolling.features(), level, round(self._rolling.covered_seconds, 3))
 
 
+@dataclass(frozen=True)
+class GateResult:
+    """The music detector's verdict on one window, after the source's gate took it in."""
+
+    is_music: bool
+    p_music: float
+    """The window's P(music)."""
+    smoothed: float
+    """The gate's smoothed P(music) after this window."""
+    left_music: bool
+    """This window turned the gate from music to not_music."""
+
+
+def _unit(value: float) -> float:
+    return round(min(1.0, max(0.0, value)), 5)
+
+
 class EventMaker:
     """Classifies pending windows in batches and turns them into events."""
 
@@ -129,7 +165,8 @@ class EventMaker:
 
     def events(self, pending: list[PendingWindow]) -> list[GenreEvent]:
         """Events for ``pending`` windows, in order."""
-        todo = [p for p in pending if p.features is not None]
+        music = self._gate(pending)
+        todo = [p for p in pending if p.features is not None and (id(p) not in music or music[id(p)].is_music)]
         probs: dict[int, np.ndarray] = {}
         if todo:
             started = time.perf_counter()
@@ -138,13 +175,33 @@ class EventMaker:
             if self.on_batch is not None:
                 self.on_batch(len(todo), time.perf_counter() - started)
             probs = {id(p): row for p, row in zip(todo, out)}
-        return [self._event(p, probs.get(id(p))) for p in pending]
+        return [self._event(p, probs.get(id(p)), music.get(id(p))) for p in pending]
 
-    def _event(self, p: PendingWindow, prob: np.ndarray | None) -> GenreEvent:
+    def _gate(self, pending: list[PendingWindow]) -> dict[int, GateResult]:
+        """Run the music detector on the windows that have its features and update each
+        source's gate in window order: {id(window): its GateResult}."""
+        detector = getattr(self.classifier, "detector", None)
+        todo = [p for p in pending if p.music_features is not None]
+        if detector is None or not todo:
+            return {}
+        p_music = detector.predict(np.stack([p.music_features for p in todo]))[:, 0]
+        out = {}
+        for p, value in zip(todo, p_music):
+            value = float(value) if math.isfinite(value) else 0.0
+            was_music = p.source.gate.is_music
+            is_music, _ = p.source.gate.update(value)
+            out[id(p)] = GateResult(is_music, value, p.source.gate.smoothed, left_music=was_music and not is_music)
+        return out
+
+    def _event(self, p: PendingWindow, prob: np.ndarray | None, music: GateResult | None) -> GenreEvent:
         settings = self.settings.smoothing
         if prob is not None and not np.all(np.isfinite(prob)):
             prob = None
-        if prob is None:
+        if music is not None and music.left_music:
+            p.source.smoother.reset()  # the genre is found afresh after the talk
+        if music is not None and not music.is_music:
+            state, genre, top, probabilities = "not_music", None, 0.0, {}
+        elif prob is None:
             state, genre, top, probabilities = ("silence" if math.isfinite(p.level_dbfs) else "uncertain"), None, 0.0, {}
         else:
             best = int(np.argmax(prob))
@@ -163,12 +220,14 @@ class EventMaker:
             genre=genre,
             probability=round(min(1.0, max(0.0, top)), 5),
             probabilities=probabilities,
-            smoothed_genre=self.labels[smoothed] if smoothed is not None else None,
-            smoothed_probability=round(min(1.0, max(0.0, smoothed_p)), 5),
+            smoothed_genre=self.labels[smoothed] if smoothed is not None and state != "not_music" else None,
+            smoothed_probability=round(min(1.0, max(0.0, smoothed_p)), 5) if state != "not_music" else 0.0,
             changed=changed,
             level_dbfs=round(p.level_dbfs, 2) if math.isfinite(p.level_dbfs) else -200.0,
             model_id=self.model_id,
             context_seconds=p.context_seconds,
+            music_probability=_unit(music.p_music) if music is not None else None,
+            smoothed_music_probability=_unit(music.smoothed) if music is not None else None,
         )
         p.source.seq += 1
         return event

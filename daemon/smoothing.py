@@ -54,6 +54,11 @@ class Smoother:
         self._candidate: int | None = None
         self._streak = 0
 
+    def reset(self) -> None:
+        """Forget the history and the current genre (the audio stopped being music)."""
+        self._history.clear()
+        self.current, self._candidate, self._streak = None, None, 0
+
     def update(self, probabilities: np.ndarray | None) -> tuple[int | None, float, bool]:
         """Add a window's probabilities (``None`` for a silent or invalid window, which
         leaves the state as it is). Returns (smoothed label index, its mean probability, changed)."""

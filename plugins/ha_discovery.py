@@ -89,7 +89,8 @@ def state_payload(event: GenreEvent) -> dict[str, Any] | None:
     ``genre`` (a label or a :data:`SHOWN_STATES` entry), ``probability`` (its smoothed
     probability, 0..1; 0 for silence), ``window_state``/``window_genre``/``window_probability``
     of the latest window, ``smoothed_genre`` (the last genre, also while ``genre`` is silence),
-    ``level_dbfs``, ``utc``, ``seq``, ``model_id``, ``source``.
+    ``level_dbfs``, ``utc``, ``seq``, ``model_id``, ``source`` and ``music_probability`` (the music
+    detector's smoothed P(music); null without a detector).
     (``window_state``, not ``state``: Home Assistant drops an attribute named ``state``.)"""
     genre = state_genre(event)
     if genre is None:
@@ -99,6 +100,7 @@ def state_payload(event: GenreEvent) -> dict[str, Any] | None:
         "probability": round(event.smoothed_probability, 4) if genre not in SHOWN_STATES else 0.0,
         "smoothed_genre": event.smoothed_genre, "window_state": event.state, "window_genre": event.genre, "window_probability": round(event.probability, 4),
         "level_dbfs": event.level_dbfs, "utc": event.utc, "seq": event.seq, "model_id": event.model_id,
+        "music_probability": event.smoothed_music_probability,
     }
 
 

@@ -52,7 +52,7 @@ class TailView:
     def __init__(self, title: str, width: int = WIDTH_COLUMNS) -> None:
         self.title, self.width = title, width
         self.sources: dict[str, SourceView] = {}
-        self.codes: dict[str, str] = {"silence": "..", "uncertain": "??"}
+        self.codes: dict[str, str] = {"silence": "..", "uncertain": "??", "not_music": "--"}
         self.events = 0
         self.skipped = 0
         self.status = "connecting"
@@ -83,8 +83,8 @@ class TailView:
         for name, view in sorted(self.sources.items()):
             e = view.last
             lines.append(f"{name}  #{e.seq}  {e.utc}  @{e.audio_start_seconds:.1f}s  {e.level_dbfs:.0f} dBFS")
-            if e.state == "silence":
-                now = "silence"
+            if e.state in ("silence", "not_music"):
+                now = e.state if e.music_probability is None else f"{e.state} (music {e.music_probability:.2f})"
                 bar = ""
             else:
                 filled = round(max(0.0, min(1.0, e.probability)) * BAR_COLUMNS)

@@ -17,6 +17,10 @@ Windows of one track never land on both sides of the split.
 
 From a published feature table: --table features_30_sec.csv (no DATASET).
 
+With --detector-data DIR (a folder laid out as ../shared/data: music, speech, environment sounds) the
+bundle also gets a music detector, which gives speech and noise the state not_music instead of a genre.
+Without DATASET and --table, the detector is added to the existing bundle at --out.
+
 Examples:
 
   genrecast train ~/gtzan/genres_original --out ~/models/cnn
@@ -24,6 +28,8 @@ Examples:
   genrecast train ~/gtzan --out ~/models/filtered --split-lists ../shared/data/splits/jongpillee_music_dataset_split/GTZAN_split
 
   genrecast train --table ../shared/data/reference/features_30_sec.csv --exclude-dir ../shared/data/gtzan-sample --out ~/models/table
+
+  genrecast train --detector-data ../shared/data --out ~/models/table
 
 Needs the trainer's extras: pip install 'genrecast[train]'.
 """
@@ -67,11 +73,14 @@ def register(app: typer.Typer) -> None:
         epochs: int = typer.Option(100, metavar="N", help="Most epochs (at least 1); early stopping on validation loss ends sooner."),
         seed: int = typer.Option(0, metavar="N", help="Seed of split, initialisation and shuffling."),
         workers: Optional[int] = typer.Option(None, metavar="N", help="Processes for feature extraction (at least 1). \\[default: all cores]"),
+        detector_data: Optional[Path] = typer.Option(
+            None, "--detector-data", metavar="DIR", help="Also train the music detector on this folder (laid out as ../shared/data) "
+            "and add it to the bundle; alone, add it to the existing bundle at --out."),
     ) -> None:
         from genrecast.daemon.cli import fail, setup_logging
 
-        if table is None and dataset is None:
-            fail("give a DATASET folder, or --table FILE.csv")
+        if table is None and dataset is None and detector_data is None:
+            fail("give a DATASET folder, --table FILE.csv, or --detector-data DIR to add a music detector to --out")
         for flag, value in (("--epochs", epochs), ("--workers", workers)):
             if value is not None and value < 1:
                 fail(f"{flag} must be at least 1 (got {value})")
@@ -91,8 +100,10 @@ def register(app: typer.Typer) -> None:
                 bundle = table_command(table=table, out=out, exclude_dir=exclude_dir, splits_dir=split_lists, seed=seed,
                                        selection_file=selection, cv_folds=cv_folds)
                 typer.echo(table_summary_line(bundle))
-                return
-            _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists, epochs, seed, workers)
+            elif dataset is not None:
+                _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists, epochs, seed, workers)
+            if detector_data is not None:
+                _train_detector(detector_data, out, seed, workers)
         except (ValueError, OSError) as exc:
             fail(str(exc))
 
@@ -173,6 +184,22 @@ def _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists,
             typer.echo(f"  {reason}", err=True)
     typer.echo(summary_line(json_load(out / "metrics.json")))
     typer.echo(f"bundle written to {out} (model id {bundle.model_id}); report: {out / 'report.md'}")
+
+
+def _train_detector(data: Path, out: Path, seed: int, workers: Optional[int]) -> None:
+    from genrecast.daemon.bundle import BundleError
+    from genrecast.trainer.detector import train_detector
+
+    try:
+        metrics = train_detector(data, out, seed=seed, jobs=workers)
+    except BundleError as exc:
+        raise ValueError(f"{exc} (--detector-data alone adds a detector to an existing bundle)") from None
+    clean = metrics["test"]["clean"]
+    typer.echo(
+        f"music detector ({metrics['id']}) added to {out}: test windows speech→not_music {clean['speech']['share']:.3f}, "
+        f"environment→not_music/silence {clean['environment']['share']:.3f}, music→music {clean['music']['share']:.3f}; "
+        f"gate enter {metrics['gate']['enter']:.2f} / leave {metrics['gate']['leave']:.2f}; report: {out / 'report.md'}"
+    )
 
 
 def json_load(path: Path) -> dict:

@@ -60,6 +60,25 @@ def test_events_in_order_state_and_status(broker, recorder, mqtt_dispatcher, eve
     assert final.on(f"{prefix}/status")[-1].retain
 
 
+def test_talk_publishes_the_not_music_state_home_assistant_knows(broker, recorder, mqtt_dispatcher, event_factory, waiter):
+    import dataclasses
+
+    dispatcher, sink = mqtt_dispatcher(broker)
+    prefix = sink.topics.root  # <prefix>/<daemon_id>
+    rec = recorder(broker, [f"{prefix}/dj/state", "homeassistant/sensor/genrecast_kitchen/#"])
+    music = dataclasses.replace(event_factory(0, source="dj", genre="rock"), music_probability=0.97, smoothed_music_probability=0.96)
+    talk = GenreEvent(**{**music.to_dict(), "seq": 1, "state": "not_music", "genre": None, "probability": 0.0,
+                         "probabilities": {}, "smoothed_genre": None, "smoothed_probability": 0.0,
+                         "music_probability": 0.02, "smoothed_music_probability": 0.2})
+    dispatcher.publish(music)
+    dispatcher.publish(talk)
+    states = waiter(lambda: len(rec.on(f"{prefix}/dj/state")) >= 2 and rec.on(f"{prefix}/dj/state"), what="two states")
+    assert [m.json()["genre"] for m in states] == ["rock", "not_music"]
+    assert states[-1].json()["probability"] == 0.0 and states[-1].json()["music_probability"] == 0.2
+    config = waiter(lambda: rec.on("homeassistant/sensor/genrecast_kitchen/dj_genre/config"), what="discovery")[-1].json()
+    assert "not_music" in config["options"]
+
+
 def test_last_will_when_the_holder_is_killed(broker, recorder, waiter):
     prefix = f"gc{uuid.uuid4().hex[:6]}"
     rec = recorder(broker, [f"{prefix}/child/status"])

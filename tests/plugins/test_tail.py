@@ -185,3 +185,18 @@ def test_tail_view_into_a_pipe_writes_no_control_codes(tmp_path, event_factory):
         out.wait_for(lambda line: line.startswith("events 3"))
     text = "".join(out.seen)
     assert "jazz" in text and "\x1b" not in text
+
+
+def test_view_shows_not_music_with_its_music_probability(event_factory):
+    import dataclasses
+
+    view = TailView("test")
+    view.update(event_factory(0, genre="rock"))
+    talk = dataclasses.replace(event_factory(1, genre="rock"), state="not_music", genre=None, probability=0.0,
+                               probabilities={}, smoothed_genre=None, smoothed_probability=0.0,
+                               music_probability=0.02, smoothed_music_probability=0.31)
+    view.update(talk)
+    text = "\n".join(view.render())
+    assert "now       not_music (music 0.02)" in text
+    assert "recent    ro --" in text and "--=not_music" in text
+    assert all(len(line) <= 80 for line in view.render())

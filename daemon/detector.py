@@ -1,0 +1,89 @@
+"""The music detector: P(music), P(speech), P(other) per window, and the gate that
+turns a stream of them into a stable ``music`` / ``not_music`` state.
+
+The detector is a small model in the bundle (``detector.tflite``, see
+:class:`genrecast.daemon.bundle.DetectorSpec`), run with LiteRT like the genre
+model, on :func:`genrecast.daemon.music_features.music_features`.
+
+:class:`MusicGate` smooths P(music) over the last ``windows`` windows (plain mean)
+and applies hysteresis: the state turns ``not_music`` when the smoothed value falls
+below ``leave``, and ``music`` again when it reaches ``enter`` (``enter >= leave``).
+The thresholds are chosen on validation files by the trainer and stored in the bundle.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+DETECTOR_LABELS = ("music", "speech", "other")
+"""The detector's outputs, in order."""
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """Hysteresis on the smoothed P(music); stored in the bundle's ``detector`` entry."""
+
+    enter: float = 0.5
+    """The state turns ``music`` when the smoothed P(music) reaches this."""
+    leave: float = 0.5
+    """The state turns ``not_music`` when the smoothed P(music) falls below this."""
+    windows: int = 3
+    """Windows in the plain mean that smooths P(music) (the newest included)."""
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.leave <= self.enter <= 1):
+            raise ValueError(f"detector thresholds need 0 <= leave ({self.leave}) <= enter ({self.enter}) <= 1")
+        if self.windows < 1:
+            raise ValueError("detector smoothing windows must be at least 1")
+
+    def delay_windows(self) -> int:
+        """The most windows, counted from the first one wholly in the new kind of audio, until
+        the state follows, when the detector is sure of each window (P(music) 0 or 1): K = ``windows``,
+        enter after n windows with n/K >= enter, leave after n windows with (K-n)/K < leave."""
+        k = self.windows
+        n_enter = next((n for n in range(1, k + 1) if n / k >= self.enter), k)
+        n_leave = next((n for n in range(1, k + 1) if (k - n) / k < self.leave), k)
+        return max(n_enter, n_leave)
+
+
+class MusicGate:
+    """Per-source hysteresis state. The first window judged decides the state against the
+    midpoint of the two thresholds (there is no state to hold yet); after that, hysteresis."""
+
+    def __init__(self, settings: GateSettings) -> None:
+        self.settings = settings
+        self._history: deque[float] = deque(maxlen=settings.windows)
+        self.is_music = False
+        self.smoothed = 0.0
+        self._judged = False
+
+    def update(self, p_music: float) -> tuple[bool, bool]:
+        """Add one window's P(music). Returns (music now, changed by this window)."""
+        self._history.append(float(p_music))
+        self.smoothed = float(np.mean(self._history))
+        before = self.is_music
+        if not self._judged:
+            self._judged = True
+            self.is_music = self.smoothed >= (self.settings.enter + self.settings.leave) / 2
+        elif self.is_music and self.smoothed < self.settings.leave:
+            self.is_music = False
+        elif not self.is_music and self.smoothed >= self.settings.enter:
+            self.is_music = True
+        return self.is_music, self.is_music != before
+
+
+class MusicDetector:
+    """The bundle's ``detector.tflite`` on LiteRT: features (batch x columns) → batch x 3 probabilities."""
+
+    def __init__(self, spec, num_threads: int = 1) -> None:
+        from genrecast.daemon.litert import LiteRTModel
+
+        self.spec = spec
+        self._model = LiteRTModel(spec.tflite_path, num_threads)
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """``features``: batch x len(columns), raw; returns batch x (music, speech, other), rows summing to 1."""
+        return self._model.run(((np.asarray(features, dtype=np.float32) - self.spec.mean) / self.spec.std).astype(np.float32))

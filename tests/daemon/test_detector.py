@@ -1,0 +1,198 @@
+"""The music detector: its gate's hysteresis, its level-invariant features, bundles with and
+without it, and the version-2 event schema."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+
+from genrecast.daemon.bundle import BundleError, default_bundle_path, load_bundle
+from genrecast.daemon.detector import DETECTOR_LABELS, GateSettings, MusicGate
+from genrecast.daemon.events import GenreEvent, load_schema, utc_now
+from genrecast.daemon.music_features import DETECTOR_COLUMNS, detector_config, music_features
+
+
+def _states(gate: GateSettings, values: list[float]) -> list[bool]:
+    g = MusicGate(gate)
+    return [g.update(v)[0] for v in values]
+
+
+def test_gate_hysteresis_holds_between_thresholds_and_follows_clear_changes() -> None:
+    gate = GateSettings(enter=0.6, leave=0.3, windows=3)
+    # music, a DJ talking over the intro for one window, music again: never leaves music
+    assert _states(gate, [0.9, 0.9, 0.9, 0.1, 0.9, 0.9]) == [True] * 6
+    # values wandering between the thresholds keep whatever state holds
+    assert _states(gate, [0.9, 0.45, 0.4, 0.5, 0.35, 0.45]) == [True] * 6
+    assert _states(gate, [0.1, 0.45, 0.5, 0.55, 0.4, 0.5]) == [False] * 6
+    # talk: leaves on the third sure window (means 0.67, 0.33, then 0 < 0.3), comes back on the second music window
+    states = _states(gate, [1, 1, 1, 0, 0, 0, 0, 1, 1, 1])
+    assert states == [True, True, True, True, True, False, False, False, True, True]
+
+
+def test_gate_settings_validate_and_state_their_delay() -> None:
+    with pytest.raises(ValueError, match="leave"):
+        GateSettings(enter=0.3, leave=0.6)
+    with pytest.raises(ValueError, match="windows"):
+        GateSettings(windows=0)
+    assert GateSettings(enter=0.6, leave=0.3, windows=3).delay_windows() == 3  # as the hysteresis test shows
+    assert GateSettings(enter=0.6, leave=0.4, windows=3).delay_windows() == 2
+    assert GateSettings(enter=0.5, leave=0.5, windows=1).delay_windows() == 1
+    assert GateSettings(enter=0.95, leave=0.05, windows=3).delay_windows() == 3
+
+
+def test_gate_changed_flag_marks_only_the_turning_window() -> None:
+    g = MusicGate(GateSettings(enter=0.5, leave=0.5, windows=1))
+    assert [g.update(v)[1] for v in (0.9, 0.9, 0.1, 0.1, 0.9)] == [True, False, True, False, True]
+
+
+def test_music_features_ignore_gain_and_have_the_declared_shape(data_dir: Path) -> None:
+    from genrecast.daemon.audio import load_audio
+
+    cfg = detector_config()
+    clip = load_audio(data_dir / "music-speech" / "speech" / "comedy1.flac", cfg.sample_rate)[: cfg.window_samples]
+    reference = music_features(clip, cfg)
+    assert reference.shape == (len(DETECTOR_COLUMNS),) and reference.dtype == np.float32
+    for db in (-30.0, -12.0, 6.0):
+        quieter = music_features(clip * np.float32(10 ** (db / 20)), cfg)
+        np.testing.assert_allclose(quieter, reference, rtol=1e-3, atol=2e-3)
+    with pytest.raises(ValueError, match="at least"):
+        music_features(clip[:1000], cfg)
+
+
+def test_a_detector_config_cannot_drop_columns() -> None:
+    from genrecast.daemon.features import FeatureConfig
+
+    with pytest.raises(ValueError, match="DETECTOR_COLUMNS"):
+        FeatureConfig(kind="detector", columns=DETECTOR_COLUMNS[:-1])
+
+
+def test_default_bundle_ships_a_detector_with_validated_thresholds() -> None:
+    bundle = load_bundle(default_bundle_path())
+    assert bundle.format_version == 2
+    spec = bundle.detector
+    assert spec is not None and spec.labels == DETECTOR_LABELS
+    assert spec.features.columns == DETECTOR_COLUMNS
+    assert 0 < spec.gate.leave <= spec.gate.enter < 1
+    assert spec.metrics["test"]["clean"]["speech"]["windows"] > 0
+
+
+def _copy_default(tmp_path: Path) -> Path:
+    out = tmp_path / "bundle"
+    shutil.copytree(default_bundle_path(), out)
+    return out
+
+
+def test_a_format_1_bundle_still_loads_and_says_it_has_no_detector(tmp_path: Path, caplog) -> None:
+    out = _copy_default(tmp_path)
+    doc = json.loads((out / "bundle.json").read_text())
+    doc["format_version"] = 1
+    del doc["detector"]
+    (out / "bundle.json").write_text(json.dumps(doc))
+    (out / "detector.tflite").unlink()
+    with caplog.at_level(logging.INFO, logger="genrecast.daemon.bundle"):
+        bundle = load_bundle(out)
+    assert bundle.detector is None and bundle.format_version == 1
+    assert "has no music detector" in caplog.text
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d, out: (out / "detector.tflite").unlink(), "missing detector.tflite"),
+    (lambda d, out: d["detector"]["gate"].update(enter=0.1, leave=0.9), "detector entry is invalid"),
+    (lambda d, out: d["detector"].update(labels=["music", "talk", "other"]), "detector entry is invalid"),
+    (lambda d, out: d["detector"]["normalisation"]["std"].pop(), "detector entry is invalid"),
+])
+def test_a_broken_detector_entry_is_named(tmp_path: Path, damage, message) -> None:
+    out = _copy_default(tmp_path)
+    doc = json.loads((out / "bundle.json").read_text())
+    damage(doc, out)
+    (out / "bundle.json").write_text(json.dumps(doc))
+    with pytest.raises(BundleError, match=message):
+        load_bundle(out)
+
+
+def _event(**overrides) -> GenreEvent:
+    base = dict(source="radio", seq=0, utc=utc_now(), audio_start_seconds=0.0, audio_end_seconds=3.0, state="not_music",
+                genre=None, probability=0.0, probabilities={}, smoothed_genre=None, smoothed_probability=0.0,
+                changed=False, level_dbfs=-20.0, model_id="m", music_probability=0.03, smoothed_music_probability=0.1)
+    return GenreEvent(**{**base, **overrides})
+
+
+def test_schema_2_events_validate_and_round_trip() -> None:
+    schema = load_schema()
+    assert schema["properties"]["schema_version"]["const"] == 2
+    for event in (_event(), _event(state="music", genre="rock", probability=0.9, probabilities={"rock": 0.9},
+                                   music_probability=0.98), _event(state="silence", music_probability=None)):
+        doc = json.loads(event.to_json())
+        jsonschema.validate(doc, schema)
+        assert GenreEvent.from_json(event.to_json()) == event
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**json.loads(_event().to_json()), "music_probability": 1.5}, schema)
+    missing = json.loads(_event().to_json())
+    del missing["music_probability"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(missing, schema)
+    with pytest.raises(ValueError, match="missing"):
+        GenreEvent.from_dict(missing)
+
+
+def test_schema_1_events_from_older_daemons_still_parse() -> None:
+    old = json.loads(_event(state="music", genre="rock").to_json())
+    old["schema_version"] = 1
+    del old["music_probability"], old["smoothed_music_probability"]
+    event = GenreEvent.from_dict(old)
+    assert event.music_probability is None and event.state == "music"
+
+
+class _ScriptedDetector:
+    """A stand-in for the detector model (logic test of the pipeline's gating): P(music) from a script."""
+
+    def __init__(self, spec, values: list[float]) -> None:
+        self.spec, self._values = spec, list(values)
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        p = np.array([self._values.pop(0) for _ in range(len(features))], dtype=np.float32)
+        return np.stack([p, 1 - p, np.zeros_like(p)], axis=1)
+
+
+def test_pipeline_gates_in_window_order_within_one_batch(gtzan_sample: Path) -> None:
+    """One batch holds every window (as classify sends them): the gate, the smoothed P(music) and
+    the genre smoother's reset must still follow the windows in order."""
+    import dataclasses
+
+    from genrecast.daemon.audio import load_audio
+    from genrecast.daemon.classifier import open_classifier
+    from genrecast.daemon.pipeline import EventMaker, PipelineSettings, SourceState
+
+    classifier = open_classifier(None)
+    spec = dataclasses.replace(classifier.bundle.detector, gate=GateSettings(enter=0.6, leave=0.4, windows=2))
+    script = [0.9, 0.9, 0.9, 0.0, 0.0, 0.0, 0.9, 0.9, 0.9, 0.9]
+    classifier.detector = _ScriptedDetector(spec, script)
+    settings = PipelineSettings()
+    state = SourceState("s", classifier, settings)
+    audio = load_audio(gtzan_sample / "rock" / "rock.00000.wav", 22050)
+    events = EventMaker(classifier, settings).events(state.windows(audio, 22050) + state.flush())
+    # K=2: leaves on window 4 (mean 0), stays out on window 6 (mean 0.45 < enter 0.6), back on window 7
+    assert [e.state == "not_music" for e in events] == [False] * 4 + [True] * 3 + [False] * 3
+    assert [e.music_probability for e in events] == pytest.approx(script)
+    running = [np.mean(script[max(0, i - 1) : i + 1]) for i in range(len(script))]
+    assert [e.smoothed_music_probability for e in events] == pytest.approx(running, abs=1e-5)
+    for e in events[4:7]:
+        assert e.genre is None and e.probabilities == {} and e.smoothed_genre is None
+    # the genre is found afresh after the talk: no smoothed genre on the first music window back
+    assert events[7].smoothed_genre is None and events[7].genre is not None
+    assert events[-1].smoothed_genre is not None
+
+
+def test_a_detector_for_other_windows_than_the_genre_model_is_refused(tmp_path: Path) -> None:
+    out = _copy_default(tmp_path)
+    doc = json.loads((out / "bundle.json").read_text())
+    doc["detector"]["feature_config"]["sample_rate"] = 16000
+    (out / "bundle.json").write_text(json.dumps(doc))
+    with pytest.raises(BundleError, match="16000 Hz but the genre model"):
+        load_bundle(out)

@@ -1,0 +1,139 @@
+"""The default bundle's music detector end to end, on real recordings it never trained on
+(its test split): `genrecast classify` calls talk `not_music`, room noise never gets a genre,
+a radio-like mix through `genrecast run` goes music → not_music → music at the right audio
+times, and Prometheus counts windows per state."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+
+from helpers import PCM_RATE, Daemon, free_port, run_cli, scrape_metrics
+from genrecast.daemon.bundle import default_bundle_path, load_bundle
+from genrecast.daemon.events import load_schema
+
+pytestmark = [pytest.mark.slow]
+SCHEMA = load_schema()
+
+#: Test-split files of the detector (see genrecast.trainer.detector_data): never trained on.
+TALK = ("music-speech", "speech", "comedy1.flac")
+MUSIC_BEFORE = ("gtzan-sample", "rock", "rock.00000.wav")
+MUSIC_AFTER = ("gtzan-sample", "classical", "classical.00001.wav")
+
+
+def _windows(stdout: str) -> tuple[list[dict], dict]:
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    for line in lines[:-1]:
+        jsonschema.validate({k: v for k, v in line.items() if k not in ("type", "file")}, SCHEMA)
+    return lines[:-1], lines[-1]
+
+
+def test_classify_calls_talk_not_music_and_music_by_its_genre(data_dir: Path) -> None:
+    talk = data_dir.joinpath(*TALK)
+    music = data_dir.joinpath(*MUSIC_BEFORE)
+    proc = run_cli("classify", str(talk), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    windows, verdict = _windows(proc.stdout)
+    assert verdict["genre"] == "not_music" and verdict["probability"] > 0.5
+    assert all(w["music_probability"] is not None for w in windows if w["state"] != "silence")
+    assert all(w["genre"] is None for w in windows if w["state"] == "not_music")
+    proc = run_cli("classify", str(music), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    windows, verdict = _windows(proc.stdout)
+    assert verdict["genre"] in load_bundle(default_bundle_path()).labels
+    assert [w["state"] for w in windows].count("music") >= 9
+
+
+@pytest.mark.parametrize("name, level_dbfs, colour", [
+    ("quiet room", -65.0, "pink"), ("fan", -35.0, "brown"), ("tv hiss", -30.0, "white"),
+])
+def test_room_noise_stays_silence_or_not_music(tmp_path: Path, name: str, level_dbfs: float, colour: str) -> None:
+    import soundfile as sf
+
+    from genrecast.trainer.conditions import coloured_noise
+
+    noise = coloured_noise(PCM_RATE * 15, colour, np.random.default_rng(1234))  # a seed training never used
+    path = tmp_path / f"{name.replace(' ', '-')}.wav"
+    sf.write(path, noise * np.float32(10 ** (level_dbfs / 20)), PCM_RATE)
+    proc = run_cli("classify", str(path), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    windows, verdict = _windows(proc.stdout)
+    assert {w["state"] for w in windows} <= {"silence", "not_music"}, [w["state"] for w in windows]
+    assert verdict["genre"] in (None, "not_music")
+
+
+def _radio_mix(data_dir: Path, out: Path) -> tuple[float, float, float]:
+    """music 30 s, talk 30 s, music 30 s, made with ffmpeg (22.05 kHz mono WAV); returns the change times."""
+    parts = [data_dir.joinpath(*MUSIC_BEFORE), data_dir.joinpath(*TALK), data_dir.joinpath(*MUSIC_AFTER)]
+    inputs = [arg for p in parts for arg in ("-t", "30", "-i", str(p))]
+    graph = "".join(f"[{i}:a]aresample=22050,aformat=channel_layouts=mono,apad=whole_dur=30[a{i}];" for i in range(3))
+    graph += "[a0][a1][a2]concat=n=3:v=0:a=1[out]"
+    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", *inputs, "-filter_complex", graph,
+                    "-map", "[out]", "-t", "90", "-y", str(out)], check=True)
+    return 30.0, 60.0, 90.0
+
+
+def _runs(events: list[dict]) -> list[tuple[str, float]]:
+    """(state, audio start of the first window) of each run of equal states, silence left out."""
+    runs: list[tuple[str, float]] = []
+    for e in events:
+        if e["state"] == "silence":
+            continue
+        state = "music" if e["state"] in ("music", "uncertain") else e["state"]
+        if not runs or runs[-1][0] != state:
+            runs.append((state, e["audio_start_seconds"]))
+    return runs
+
+
+def test_radio_mix_goes_music_talk_music_within_the_stated_delay(data_dir: Path, tmp_path: Path) -> None:
+    mix = tmp_path / "radio.wav"
+    talk_at, music_at, end = _radio_mix(data_dir, mix)
+    daemon = Daemon(["--source", f"file:{mix}", "--json"])
+    assert daemon.proc.wait(timeout=180) == 0, "".join(daemon.log[-10:])
+    daemon.stop()
+    for event in daemon.events:
+        jsonschema.validate(event, SCHEMA)
+    assert daemon.events[-1]["audio_end_seconds"] == pytest.approx(end, abs=0.05)
+    runs = _runs(daemon.events)
+    assert [state for state, _ in runs] == ["music", "not_music", "music"], runs
+    # README "Music or not": the state follows at the latest on the delay_windows-th window that lies
+    # wholly in the new audio; a window that straddles the change may already turn.
+    gate = load_bundle(default_bundle_path()).detector.gate
+    window = 3.0
+    latest = gate.delay_windows() * window
+    for (_, started), change in zip(runs[1:], (talk_at, music_at)):
+        assert change - window < started <= change + latest - window + 1e-6, (runs, change, latest)
+    talk = [e for e in daemon.events if e["state"] == "not_music"]
+    assert all(e["genre"] is None and e["smoothed_genre"] is None and e["probabilities"] == {} for e in talk)
+    assert all(e["music_probability"] is not None for e in daemon.events if e["state"] != "silence")
+
+
+@pytest.mark.service
+def test_prometheus_counts_windows_per_state(data_dir: Path) -> None:
+    from genrecast.daemon.audio import load_audio
+
+    music = load_audio(data_dir.joinpath(*MUSIC_BEFORE), PCM_RATE)[: 9 * PCM_RATE]
+    talk = load_audio(data_dir.joinpath(*TALK), PCM_RATE)[: 15 * PCM_RATE]
+    pcm = (np.clip(np.concatenate([music, talk]), -1, 1) * 32767).astype("<i2").tobytes()
+    port = free_port()
+    env = {**os.environ, "GENRECAST_METRICS_ENABLED": "true", "GENRECAST_METRICS_PORT": str(port)}
+    daemon = Daemon(["--source", "-", "--format", "s16le", "--rate", str(PCM_RATE), "--json"], env=env,
+                    stdin=subprocess.PIPE)
+    try:
+        daemon.proc.stdin.buffer.write(pcm)  # the Daemon's pipes are text; the PCM goes to the byte layer
+        daemon.proc.stdin.flush()
+        daemon.wait(lambda d: len(d.events) >= 8, 120, "8 windows of music and talk")  # 24 s: no partial window
+        states = [e["state"] for e in daemon.events]
+        metrics = scrape_metrics(port)
+        for state in ("music", "not_music", "silence", "uncertain"):
+            assert metrics[f'genrecast_windows_by_state_total{{state="{state}"}}'] == states.count(state), (state, states)
+        assert states.count("not_music") >= 1 and states.count("music") >= 1
+    finally:
+        daemon.proc.stdin.close()
+        daemon.stop()

@@ -1,0 +1,121 @@
+"""Training the music detector: named seeded conditions, the file-group split, and
+`genrecast train --detector-data` adding a detector to a bundle from real recordings."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import run_cli
+from genrecast.daemon.bundle import default_bundle_path, load_bundle
+from genrecast.trainer import conditions as cond
+from genrecast.trainer.detector_data import inventory, reserved_ids
+
+
+def test_conditions_are_named_seeded_and_keep_the_length(data_dir: Path) -> None:
+    from genrecast.daemon.audio import load_audio
+
+    y = load_audio(data_dir / "gtzan-sample" / "jazz" / "jazz.00000.wav", 22050)[: 22050 * 4]
+    names = [c.name for c in cond.EVALUATION]
+    assert len(set(names)) == len(names) and names[0] == "clean"
+    for c in cond.EVALUATION:
+        a = c.apply(y, 22050, np.random.default_rng(7))
+        b = c.apply(y, 22050, np.random.default_rng(7))
+        assert a.shape == y.shape and a.dtype == np.float32 and np.array_equal(a, b), c.name
+        if c.name != "clean":
+            assert not np.array_equal(a, y), c.name
+    loud = cond.BY_NAME["gain+6dB"].apply(y * 4, 22050, np.random.default_rng(0))
+    assert np.abs(loud).max() == 1.0  # clipped at full scale
+    drawn = {cond.random_condition(np.random.default_rng(seed)).name for seed in range(30)}
+    assert len(drawn) > 3 and all(name.endswith("gain") for name in drawn)
+
+
+def test_split_is_by_group_and_never_touches_reserved_ids(data_dir: Path) -> None:
+    items = inventory(data_dir)
+    splits_of = defaultdict(set)
+    for item in items:
+        splits_of[item.group].add(item.split)
+    assert all(len(s) == 1 for s in splits_of.values()), {g: s for g, s in splits_of.items() if len(s) > 1}
+    reserved = reserved_ids(data_dir)
+    assert reserved and not any(item.group.removeprefix("gtzan/") in reserved for item in items)
+    test = [i for i in items if i.split == "test"]
+    assert {i.genre for i in test if i.kind == "gtzan"} == {
+        "blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"}
+    assert {i.kind for i in test} >= {"speech", "environment", "music", "gtzan"}
+    assert any("vocadito" in str(i.path) for i in test) and any("maestro" in str(i.path) for i in test)
+    for split in ("train", "valid"):
+        assert {i.label for i in items if i.split == split} == {"music", "speech", "other"}
+
+
+def _tiny_data(data_dir: Path, root: Path) -> Path:
+    """A folder laid out as ../shared/data with a few real files of every class on every side."""
+    items = inventory(data_dir)
+    picked: dict[tuple[str, str], int] = defaultdict(int)
+    wanted = {"train": 3, "valid": 2, "test": 1}
+    for item in sorted(items, key=lambda i: (i.path.stat().st_size, str(i.path))):  # small files first
+        key = (item.label, item.split)
+        if item.path.stat().st_size < 100_000:  # long enough for a few 3-s windows
+            continue
+        if item.kind == "gtzan" and item.split == "test" and item.genre != "rock":
+            continue
+        if picked[key] >= wanted[item.split]:
+            continue
+        picked[key] += 1
+        target = root / item.path.relative_to(data_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(item.path)
+    for folder in ("music-speech/music", "music-speech/speech", "speech", "environment", "gtzan-sample"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    shutil.copy(data_dir / "reserved-ids.txt", root / "reserved-ids.txt")
+    return root
+
+
+@pytest.mark.slow
+def test_train_adds_a_detector_to_a_format_1_bundle(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    tiny = _tiny_data(data_dir, tmp_path / "data")
+    bundle = tmp_path / "bundle"
+    shutil.copytree(default_bundle_path(), bundle)
+    doc = json.loads((bundle / "bundle.json").read_text())
+    doc["format_version"] = 1
+    del doc["detector"]
+    (bundle / "bundle.json").write_text(json.dumps(doc))
+    for name in ("detector.tflite", "detector.keras"):
+        (bundle / name).unlink()
+    assert load_bundle(bundle).detector is None
+    env_cache = tmp_path / "cache"  # a fresh feature cache: the features are really computed
+    proc = run_cli("train", "--detector-data", str(tiny), "--out", str(bundle), "--workers", "1",
+                   env={**os.environ, "GENRECAST_CACHE_DIR": str(env_cache)}, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "music detector" in proc.stdout and "added to" in proc.stdout
+    loaded = load_bundle(bundle)
+    assert loaded.format_version == 2 and loaded.detector is not None
+    assert loaded.model_id == doc["model_id"]  # the genre model is untouched
+    gate = loaded.detector.gate
+    assert 0 <= gate.leave <= gate.enter <= 1
+    metrics = loaded.detector.metrics
+    assert set(metrics["test"]) == {c.name for c in cond.EVALUATION}
+    assert "## Music detector" in (bundle / "report.md").read_text()
+    assert list(env_cache.glob("detector/*.npz"))
+    # the bundle runs: classify gives every heard window a music probability
+    speech = next(p for p in tiny.rglob("*.flac") if "music-speech/speech" in str(p))
+    out = run_cli("classify", str(speech), "--bundle", str(bundle), "--json")
+    assert out.returncode == 0, out.stderr[-2000:]
+    windows = [json.loads(line) for line in out.stdout.splitlines()][:-1]
+    assert windows and all(w["music_probability"] is not None for w in windows if w["state"] != "silence")
+
+
+def test_train_detector_bad_inputs_are_one_clear_line(tmp_path: Path) -> None:
+    proc = run_cli("train", "--detector-data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "b"))
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "is not a directory" in proc.stderr or "lacks" in proc.stderr
+    (tmp_path / "data").mkdir()
+    shutil.copytree(default_bundle_path(), tmp_path / "bundle")
+    proc = run_cli("train", "--detector-data", str(tmp_path / "data"), "--out", str(tmp_path / "bundle"))
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "lacks music-speech/" in proc.stderr and "../shared/data" in proc.stderr

@@ -1,0 +1,322 @@
+"""Train the music detector and add it to a bundle.
+
+``genrecast train ... --detector-data DIR`` (or ``python -m genrecast.trainer.detector DIR --bundle B``):
+
+1. :func:`genrecast.trainer.detector_data.inventory` lists the files of DIR (a folder
+   laid out as ``../shared/data``) with their class and their split by file group.
+2. Windows of 3 s (as the daemon cuts them) → :func:`genrecast.daemon.music_features.music_features`.
+   Training and validation files are used clean and under two random capture
+   conditions each (:func:`genrecast.trainer.conditions.random_condition`), plus
+   generated hiss / hum / fan windows as extra ``other`` examples.
+3. A small Keras MLP (48 → 32 → 16 → 3, softmax over music / speech / other),
+   class-weighted, fixed epochs, deterministic (one thread, fixed seeds).
+4. The gate's thresholds are chosen on the validation files
+   (:func:`genrecast.trainer.detector_eval.choose_gate`); the test files are then
+   judged clean and under every condition of :data:`genrecast.trainer.conditions.EVALUATION`.
+5. ``detector.keras``, ``detector.tflite`` and bundle.json's ``detector`` entry are
+   written into the bundle (format 2), and a "Music detector" section into its report.md.
+
+Two runs with the same data and seed write identical files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genrecast.daemon.bundle import BUNDLE_JSON, DETECTOR_KERAS, DETECTOR_TFLITE, FORMAT_VERSION, DetectorSpec, load_bundle
+from genrecast.daemon.detector import DETECTOR_LABELS
+from genrecast.daemon.features import FeatureConfig
+from genrecast.daemon.music_features import music_features, detector_config
+from genrecast.daemon.smoothing import level_dbfs
+from genrecast.trainer import conditions as cond
+from genrecast.trainer.detector_data import Item, generated_noise, inventory
+from genrecast.trainer.detector_eval import (
+    FileWindows, choose_gate, confusion, gate_states, misses, report_section, target_figures,
+)
+
+log = logging.getLogger(__name__)
+
+#: Random capture conditions drawn per training / validation file (besides the clean audio).
+AUGMENTED_COPIES = 4
+#: Generated hiss / hum / fan windows added to the ``other`` class (train; a quarter as many for validation).
+GENERATED_WINDOWS = 150
+#: The daemon's silence gate (dBFS), as in SmoothingSettings' default.
+SILENCE_DBFS = -50.0
+#: A final partial window is kept when it holds this much audio (the daemon's Windower: half a window).
+EVAL_MIN_FRACTION = 0.5
+#: Training also keeps shorter files (spoken digits, 2-s excerpts) from this many seconds.
+TRAIN_MIN_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class DetectorTraining:
+    """The detector's hyper-parameters (fixed before training; not tuned on the test files)."""
+
+    hidden: tuple[int, ...] = (64, 32)
+    dropout: float = 0.3
+    noise: float = 0.1
+    """Gaussian input noise in standard deviations of the standardised features."""
+    l2: float = 1e-3
+    epochs: int = 100
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    members: int = 1
+    """Parallel MLP branches trained together, their probabilities averaged."""
+    seed: int = 0
+
+
+def cut_windows(y: np.ndarray, cfg: FeatureConfig, min_samples: int) -> list[tuple[np.ndarray, bool]]:
+    """(real audio, silent) per window, as the daemon cuts a file: full windows every window
+    length, then the rest if it holds ``min_samples``; silent: under the silence gate once
+    zero-padded to a full window (as the daemon measures it)."""
+    n = cfg.window_samples
+    out = []
+    for start in range(0, len(y), n):
+        real = y[start : start + n]
+        if len(real) < n and (len(real) < min_samples or len(real) < cfg.n_fft):
+            break
+        padded = real if len(real) == n else np.pad(real, (0, n - len(real)))
+        out.append((real, level_dbfs(padded) < SILENCE_DBFS))
+    return out
+
+
+def _cache_key(task: tuple) -> str:
+    """Changes with the file's bytes, the condition and its seed, the config and the feature / condition code."""
+    import genrecast.daemon.music_features as features_module
+
+    path, condition, seed, cfg, min_samples = task
+    digest = hashlib.sha256(Path(path).read_bytes())
+    for module in (features_module, cond):
+        digest.update(Path(module.__file__).read_bytes())
+    name = condition if isinstance(condition, str) else repr(condition)
+    digest.update(f"{name}|{seed}|{cfg.cache_key()}|{min_samples}".encode())
+    return digest.hexdigest()[:32]
+
+
+def _extract(task: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Worker: one file under one condition → (windows x features, silent flags), cached on disk."""
+    from genrecast.daemon.cache import cache_dir
+
+    cache = cache_dir() / "detector" / f"{_cache_key(task)}.npz"
+    if cache.is_file():
+        with np.load(cache) as data:
+            return data["x"], data["silent"]
+    x, silent = _compute(task)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, x=x, silent=silent)
+    tmp.replace(cache)
+    return x, silent
+
+
+def _compute(task: tuple) -> tuple[np.ndarray, np.ndarray]:
+    from genrecast.daemon.audio import load_audio
+
+    path, condition, seed, cfg, min_samples = task
+    y = load_audio(path, cfg.sample_rate)
+    rng = np.random.default_rng(seed)
+    if condition == "random":
+        condition = cond.random_condition(rng)
+    y = condition.apply(y, cfg.sample_rate, rng)
+    windows = cut_windows(y, cfg, min_samples)
+    feats = [music_features(real, cfg) for real, _ in windows]
+    width = len(cfg.columns)
+    return (np.stack(feats) if feats else np.zeros((0, width), np.float32)), np.array([s for _, s in windows], dtype=bool)
+
+
+def _seed(*parts: Any) -> int:
+    return int(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:8], 16)
+
+
+def extract_all(items: list[Item], conditions: list, cfg: FeatureConfig, seed: int, min_samples: int,
+                jobs: int, what: str) -> list[FileWindows]:
+    """Features of every (item, condition) pair, in order; ``conditions`` entries are a
+    :class:`Condition` or ``"random"`` (a fresh draw per item and copy)."""
+    tasks, meta = [], []
+    for item in items:
+        for copy, c in enumerate(conditions):
+            name = c if isinstance(c, str) else c.name
+            tasks.append((item.path, c, _seed(seed, item.group, item.path.name, copy, name), cfg, min_samples))
+            meta.append((item, f"{name}{copy}" if name == "random" else name))
+    results = _run(tasks, jobs, what)
+    return [FileWindows(item.path.name, item.label, item.kind, condition, probabilities=np.zeros((len(x), 3), np.float32),
+                        silent=s, genre=item.genre, features=x)
+            for (item, condition), (x, s) in zip(meta, results)]
+
+
+def _run(tasks: list, jobs: int, what: str) -> list:
+    from genrecast.trainer.extract import _progress
+
+    out = []
+    with _progress(True, len(tasks), what) as advance:
+        if jobs > 1:
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+                for result in pool.map(_extract, tasks, chunksize=4):
+                    out.append(result)
+                    advance()
+        else:
+            for task in tasks:
+                out.append(_extract(task))
+                advance()
+    return out
+
+
+def _generated(n: int, cfg: FeatureConfig, seed: int, name: str) -> FileWindows:
+    windows = generated_noise(n, cfg.window_samples, cfg.sample_rate, seed)
+    feats = np.stack([music_features(w, cfg) for w in windows])
+    silent = np.array([level_dbfs(w) < SILENCE_DBFS for w in windows])
+    return FileWindows(name, "other", "generated", "clean", probabilities=np.zeros((len(feats), 3), np.float32),
+                       silent=silent, features=feats)
+
+
+def _xy(files: list[FileWindows]) -> tuple[np.ndarray, np.ndarray]:
+    """Non-silent windows' features and class indices (the daemon never runs the detector on silence)."""
+    x = [f.features[~f.silent] for f in files]
+    y = [np.full(int((~f.silent).sum()), DETECTOR_LABELS.index(f.label)) for f in files]
+    return np.concatenate(x).astype(np.float32), np.concatenate(y).astype(np.int64)
+
+
+def fit(x: np.ndarray, y: np.ndarray, settings: DetectorTraining):
+    """A compiled, trained Keras MLP (inputs already standardised)."""
+    from genrecast.trainer.table import setup_determinism
+
+    setup_determinism(settings.seed)
+    import keras
+    from keras import layers
+
+    reg = keras.regularizers.l2(settings.l2)
+    inputs = keras.Input((x.shape[1],))
+    noisy = layers.GaussianNoise(settings.noise)(inputs)
+    outputs = []
+    for _ in range(settings.members):  # parallel branches, each its own initialisation and dropout
+        h = noisy
+        for units in settings.hidden:
+            h = layers.Dropout(settings.dropout)(layers.Dense(units, activation="relu", kernel_regularizer=reg)(h))
+        outputs.append(layers.Dense(len(DETECTOR_LABELS), activation="softmax")(h))
+    mean = layers.Average()(outputs) if len(outputs) > 1 else outputs[0]
+    model = keras.Model(inputs, mean, name="music_detector")
+    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss="sparse_categorical_crossentropy")
+    counts = np.bincount(y, minlength=len(DETECTOR_LABELS)).astype(float)
+    weights = {i: float(len(y) / (len(counts) * max(c, 1.0))) for i, c in enumerate(counts)}
+    model.fit(x, y, epochs=settings.epochs, batch_size=settings.batch_size, shuffle=True, class_weight=weights, verbose=0)
+    return model
+
+
+def _predict(model, files: list[FileWindows], mean: np.ndarray, std: np.ndarray) -> list[FileWindows]:
+    """The same files with the model's probabilities for their windows."""
+    out = []
+    for f in files:
+        probs = np.asarray(model((f.features - mean) / std, training=False), dtype=np.float32) if len(f.features) else \
+            np.zeros((0, 3), np.float32)
+        out.append(dataclasses.replace(f, probabilities=probs))
+    return out
+
+
+def train_detector(data: str | Path, bundle_dir: str | Path, *, seed: int = 0, jobs: int | None = None,
+                   settings: DetectorTraining | None = None) -> dict[str, Any]:
+    """Train the detector on ``data``, choose its gate on validation, evaluate it on test, and add it
+    to the bundle at ``bundle_dir`` (which must exist). Returns the detector's metrics.
+    Raises ``ValueError`` for a missing data folder or bundle."""
+    from genrecast.trainer.export import export_tflite, quiet_tensorflow
+    from genrecast.trainer.table import _normalise_keras_zip
+
+    bundle_dir = Path(bundle_dir)
+    load_bundle(bundle_dir)  # fails clearly on a missing or broken bundle
+    settings = settings or DetectorTraining(seed=seed)
+    jobs = jobs or os.cpu_count() or 1
+    cfg = detector_config()
+    items = inventory(data)
+    train_items = [i for i in items if i.split == "train"]
+    valid_items = [i for i in items if i.split == "valid"]
+    test_items = [i for i in items if i.split == "test"]
+    train_min = int(TRAIN_MIN_SECONDS * cfg.sample_rate)
+    eval_min = int(EVAL_MIN_FRACTION * cfg.window_samples)
+    augment = [cond.CLEAN] + ["random"] * AUGMENTED_COPIES
+
+    train = extract_all(train_items, augment, cfg, seed, train_min, jobs, "detector: training windows")
+    train.append(_generated(GENERATED_WINDOWS, cfg, _seed(seed, "generated-train"), "generated-train"))
+    valid = extract_all(valid_items, augment, cfg, seed, eval_min, jobs, "detector: validation windows")
+    valid.append(_generated(GENERATED_WINDOWS // 4, cfg, _seed(seed, "generated-valid"), "generated-valid"))
+    test = extract_all(test_items, list(cond.EVALUATION), cfg, seed, eval_min, jobs, "detector: test windows")
+    test.append(_generated(GENERATED_WINDOWS // 4, cfg, _seed(seed, "generated-test"), "generated-test"))
+
+    x, y = _xy(train)
+    mean = x.mean(axis=0)
+    std = np.where(x.std(axis=0) > 1e-8, x.std(axis=0), 1.0)
+    quiet_tensorflow()
+    model = fit((x - mean) / std, y, settings)
+
+    valid_p = _predict(model, valid, mean, std)
+    gate, choice = choose_gate(valid_p)
+    test_p = _predict(model, test, mean, std)
+    by_condition: dict[str, list[FileWindows]] = {}
+    for f in test_p:
+        by_condition.setdefault(f.condition, []).append(f)
+    figures = {name: target_figures(files, gate) for name, files in by_condition.items()}
+    generated = [f for f in test_p if f.kind == "generated"]
+    metrics: dict[str, Any] = {
+        "gate": {"enter": gate.enter, "leave": gate.leave, "windows": gate.windows, "delay_windows": gate.delay_windows()},
+        "gate_choice": choice,
+        "files": {split: {label: sum(1 for i in group if i.label == label) for label in DETECTOR_LABELS}
+                  for split, group in (("train", train_items), ("valid", valid_items), ("test", test_items))},
+        "training_windows": {label: int((y == k).sum()) for k, label in enumerate(DETECTOR_LABELS)},
+        "test": figures,
+        "generated_noise_not_music": round(float(np.mean([s != "music" for f in generated for s in gate_states(f, gate)])), 4),
+        "confusion": {"clean": confusion(by_condition["clean"])},
+        "settings": {**settings.__dict__, "hidden": list(settings.hidden), "augmented_copies": AUGMENTED_COPIES},
+        "splits": {split: sorted({i.group for i in group}) for split, group in (("valid", valid_items), ("test", test_items))},
+    }
+    metrics["missed"] = misses(figures)
+
+    model.save(bundle_dir / DETECTOR_KERAS)
+    _normalise_keras_zip(bundle_dir / DETECTOR_KERAS)
+    export_tflite(model, bundle_dir / DETECTOR_TFLITE)
+    metrics["id"] = "detector-" + hashlib.sha256((bundle_dir / DETECTOR_TFLITE).read_bytes()).hexdigest()[:12]
+    spec = DetectorSpec(tflite_path=bundle_dir / DETECTOR_TFLITE, features=cfg, labels=DETECTOR_LABELS,
+                        mean=mean, std=std, gate=gate, metrics=metrics)
+    _write_into_bundle(bundle_dir, spec, metrics)
+    load_bundle(bundle_dir)  # validate what was written
+    return metrics
+
+
+def _write_into_bundle(bundle_dir: Path, spec: DetectorSpec, metrics: dict[str, Any]) -> None:
+    """bundle.json gains the ``detector`` entry (format 2); report.md its "Music detector" section."""
+    meta = bundle_dir / BUNDLE_JSON
+    doc = json.loads(meta.read_text())
+    doc["format_version"] = FORMAT_VERSION
+    doc["detector"] = spec.to_dict()
+    meta.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    report = bundle_dir / "report.md"
+    text = report.read_text() if report.is_file() else ""
+    text = text.split("\n## Music detector\n")[0].rstrip("\n") + "\n\n" + report_section(metrics)
+    report.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m genrecast.trainer.detector DATA --bundle DIR [--seed N] [--jobs N]``."""
+    parser = argparse.ArgumentParser(description="Train the music detector on DATA (laid out as ../shared/data) "
+                                                 "and add it to an existing bundle.")
+    parser.add_argument("data", type=Path)
+    parser.add_argument("--bundle", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    metrics = train_detector(args.data, args.bundle, seed=args.seed, jobs=args.jobs)
+    print(json.dumps({"gate": metrics["gate"], "test_clean": metrics["test"]["clean"], "missed": metrics["missed"]}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
