@@ -115,7 +115,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def classify(
-        files: list[Path] = typer.Argument(..., help="Audio files (any format ffmpeg or soundfile decodes)."),
+        files: list[Path] = typer.Argument(..., help="Audio files (any format ffmpeg decodes)."),
         bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help="Model bundle directory (default: the built-in model).", envvar="GENRECAST_BUNDLE"),
         backend: str = typer.Option("litert", help="Classifier backend: litert or keras."),
         json_output: bool = typer.Option(False, "--json", help="JSON lines: one object per window and one verdict per file."),
@@ -125,14 +125,17 @@ def register(app: typer.Typer) -> None:
 
         Example:  genrecast classify song.mp3 other.wav
 
-        Exits 1 if any file could not be read (after classifying the others).
+        Files stream through (hours-long files too, in bounded memory; a progress bar on a terminal).
+        Exit status: 0 when every file was classified; 1 if any file could not be read (after
+        classifying the others); otherwise 3 if any file was shorter than one window (its verdict says
+        "too short").
         """
+        from genrecast.daemon.audio import AudioDecodeError
         from genrecast.daemon.bundle import BundleError
         from genrecast.daemon.classifier import open_classifier
         from genrecast.daemon.classify import classify_file
         from genrecast.daemon.cli import fail, setup_logging
         from genrecast.daemon.pipeline import PipelineSettings
-        from genrecast.daemon.audio import AudioDecodeError
 
         setup_logging()
         try:
@@ -140,17 +143,29 @@ def register(app: typer.Typer) -> None:
         except (BundleError, ValueError, OSError) as exc:
             fail(str(exc))
         settings = PipelineSettings(hop_seconds=hop_seconds)
-        failed = 0
+        failed = too_short = 0
+
+        def show(result, event) -> None:
+            if result.windows == 1 and not json_output:
+                typer.echo("\n".join(result.table_header()))
+            typer.echo(result.json_line(event) if json_output else result.table_line(event))
+
         for path in files:
             try:
-                result = classify_file(path, classifier, settings)
+                result = classify_file(path, classifier, settings, on_event=show, progress=True)
             except AudioDecodeError as exc:
                 failed += 1
                 typer.echo(f"genrecast: error: {exc}", err=True)
                 continue
-            typer.echo(result.to_json_lines() if json_output else result.to_table())
+            if result.too_short:
+                too_short += 1
+                if not json_output:
+                    typer.echo("\n".join(result.table_header()))
+            typer.echo(result.json_verdict() if json_output else result.table_verdict())
         if failed:
             raise typer.Exit(1)
+        if too_short:
+            raise typer.Exit(3)
 
     service_app = typer.Typer(help="Install genrecast as a systemd service.", no_args_is_help=True)
     app.add_typer(service_app, name="service")
