@@ -101,19 +101,6 @@ class FFmpegChild:
             return None
         return os.read(self._fd, READ_BYTES)
 
-    def bytes_read(self) -> int | None:
-        """Bytes the child has read so far (files, sockets, pipes: ``rchar`` of
-        ``/proc/PID/io``), or None where that cannot be read. It grows while ffmpeg
-        receives a stream, also while it is still probing it and writes nothing."""
-        try:
-            with open(f"/proc/{self.proc.pid}/io", "rb") as f:
-                for line in f:
-                    if line.startswith(b"rchar:"):
-                        return int(line.split()[1])
-        except (OSError, ValueError):
-            return None
-        return None
-
     def finish(self, timeout: float = 5.0) -> int | None:
         """Wait for the exit after end of output; returns the exit code (None if it hangs)."""
         try:

@@ -24,13 +24,20 @@ _PROTOCOLS = ("fd,pipe,file,http,https,tcp,tls,crypto,httpproxy,hls,applehttp,da
               "rtmp,rtmps,rtmpt,rtmpts,mmsh,mmst,ftp,sftp,icecast,srt")
 
 
-def _secret_input(url: str) -> tuple[list[str], int]:
+#: Seconds ffmpeg may take to open and probe a stream before its first output, on top of
+#: ``stall_seconds`` (it reads ~5 s of a live stream first; network silence during that
+#: time is caught by ffmpeg's own ``rw_timeout``, set to ``stall_seconds``).
+PROBE_ALLOWANCE_SECONDS = 20.0
+
+
+def _secret_input(url: str, rw_timeout_us: int) -> tuple[list[str], int]:
     """ffmpeg input arguments that name ``url`` without putting it on the command line
-    (which every user can read in ``ps`` and ``/proc/PID/cmdline``): a one-line concat
+    (which every user can read in ``ps`` and ``/proc/PID/cmdline``): a one-entry concat
     list (``ffconcat``) written to a pipe that ffmpeg reads as ``/dev/fd/N``. Returns the
     arguments and the pipe's read end, to pass to the child."""
     read_fd, write_fd = os.pipe()
-    text = "ffconcat version 1.0\nfile '" + url.replace("'", "'\\''") + "'\n"
+    text = ("ffconcat version 1.0\nfile '" + url.replace("'", "'\\''") + "'\n"
+            f"option rw_timeout {rw_timeout_us}\n")
     try:
         os.write(write_fd, text.encode())  # far below a pipe's buffer: never blocks
     finally:
@@ -44,9 +51,10 @@ class StreamSource(_Reconnecting):
     capped exponential backoff, and the log says why in words (see
     :mod:`~genrecast.daemon.sources.ffmpeg_errors`).
 
-    A stall is ``stall_seconds`` in which ffmpeg neither wrote audio nor read anything:
-    while it receives bytes and probes the stream (~5 s before its first output), the
-    stream is not stalled.
+    A stall is ``stall_seconds`` without audio from ffmpeg, or without a byte from the
+    network: ffmpeg's own ``rw_timeout`` watches the network while it opens and probes
+    the stream (~5 s of a live stream before its first output), so a limit shorter than
+    the probe still lets a healthy stream start.
 
     Credentials in the URL (a password, a ``token=`` query) never reach the log, error
     messages or ffmpeg's command line: ``display_url`` is the redacted URL.
@@ -81,9 +89,11 @@ class StreamSource(_Reconnecting):
         # No -reconnect: this loop owns reconnection, so every outage is logged and counted.
         head = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info"]
         tail = ["-map", "0:a:0", "-vn", "-f", "f32le", "-ac", "1", "-"]
+        rw_timeout_us = max(1, int(self.stall_seconds * 1e6))
         if not has_secret(self.url):
-            return FFmpegChild(head + ["-i", self.url] + tail, on_line, redact=self._redact)
-        args, fd = _secret_input(self.url)
+            return FFmpegChild(head + ["-rw_timeout", str(rw_timeout_us), "-i", self.url] + tail, on_line,
+                               redact=self._redact)
+        args, fd = _secret_input(self.url, rw_timeout_us)
         return FFmpegChild(head + args + tail, on_line, pass_fds=(fd,), redact=self._redact)
 
     def _attempt(self, deliver: Deliver, stop: threading.Event, first: bool) -> str:
@@ -106,23 +116,23 @@ class StreamSource(_Reconnecting):
         delivered = 0
         rate = 0
         last_progress = time.monotonic()
-        last_read = child.bytes_read()
         url = self.display_url
         try:
             while not stop.is_set():
                 chunk = child.read(POLL_SECONDS)
                 if chunk is None:
-                    read = child.bytes_read()
-                    if read is not None and read != last_read:  # receiving (probing, buffering): not a stall
-                        last_read, last_progress = read, time.monotonic()
-                    elif time.monotonic() - last_progress >= self.stall_seconds:
+                    limit = self.stall_seconds if rate else self.stall_seconds + PROBE_ALLOWANCE_SECONDS
+                    if time.monotonic() - last_progress >= limit:
                         self.stalls += 1
                         said = f"; {child.reason()}" if child.lines else ""
-                        return f"no audio from {url} for {self.stall_seconds:g} s (stalled{said})"
+                        return f"no audio from {url} for {limit:g} s (stalled{said})"
                     continue
                 if not chunk:
                     code = child.finish()
                     why = "end of stream" if code == 0 else child.reason()
+                    if why.startswith("timed out"):
+                        self.stalls += 1  # ffmpeg's rw_timeout: no byte from the network for stall_seconds
+                        return f"no data from {url} for {self.stall_seconds:g} s (stalled; {why})"
                     return f"stream {url} ended ({why})"
                 last_progress = time.monotonic()
                 if not rate:
