@@ -207,10 +207,15 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def devices(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-        """List the audio input devices that `--source mic:NAME_OR_INDEX` can name."""
-        from genrecast.daemon.sources import list_input_devices
+        """List the audio inputs that `--source mic:NAME_OR_INDEX` can name: PortAudio's devices, and the
+        sources of the sound server (PulseAudio, or PipeWire through pipewire-pulse) by name."""
+        from genrecast.daemon.sources import list_input_devices, list_server_sources
 
-        found = list_input_devices()
+        found = [dict(d, kind="portaudio", spec=f"mic:{d['index']}") for d in list_input_devices()]
+        server = list_server_sources()
+        found += [{"kind": "sound-server", "index": None, "name": s.name, "description": s.description,
+                   "channels": s.channels, "default_samplerate": float(s.sample_rate), "is_default": s.is_default,
+                   "is_monitor": s.is_monitor, "spec": f"mic:{s.name}"} for s in server]
         if json_output:
             typer.echo(json.dumps(found))
             return
@@ -218,5 +223,13 @@ def register(app: typer.Typer) -> None:
             typer.echo("no audio input devices found (is PulseAudio/ALSA running, and is this user in the 'audio' group?)")
             return
         for d in found:
+            if d["kind"] != "portaudio":
+                continue
             mark = "*" if d.get("is_default") else " "
             typer.echo(f"{mark} {d['index']:>3}  {d['name']}  ({d['channels']} ch, {d['default_samplerate']:.0f} Hz)")
+        if server:
+            typer.echo("sound-server sources (--source mic:NAME; * is the server's default):")
+            for s in server:
+                mark = "*" if s.is_default else " "
+                kind = ", monitor of an output" if s.is_monitor else ""
+                typer.echo(f"{mark} {s.name}  {s.description}  ({s.channels} ch, {s.sample_rate} Hz{kind})")
