@@ -52,9 +52,9 @@ def run(ctx: Context) -> list[dict]:
             peak, wall, windows = classify_peak(mp3)
             peaks.append(peak)
             walls.append(wall)
-        hours = seconds / 3600
         big = seconds >= 3 * 3600
-        rows.append(row("longfile", f"genrecast classify of a {hours:g}-h 48 kHz stereo MP3: peak RSS (MB)", peaks, "MB",
+        length = f"{seconds // 3600}-h" if seconds % 3600 == 0 else f"{seconds // 60}-min"
+        rows.append(row("longfile", f"genrecast classify of a {length} 48 kHz stereo MP3: peak RSS (MB)", peaks, "MB",
                         target=f"<= {TARGET_MB:g} MB" if big else None, met=(max(peaks) <= TARGET_MB) if big else None,
                         note=f"{windows} windows, {min(walls):.0f} s wall ({seconds / min(walls):.0f}x real time)"))
     return rows

@@ -23,6 +23,7 @@ from genrecast.daemon.classifier import Classifier
 from genrecast.daemon.events import GenreEvent, utc_now
 from genrecast.daemon.features import RollingSummary, window_features
 from genrecast.daemon.smoothing import Smoother, SmoothingSettings, level_dbfs
+from genrecast.daemon.sources.base import SourceError
 from genrecast.daemon.windowing import MIN_FINAL_FRACTION, Window, Windower
 
 log = logging.getLogger(__name__)
@@ -231,6 +232,8 @@ class Pipeline:
             self._enqueue(state.flush())
             if (why := state.too_short_message()) is not None:
                 log.warning("source %s ended: %s", source.name, why)
+        except SourceError as exc:  # e.g. a file that fails mid-way: its reason, no traceback
+            log.error("source %s stopped: %s", source.name, exc)
         except Exception:  # a source bug must not take the other sources down
             log.exception("source %s failed and stopped", source.name)
         finally:

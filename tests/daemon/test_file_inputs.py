@@ -274,3 +274,26 @@ def test_the_pipeline_logs_a_short_stdin_input(caplog: pytest.LogCaptureFixture,
     Pipeline(classifier, [StdinSource(format="s16le", rate=RATE, stream=io.BytesIO(pcm))], events.append).run()
     assert events == []
     assert "source stdin ended: 0.80 s of audio is shorter than one 3-s window" in caplog.text
+
+
+def test_a_file_that_fails_mid_way_is_logged_with_its_reason_not_a_traceback(caplog: pytest.LogCaptureFixture,
+                                                                          classifier) -> None:
+    """The file source raises its decode error from run(); the pipeline logs it in one line."""
+    from genrecast.daemon.pipeline import Pipeline
+    from genrecast.daemon.sources import FileDecodeError
+
+    class Breaks:
+        name, finite = "file-broken", True
+
+        def run(self, deliver, stop) -> None:
+            deliver(music(4.0)[:, 0], RATE)
+            raise FileDecodeError("file:broken.mp3: ffmpeg could not decode it (not decodable: ...)")
+
+    caplog.set_level(logging.INFO, logger="genrecast.daemon.pipeline")
+    events = []
+    Pipeline(classifier, [Breaks()], events.append).run()
+    assert len(events) == 1  # the window before the break, and no flush of the broken rest
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [r.getMessage() for r in errors] == [
+        "source file-broken stopped: file:broken.mp3: ffmpeg could not decode it (not decodable: ...)"]
+    assert errors[0].exc_info is None
