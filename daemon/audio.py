@@ -1,10 +1,11 @@
 """Decode audio files to mono float32 for ``classify``, ``evaluate`` and training.
 
-There is one decoder: ffmpeg, through the same code as ``run --source file:``
-(:func:`genrecast.daemon.sources.decode_blocks`), so every command sees the same
-samples of a file, whatever its format or state (a WAV whose header sizes were never
-written is read to its end, as ffmpeg reads it). Decoding streams: memory holds one
-block, whatever the file's length. Resampling is soxr's streaming resampler, as in
+There is one decoder, the one ``run --source file:`` uses
+(:func:`genrecast.daemon.sources.decode_blocks`: libsndfile where its samples are
+exactly ffmpeg's, ffmpeg for everything else), so every command sees the same samples
+of a file, whatever its format or state (a WAV whose header sizes were never written is
+read to its end, as ffmpeg reads it). Decoding streams: memory holds one block,
+whatever the file's length. Resampling is soxr's streaming resampler, as in
 the daemon's windower, whose output does not depend on how the audio is cut into blocks.
 """
 
@@ -18,8 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from genrecast.daemon.sources.base import SourceError
-from genrecast.daemon.sources.ffmpeg import probe_audio
-from genrecast.daemon.sources.files import decode_blocks
+from genrecast.daemon.sources.files import FileInfo, decode_blocks, probe_file
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +43,25 @@ def make_resampler(rate: int, target_rate: int):
 
 @dataclass(frozen=True)
 class AudioFile:
-    """A probed audio file: its own rate (Hz), channel count and duration (seconds, None
-    when the container does not say)."""
+    """A probed audio file: its own rate (Hz) and duration (seconds, None when the
+    container does not say), and how it is decoded."""
 
     path: Path
-    rate: int
-    channels: int
-    duration_seconds: float | None
+    info: FileInfo
+
+    @property
+    def rate(self) -> int:
+        return self.info.rate
+
+    @property
+    def duration_seconds(self) -> float | None:
+        return self.info.duration_seconds
 
     def blocks(self, block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
         """Mono float32 blocks of ``block_seconds`` at :attr:`rate` (channel mean), in order.
         Raises :class:`AudioDecodeError` if decoding fails or yields no samples."""
         frames = max(1, int(round(block_seconds * self.rate)))
-        blocks = decode_blocks(self.path, self.rate, self.channels, frames, label=str(self.path))
+        blocks = decode_blocks(self.path, self.info, frames, label=str(self.path))
         try:
             yield from blocks
         except SourceError as exc:
@@ -83,10 +89,10 @@ def open_audio(path: str | Path) -> AudioFile:
     non-audio file, naming the problem."""
     path = Path(path)
     try:
-        rate, channels, duration = probe_audio(path, label=str(path))
+        info = probe_file(path, label=str(path))
     except SourceError as exc:
         raise AudioDecodeError(str(exc)) from exc
-    return AudioFile(path, rate, channels, duration)
+    return AudioFile(path, info)
 
 
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:

@@ -22,7 +22,7 @@ from genrecast.daemon.classifier import open_classifier
 from genrecast.daemon.classify import classify_file
 from genrecast.daemon.features import FeatureConfig, window_features
 from genrecast.daemon.pipeline import PipelineSettings
-from genrecast.daemon.sources import FileSource, SourceError, parse_source
+from genrecast.daemon.sources import FileInfo, FileSource, SourceError, decode_blocks, parse_source, probe_audio, probe_file
 from genrecast.daemon.windowing import Windower
 from genrecast.trainer.extract import split_windows, track_features
 
@@ -104,6 +104,9 @@ def test_odd_local_names_reach_ffmpeg_as_files_in_every_spelling(odd_files: Path
         assert np.array_equal(audio, expected)
     assert len(load_audio(name, RATE)) == pytest.approx(7.0 * RATE, abs=RATE // 10)  # classify and training
     assert track_features(Path(name), CFG).shape[0] == 2
+    rate, channels, _ = probe_audio(Path(name))  # ffprobe and ffmpeg themselves, whatever decodes it by default
+    by_ffmpeg = np.concatenate(list(decode_blocks(Path(name), FileInfo(rate, channels, None, False), 4096)))
+    np.testing.assert_allclose(by_ffmpeg, expected, atol=1e-6)
 
 
 def test_classify_cli_reads_a_name_with_colons(odd_files: Path) -> None:
@@ -184,6 +187,37 @@ def test_run_classify_and_training_see_the_same_samples_of_every_mirdata_file(cl
                 track_features(path, CFG)
         result = classify_file(path, classifier, PipelineSettings())
         assert result.windows == len(from_run) and result.too_short == (not from_run), path
+
+
+@pytest.mark.slow
+def test_libsndfile_is_used_only_where_it_gives_ffmpegs_samples() -> None:
+    """Every mirdata file libsndfile is trusted with decodes to ffmpeg's samples exactly;
+    the rest (MP3, a killed recording) go to ffmpeg."""
+    files = mirdata_files()
+    if not files:
+        need(data_root() / "music" / "mirdata")
+    trusted = 0
+    for path in files:
+        info = probe_file(path)
+        if not info.soundfile:
+            assert path.suffix.lower() not in (".wav", ".flac") or info.duration_seconds, path
+            continue
+        trusted += 1
+        rate, channels, _ = probe_audio(path)
+        assert (rate, channels) == (info.rate, info.channels), path
+        ours = np.concatenate(list(decode_blocks(path, info, 65536)))
+        ffmpeg = np.concatenate(list(decode_blocks(path, FileInfo(rate, channels, None, False), 65536)))
+        assert np.array_equal(ours, ffmpeg), (path, float(np.abs(ours - ffmpeg).max()) if len(ours) == len(ffmpeg) else "length")
+    assert trusted >= 30  # (the one .mp3 in mirdata is a float WAV, rightly trusted)
+
+
+def test_lossy_files_and_killed_recordings_go_to_ffmpeg(tmp_path: Path) -> None:
+    fine = tmp_path / "fine.wav"
+    sf.write(fine, music(2.0), RATE, subtype="PCM_16")
+    assert probe_file(fine).soundfile is True
+    for lossy in ("clip.mp3", "clip.ogg", "clip.m4a"):
+        assert probe_file(ffmpeg_encode(fine, tmp_path / lossy)).soundfile is False
+    assert probe_file(killed_recording(tmp_path / "killed.wav", music(2.0), RATE)).soundfile is False
 
 
 # -- 3. long files -------------------------------------------------------------------

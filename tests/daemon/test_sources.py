@@ -229,11 +229,12 @@ def pid_alive(pid: int) -> bool:
 
 
 def test_ffmpeg_child_dies_with_a_killed_daemon(gtzan_sample: Path) -> None:
-    """PR_SET_PDEATHSIG: SIGKILL the process that runs a source; its ffmpeg goes too."""
+    """PR_SET_PDEATHSIG: SIGKILL the process that runs a source; its ffmpeg goes too (an MP3:
+    ffmpeg decodes it; PCM WAVs are read with libsndfile)."""
     code = (
         "import sys, threading\n"
         "from genrecast.daemon.sources import parse_source\n"
-        f"s = parse_source({str('file:' + str(gtzan_sample / 'disco' / 'disco.00000.wav'))!r}, realtime=True)\n"
+        f"s = parse_source({str('file:' + str(gtzan_sample / 'blues' / 'blues.00099.mp3'))!r}, realtime=True)\n"
         "def deliver(block, rate):\n"
         "    print(s.ffmpeg_pid, flush=True)\n"
         "s.run(deliver, threading.Event())\n"
