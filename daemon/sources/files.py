@@ -147,10 +147,11 @@ def decode_blocks(path: Path, info: FileInfo, block_frames: int, *, label: str |
 
 
 class FileSource:
-    """A file decoded by ffmpeg at its native rate; finite unless ``loop``.
+    """A file decoded at its native rate by :func:`decode_blocks`; finite unless ``loop``.
 
     ``realtime`` paces delivery at the audio's own speed. The file is probed when the
     source is made (:class:`SourceError` for a missing, empty or non-audio file).
+    ``ffmpeg_pid`` is the PID of the last ffmpeg child (None while libsndfile reads it).
     """
 
     def __init__(self, path: str | Path, *, name: str | None = None, realtime: bool = False,
