@@ -20,9 +20,10 @@ class Progress:
 
     def __enter__(self):
         if self.enabled and sys.stderr.isatty():
+            from rich.console import Console
             from rich.progress import Progress as Bar
 
-            self._bar = Bar(transient=False)
+            self._bar = Bar(transient=False, console=Console(stderr=True))  # stdout may be data (--json)
             self._bar.start()
             self._task = self._bar.add_task(self.description, total=self.total)
         return self.advance

@@ -26,7 +26,7 @@ from genrecast.daemon.sources import FileInfo, FileSource, SourceError, decode_b
 from genrecast.daemon.windowing import Windower
 from genrecast.trainer.extract import split_windows, track_features
 
-from helpers import EXE, data_root, need, run_cli
+from helpers import EXE, Terminal, data_root, need, run_cli, wait_for
 
 RATE = 22050
 CFG = FeatureConfig()  # 3-s MFCC windows at 22050 Hz
@@ -257,6 +257,19 @@ def test_long_files_stream_in_bounded_memory(tmp_path: Path, classifier) -> None
     whole = 600 * RATE * 4
     for what, small, big in (("classify", short[1], long[1]), ("extraction", short[3], long[3])):
         assert big < 1.25 * small + 2e6 and big < whole / 2, f"{what}: {small / 1e6:.1f} MB for 2 min, {big / 1e6:.1f} MB for 10"
+
+
+def test_a_long_file_shows_a_progress_bar_on_a_terminal_and_keeps_stdout_clean(tmp_path: Path) -> None:
+    """stderr is the terminal, stdout the JSON lines (redirected to a file): the bar goes to stderr only."""
+    long_file = tmp_path / "set.mp3"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "sine=f=330:d=200",
+                    "-ac", "2", "-b:a", "64k", str(long_file)], check=True, timeout=120)
+    out = tmp_path / "out.jsonl"
+    with Terminal(f"{EXE} classify --json {long_file} > {out}", width=120, height=20) as term:
+        screen = wait_for(lambda: "EXIT=" in (text := term.screen()) and text, 120, "classify to finish")
+    assert "EXIT=0" in screen and "classifying set.mp3" in screen and "100%" in screen
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines[-1]["type"] == "verdict" and lines[-1]["windows"] == 67
 
 
 # -- 4. shorter than one window ------------------------------------------------------
