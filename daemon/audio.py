@@ -11,7 +11,6 @@ the daemon's windower, whose output does not depend on how the audio is cut into
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -21,7 +20,6 @@ import numpy as np
 from genrecast.daemon.sources.base import SourceError
 from genrecast.daemon.sources.files import FileInfo, decode_blocks, probe_file
 
-log = logging.getLogger(__name__)
 
 #: The resampler used everywhere a rate differs from the bundle's (soxr, high quality).
 RESAMPLER = "soxr_hq"
@@ -85,7 +83,7 @@ class AudioFile:
 
 
 def open_audio(path: str | Path) -> AudioFile:
-    """Probe ``path`` (ffprobe). Raises :class:`AudioDecodeError` for a missing, empty or
+    """Probe ``path`` (libsndfile, else ffprobe). Raises :class:`AudioDecodeError` for a missing, empty or
     non-audio file, naming the problem."""
     path = Path(path)
     try:
