@@ -12,6 +12,7 @@ numbers to ``benchmarks/results.json``. Figures, by name:
   concurrent  concurrent real-time HTTP streams with zero dropped windows
   extraction  training feature extraction, all cores (clips/s)
   train       full genrecast train on the synthetic 1000-clip set
+  longfile    peak memory of genrecast classify on 20-min and 3-h MP3s (streaming)
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import traceback
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FIGURES = ("window", "parity", "classify", "startup", "latency", "steady", "concurrent", "extraction", "train")
+FIGURES = ("window", "parity", "classify", "startup", "latency", "steady", "concurrent", "extraction", "train", "longfile")
 
 
 def _module(name: str):
@@ -37,7 +38,7 @@ def _module(name: str):
 
     module = {"startup": "daemon_figures", "latency": "daemon_figures", "steady": "daemon_figures",
               "concurrent": "daemon_figures", "train": "train_figure", "window": "window_latency",
-              "classify": "classify_throughput"}.get(name, name)
+              "classify": "classify_throughput", "longfile": "long_file"}.get(name, name)
     mod = importlib.import_module(f"benchmarks.{module}")
     return getattr(mod, name) if module == "daemon_figures" else mod.run
 

@@ -51,7 +51,7 @@ def _worker(bundle: str, repeats: int, clips: list[str]) -> dict:
 
     clf = open_classifier(bundle)
     settings = PipelineSettings()
-    classify_file(Path(clips[0]), clf, settings)  # warm-up: filterbank, interpreter, soundfile
+    classify_file(Path(clips[0]), clf, settings)  # warm-up: filterbank, interpreter
     seconds = sum(len(load_audio(c, clf.bundle.features.sample_rate)) for c in clips) / clf.bundle.features.sample_rate
     rates = []
     for _ in range(max(3, repeats)):

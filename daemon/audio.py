@@ -1,66 +1,101 @@
-"""Decode whole audio files to mono float32 at a given rate (files, classify, trainer)."""
+"""Decode audio files to mono float32 for ``classify``, ``evaluate`` and training.
+
+There is one decoder, the one ``run --source file:`` uses
+(:func:`genrecast.daemon.sources.decode_blocks`: libsndfile where its samples are
+exactly ffmpeg's, ffmpeg for everything else), so every command sees the same samples
+of a file, whatever its format or state (a WAV whose header sizes were never written is
+read to its end, as ffmpeg reads it). Decoding streams: memory holds one block,
+whatever the file's length. Resampling is soxr's streaming resampler, as in
+the daemon's windower, whose output does not depend on how the audio is cut into blocks.
+"""
 
 from __future__ import annotations
 
-import logging
-import shutil
-import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from genrecast.daemon.sources.base import SourceError
+from genrecast.daemon.sources.files import FileInfo, decode_blocks, probe_file
+
 
 #: The resampler used everywhere a rate differs from the bundle's (soxr, high quality).
 RESAMPLER = "soxr_hq"
+#: Seconds of audio decoded at a time.
+BLOCK_SECONDS = 10.0
 
 
 class AudioDecodeError(ValueError):
-    """A file could not be decoded as audio."""
+    """A file could not be decoded as audio; the message starts with its path."""
 
 
-def resample(y: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
-    """Resample mono float32 audio from ``rate`` to ``target_rate`` with :data:`RESAMPLER`."""
-    if rate == target_rate or len(y) == 0:
-        return np.asarray(y, dtype=np.float32)
+def make_resampler(rate: int, target_rate: int):
+    """A soxr streaming resampler (:data:`RESAMPLER`) for mono float32 from ``rate`` to
+    ``target_rate`` Hz: ``resample_chunk(block)``, then ``resample_chunk(empty, last=True)``."""
     import soxr
 
-    return soxr.resample(np.asarray(y, dtype=np.float32), rate, target_rate, quality="HQ").astype(np.float32)
+    return soxr.ResampleStream(rate, target_rate, 1, dtype="float32", quality="HQ")
 
 
-def _decode_soundfile(path: Path) -> tuple[np.ndarray, int]:
-    import soundfile as sf
+@dataclass(frozen=True)
+class AudioFile:
+    """A probed audio file: its own rate (Hz) and duration (seconds, None when the
+    container does not say), and how it is decoded."""
 
-    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    return data.mean(axis=1), int(rate)
+    path: Path
+    info: FileInfo
+
+    @property
+    def rate(self) -> int:
+        return self.info.rate
+
+    @property
+    def duration_seconds(self) -> float | None:
+        return self.info.duration_seconds
+
+    def blocks(self, block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
+        """Mono float32 blocks of ``block_seconds`` at :attr:`rate` (channel mean), in order.
+        Raises :class:`AudioDecodeError` if decoding fails or yields no samples."""
+        frames = max(1, int(round(block_seconds * self.rate)))
+        blocks = decode_blocks(self.path, self.info, frames, label=str(self.path))
+        try:
+            yield from blocks
+        except SourceError as exc:
+            raise AudioDecodeError(str(exc)) from exc
+        finally:
+            blocks.close()
+
+    def resampled(self, sample_rate: int, block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
+        """Like :meth:`blocks`, resampled to ``sample_rate`` Hz (blocks of varying length)."""
+        if sample_rate == self.rate:
+            yield from self.blocks(block_seconds)
+            return
+        resampler = make_resampler(self.rate, sample_rate)
+        for block in self.blocks(block_seconds):
+            out = resampler.resample_chunk(block)
+            if len(out):
+                yield out
+        tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+        if len(tail):
+            yield tail
 
 
-def _decode_ffmpeg(path: Path, rate: int) -> np.ndarray:
-    if shutil.which("ffmpeg") is None:
-        raise AudioDecodeError(f"{path}: cannot decode this format without ffmpeg; install it (apt-get install ffmpeg)")
-    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path),
-           "-f", "f32le", "-ac", "1", "-ar", str(rate), "-"]
-    proc = subprocess.run(cmd, capture_output=True, check=False)
-    if proc.returncode != 0:
-        reason = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise AudioDecodeError(f"{path}: not decodable audio ({reason[-1] if reason else 'ffmpeg failed'})")
-    return np.frombuffer(proc.stdout, dtype=np.float32).copy()
+def open_audio(path: str | Path) -> AudioFile:
+    """Probe ``path`` (libsndfile, else ffprobe). Raises :class:`AudioDecodeError` for a missing, empty or
+    non-audio file, naming the problem."""
+    path = Path(path)
+    try:
+        info = probe_file(path, label=str(path))
+    except SourceError as exc:
+        raise AudioDecodeError(str(exc)) from exc
+    return AudioFile(path, info)
 
 
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
-    """Decode ``path`` (any format soundfile or ffmpeg reads), downmix to mono and
-    resample to ``sample_rate``. Raises :class:`AudioDecodeError` with a clear reason."""
-    path = Path(path)
-    if not path.is_file():
-        raise AudioDecodeError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise AudioDecodeError(f"{path}: the file is empty (0 bytes)")
-    try:
-        y, rate = _decode_soundfile(path)
-        y = resample(y, rate, sample_rate)
-    except (RuntimeError, OSError, ValueError, TypeError) as exc:  # formats libsndfile lacks
-        log.debug("soundfile could not read %s (%s); trying ffmpeg", path, exc)
-        y = _decode_ffmpeg(path, sample_rate)
-    if y.size == 0:
-        raise AudioDecodeError(f"{path}: decoded to no audio samples")
-    return y
+    """The whole file at ``sample_rate`` Hz, mono float32 (shape ``(samples,)``). Holds all
+    of it in memory: for short clips; long files go through :func:`open_audio` and
+    :meth:`AudioFile.resampled`. Raises :class:`AudioDecodeError` with a clear reason."""
+    parts = list(open_audio(path).resampled(sample_rate))
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)

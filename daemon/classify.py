@@ -1,34 +1,80 @@
-"""``genrecast classify``: the daemon's pipeline over whole files, synchronously."""
+"""``genrecast classify``: the daemon's pipeline over whole files, synchronously.
+
+A file streams through: decoded (the same decoder as ``run --source file:``), windowed,
+classified and printed block by block, so memory stays bounded whatever its length.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from genrecast.daemon.audio import load_audio
+from genrecast.daemon.audio import BLOCK_SECONDS, open_audio
 from genrecast.daemon.classifier import Classifier
 from genrecast.daemon.events import GenreEvent
 from genrecast.daemon.pipeline import EventMaker, PipelineSettings, SourceState
+from genrecast.daemon.progress import Progress
+from genrecast.daemon.windowing import MIN_FINAL_FRACTION
 
 #: The verdict of a file that is mostly not music.
 NOT_MUSIC = "not_music"
 
-#: Seconds of audio handed to the windower at a time (as a source would).
-BLOCK_SECONDS = 10.0
+#: Files longer than this (seconds) get a progress bar on a terminal.
+PROGRESS_SECONDS = 120.0
 
 
 @dataclass
 class FileResult:
-    """Every window's event of one file and the file's verdict."""
+    """The windows of one file and its verdict. The verdict is kept as running sums, so
+    ``keep_events=False`` makes a result whose size does not grow with the file."""
 
     path: Path
-    events: list[GenreEvent]
     labels: tuple[str, ...]
     context_seconds: float | None = None
     """For summary bundles: the context the model was trained on (e.g. 30 s)."""
+    window_seconds: float = 3.0
+    keep_events: bool = True
+    events: list[GenreEvent] = field(default_factory=list)
+    windows: int = 0
+    audio_seconds: float = 0.0
+    """Seconds of audio decoded."""
+    _sums: dict[bool, np.ndarray] = field(default_factory=dict, repr=False)
+    _counts: dict[bool, int] = field(default_factory=dict, repr=False)
+    _last: np.ndarray | None = field(default=None, repr=False)
+    _heard: int = field(default=0, repr=False)
+    """Windows above the silence gate."""
+    _not_music: int = field(default=0, repr=False)
+    """Of those, the ones the music detector's gate called ``not_music``."""
+
+    def add(self, event: GenreEvent) -> None:
+        """Count one window's event into the verdict (and keep it if ``keep_events``)."""
+        self.windows += 1
+        if self.keep_events:
+            self.events.append(event)
+        if event.state != "silence":
+            self._heard += 1
+            self._not_music += event.state == "not_music"
+        if not event.probabilities:
+            return
+        probs = np.array([event.probabilities[label] for label in self.labels], dtype=np.float64)
+        full = self.context_seconds is None or (event.context_seconds or 0) >= self.context_seconds - 0.5
+        self._sums[full] = self._sums.get(full, 0) + probs
+        self._counts[full] = self._counts.get(full, 0) + 1
+        self._last = probs
+
+    @property
+    def min_seconds(self) -> float:
+        """The least audio that makes one window (a shorter last window is zero-padded)."""
+        return MIN_FINAL_FRACTION * self.window_seconds
+
+    @property
+    def too_short(self) -> bool:
+        """The file is shorter than one window: nothing could be classified."""
+        return self.windows == 0
 
     @property
     def verdict(self) -> tuple[str | None, float, dict[str, float]]:
@@ -43,51 +89,76 @@ class FileResult:
         gate was closed: talk, noise) gets the verdict ``not_music``, with the share of
         those windows as its probability and no genre probabilities.
         """
-        heard = [e for e in self.events if e.state != "silence"]
-        not_music = sum(e.state == "not_music" for e in heard)
-        if heard and not_music * 2 > len(heard):
-            return NOT_MUSIC, not_music / len(heard), {}
-        classified = [e for e in self.events if e.probabilities]
-        if self.context_seconds is not None and classified:
-            full = [e for e in classified if (e.context_seconds or 0) >= self.context_seconds - 0.5]
-            classified = full or classified[-1:]
-        probs = [e.probabilities for e in classified]
-        if not probs:
+        if self._heard and self._not_music * 2 > self._heard:
+            return NOT_MUSIC, self._not_music / self._heard, {}
+        if self._counts.get(True):
+            mean = self._sums[True] / self._counts[True]
+        elif self._last is not None:
+            mean = self._last if self.context_seconds is not None else self._sums[False] / self._counts[False]
+        else:
             return None, 0.0, {}
-        mean = {label: float(np.mean([p[label] for p in probs])) for label in self.labels}
-        genre = max(mean, key=mean.get)
-        return genre, mean[genre], mean
+        probabilities = {label: float(p) for label, p in zip(self.labels, mean)}
+        genre = max(probabilities, key=probabilities.get)
+        return genre, probabilities[genre], probabilities
+
+    # -- output, line by line as the windows come ---------------------------------
+    def table_header(self) -> list[str]:
+        return [f"{self.path}", f"  {'start':>7}  {'state':<9}  {'genre':<12} {'prob':>5}"]
+
+    def table_line(self, e: GenreEvent) -> str:
+        return f"  {e.audio_start_seconds:6.1f}s  {e.state:<9}  {e.genre or '-':<12} {e.probability:5.2f}"
+
+    def json_line(self, e: GenreEvent) -> str:
+        return json.dumps({"type": "window", "file": str(self.path), **e.to_dict()})
+
+    def table_verdict(self) -> str:
+        if self.too_short:
+            return (f"  verdict: too short ({self.audio_seconds:.2f} s of audio; one {self.window_seconds:g}-s window "
+                    f"needs at least {self.min_seconds:g} s)")
+        genre, probability, _ = self.verdict
+        return f"  verdict: {genre or 'no music heard'}" + (f" ({probability:.2f})" if genre else "")
+
+    def json_verdict(self) -> str:
+        genre, probability, probabilities = self.verdict
+        return json.dumps({
+            "type": "verdict", "file": str(self.path), "genre": genre, "probability": round(probability, 5),
+            "probabilities": {k: round(v, 5) for k, v in probabilities.items()}, "windows": self.windows,
+            "audio_seconds": round(self.audio_seconds, 3), "too_short": self.too_short,
+        })
 
     def to_json_lines(self) -> str:
-        lines = [json.dumps({"type": "window", "file": str(self.path), **e.to_dict()}) for e in self.events]
-        genre, probability, probabilities = self.verdict
-        lines.append(json.dumps({
-            "type": "verdict", "file": str(self.path), "genre": genre, "probability": round(probability, 5),
-            "probabilities": {k: round(v, 5) for k, v in probabilities.items()}, "windows": len(self.events),
-        }))
-        return "\n".join(lines)
+        return "\n".join([*(self.json_line(e) for e in self.events), self.json_verdict()])
 
     def to_table(self) -> str:
-        lines = [f"{self.path}", f"  {'start':>7}  {'state':<9}  {'genre':<12} {'prob':>5}"]
-        for e in self.events:
-            lines.append(f"  {e.audio_start_seconds:6.1f}s  {e.state:<9}  {e.genre or '-':<12} {e.probability:5.2f}")
-        genre, probability, _ = self.verdict
-        lines.append(f"  verdict: {genre or 'no music heard'}" + (f" ({probability:.2f})" if genre else ""))
-        return "\n".join(lines)
+        return "\n".join([*self.table_header(), *(self.table_line(e) for e in self.events), self.table_verdict()])
 
 
-def classify_file(path: Path, classifier: Classifier, settings: PipelineSettings) -> FileResult:
-    """Classify every window of ``path``; raises :class:`AudioDecodeError` if it cannot be read."""
+def classify_file(path: Path, classifier: Classifier, settings: PipelineSettings, *,
+                  on_event: Callable[[FileResult, GenreEvent], None] | None = None,
+                  progress: bool = False) -> FileResult:
+    """Classify every window of ``path``, streaming. With ``on_event`` each window's
+    event goes to it as soon as it is made and is not kept in the result; ``progress``
+    shows a bar on a terminal for files longer than :data:`PROGRESS_SECONDS`.
+    Raises :class:`~genrecast.daemon.audio.AudioDecodeError` if the file cannot be read."""
     cfg = classifier.bundle.features
-    audio = load_audio(path, cfg.sample_rate)
+    audio = open_audio(path)
     state = SourceState(Path(path).name, classifier, settings)
     maker = EventMaker(classifier, settings)
-    block = int(BLOCK_SECONDS * cfg.sample_rate)
-    pending = []
-    for i in range(0, len(audio), block):
-        pending += state.windows(audio[i : i + block], cfg.sample_rate)
-    pending += state.flush()
-    return FileResult(
-        path=Path(path), events=maker.events(pending) if pending else [], labels=classifier.bundle.labels,
-        context_seconds=cfg.context_seconds if cfg.kind == "summary" else None,
-    )
+    result = FileResult(path=Path(path), labels=classifier.bundle.labels,
+                        context_seconds=cfg.context_seconds if cfg.kind == "summary" else None,
+                        window_seconds=cfg.window_seconds, keep_events=on_event is None)
+
+    def emit(pending) -> None:
+        for event in maker.events(pending) if pending else []:
+            result.add(event)
+            if on_event is not None:
+                on_event(result, event)
+
+    long = progress and (audio.duration_seconds or 0) > PROGRESS_SECONDS
+    with Progress(long, round(audio.duration_seconds or 0), f"classifying {Path(path).name} (s)", lines=False) as advance:
+        for block in audio.blocks(BLOCK_SECONDS):
+            emit(state.windows(block, audio.rate))
+            advance(len(block) / audio.rate)
+    emit(state.flush())
+    result.audio_seconds = state.windower.consumed_seconds
+    return result

@@ -138,7 +138,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def classify(
-        files: list[Path] = typer.Argument(..., metavar="FILE...", help="Audio files (any format ffmpeg or soundfile decodes)."),
+        files: list[Path] = typer.Argument(..., metavar="FILE...", help="Audio files (any format ffmpeg decodes)."),
         bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", metavar="DIR", help="Model bundle directory. \\[default: the built-in model]", envvar="GENRECAST_BUNDLE"),
         backend: str = typer.Option("litert", metavar="NAME", help="Classifier backend: litert or keras."),
         json_output: bool = typer.Option(False, "--json", metavar="", help="JSON lines: one object per window and one verdict per file."),
@@ -148,14 +148,17 @@ def register(app: typer.Typer) -> None:
 
         Example:  genrecast classify song.mp3 other.wav
 
-        Exits 1 if any file could not be read (after classifying the others).
+        Files stream through (hours-long files too, in bounded memory; a progress bar on a terminal).
+        Exit status: 0 when every file was classified; 1 if any file could not be read (after
+        classifying the others); otherwise 3 if any file was shorter than one window (its verdict says
+        "too short").
         """
+        from genrecast.daemon.audio import AudioDecodeError
         from genrecast.daemon.bundle import BundleError
         from genrecast.daemon.classifier import open_classifier
         from genrecast.daemon.classify import classify_file
         from genrecast.daemon.cli import fail, setup_logging
         from genrecast.daemon.pipeline import PipelineSettings
-        from genrecast.daemon.audio import AudioDecodeError
 
         setup_logging()
         _check_hop(hop_seconds)
@@ -164,17 +167,29 @@ def register(app: typer.Typer) -> None:
         except (BundleError, ValueError, OSError) as exc:
             fail(str(exc))
         settings = PipelineSettings(hop_seconds=hop_seconds)
-        failed = 0
+        failed = too_short = 0
+
+        def show(result, event) -> None:
+            if result.windows == 1 and not json_output:
+                typer.echo("\n".join(result.table_header()))
+            typer.echo(result.json_line(event) if json_output else result.table_line(event))
+
         for path in files:
             try:
-                result = classify_file(path, classifier, settings)
+                result = classify_file(path, classifier, settings, on_event=show, progress=True)
             except AudioDecodeError as exc:
                 failed += 1
                 typer.echo(f"genrecast: error: {exc}", err=True)
                 continue
-            typer.echo(result.to_json_lines() if json_output else result.to_table())
+            if result.too_short:
+                too_short += 1
+                if not json_output:
+                    typer.echo("\n".join(result.table_header()))
+            typer.echo(result.json_verdict() if json_output else result.table_verdict())
         if failed:
             raise typer.Exit(1)
+        if too_short:
+            raise typer.Exit(3)
 
     service_app = typer.Typer(help="Install genrecast as a systemd service.", no_args_is_help=True)
     app.add_typer(service_app, name="service")
@@ -216,10 +231,15 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def devices(json_output: bool = typer.Option(False, "--json", metavar="", help="Print JSON.")) -> None:
-        """List the audio input devices that `--source mic:NAME_OR_INDEX` can name."""
-        from genrecast.daemon.sources import list_input_devices
+        """List the audio inputs that `--source mic:NAME_OR_INDEX` can name: PortAudio's devices, and the
+        sources of the sound server (PulseAudio, or PipeWire through pipewire-pulse) by name."""
+        from genrecast.daemon.sources import list_input_devices, list_server_sources
 
-        found = list_input_devices()
+        found = [dict(d, kind="portaudio", spec=f"mic:{d['index']}") for d in list_input_devices()]
+        server = list_server_sources()
+        found += [{"kind": "sound-server", "index": None, "name": s.name, "description": s.description,
+                   "channels": s.channels, "default_samplerate": float(s.sample_rate), "is_default": s.is_default,
+                   "is_monitor": s.is_monitor, "spec": f"mic:{s.name}"} for s in server]
         if json_output:
             typer.echo(json.dumps(found))
             return
@@ -227,5 +247,13 @@ def register(app: typer.Typer) -> None:
             typer.echo("no audio input devices found (is PulseAudio/ALSA running, and is this user in the 'audio' group?)")
             return
         for d in found:
+            if d["kind"] != "portaudio":
+                continue
             mark = "*" if d.get("is_default") else " "
             typer.echo(f"{mark} {d['index']:>3}  {d['name']}  ({d['channels']} ch, {d['default_samplerate']:.0f} Hz)")
+        if server:
+            typer.echo("sound-server sources (--source mic:NAME; * is the server's default):")
+            for s in server:
+                mark = "*" if s.is_default else " "
+                kind = ", monitor of an output" if s.is_monitor else ""
+                typer.echo(f"{mark} {s.name}  {s.description}  ({s.channels} ch, {s.sample_rate} Hz{kind})")

@@ -131,12 +131,16 @@ class Config:
         return own or dict(self.plugin_sections.get(name, {}))
 
     def show(self) -> list[tuple[str, str, str]]:
-        """(key, value, origin) rows with secrets redacted."""
+        """(key, value, origin) rows with secrets redacted (passwords, and credentials in source URLs)."""
+        from genrecast.daemon.redact import redact_url
+
         rows = []
         for key in KEYS:
             value = self.values[key]
             if KEYS[key].secret and value:
                 value = REDACTED
+            elif key == "sources" and isinstance(value, list):
+                value = [redact_url(v) if isinstance(v, str) else v for v in value]
             rows.append((key, repr(value) if not isinstance(value, str) else value, self.origins[key]))
         return rows
 
@@ -265,10 +269,17 @@ def load_config(path: Path | None = None, flags: dict[str, Any] | None = None, e
 
 
 def world_readable_secret(config: Config) -> str | None:
-    """A warning if the config file holds a secret and other users can read it."""
-    if config.path is None or not any(config.values[k] and config.origins[k].startswith("file") for k, s in KEYS.items() if s.secret):
+    """A warning if the config file holds a secret (a password, or credentials in a source
+    URL) and other users can read it."""
+    from genrecast.daemon.redact import has_secret
+
+    in_file = [k for k, s in KEYS.items() if config.values[k] and config.origins[k].startswith("file")
+               and (s.secret or (k == "sources" and any(isinstance(v, str) and has_secret(v) for v in config.values[k])))]
+    if config.path is None or not in_file:
         return None
     if config.path.stat().st_mode & 0o004:
+        if in_file == ["sources"]:
+            return f"{config.path} holds credentials in a source URL and is readable by every user; chmod 640 it"
         return f"{config.path} holds a password and is readable by every user; chmod 640 it, or use mqtt.password_file or LoadCredential="
     return None
 

@@ -26,7 +26,8 @@ from genrecast.daemon.events import GenreEvent, utc_now
 from genrecast.daemon.features import RollingSummary, window_features
 from genrecast.daemon.music_features import MIN_SECONDS, music_features
 from genrecast.daemon.smoothing import Smoother, SmoothingSettings, level_dbfs
-from genrecast.daemon.windowing import Window, Windower
+from genrecast.daemon.sources.base import SourceError
+from genrecast.daemon.windowing import MIN_FINAL_FRACTION, Window, Windower
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class SourceState:
         self._detector_cfg = detector.spec.features if detector is not None else None
         self.silence_dbfs = settings.smoothing.silence_dbfs
         self.seq = 0
+        self.windows_made = 0
         self.invalid_windows = 0
         self._rolling = RollingSummary(cfg) if cfg.kind == "summary" else None
         self._rolled_until_seconds = 0.0  # audio clock up to which the rolling context has audio
@@ -81,11 +83,23 @@ class SourceState:
     def windows(self, block: np.ndarray, rate: int) -> list[PendingWindow]:
         """Feed a block of mono audio; return the windows it completed, with features."""
         self.last_audio_monotonic = time.monotonic()
-        return [self._prepare(w) for w in self.windower.push(block, rate)]
+        windows = self.windower.push(block, rate)
+        self.windows_made += len(windows)
+        return [self._prepare(w) for w in windows]
 
     def flush(self) -> list[PendingWindow]:
         """The last windows of a finite source."""
-        return [self._prepare(w) for w in self.windower.flush()]
+        windows = self.windower.flush()
+        self.windows_made += len(windows)
+        return [self._prepare(w) for w in windows]
+
+    def too_short_message(self) -> str | None:
+        """Why nothing was classified, when the audio so far is shorter than one window
+        (e.g. after :meth:`flush` of a 1-s clip); None once a window was made."""
+        if self.windows_made:
+            return None
+        return (f"{self.windower.consumed_seconds:.2f} s of audio is shorter than one {self.cfg.window_seconds:g}-s window "
+                f"(at least {MIN_FINAL_FRACTION * self.cfg.window_seconds:g} s is needed); nothing was classified")
 
     def _prepare(self, window: Window) -> PendingWindow:
         with np.errstate(all="ignore"):  # NaN/inf audio is reported below, not warned about
@@ -286,6 +300,10 @@ class Pipeline:
             if not heard[0] and not self.stop_event.is_set():
                 self.ended_without_audio.append(source.name)
                 log.warning("source %s ended without any audio (nothing was classified); check what feeds it", source.name)
+            elif (why := state.too_short_message()) is not None:
+                log.warning("source %s ended: %s", source.name, why)
+        except SourceError as exc:  # e.g. a file that fails mid-way: its reason, no traceback
+            log.error("source %s stopped: %s", source.name, exc)
         except Exception:  # a source bug must not take the other sources down
             log.exception("source %s failed and stopped", source.name)
         finally:

@@ -11,9 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genrecast.daemon.audio import RESAMPLER
+from genrecast.daemon.audio import RESAMPLER, make_resampler
 
 log = logging.getLogger(__name__)
+
+#: A finite source's last, partial window is classified (zero-padded) when it holds at
+#: least this fraction of a window of new audio; a shorter input makes no window at all.
+MIN_FINAL_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -63,9 +67,7 @@ class Windower:
         self._rate = rate
         self._resampler = None
         if rate != self.target_rate:
-            import soxr
-
-            self._resampler = soxr.ResampleStream(rate, self.target_rate, 1, dtype="float32", quality="HQ")
+            self._resampler = make_resampler(rate, self.target_rate)
 
     def push(self, block: np.ndarray, rate: int) -> list[Window]:
         """Add a block of mono audio at ``rate`` Hz; return the windows it completed."""
@@ -106,7 +108,7 @@ class Windower:
         start = self._buffer_start / self.target_rate
         return Window(samples=samples.copy(), start_seconds=start, end_seconds=start + len(samples) / self.target_rate)
 
-    def flush(self, min_fraction: float = 0.5) -> list[Window]:
+    def flush(self, min_fraction: float = MIN_FINAL_FRACTION) -> list[Window]:
         """At the end of a finite source: the last partial window (zero-padded) if it
         holds at least ``min_fraction`` of a window of audio not yet classified."""
         windows = self._drain_resampler()

@@ -34,9 +34,12 @@ class StreamServers:
 
     procs: list[subprocess.Popen] = field(default_factory=list)
 
-    def start(self, mode: str, payload: Path | None = None, port: int | None = None) -> tuple[int, subprocess.Popen]:
+    def start(self, mode: str, payload: Path | None = None, port: int | None = None,
+              arg: str | None = None) -> tuple[int, subprocess.Popen]:
+        """Start ``stream_server.py PORT MODE [PAYLOAD [ARG]]`` (see its docstring for the modes)."""
         port = port or free_port()
         cmd = [sys.executable, str(STREAM_SERVER), str(port), mode] + ([str(payload)] if payload else [])
+        cmd += [arg] if arg is not None else []
         deadline = time.monotonic() + 20
         while True:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -41,6 +41,7 @@ def test_wheel_install_beside_python_daemon(tmp_path: Path) -> None:
     proc = subprocess.run([*pip, str(REPO), "python-daemon", "lockfile"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (target / "bin" / "genrecast").exists()
+    assert (target / "genrecast" / "daemon" / "sources" / "stream.py").exists()  # the sources subpackage
     code = (
         "import daemon, daemon.pidfile, genrecast.daemon, genrecast.daemon.cli; "
         "print(daemon.__file__); print(genrecast.daemon.__file__)"

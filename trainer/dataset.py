@@ -2,7 +2,7 @@
 
 Accepts the Kaggle GTZAN layout (``genres_original/<genre>/<genre>.NNNNN.wav``),
 the original (``genres/<genre>/*.au``) and any folder of genre sub-folders
-holding files that soundfile or ffmpeg decode. Labels are the sorted folder names.
+holding files that ffmpeg decodes. Labels are the sorted folder names.
 """
 
 from __future__ import annotations

@@ -15,12 +15,14 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 
-from genrecast.daemon.audio import AudioDecodeError, load_audio
+from genrecast.daemon.audio import AudioDecodeError, open_audio
 from genrecast.daemon.cache import cache_dir
 from genrecast.daemon.features import FeatureConfig, window_features
+from genrecast.daemon.progress import Progress
 from genrecast.trainer.dataset import Dataset
 
 log = logging.getLogger(__name__)
@@ -44,18 +46,41 @@ def split_windows(y: np.ndarray, cfg: FeatureConfig) -> list[np.ndarray]:
     return [y[i * n : (i + 1) * n] for i in range(len(y) // n)]
 
 
-def track_features(path: Path, cfg: FeatureConfig) -> np.ndarray:
-    """Features of every full window of one file: windows x input_shape.
+def stream_windows(blocks: Iterable[np.ndarray], window_samples: int) -> Iterator[np.ndarray]:
+    """The windows :func:`split_windows` cuts from the concatenated ``blocks``, made as the
+    blocks come (memory: one window and one block)."""
+    carry = np.zeros(0, np.float32)
+    for block in blocks:
+        audio = np.concatenate([carry, block]) if len(carry) else block
+        whole = len(audio) // window_samples * window_samples
+        for i in range(0, whole, window_samples):
+            yield audio[i : i + window_samples]
+        carry = audio[whole:].copy()
 
-    Raises :class:`AudioDecodeError` for unreadable files and files shorter than one window.
+
+def track_features(path: Path, cfg: FeatureConfig) -> np.ndarray:
+    """Features of every full window of one file: windows x input_shape. The file streams
+    through the daemon's decoder (:func:`~genrecast.daemon.audio.open_audio`), so memory
+    holds one block of audio whatever the file's length.
+
+    Raises :class:`AudioDecodeError` for unreadable files, NaN or infinite samples and
+    files shorter than one window.
     """
-    audio = load_audio(path, cfg.sample_rate)
-    if not np.all(np.isfinite(audio)):
-        raise AudioDecodeError(f"{path}: contains NaN or infinite samples")
-    windows = split_windows(audio, cfg)
-    if not windows:
-        raise AudioDecodeError(f"{path}: too short ({len(audio) / cfg.sample_rate:.2f} s < one {cfg.window_seconds:g}-s window)")
-    return np.stack([window_features(w, cfg) for w in windows])
+    audio = open_audio(path)
+    seconds = 0.0
+
+    def checked() -> Iterator[np.ndarray]:
+        nonlocal seconds
+        for block in audio.resampled(cfg.sample_rate):
+            if not np.all(np.isfinite(block)):
+                raise AudioDecodeError(f"{path}: contains NaN or infinite samples")
+            seconds += len(block) / cfg.sample_rate
+            yield block
+
+    features = [window_features(w, cfg) for w in stream_windows(checked(), cfg.window_samples)]
+    if not features:
+        raise AudioDecodeError(f"{path}: too short ({seconds:.2f} s < one {cfg.window_seconds:g}-s window)")
+    return np.stack(features)
 
 
 def _work(args: tuple[str, dict]) -> tuple[str, np.ndarray | None, str | None]:
@@ -93,7 +118,7 @@ def extract_dataset(
     jobs = [(str(t.path), cfg.to_dict()) for t in dataset.tracks]
     by_path = {str(t.path): t for t in dataset.tracks}
     xs, ys, ids, skipped = [], [], [], []
-    with _progress(progress, len(jobs), "extracting features") as advance:
+    with Progress(progress, len(jobs), "extracting features") as advance:
         if workers == 1:
             results = map(_work, jobs)
             for path, feats, err in results:
@@ -130,31 +155,3 @@ def _collect(track, feats, err, dataset, xs, ys, ids, skipped) -> None:
     xs.append(feats)
     ys.append(np.full(len(feats), dataset.label_index(track.label), dtype=np.int64))
     ids.append(np.array([track.track_id] * len(feats)))
-
-
-class _progress:
-    """A rich progress bar on stderr when it is a terminal, periodic log lines otherwise."""
-
-    def __init__(self, enabled: bool, total: int, description: str) -> None:
-        self.enabled, self.total, self.description, self.done = enabled, total, description, 0
-        self._bar = None
-
-    def __enter__(self):
-        if self.enabled and sys.stderr.isatty():
-            from rich.progress import Progress
-
-            self._bar = Progress(transient=False)
-            self._bar.start()
-            self._task = self._bar.add_task(self.description, total=self.total)
-        return self.advance
-
-    def advance(self) -> None:
-        self.done += 1
-        if self._bar is not None:
-            self._bar.advance(self._task)
-        elif self.enabled and (self.done == self.total or self.done % max(1, self.total // 10) == 0):
-            print(f"{self.description}: {self.done}/{self.total}", file=sys.stderr, flush=True)
-
-    def __exit__(self, *exc) -> None:
-        if self._bar is not None:
-            self._bar.stop()

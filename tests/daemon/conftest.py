@@ -48,15 +48,21 @@ class Pulse:
         self.pactl("load-module", "module-remap-source", "master=vsink.monitor", "source_name=vmic")
         self.pactl("set-default-source", "vmic")
 
+    def add_source(self, sink: str, source: str, description: str) -> None:
+        """Another null sink ``sink`` and a source ``source`` that records what is played into it."""
+        self.pactl("load-module", "module-null-sink", f"sink_name={sink}")
+        self.pactl("load-module", "module-remap-source", f"master={sink}.monitor", f"source_name={source}",
+                   f"source_properties=device.description={description}")
+
     def remove_virtual_mic(self) -> None:
         """Unload the remap source and the null sink: no capture device is left."""
         for module in ("module-remap-source", "module-null-sink"):
             for mid in self.module_ids(module):
                 self.pactl("unload-module", mid, check=False)
 
-    def play(self, clip: Path) -> subprocess.Popen:
-        """``paplay -d vsink CLIP`` in the background (stopped at teardown)."""
-        player = subprocess.Popen(["paplay", "-d", "vsink", str(clip)], env=self.env,
+    def play(self, clip: Path, sink: str = "vsink") -> subprocess.Popen:
+        """``paplay -d SINK CLIP`` in the background (stopped at teardown)."""
+        player = subprocess.Popen(["paplay", "-d", sink, str(clip)], env=self.env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.players.append(player)
         return player

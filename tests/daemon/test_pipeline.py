@@ -84,7 +84,7 @@ def test_classify_cli_table_json_and_bad_files(trained_bundle: Path, gtzan_sampl
     assert windows[-1]["audio_end_seconds"] == pytest.approx(30.0, abs=0.1)
     for w in windows:
         jsonschema.validate({k: v for k, v in w.items() if k not in ("type", "file")}, SCHEMA)
-    assert "notes.wav: not decodable audio" in proc.stderr and "empty.wav: the file is empty" in proc.stderr
+    assert "notes.wav: not an audio file ffmpeg can decode" in proc.stderr and "empty.wav: the file is empty" in proc.stderr
     assert "Traceback" not in proc.stderr
     table = run_cli("classify", "--bundle", str(trained_bundle), str(clip))
     assert table.returncode == 0 and "verdict:" in table.stdout and "27.0s" in table.stdout

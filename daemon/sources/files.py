@@ -1,0 +1,194 @@
+"""Local audio files: the one decoder behind ``run --source file:``, ``classify``,
+``evaluate`` and training, so all four see the same samples of a file.
+
+It reads a file with libsndfile (``soundfile``) only where libsndfile's samples are
+exactly ffmpeg's: uncompressed PCM or float in WAV, AIFF, AU, W64, RF64 or CAF, and
+FLAC, when the header's length agrees with the file's size. Everything else (MP3, AAC,
+Opus, video containers, a WAV whose recorder died before writing the header sizes)
+goes through ffmpeg. libsndfile saves the ~0.2 s that starting ffprobe and ffmpeg costs
+per file, which dominates training on thousands of 30-s clips.
+tests/daemon/test_file_inputs.py checks the two give the same samples on every file of
+``music/mirdata``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+
+from genrecast.daemon.sources.base import POLL_SECONDS, Deliver, SampleSplitter, SourceError, downmix, log
+from genrecast.daemon.sources.ffmpeg import FFmpegChild, local_input, probe_audio
+
+#: libsndfile subtypes (bytes a sample) whose decoded samples equal ffmpeg's.
+EXACT_SUBTYPES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
+#: Containers read with libsndfile when their subtype is one of :data:`EXACT_SUBTYPES`.
+EXACT_FORMATS = {"WAV", "WAVEX", "AIFF", "AU", "W64", "RF64", "CAF", "FLAC"}
+#: Most bytes an uncompressed file may hold beyond its samples (headers, tags, cover art).
+_MAX_EXTRA_BYTES = 4 << 20
+
+
+class FileDecodeError(SourceError):
+    """A file probed as audio but could not be decoded, or it decoded to nothing."""
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What decoding a file needs: its own rate (Hz), channels, duration (seconds, None
+    if unknown) and whether libsndfile reads it (else ffmpeg)."""
+
+    rate: int
+    channels: int
+    duration_seconds: float | None
+    soundfile: bool
+
+
+def _soundfile_info(path: Path) -> FileInfo | None:
+    """:class:`FileInfo` when libsndfile reads ``path`` exactly as ffmpeg would, else None."""
+    try:
+        import soundfile as sf
+
+        info = sf.info(str(path))
+    except Exception:  # not a format libsndfile knows (or no libsndfile): ffmpeg decides
+        return None
+    width = EXACT_SUBTYPES.get(info.subtype)
+    if info.format not in EXACT_FORMATS or width is None or info.frames <= 0 or info.samplerate <= 0:
+        return None
+    if info.format != "FLAC":
+        samples = info.frames * info.channels * width
+        size = path.stat().st_size
+        if samples > size or size - samples > _MAX_EXTRA_BYTES:  # header sizes that do not match the file
+            return None
+    return FileInfo(int(info.samplerate), int(info.channels), info.frames / info.samplerate, True)
+
+
+def probe_file(path: Path, label: str | None = None) -> FileInfo:
+    """How to decode ``path``: libsndfile where it is exact, else ffmpeg (probed with
+    ffprobe). Raises :class:`SourceError` for a missing, empty or non-audio file."""
+    if path.is_file() and path.stat().st_size > 0 and (info := _soundfile_info(path)) is not None:
+        return info
+    rate, channels, duration = probe_audio(path, label)
+    return FileInfo(rate, channels, duration, False)
+
+
+def _soundfile_blocks(path: Path, block_frames: int, stop: threading.Event | None) -> Iterator[np.ndarray]:
+    import soundfile as sf
+
+    with sf.SoundFile(str(path)) as f:
+        for block in f.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
+            if stop is not None and stop.is_set():
+                return
+            yield downmix(block)
+
+
+def decode_blocks(path: Path, info: FileInfo, block_frames: int, *, label: str | None = None,
+                  stop: threading.Event | None = None,
+                  on_child: Callable[[int], None] | None = None) -> Iterator[np.ndarray]:
+    """Mono float32 blocks of ``block_frames`` samples (the last may be shorter) of the
+    file at ``path`` (probed by :func:`probe_file` into ``info``), at its own rate and
+    downmixed as the mean of its channels. Memory stays at one block whatever the
+    file's length.
+
+    Raises :class:`FileDecodeError` (message starting with ``label``, default
+    ``file:PATH``) when decoding fails or the file holds no samples. Ends early, without
+    error, when ``stop`` is set. ``on_child`` is told the ffmpeg child's PID (if any).
+    """
+    label = label or f"file:{path}"
+    if info.soundfile:
+        produced = 0
+        try:
+            for block in _soundfile_blocks(path, block_frames, stop):
+                produced += len(block)
+                yield block
+        except (RuntimeError, OSError) as exc:  # soundfile.LibsndfileError is a RuntimeError
+            raise FileDecodeError(f"{label}: could not decode it ({exc})") from exc
+        if produced == 0 and (stop is None or not stop.is_set()):
+            raise FileDecodeError(f"{label}: decoded to no audio samples")
+        return
+    rate, channels = info.rate, info.channels
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-i", local_input(path),
+           "-map", "0:a:0", "-f", "f32le", "-ar", str(rate), "-"]
+    child = FFmpegChild(cmd)
+    if on_child is not None:
+        on_child(child.pid)
+    splitter = SampleSplitter(np.dtype("<f4"), channels)
+    parts: list[np.ndarray] = []
+    held = produced = 0
+    try:
+        while stop is None or not stop.is_set():
+            chunk = child.read(POLL_SECONDS)
+            if chunk is None:
+                continue
+            if chunk:
+                block = splitter.feed(chunk)
+                parts.append(block)
+                held += len(block)
+            while held >= block_frames or (not chunk and held):
+                audio = np.concatenate(parts) if len(parts) > 1 else parts[0]
+                out, rest = audio[:block_frames], audio[block_frames:]
+                parts, held = ([rest] if len(rest) else []), len(rest)
+                produced += len(out)
+                yield out
+            if not chunk:
+                break
+        else:
+            return
+        code = child.finish()
+        if code != 0:
+            raise FileDecodeError(f"{label}: ffmpeg could not decode it ({child.reason()})")
+        if produced == 0:
+            raise FileDecodeError(f"{label}: decoded to no audio samples")
+    finally:
+        child.close()
+
+
+class FileSource:
+    """A file decoded at its native rate by :func:`decode_blocks`; finite unless ``loop``.
+
+    ``realtime`` paces delivery at the audio's own speed. The file is probed when the
+    source is made (:class:`SourceError` for a missing, empty or non-audio file).
+    ``ffmpeg_pid`` is the PID of the last ffmpeg child (None while libsndfile reads it).
+    """
+
+    def __init__(self, path: str | Path, *, name: str | None = None, realtime: bool = False,
+                 loop: bool = False, block_seconds: float = 0.1) -> None:
+        self.path = Path(path)
+        self.name = name or f"file-{self.path.stem}"
+        self.realtime, self.loop = realtime, loop
+        self.finite = not loop
+        self.info = probe_file(self.path)
+        self.rate, self.channels, self.duration_seconds = self.info.rate, self.info.channels, self.info.duration_seconds
+        self.block_frames = max(1, int(self.rate * block_seconds))
+        self.restarts = 0  # for the metrics; a file never reconnects
+        self.loops = 0
+        self.ffmpeg_pid: int | None = None
+
+    def run(self, deliver: Deliver, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self._play_once(deliver, stop)
+            if not self.loop:
+                return
+            self.loops += 1
+            log.debug("%s: looping %s (pass %d)", self.name, self.path, self.loops + 1)
+
+    def _play_once(self, deliver: Deliver, stop: threading.Event) -> None:
+        delivered = 0
+        started = time.monotonic()
+        blocks = decode_blocks(self.path, self.info, self.block_frames, stop=stop,
+                               on_child=lambda pid: setattr(self, "ffmpeg_pid", pid))
+        try:
+            for part in blocks:
+                if self.realtime:
+                    due = started + (delivered + len(part)) / self.rate
+                    if stop.wait(max(0.0, due - time.monotonic())):
+                        return
+                deliver(part, self.rate)
+                delivered += len(part)
+        finally:
+            blocks.close()
+        if not stop.is_set():
+            log.info("%s: end of %s (%.1f s of audio)", self.name, self.path, delivered / self.rate)
