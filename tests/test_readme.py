@@ -209,6 +209,11 @@ def _table_bundle(run: Run, ws: Workspace) -> None:
         assert ours == shipped, name
 
 
+def _redacted_sources(run: Run, ws: Workspace) -> None:
+    _ok("http://listener:********@radio.example/live.mp3", "(env GENRECAST_SOURCES)")(run, ws)
+    assert "secret" not in run.stdout + run.stderr
+
+
 def _config_show(run: Run, ws: Workspace) -> None:
     _ok("(file systemd/config.example.toml)", "mqtt.host")(run, ws)
 
@@ -239,6 +244,11 @@ CHECKS: dict[tuple[str, str], Check] = {
     ("Train your own model", ".venv/bin/genrecast train --table ../shared/data/reference/features_30_sec.csv --exclude-dir "
                              "../shared/data/gtzan-sample --selection daemon/default_bundle/selection.json --out /tmp/table-model"):
         Check(_table_bundle, replace={"/tmp/table-model": "{ws}/table-model"}, timeout=1200),
+    ("Music or not", ".venv/bin/genrecast classify ../shared/data/music-speech/speech/comedy1.flac"):
+        Check(_ok("verdict: not_music (1.00)")),
+    ("Sources", ".venv/bin/genrecast devices"): Check(_devices),
+    ("Sources", "GENRECAST_SOURCES='http://listener:secret@radio.example/live.mp3' .venv/bin/genrecast config show "
+                "| grep '^sources'"): Check(_redacted_sources),
     ("Configuration", ".venv/bin/genrecast config show --config systemd/config.example.toml"): Check(_config_show),
     ("Configuration", ".venv/bin/genrecast config check --config systemd/config.example.toml"):
         Check(_ok("configuration OK (systemd/config.example.toml)")),
@@ -248,6 +258,8 @@ MIC_NO_END = "listens to the default microphone and never ends (tests/daemon/tes
 OWN_GTZAN = "needs your own copy of GTZAN (1.2 GB, not here); the same commands on the clips beside the repository are checked"
 BROKER_1883 = ("follows the broker on the fixed port 1883 until Ctrl-C; tests/plugins/test_tail.py runs tail against "
                "a Mosquitto of its own on a free port")
+DETECTOR_TRAINING = ("minutes of detector training on every recording of ../shared/data (scripts/make_default_bundle.sh "
+                     "runs the same step); tests/trainer/test_detector_training.py trains it on a small real data folder")
 BENCHMARK = "minutes of timing runs that write benchmarks/results.json; tests/test_benchmarks_smoke.py runs the benchmarks"
 
 SKIPS: dict[tuple[str, str], str] = {
@@ -269,6 +281,9 @@ SKIPS: dict[tuple[str, str], str] = {
     ("Benchmarks", ".venv/bin/python -m benchmarks"): BENCHMARK,
     ("Benchmarks", ".venv/bin/python -m benchmarks --quick"): BENCHMARK,
     ("Benchmarks", ".venv/bin/python -m benchmarks --only window,startup --repeats 5"): BENCHMARK,
+    ("Benchmarks", ".venv/bin/python -m benchmarks --only longfile --repeats 1"): BENCHMARK,
+    ("Music or not", "cp -r daemon/default_bundle /tmp/with-detector"): DETECTOR_TRAINING,
+    ("Music or not", ".venv/bin/genrecast train --detector-data ../shared/data --out /tmp/with-detector"): DETECTOR_TRAINING,
 }
 
 #: Checked only with GENRECAST_README_LONG=1 (why: the value).

@@ -157,10 +157,10 @@ def extract_all(items: list[Item], conditions: list, cfg: FeatureConfig, seed: i
 
 
 def _run(tasks: list, jobs: int, what: str) -> list:
-    from genrecast.trainer.extract import _progress
+    from genrecast.daemon.progress import Progress
 
     out = []
-    with _progress(True, len(tasks), what) as advance:
+    with Progress(True, len(tasks), what) as advance:
         if jobs > 1:
             with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
                 for result in pool.map(_extract, tasks, chunksize=4):

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genrecast.trainer.splits import RESERVED_IDS_FILE, read_list
 from genrecast.trainer.dataset import AUDIO_SUFFIXES, normalise_track_id
 
 CLASSES = ("music", "speech", "other")
@@ -68,10 +69,9 @@ def hash_split(group: str, train: float = 0.6, valid: float = 0.2) -> str:
 
 
 def reserved_ids(data: Path) -> set[str]:
-    path = data / "reserved-ids.txt"
-    if not path.is_file():
-        return set()
-    return {line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")}
+    """The GTZAN ids of ``data/reserved-ids.txt`` (none if there is no such file)."""
+    path = data / RESERVED_IDS_FILE
+    return read_list(path) if path.is_file() else set()
 
 
 def _audio(folder: Path) -> list[Path]:
