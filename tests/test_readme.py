@@ -127,7 +127,7 @@ def _ok(*needles: str, stream: str = "stdout") -> Callable[[Run, Workspace], Non
 def _metal(run: Run, ws: Workspace) -> None:
     _ok("verdict: metal (0.98)")(run, ws)
     windows = [line.split() for line in run.stdout.splitlines() if line.strip().endswith(tuple("0123456789")) and "s " in line]
-    assert len(windows) == 10 and all(w[2] == "metal" and 0.97 <= float(w[3]) <= 1.0 for w in windows), run.stdout
+    assert len(windows) == 10 and all(w[2] == "metal" and 0.95 <= float(w[3]) <= 1.0 for w in windows), run.stdout
 
 
 def _json_verdicts(run: Run, ws: Workspace) -> None:
@@ -201,7 +201,7 @@ def _evaluate_small(run: Run, ws: Workspace) -> None:
 
 
 def _table_bundle(run: Run, ws: Workspace) -> None:
-    _ok("bundle written to", "CV 0.778 ± 0.025 over 10 folds of 981 tracks", "artist-filtered test 0.524")(run, ws)
+    _ok("bundle written to", "CV 0.741 ± 0.041 over 10 folds of 963 tracks", "artist-filtered test 0.514")(run, ws)
     assert "fold 10/10" in run.stderr  # progress
     for name in ("model.tflite", "model.keras", "bundle.json", "metrics.json", "report.md", "evaluation/model.tflite"):
         ours = hashlib.sha256((ws.path("table-model") / name).read_bytes()).hexdigest()
@@ -291,7 +291,7 @@ LONG_CHECKS = {
     ("Train your own model", ".venv/bin/genrecast train --table ../shared/data/reference/features_30_sec.csv --exclude-dir "
                              "../shared/data/gtzan-sample --selection daemon/default_bundle/selection.json --out /tmp/table-model"):
         "about 3 minutes of training on 2 cores; GENRECAST_README_LONG=1 runs it and compares the bundle byte for byte "
-        "with daemon/default_bundle (done 2026-11-30: equal). Its progress lines and summary are tested on a small "
+        "with daemon/default_bundle's genre model (done 2026-11-30: equal). Its progress lines and summary are tested on a small "
         "table by tests/trainer/test_train_cli.py",
 }
 
