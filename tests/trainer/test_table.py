@@ -13,6 +13,7 @@ from helpers import REPO
 
 from genrecast.daemon.bundle import load_bundle
 from genrecast.daemon.features import DEFAULT_SUMMARY_COLUMNS
+from genrecast.trainer.splits import RESERVED_IDS_FILE, read_list
 from genrecast.trainer.table import (
     EVALUATION_SUBDIR,
     MAX_BUNDLE_BYTES,
@@ -142,7 +143,8 @@ def test_default_bundle_provenance(table_csv: Path, gtzan_sample: Path) -> None:
     bundle = load_bundle(DEFAULT_BUNDLE)
     prov, metrics = bundle.provenance, bundle.metrics
     assert prov["table_sha256"] == hashlib.sha256(table_csv.read_bytes()).hexdigest()
-    assert prov["excluded_ids"] == sorted(ids_in_dir(gtzan_sample))
+    reserved = read_list(gtzan_sample.parent / RESERVED_IDS_FILE)
+    assert len(reserved) == 18 and prov["excluded_ids"] == sorted(ids_in_dir(gtzan_sample) | reserved)
     assert prov["trained_rows"] == 1000 - len(prov["excluded_ids"])
     assert metrics["extra"]["cv_accuracy_mean"] >= 0.74
     assert len(metrics["extra"]["cv"]["fold_accuracies"]) == 10
@@ -159,7 +161,8 @@ def test_default_bundle_test_accuracy_recomputes(table_csv: Path, splits_dir: Pa
     clf = open_classifier(DEFAULT_BUNDLE / EVALUATION_SUBDIR, backend="litert")
     train_ids, test_ids = read_filtered_split(splits_dir)
     assert clf.bundle.provenance["trained_rows"] == len(train_ids - set(clf.bundle.provenance["excluded_ids"]))
-    table = read_table(table_csv, clf.bundle.features.columns)
+    assert clf.bundle.features.level == "normalised"
+    table = read_table(table_csv, clf.bundle.features.columns, clf.bundle.features.level)
     mask = np.isin(table.ids, sorted(test_ids))
     assert mask.sum() == 290
     prob = clf.predict(table.x[mask].astype(np.float32))
