@@ -95,6 +95,7 @@ def test_events_reach_the_log_file_and_mqtt_with_the_credential(machine: Contain
     broker = start_broker(users={"genrecast": PASSWORD, "reader": "r"})
     rec = recorder(broker, ["gctest/#"], username="reader", password="r")
     machine.path("/etc/genrecast/config.toml").write_text(f"""
+daemon_id = "box"
 sources = ["file:{DATA}/gtzan-sample/rock/rock.00000.wav"]
 sinks = ["logfile", "mqtt"]
 [input]
@@ -111,7 +112,8 @@ prefix = "gctest"
     wait_active(machine, "the service READY with a file source")
     events = wait_for(lambda: len(events_in_log(machine)) >= 3 and events_in_log(machine), 90, f"three events in {LOG}")
     assert all(e["source"] == "file-rock.00000" and e["state"] in ("music", "uncertain") for e in events)
-    mqtt_events = wait_for(lambda: rec.on("gctest/file-rock_00000/event"), 60, "an event over MQTT")
+    mqtt_events = wait_for(lambda: [m for m in list(rec.messages) if m.topic.startswith("gctest/box/") and m.topic.endswith("/event")],
+                           60, "an event over MQTT under the daemon's id")
     assert mqtt_events[0].json()["source"] == "file-rock.00000"
     match = wait_for(lambda: re.search(r"1 source\(s\): file-rock\.00000; (\w+) on file-rock\.00000", status_text(machine)),
                      60, "STATUS= naming the source and its genre", interval=0.5)
