@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import urllib.error
 import urllib.parse
@@ -19,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from helpers import REPO, free_port, unavailable, wait_for
+from helpers import REPO, free_port, terminate, unavailable, wait_for
 
 HA_VERSION = os.environ.get("GENRECAST_HA_VERSION", "2025.4.4")
 """The Home Assistant core the tests run (the newest release for the Python 3.13.0 here:
@@ -158,13 +157,8 @@ class HomeAssistant:
         wait_for(answering, timeout_seconds=START_SECONDS, interval=0.5, what=f"Home Assistant on {self.url}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        if self.proc is not None:
+            terminate(self.proc, 60, group=True)
         self.proc = None
 
     def log_text(self) -> str:

@@ -194,6 +194,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def terminate(proc: subprocess.Popen, grace_seconds: float, group: bool = False) -> None:
+    """Stop a test's service by its PID: SIGTERM, then SIGKILL (to its process group with
+    ``group``) if it is still there after ``grace_seconds``; reaped either way."""
+    import signal
+
+    if proc.poll() is not None:
+        return
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace_seconds)
+    except subprocess.TimeoutExpired:
+        (os.killpg if group else os.kill)(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
 def file_lines(path: Path) -> list[str]:
     """The lines of a text file, none if it does not exist yet."""
     return path.read_text().splitlines() if path.exists() else []

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from helpers import free_port, wait_for
+from helpers import free_port, terminate, wait_for
 
 
 @dataclass
@@ -63,13 +63,8 @@ class Broker:
         wait_for(ready, what=f"mosquitto on port {self.port}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        if self.proc is not None:
+            terminate(self.proc, 10)
         self.proc = None
 
 
