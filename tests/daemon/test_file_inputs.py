@@ -24,7 +24,7 @@ from genrecast.daemon.features import FeatureConfig, window_features
 from genrecast.daemon.pipeline import PipelineSettings
 from genrecast.daemon.sources import FileInfo, FileSource, SourceError, decode_blocks, parse_source, probe_audio, probe_file
 from genrecast.daemon.windowing import Windower
-from genrecast.trainer.extract import split_windows, track_features
+from genrecast.trainer.extract import track_features
 
 from helpers import EXE, Terminal, data_root, need, run_cli, wait_for
 

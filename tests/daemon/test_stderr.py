@@ -4,7 +4,6 @@ And LiteRT's "Created TensorFlow Lite XNNPACK delegate" notice is dropped, nothi
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -44,7 +44,7 @@ def test_discovery_for_every_configured_source_with_its_own_availability(broker,
     assert [a["topic"] for a in genre["availability"]] == [f"{root}/status", f"{root}/kitchen_radio/availability"]
     assert genre["availability_mode"] == "all"
     assert genre["expire_after"] == sink.settings.expire_after_seconds() >= 4 * sink.settings.state_interval_seconds
-    change = configs[f"homeassistant/event/genrecast_kitchen/kitchen_radio_genre_change/config"]
+    change = configs["homeassistant/event/genrecast_kitchen/kitchen_radio_genre_change/config"]
     assert change["event_types"] == LABELS and change["state_topic"] == f"{root}/kitchen_radio/genre_change"
     assert len({c["unique_id"] for c in configs.values()}) == 8
     assert configs["homeassistant/sensor/genrecast_kitchen/kitchen_radio_level/config"]["entity_category"] == "diagnostic"

@@ -13,13 +13,11 @@ from pathlib import Path
 import pytest
 
 from genrecast.daemon.events import GenreEvent
-from genrecast.plugins.dispatcher import Dispatcher
-from genrecast.plugins.mqtt_sink import MqttSettings, MqttSink
-from genrecast.plugins.sinks import build_sinks
+from genrecast.plugins.mqtt_sink import MqttSettings
 
 pytestmark = [pytest.mark.service]
 
-from helpers import GTZAN_LABELS as LABELS, free_port
+from helpers import free_port
 HERE = Path(__file__).parent
 
 

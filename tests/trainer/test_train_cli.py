@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import EXE, run_cli
+from helpers import run_cli
 
 #: Run the CLI with tensorflow, keras and matplotlib unimportable, as after the daemon-only `pip install .`.
 WITHOUT_TRAINER = (
