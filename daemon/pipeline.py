@@ -328,7 +328,10 @@ class Pipeline:
 
     def run(self) -> None:
         """Block until every source has ended (finite) or :meth:`stop` was called and
-        the windows already buffered were classified and published."""
+        the windows already buffered were classified and published. Without sources (a fleet
+        member whose share is empty) block until :meth:`stop`."""
+        while not self.sources and not self.stop_event.wait(0.5):
+            self.last_progress_monotonic = time.monotonic()
         threads = []
         with self._cond:
             self._running = len(self.sources)
