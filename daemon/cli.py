@@ -57,12 +57,13 @@ def _root(
 
 
 def _register_commands() -> None:
-    from genrecast.daemon import cli_daemon
+    from genrecast.daemon import cli_daemon, cli_report
     from genrecast.plugins import cli as plugins_cli
     from genrecast.trainer import cli as trainer_cli
 
     trainer_cli.register(app)
     cli_daemon.register(app)
+    cli_report.register(app)
     plugins_cli.register(app)
 
 
