@@ -144,7 +144,7 @@ def run_daemon(config: Config) -> int:
         from genrecast.daemon.metrics import start_metrics_server
 
         try:
-            metrics_server = start_metrics_server(pipeline, publisher, config["metrics.host"], config["metrics.port"])
+            metrics_server = start_metrics_server(pipeline, publisher, config["metrics.host"], config["metrics.port"], watchdog)
         except OSError as exc:
             log.error("cannot serve metrics on %s:%s (%s); going on without them", config["metrics.host"], config["metrics.port"], exc)
     watchdog.start()
