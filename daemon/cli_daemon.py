@@ -201,13 +201,15 @@ def register(app: typer.Typer) -> None:
         root: Path = typer.Option(Path("/"), help="Install under this root directory (for packaging and tests)."),
         executable: Optional[str] = typer.Option(None, help="Path of the genrecast command for ExecStart. [default: this one]"),
     ) -> None:
-        """Write /etc/systemd/system/genrecast.service and, unless they exist,
+        """Write /etc/systemd/system/genrecast.service, the template genrecast@.service (several
+        fleet members on one host: genrecast@1-of-2, genrecast@2-of-2) and, unless they exist,
         /etc/genrecast/config.toml (mode 644) and /etc/genrecast/mqtt_password (mode 600).
 
         Refuses when the unit's sandbox would hide the command from the service
         (a virtualenv under /root, /home or /tmp): install into /opt/genrecast first.
 
         Then: systemctl daemon-reload && systemctl enable --now genrecast
+        (or, for two members sharing the sources: systemctl enable --now genrecast@1-of-2 genrecast@2-of-2)
         """
         from genrecast.daemon.cli import fail
         from genrecast.daemon.install import InstallError, install
