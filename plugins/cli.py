@@ -90,7 +90,7 @@ def _tail(broker: Optional[str], prefix: Optional[str], file: Optional[Path], js
 
     logging.basicConfig(level=logging.WARNING, format="genrecast: %(levelname)s: %(message)s")
     if file is not None and (broker is not None or daemon_id is not None):
-        _error("--file follows one log; --broker and --daemon-id are for the broker")
+        _error("give --file (an event log) or --broker/--daemon-id (MQTT), not both")
     if daemon_id is not None:
         from genrecast.daemon.naming import daemon_id_problem
 
