@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 
@@ -93,3 +94,14 @@ def test_member_sources_keep_their_derived_names() -> None:
 def test_config_reports_a_bad_shard_from_the_environment() -> None:
     config = load_config(None, env={"GENRECAST_SHARD": "5/4"})
     assert any(p.startswith("shard (env GENRECAST_SHARD): '5/4' must have K between 1 and N=4") for p in config.problems)
+
+
+@pytest.mark.parametrize("value, why", [("3/2", "'3/2' must have K between 1 and N=2"), ("x", "'x' is not K/N")])
+def test_run_with_a_bad_shard_is_one_line(value: str, why: str) -> None:
+    from helpers import run_cli
+
+    for args, env in ((["run", "--shard", value, "--source", "mic"], {}), (["run", "--source", "mic"], {"GENRECAST_SHARD": value})):
+        proc = run_cli(*args, env={**os.environ, **env}, timeout=60)
+        origin = "flag" if not env else "env GENRECAST_SHARD"
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert proc.stderr.startswith(f"genrecast: error: invalid configuration: shard ({origin}): {why}")
