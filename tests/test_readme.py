@@ -290,8 +290,8 @@ BROKER_1883 = ("follows the broker on the fixed port 1883 until Ctrl-C; tests/pl
                "a Mosquitto of its own on a free port")
 DETECTOR_TRAINING = ("minutes of detector training on every recording of ../shared/data (scripts/make_default_bundle.sh "
                      "runs the same step); tests/trainer/test_detector_training.py trains it on a small real data folder")
-SYSTEMD_FLEET = ("needs a booted systemd with genrecast installed as a service; tests/test_systemd.py verifies the template "
-                 "unit genrecast@.service as an instance, and tests/daemon/test_fleet.py runs two real members")
+SYSTEMD_FLEET = ("needs a booted systemd with genrecast installed as a service; tests/test_systemd_real.py starts "
+                 "genrecast@1-of-2 and genrecast@2-of-2 in a booted Debian 12 and checks each member's share")
 BENCHMARK = "minutes of timing runs that write benchmarks/results.json; tests/test_benchmarks_smoke.py runs the benchmarks"
 
 SKIPS: dict[tuple[str, str], str] = {
