@@ -28,6 +28,10 @@ from genrecast.daemon.events import GenreEvent
 STATE_CATEGORIES = ("not_music", "silence", "uncertain")
 _SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+#: Beyond this many hours the table and the chart show days (``--json`` keeps every hour).
+MAX_HOUR_ROWS = 72
+#: Beyond this many sources the chart shows those with the most audio (the table shows all).
+MAX_PLOT_SOURCES = 40
 #: The chart's size: inches at :data:`PLOT_DPI` dots per inch (1200 x 800 pixels).
 PLOT_INCHES = (12.0, 8.0)
 PLOT_DPI = 100
@@ -95,6 +99,17 @@ class Summary:
                 totals[name] += seconds
         genres = sorted((c for c in totals if c not in STATE_CATEGORIES), key=lambda c: (-totals[c], c))
         return genres + [c for c in STATE_CATEGORIES if c in totals]
+
+    def by_time(self) -> tuple[str, dict[datetime, dict[str, float]], str]:
+        """(unit, table, strftime format): ``by_hour``, or its sums per UTC day when it has more than
+        :data:`MAX_HOUR_ROWS` hours."""
+        if len(self.by_hour) <= MAX_HOUR_ROWS:
+            return "hour", self.by_hour, "%Y-%m-%d %H:00"
+        days: dict[datetime, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for hour, row in self.by_hour.items():
+            for name, seconds in row.items():
+                days[hour.replace(hour=0)][name] += seconds
+        return "day", days, "%Y-%m-%d"
 
     def to_dict(self) -> dict:
         """JSON form: seconds per category, by source and by hour (ISO times)."""
@@ -174,14 +189,18 @@ def _percent_table(title: str, rows: dict, categories: list[str], label) -> list
 
 
 def render_table(summary: Summary) -> list[str]:
-    """The terminal table: per source, then per UTC hour, each category's share of the time (%)."""
+    """The terminal table: per source, then per UTC hour (per day beyond :data:`MAX_HOUR_ROWS` hours),
+    each category's share of the time (%)."""
     if not summary.events:
         return ["no genre events in these logs" + (f" ({summary.older} older than --since)" if summary.older else "")]
     categories = summary.categories()
     lines = _percent_table("SOURCE", summary.by_source, categories, str)
     lines.append("")
-    lines += _percent_table("HOUR (UTC)", summary.by_hour, categories, lambda h: h.strftime("%Y-%m-%d %H:00"))
+    unit, table, fmt = summary.by_time()
+    lines += _percent_table(f"{unit.upper()} (UTC)", table, categories, lambda t: t.strftime(fmt))
     lines.append("")
+    if unit == "day":
+        lines.append(f"({len(summary.by_hour)} hours, shown by day; --json has every hour)")
     lines.append(f"{summary.events} events" + (f", {summary.older} older than --since left out" if summary.older else "")
                  + (f", {summary.skipped_lines} lines that are not genre events skipped" if summary.skipped_lines else ""))
     return lines
@@ -189,7 +208,8 @@ def render_table(summary: Summary) -> list[str]:
 
 def plot(summary: Summary, path: Path) -> None:
     """A PNG of :data:`PLOT_INCHES` at :data:`PLOT_DPI` (1200 x 800 pixels): each category's share of
-    the time as stacked bars, one bar per source (top) and per UTC hour (bottom).
+    the time as stacked bars, one bar per source (top; the :data:`MAX_PLOT_SOURCES` with the most
+    audio) and per UTC hour (bottom; per day beyond :data:`MAX_HOUR_ROWS` hours), on a time axis.
 
     Raises:
         ReportError: matplotlib is not installed, or the file cannot be written.
@@ -205,15 +225,17 @@ def plot(summary: Summary, path: Path) -> None:
     colours = dict(zip(categories, plt.get_cmap("tab20").colors))
     colours.update({"not_music": "#8c8c8c", "silence": "#d9d9d9", "uncertain": "#f2e6c9"})
     fig, (top, bottom) = plt.subplots(2, 1, figsize=PLOT_INCHES, dpi=PLOT_DPI)
-    for axis, table, label, title in (
-        (top, summary.by_source, str, "share of the time by source"),
-        (bottom, summary.by_hour, lambda h: h.strftime("%m-%d %H:00"), "share of the time by hour (UTC)"),
+    sources = sorted(summary.by_source, key=lambda k: -sum(summary.by_source[k].values()))[:MAX_PLOT_SOURCES]
+    unit, by_time, _ = summary.by_time()
+    shown = "" if len(sources) == len(summary.by_source) else f" ({len(sources)} of {len(summary.by_source)} with the most audio)"
+    for axis, table, keys, xs, width, title in (
+        (top, summary.by_source, sorted(sources), sorted(sources), 0.8, f"share of the time by source{shown}"),
+        (bottom, by_time, sorted(by_time), sorted(by_time), 0.9 / (24 if unit == "hour" else 1), f"share of the time by {unit} (UTC)"),
     ):
-        keys = sorted(table)
         base = [0.0] * len(keys)
         for name in categories:
             shares = [100 * table[k].get(name, 0.0) / (sum(table[k].values()) or 1) for k in keys]
-            axis.bar([label(k) for k in keys], shares, bottom=base, color=colours[name], label=name)
+            axis.bar(xs, shares, width=width, bottom=base, color=colours[name], label=name, align="edge" if axis is bottom else "center")
             base = [b + s for b, s in zip(base, shares)]
         axis.set_ylim(0, 100)
         axis.set_ylabel("% of the time")

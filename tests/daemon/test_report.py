@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import sys
@@ -126,3 +127,27 @@ def test_plot_without_matplotlib_says_what_to_install(monkeypatch, tmp_path: Pat
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
     with pytest.raises(ReportError, match=r"pip install 'genrecast\[plot\]'"):
         plot(summarise([_event(0, 0.0).to_json().encode()]), tmp_path / "x.png")
+
+
+def test_long_logs_show_days_and_the_busiest_sources(tmp_path: Path) -> None:
+    """Beyond MAX_HOUR_ROWS hours the table and chart go by day (the JSON keeps hours); beyond
+    MAX_PLOT_SOURCES sources the chart shows the busiest; the chart keeps its size."""
+    import dataclasses
+
+    from genrecast.daemon.report import MAX_HOUR_ROWS, MAX_PLOT_SOURCES, render_table
+
+    start = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    hours = MAX_HOUR_ROWS + 28
+    events = [dataclasses.replace(_event(0, 0.0, genre="jazz" if h % 2 else "metal"), source=f"radio-{h % (MAX_PLOT_SOURCES + 5)}",
+                                  utc=(start + timedelta(hours=h)).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+              for h in range(hours)]
+    summary = summarise(e.to_json().encode() for e in events)
+    assert len(summary.to_dict()["seconds_by_hour"]) == hours
+    unit, days, _ = summary.by_time()
+    assert unit == "day" and len(days) == math.ceil(hours / 24)
+    assert sum(sum(row.values()) for row in days.values()) == pytest.approx(3.0 * hours)
+    text = "\n".join(render_table(summary))
+    assert "DAY (UTC)" in text and f"({hours} hours, shown by day; --json has every hour)" in text
+    png = tmp_path / "long.png"
+    plot(summary, png)
+    assert _png_size(png) == (1200, 800)
