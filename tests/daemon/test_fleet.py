@@ -136,3 +136,33 @@ def test_health_endpoints_follow_the_pipeline(rock_pcm: bytes) -> None:
         assert daemon.proc.wait(30) == 0
     finally:
         daemon.kill()
+
+
+def test_home_assistant_sees_each_member_with_its_share_only(broker, recorder) -> None:
+    """Each member's mqtt sink is given only its share: discovery configs under its own device, for its sources."""
+    from genrecast.daemon.config import load_config
+    from genrecast.plugins.publisher import open_sink_publisher
+
+    names = ["blues", "classical", "jazz", "metal"]
+    rec = recorder(broker, ["homeassistant/#"])
+    publishers = []
+    try:
+        for k in (1, 2):
+            flags = {"sources": [f"{n}=file:/nowhere/{n}.wav" for n in names], "shard": f"{k}/2", "sinks": ["mqtt"],
+                     "daemon_id": f"member-{k}", "mqtt.host": broker.host, "mqtt.port": broker.port,
+                     "mqtt.prefix": f"fleet{uuid.uuid4().hex[:6]}", "mqtt.client_id": f"member-{k}-{uuid.uuid4().hex[:6]}"}
+            publishers.append(open_sink_publisher(load_config(None, flags, env={}), ["jazz", "metal"]))
+
+        def devices() -> dict[str, set[str]]:
+            seen: dict[str, set[str]] = {}
+            for m in list(rec.messages):
+                if m.payload and m.topic.endswith("_genre/config") and m.topic.startswith("homeassistant/sensor/"):
+                    _, _, device, entity, _ = m.topic.split("/")
+                    seen.setdefault(device, set()).add(entity.removesuffix("_genre"))
+            return seen
+
+        expected = {f"genrecast_member-{k}": {n for n in names if owner(n, 2) == k} for k in (1, 2)}
+        wait_for(lambda: devices() == expected, 30, f"discovery of {expected}")
+    finally:
+        for publisher in publishers:
+            publisher.stop(5.0)
