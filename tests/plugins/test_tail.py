@@ -200,3 +200,14 @@ def test_view_shows_not_music_with_its_music_probability(event_factory):
     assert "now       not_music (music 0.02)" in text
     assert "recent    ro --" in text and "--=not_music" in text
     assert all(len(line) <= 80 for line in view.render())
+
+
+def test_view_says_when_a_source_is_band_limited(event_factory):
+    import dataclasses
+
+    view = TailView("test")
+    view.update(dataclasses.replace(event_factory(0, genre="rock"), bandwidth_hz=10810.0, band_limited=False))
+    assert "band-limited" not in "\n".join(view.render())
+    view.update(dataclasses.replace(event_factory(1, genre="rock"), bandwidth_hz=3962.0, band_limited=True))
+    lines = view.render()
+    assert any(line.endswith("dBFS  band-limited to 4.0 kHz") for line in lines), lines
