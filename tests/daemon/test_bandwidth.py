@@ -85,14 +85,29 @@ def test_the_estimate_ignores_level_and_silent_windows(gtzan_sample: Path, conve
     gap = np.zeros(2 * WINDOW, np.float32)
     for audio, limited in ((clean, False), (telephone, True)):
         loud = monitor_over(audio)[1]
-        quiet_monitor, quiet = monitor_over(np.concatenate([audio[: 4 * WINDOW], gap, audio[4 * WINDOW :]]) * 0.01,
-                                             silence_dbfs=-100)
+        cut = (MIN_WINDOWS + 1) * WINDOW  # two estimates, then the gap
+        quiet_monitor, quiet = monitor_over(np.concatenate([audio[:cut], gap, audio[cut:]]) * 0.01, silence_dbfs=-100)
         assert quiet_monitor.reported is limited
-        # estimates from window 3 on; the two silent windows (5th, 6th) repeat the one before them
-        assert quiet[2:4] == [quiet[1]] * 2
+        assert quiet[2:4] == [quiet[1]] * 2  # the two silent windows repeat the estimate before them
         assert quiet[:2] + quiet[4:] == pytest.approx(loud, abs=1)
     fresh = BandwidthMonitor(RATE)
     assert fresh.update(None).bandwidth_hz is None and fresh.update(np.zeros(WINDOW, np.float32)).bandwidth_hz is None
+
+
+def test_a_dark_passage_between_brighter_ones_is_not_band_limited(gtzan_sample: Path) -> None:
+    """9 s of a clip through a steep 3-kHz low-pass (a dark passage: a solo bass) in the middle
+    leave the source full-band; the whole clip through it is band-limited."""
+    from scipy.signal import butter, sosfilt
+
+    clip = load_audio(gtzan_sample / CLIPS[0], RATE)
+    dark = sosfilt(butter(12, 3000, fs=RATE, output="sos"), clip).astype(np.float32)
+    passage = slice(4 * WINDOW, 7 * WINDOW)
+    mixed = clip.copy()
+    mixed[passage] = dark[passage]
+    monitor, estimates = monitor_over(mixed)
+    assert not monitor.reported and min(estimates) > monitor.limit_hz, estimates
+    assert monitor_over(dark)[0].reported
+    assert BandwidthMonitor(RATE).update(dark[passage][:WINDOW]).bandwidth_hz is None  # one window alone is not judged
 
 
 def _flag_lines(log: str) -> list[str]:
