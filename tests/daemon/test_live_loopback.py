@@ -125,6 +125,7 @@ def test_a_clip_played_into_a_null_sink_gets_the_verdict_classify_gives(virtual_
     print(f"\nclassify {verdict['genre']} {verdict['probability']:.3f}; live mean over {len(full)} full-context "
           f"windows {max(mean, key=mean.get)} {max(mean.values()):.3f}; max abs difference {gap:.4f}")
     assert max(mean, key=mean.get) == verdict["genre"]
+    assert all(e["band_limited"] is False for e in full)  # the microphone path keeps the full band
 
     # 2. window by window, against the same stream through the pipeline here (aligned by level)
     lead = find_lead(played, live)
