@@ -118,8 +118,8 @@ class SourceState:
         if state.newly_limited:
             log.warning("source %s: its audio is band-limited to about %.1f kHz, below the %.1f kHz the model was "
                         "trained on (8-kHz telephone or 16-kHz audio resampled up?), so genres are less reliable; "
-                        "feed it at 22.05 kHz or more if you can (events say band_limited: true)",
-                        self.name, state.bandwidth_hz / 1000, self.cfg.sample_rate / 2000)
+                        "feed it at %g kHz or more if you can (events say band_limited: true)",
+                        self.name, state.bandwidth_hz / 1000, self.cfg.sample_rate / 2000, self.cfg.sample_rate / 1000)
         return state
 
     def _prepare_features(self, window: Window) -> PendingWindow:
