@@ -92,7 +92,8 @@ class TailView:
             lines.append("waiting for events ...")
         for name, view in sorted(self.sources.items()):
             e = view.last
-            lines.append(f"{name}  #{e.seq}  {e.utc}  @{e.audio_start_seconds:.1f}s  {e.level_dbfs:.0f} dBFS")
+            limited = f"  band-limited to {e.bandwidth_hz / 1000:.1f} kHz" if e.band_limited and e.bandwidth_hz else ""
+            lines.append(f"{name}  #{e.seq}  {e.utc}  @{e.audio_start_seconds:.1f}s  {e.level_dbfs:.0f} dBFS{limited}")
             if e.state in ("silence", "not_music"):
                 now = e.state if e.music_probability is None else f"{e.state} (music {e.music_probability:.2f})"
                 bar = ""

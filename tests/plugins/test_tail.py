@@ -213,3 +213,14 @@ def test_view_keeps_fleet_members_apart(event_factory) -> None:
     text = "\n".join(view.render())
     assert "members 2" in text
     assert [line.split()[0:3] for line in view.render() if " @ " in line] == [["radio", "@", "box-1"], ["radio", "@", "box-2"]]
+
+
+def test_view_says_when_a_source_is_band_limited(event_factory):
+    import dataclasses
+
+    view = TailView("test")
+    view.update(dataclasses.replace(event_factory(0, genre="rock"), bandwidth_hz=10810.0, band_limited=False))
+    assert "band-limited" not in "\n".join(view.render())
+    view.update(dataclasses.replace(event_factory(1, genre="rock"), bandwidth_hz=3962.0, band_limited=True))
+    lines = view.render()
+    assert any(line.endswith("dBFS  band-limited to 4.0 kHz") for line in lines), lines
