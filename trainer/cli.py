@@ -116,6 +116,11 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, metavar="N", help="Seed for --split track|segment."),
         out: Optional[Path] = typer.Option(None, metavar="DIR", help="Also write metrics.json, report.md and plots here."),
         json_output: bool = typer.Option(False, "--json", metavar="", help="Print the metrics as JSON."),
+        conditions: Optional[str] = typer.Option(
+            None, "--conditions", metavar="NAMES|all",
+            help="Classify every held-out clip under these capture conditions (comma-separated names, or all, "
+            "targets, quick) as `genrecast classify` does; print per-condition accuracy and the verdicts unlike "
+            "clean, and write conditions.json, conditions.md and conditions.png to --out (default ./genrecast-conditions)."),
     ) -> None:
         import json
 
@@ -123,6 +128,13 @@ def register(app: typer.Typer) -> None:
 
         setup_logging()
         try:
+            if conditions is not None:
+                from genrecast.trainer.robustness import evaluate_command
+
+                results = evaluate_command(bundle, dataset, conditions, split=split, seed=seed,
+                                           out=out or Path("genrecast-conditions"))
+                typer.echo(json.dumps(results) if json_output else results["text"])
+                return
             from genrecast.trainer.evaluate import evaluate as run_evaluate
 
             metrics = run_evaluate(bundle, dataset, split=split, split_lists=split_lists, seed=seed, out=out)
@@ -143,6 +155,13 @@ EVALUATE_HELP = """Re-evaluate a saved bundle on a dataset: per-window and per-t
 Example (after the small `genrecast train` example of the README):
 
   genrecast evaluate /tmp/m ../shared/data/gtzan-sample
+
+With --conditions, the clips are classified as `genrecast classify` does (verdict = mean over
+windows) under named capture conditions (gain, stereo, sample rates, codecs, small speaker in a
+room, noise; see genrecast.trainer.conditions), for audio and feature-table bundles alike; the
+clips are the bundle's held-out ones (--split recorded) or all (--split all), never the reserved ids:
+
+  genrecast evaluate daemon/default_bundle ../shared/data/gtzan-sample --conditions clean,gain-24dB,stereo --out /tmp/cond
 """
 
 
