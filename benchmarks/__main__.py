@@ -13,6 +13,7 @@ numbers to ``benchmarks/results.json``. Figures, by name:
   extraction  training feature extraction, all cores (clips/s)
   train       full genrecast train on the synthetic 1000-clip set
   longfile    peak memory of genrecast classify on 20-min and 3-h MP3s (streaming)
+  robustness  the default bundle on the 13 clips under capture conditions, next to the tutorial's path
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import traceback
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FIGURES = ("window", "parity", "classify", "startup", "latency", "steady", "concurrent", "extraction", "train", "longfile")
+FIGURES = ("window", "parity", "classify", "startup", "latency", "steady", "concurrent", "extraction", "train", "longfile", "robustness")
 
 
 def _module(name: str):

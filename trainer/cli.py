@@ -76,6 +76,11 @@ def register(app: typer.Typer) -> None:
         detector_data: Optional[Path] = typer.Option(
             None, "--detector-data", metavar="DIR", help="Also train the music detector on this folder (laid out as ../shared/data) "
             "and add it to the bundle; alone, add it to the existing bundle at --out."),
+        conditions: str = typer.Option(
+            "quick", "--conditions", metavar="NAMES|quick|all|none",
+            help="Capture conditions of the robustness table in report.md and metrics.json, measured on the held-out "
+            "full clips (the test tracks; for --table, the clips of --exclude-dir it never trained on). quick: "
+            "clean, gain-24dB, stereo, mp3-128k-stereo-44.1k, speaker-room-noise15dB; all: every condition; none: skip."),
     ) -> None:
         from genrecast.daemon.cli import fail, setup_logging
 
@@ -84,6 +89,13 @@ def register(app: typer.Typer) -> None:
         for flag, value in (("--epochs", epochs), ("--workers", workers)):
             if value is not None and value < 1:
                 fail(f"{flag} must be at least 1 (got {value})")
+        if conditions.strip().lower() != "none":
+            from genrecast.trainer.conditions import named
+
+            try:
+                named(conditions)
+            except ValueError as exc:
+                fail(f"--conditions: {exc}")
         if cv_folds == 1 or cv_folds < 0:
             fail(f"--cv-folds must be 0 (no cross-validation) or at least 2 (got {cv_folds})")
         if missing := missing_train_modules():
@@ -98,10 +110,10 @@ def register(app: typer.Typer) -> None:
                 from genrecast.trainer.table import table_command
 
                 bundle = table_command(table=table, out=out, exclude_dir=exclude_dir, splits_dir=split_lists, seed=seed,
-                                       selection_file=selection, cv_folds=cv_folds)
+                                       selection_file=selection, cv_folds=cv_folds, conditions=conditions)
                 typer.echo(table_summary_line(bundle))
             elif dataset is not None:
-                _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists, epochs, seed, workers)
+                _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists, epochs, seed, workers, conditions)
             if detector_data is not None:
                 _train_detector(detector_data, out, seed, workers)
         except (ValueError, OSError) as exc:
@@ -188,14 +200,15 @@ def summary_line(metrics: dict) -> str:
     )
 
 
-def _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists, epochs, seed, workers) -> None:
+def _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists, epochs, seed, workers, conditions) -> None:
     from genrecast.daemon.features import FeatureConfig
     from genrecast.trainer.train import TrainSettings, train
 
     if arch not in ARCHS:
         raise ValueError(f"unknown --arch {arch!r}; choose one of {', '.join(ARCHS)}")
     cfg = FeatureConfig(window_seconds=window_seconds, n_mfcc=n_mfcc)
-    settings = TrainSettings(arch=arch, split=split, split_lists=split_lists, epochs=epochs, seed=seed, workers=workers)
+    settings = TrainSettings(arch=arch, split=split, split_lists=split_lists, epochs=epochs, seed=seed, workers=workers,
+                             conditions=conditions)
     bundle, features = train(dataset, out, cfg, settings)
     if features.skipped:
         typer.echo(f"skipped {len(features.skipped)} file(s):", err=True)

@@ -381,3 +381,15 @@ def random_capture(rng: np.random.Generator) -> Condition:
         base = [s for s in base if s.name != "noise"]
         base.insert(len(base) - 1, Condition(kind.__name__, kind, {"snr_db": float(rng.uniform(5, 30))}))
     return Condition("+".join(s.name for s in base), chain, {"steps": tuple(base)})
+
+
+def _drawn(y: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A :func:`random_capture` drawn from ``rng``, applied with the same ``rng``."""
+    return random_capture(rng).apply(y, sample_rate, rng)
+
+
+def random_draws(k: int) -> list[Condition]:
+    """``k`` conditions ``random-0`` .. ``random-{k-1}``, each a :func:`random_capture` drawn
+    afresh from the generator it is applied with (so every clip gets its own draw when
+    seeded per clip with :func:`condition_rng`): accuracy under many random conditions."""
+    return [Condition(f"random-{i}", _drawn) for i in range(k)]

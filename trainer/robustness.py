@@ -243,3 +243,46 @@ def attach_to_bundle(bundle_dir: Path, clips: Sequence[Clip], conditions: Sequen
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
     report_path.write_text(report_path.read_text().rstrip("\n") + "\n" + "\n".join(section) + "\n")
     return results
+
+
+def _conditions_or_none(names: str) -> list[Condition]:
+    from genrecast.trainer.conditions import named
+
+    return [] if names.strip().lower() == "none" else named(names)
+
+
+def attach_test_tracks(bundle_dir: Path, dataset, test_tracks: Sequence[str], names: str, split_name: str,
+                       *, seed: int = 0) -> dict[str, Any] | None:
+    """The robustness table of a bundle trained on audio: its test tracks of ``dataset`` (a
+    :class:`~genrecast.trainer.dataset.Dataset`; reserved ids left out) under ``names``."""
+    from genrecast.trainer.splits import reserved_ids_near
+
+    tests, reserved = set(test_tracks), reserved_ids_near(dataset.root)
+    clips = [Clip(t.path, t.track_id, t.label) for t in dataset.tracks if t.track_id in tests and t.track_id not in reserved]
+    conditions = _conditions_or_none(names)
+    description = (f"the test tracks of the {split_name} split (full files)" if conditions
+                   else "no conditions were asked for (--conditions none)")
+    return attach_to_bundle(bundle_dir, clips, conditions, description, seed=seed)
+
+
+def attach_table_clips(bundle_dir: Path, table: Path, exclude_dir: Path | None, trained_ids: set[str], names: str,
+                       *, seed: int = 0) -> dict[str, Any] | None:
+    """The robustness table of a table bundle: the full clips in ``exclude_dir`` (else
+    ``gtzan-sample`` beside the table in the ``../shared/data`` layout) whose ids it did not
+    train on (``trained_ids``), reserved ids left out, under ``names``."""
+    from genrecast.daemon.bundle import load_bundle
+
+    folder = Path(exclude_dir) if exclude_dir is not None else Path(table).resolve().parent.parent / "gtzan-sample"
+    conditions = _conditions_or_none(names)
+    clips: list[Clip] = []
+    if not conditions:
+        description = "no conditions were asked for (--conditions none)"
+    elif not folder.is_dir():
+        description = f"no full clips left out of training were found (give them with --exclude-dir; {folder} is absent)"
+    else:
+        labels = load_bundle(bundle_dir).labels
+        clips = [c for c in dataset_clips(folder, labels) if c.track_id not in trained_ids]
+        description = f"the full clips of {folder.name} left out of the bundle's training"
+        if not clips:
+            description = f"no clip of {folder} was left out of training"
+    return attach_to_bundle(bundle_dir, clips, conditions, description, seed=seed)
