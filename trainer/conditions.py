@@ -298,6 +298,7 @@ SUITE: tuple[Condition, ...] = EVALUATION + (
     Condition("rate-44.1k", capture, {"rate": 44100}),
     Condition("rate-48k", capture, {"rate": 48000}),
     Condition("wideband-16k", capture, {"rate": 16000}),  # speech-grade capture
+    Condition("rate-8k", capture, {"rate": 8000}),
     Condition("telephone-8k", chain, {"steps": (
         Condition("telephone-band", speaker, {"band": (300.0, 3400.0)}),
         Condition("mulaw-8k", capture, {"rate": 8000, "codec": "mulaw"}),

@@ -82,6 +82,7 @@ def test_sample_rate_round_trips_keep_the_band_they_can(jazz: np.ndarray) -> Non
         assert np.corrcoef(back, jazz)[0, 1] > 0.999 and abs(db(back) - db(jazz)) < 0.05, name
     assert band_share(jazz, 8500) > 1e-4  # the clip has content above 8 kHz ...
     assert band_share(apply("wideband-16k", jazz), 8500) < band_share(jazz, 8500) / 100  # ... that 16 kHz loses
+    assert band_share(apply("rate-8k", jazz), 4200) < band_share(jazz, 4200) / 100
     phone = apply("telephone-8k", jazz)
     assert band_share(phone, 4200) < 1e-4 and band_share(phone, 0, 250) < band_share(jazz, 0, 250) / 10
 
