@@ -125,7 +125,7 @@ def register(app: typer.Typer) -> None:
         dataset: Path = typer.Argument(..., metavar="DATASET", help="Folder of genre sub-folders with audio files."),
         split: str = typer.Option("recorded", metavar="NAME", help="recorded (the bundle's own test tracks), track, segment or all."),
         split_lists: Optional[Path] = typer.Option(None, metavar="DIR", help="Folder with train/valid/test lists (its test list is used)."),
-        seed: int = typer.Option(0, metavar="N", help="Seed for --split track|segment."),
+        seed: int = typer.Option(0, metavar="N", help="Seed for --split track|segment, and of the --conditions (rooms, noise)."),
         out: Optional[Path] = typer.Option(None, metavar="DIR", help="Also write metrics.json, report.md and plots here."),
         json_output: bool = typer.Option(False, "--json", metavar="", help="Print the metrics as JSON."),
         conditions: Optional[str] = typer.Option(
@@ -171,7 +171,11 @@ Example (after the small `genrecast train` example of the README):
 With --conditions, the clips are classified as `genrecast classify` does (verdict = mean over
 windows) under named capture conditions (gain, stereo, sample rates, codecs, small speaker in a
 room, noise; see genrecast.trainer.conditions), for audio and feature-table bundles alike; the
-clips are the bundle's held-out ones (--split recorded) or all (--split all), never the reserved ids:
+clips are the bundle's held-out ones (--split recorded) or all (--split all), never the reserved ids.
+Names: clean, gain-24dB, gain-3dB, gain+3dB, gain+6dB, stereo, rate-22.05k, rate-44.1k, rate-48k,
+wideband-16k, rate-8k, telephone-8k, mp3-128k, mp3-48k, aac-96k, mp3-128k-stereo-44.1k,
+aac-96k-stereo-44.1k, opus-32k, speaker, room, speaker-room, speaker-room-noise15dB,
+pink-noise-15dB, babble-10dB, environment-10dB; or all, targets (the robustness issue's table), quick:
 
   genrecast evaluate daemon/default_bundle ../shared/data/gtzan-sample --conditions clean,gain-24dB,stereo --out /tmp/cond
 """

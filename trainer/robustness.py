@@ -268,11 +268,14 @@ def attach_test_tracks(bundle_dir: Path, dataset, test_tracks: Sequence[str], na
 def attach_table_clips(bundle_dir: Path, table: Path, exclude_dir: Path | None, trained_ids: set[str], names: str,
                        *, seed: int = 0) -> dict[str, Any] | None:
     """The robustness table of a table bundle: the full clips in ``exclude_dir`` (else
-    ``gtzan-sample`` beside the table in the ``../shared/data`` layout) whose ids it did not
-    train on (``trained_ids``), reserved ids left out, under ``names``."""
+    ``gtzan-sample`` beside the table in the ``../shared/data`` layout, else in
+    :func:`~genrecast.trainer.conditions.noise_data_root`) whose ids it did not train on
+    (``trained_ids``), reserved ids left out, under ``names``."""
     from genrecast.daemon.bundle import load_bundle
+    from genrecast.trainer.conditions import noise_data_root
 
-    folder = Path(exclude_dir) if exclude_dir is not None else Path(table).resolve().parent.parent / "gtzan-sample"
+    beside = Path(table).resolve().parent.parent / "gtzan-sample"
+    folder = Path(exclude_dir) if exclude_dir is not None else beside if beside.is_dir() else noise_data_root() / "gtzan-sample"
     conditions = _conditions_or_none(names)
     clips: list[Clip] = []
     if not conditions:

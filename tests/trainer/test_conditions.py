@@ -131,3 +131,12 @@ def test_random_capture_draws_every_kind() -> None:
     for kind in ("capture", "room", "babble", "environment", "gain"):
         assert kind in text, kind
     assert cond.random_capture(np.random.default_rng(5)).name == cond.random_capture(np.random.default_rng(5)).name
+
+
+def test_evaluate_help_names_every_condition() -> None:
+    import re
+
+    from genrecast.trainer.cli import EVALUATE_HELP
+
+    listed = [n.strip() for n in re.search(r"Names: (.*?); or all", EVALUATE_HELP, re.S).group(1).split(",")]
+    assert len(listed) == len(set(listed)) and set(listed) == set(cond.BY_NAME)
