@@ -22,8 +22,9 @@ environment sounds.
 Levels: gains in dB of amplitude (20·log10); SNR in dB is 20·log10 of the RMS of the
 audio over the RMS of the added noise, both over the whole clip.
 
-The list is meant to grow: add a function and a line in :data:`EVALUATION`. Names
-already used by the detector's trainer and report (the first nine) keep their settings.
+The list is meant to grow: add a function and a line in :data:`SUITE`. The first nine
+(:data:`EVALUATION`, the music detector's evaluation set) and :func:`random_condition`
+(its augmentation) keep their settings and samples; new kinds go into :func:`random_capture`.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def codec(y: np.ndarray, sample_rate: int, rng: np.random.Generator, codec: str,
     """Encode with ffmpeg (``mp3``: libmp3lame, ``aac``: ffmpeg's AAC encoder) and decode back."""
     encoders = {"mp3": ("libmp3lame", "mp3", "mp3"), "aac": ("aac", "adts", "aac")}  # encoder, muxer, demuxer
     encoder, fmt, demuxer = encoders[codec]
-    base = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-threads", "1"]
+    base = list(FFMPEG)
     raw = ["-f", "f32le", "-ac", "1", "-ar", str(sample_rate)]
     encoded = subprocess.run([*base, *raw, "-i", "pipe:0", "-c:a", encoder, "-b:a", f"{kbps}k", "-f", fmt, "pipe:1"],
                              input=np.ascontiguousarray(y, dtype=np.float32).tobytes(), capture_output=True, check=True).stdout
