@@ -154,12 +154,17 @@ CODECS: dict[str, tuple[str, str]] = {
 }
 
 
+#: The sample rates libopus codes at (Hz).
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+
+
 def capture(y: np.ndarray, sample_rate: int, rng: np.random.Generator, *, rate: int | None = None, channels: int = 1,
             pan: float = 0.0, codec: str = "pcm", kbps: int | None = None) -> np.ndarray:
     """The audio as a file in another format, read back the way the daemon reads files.
 
     ffmpeg writes the file: resampled to ``rate`` Hz (ffmpeg's resampler, as
-    ``ffmpeg -ar RATE`` makes such a file; default: ``sample_rate``, 48 kHz for Opus), ``channels`` 1 or 2
+    ``ffmpeg -ar RATE`` makes such a file; default: ``sample_rate``; Opus at a rate it does not
+    code at: 48 kHz), ``channels`` 1 or 2
     (2: the mono audio placed at ``pan`` with :func:`pan_gains`, the constant-power
     −3 dB law), coded with ``codec`` (a key of :data:`CODECS`) at ``kbps`` kbit/s (lossy
     codecs). :func:`genrecast.daemon.audio.load_audio` reads it back: the mean of the
@@ -175,7 +180,9 @@ def capture(y: np.ndarray, sample_rate: int, rng: np.random.Generator, *, rate: 
     if channels not in (1, 2):
         raise ValueError(f"channels must be 1 or 2 (got {channels})")
     encoder, suffix = CODECS[codec]
-    rate = rate or (48000 if codec == "opus" else sample_rate)  # libopus codes only at 8/12/16/24/48 kHz
+    rate = rate or sample_rate
+    if codec == "opus" and rate not in OPUS_RATES:
+        rate = 48000  # what an Opus encoder does with other rates: resample to 48 kHz
     y = np.ascontiguousarray(y, dtype=np.float32)
     frames = y if channels == 1 else np.stack([y * np.float32(g) for g in pan_gains(pan)], axis=1)
     args = ["-c:a", encoder, *(["-b:a", f"{kbps}k"] if kbps else []), "-ar", str(rate), "-ac", str(channels)]

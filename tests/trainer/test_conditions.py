@@ -133,6 +133,16 @@ def test_random_capture_draws_every_kind() -> None:
     assert cond.random_capture(np.random.default_rng(5)).name == cond.random_capture(np.random.default_rng(5)).name
 
 
+def test_random_draws_apply(jazz: np.ndarray) -> None:
+    second = jazz[:RATE]
+    for c in cond.random_draws(12):  # each draws its own chain from the clip's generator
+        out = c.apply(second, RATE, cond.condition_rng(0, c.name, "jazz.00000"))
+        assert out.shape == second.shape and np.isfinite(out).all(), c.name
+    for rate in (22050, 44100):  # Opus codes other rates at 48 kHz
+        out = cond.capture(second, RATE, np.random.default_rng(0), rate=rate, codec="opus", kbps=64)
+        assert out.shape == second.shape and abs(db(out) - db(second)) < 1
+
+
 def test_evaluate_help_names_every_condition() -> None:
     import re
 
