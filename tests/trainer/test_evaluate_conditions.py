@@ -64,3 +64,10 @@ def test_unknown_condition_is_one_line(two_clips: Path, tmp_path: Path) -> None:
                    "--out", str(tmp_path / "o"))
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "unknown condition(s) loud" in proc.stderr and not (tmp_path / "o").exists()
+
+
+def test_train_refuses_unknown_conditions_before_training(data_dir: Path, tmp_path: Path) -> None:
+    proc = run_cli("train", "--table", str(data_dir / "reference" / "features_30_sec.csv"), "--out", str(tmp_path / "b"),
+                   "--conditions", "quick,loud")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "--conditions: unknown condition(s) loud" in proc.stderr and not (tmp_path / "b").exists()
