@@ -79,7 +79,8 @@ def register(app: typer.Typer) -> None:
         conditions: str = typer.Option(
             "quick", "--conditions", metavar="NAMES|quick|all|none",
             help="Capture conditions of the robustness table in report.md and metrics.json, measured on the held-out "
-            "full clips (the test tracks; for --table, the clips of --exclude-dir it never trained on). quick: "
+            "full clips (the test tracks; for --table, the clips of --exclude-dir, else of gtzan-sample in the data "
+            "folder, that it never trained on; never reserved ids). quick: "
             "clean, gain-24dB, stereo, mp3-128k-stereo-44.1k, speaker-room-noise15dB; all: every condition; none: skip."),
     ) -> None:
         from genrecast.daemon.cli import fail, setup_logging

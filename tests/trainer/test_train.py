@@ -46,7 +46,6 @@ def test_bundle_reports_accuracy_under_conditions(trained_bundle: Path, gtzan_sa
     assert_conditions_table(trained_bundle, held_out)
 
 
-
 def test_evaluate_reproduces_the_training_numbers(trained_bundle: Path, gtzan_sample: Path) -> None:
     proc = run_cli("evaluate", str(trained_bundle), str(gtzan_sample), "--json")
     assert proc.returncode == 0, proc.stderr
