@@ -201,7 +201,7 @@ def _evaluate_small(run: Run, ws: Workspace) -> None:
 
 
 def _conditions_table(run: Run, ws: Workspace) -> None:
-    _ok("(19 clips; seed 0)", "| condition | right of 19 |", f"wrote {ws.path('conditions') / 'conditions.png'}")(run, ws)
+    _ok("(19 clips; seed 0)", "| condition | right of 19 |", str(ws.path("conditions") / "conditions.png"))(run, ws)
     for name in ("clean", "gain-24dB", "stereo", "mp3-128k-stereo-44.1k"):
         assert f"| {name} | " in run.stdout, name
     assert (ws.path("conditions") / "conditions.json").is_file()
