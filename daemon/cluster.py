@@ -14,9 +14,11 @@ See https://distributed.dask.org/en/stable/ (Client, LocalCluster, as_completed,
 
 from __future__ import annotations
 
+import itertools
 import logging
+import queue
+import threading
 import uuid
-from itertools import islice
 from typing import Iterable, Iterator
 
 from distributed import Client, LocalCluster, as_completed
@@ -80,27 +82,64 @@ def connect(workers: int | None, scheduler: str | None) -> tuple[Client, LocalCl
     return Client(cluster), cluster
 
 
+class _Prefetch:
+    """Reads an iterable in a daemon thread into a bounded queue, so a slow source of paths (a
+    pipe, a network folder) never holds up writing the results that are ready."""
+
+    END = object()
+
+    def __init__(self, items: Iterable[str], size: int = 10_000) -> None:
+        self._queue: queue.Queue = queue.Queue(size)
+        self._error: BaseException | None = None
+        self.finished = False
+        threading.Thread(target=self._read, args=(items,), name="read-inputs", daemon=True).start()
+
+    def _read(self, items: Iterable[str]) -> None:
+        try:
+            for item in items:
+                self._queue.put(item)
+        except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
+            self._error = exc
+        self._queue.put(self.END)
+
+    def get(self, block: bool) -> str | None:
+        """The next path; None when none is ready now (``block=False``) or when there are no more."""
+        if self.finished:
+            return None
+        try:
+            item = self._queue.get(block=block)
+        except queue.Empty:
+            return None
+        if item is self.END:
+            self.finished = True
+            if self._error is not None:
+                raise self._error
+            return None
+        return item
+
+
 def cluster_outcomes(files: Iterable[str], job: ClassifyJob, client: Client) -> Iterator[Outcome]:
     """The outcome of every file, in the order they complete, with at most
     :data:`IN_FLIGHT_PER_THREAD` tasks per worker thread submitted at a time. A task that fails
     anyway (e.g. its worker died on it more often than ``distributed.scheduler.allowed-failures``)
     gives an error outcome for its file; the run goes on."""
     client.register_plugin(BundleLoader(job.bundle, job.backend))
-    threads = max(1, sum(client.nthreads().values()))
-    pending = iter(files)
+    bound = IN_FLIGHT_PER_THREAD * max(1, sum(client.nthreads().values()))
+    pending = _Prefetch(files)
     run_id = uuid.uuid4().hex[:8]
     names: dict[str, str] = {}
-    counter = 0
+    flying = as_completed()
+    numbers = itertools.count()
 
-    def submit(file: str):
-        nonlocal counter
-        counter += 1
-        future = client.submit(classify_task, file, job, key=f"genrecast-classify-{run_id}-{counter}", pure=False)
-        names[future.key] = file
-        return future
+    def top_up() -> None:
+        while len(names) < bound and (file := pending.get(block=not names)) is not None:
+            future = client.submit(classify_task, file, job, key=f"genrecast-classify-{run_id}-{next(numbers)}", pure=False)
+            names[future.key] = file
+            flying.add(future)
 
-    flying = as_completed([submit(f) for f in islice(pending, IN_FLIGHT_PER_THREAD * threads)])
-    for future in flying:
+    top_up()
+    while names:
+        future = next(flying)
         file = names.pop(future.key)
         try:
             outcome = future.result()
@@ -110,6 +149,4 @@ def cluster_outcomes(files: Iterable[str], job: ClassifyJob, client: Client) -> 
             outcome = Outcome(file, error_line(file, message) if job.json_output else "", "error", message=message)
         future.release()
         yield outcome
-        refill = next(pending, None)
-        if refill is not None:
-            flying.add(submit(refill))
+        top_up()
