@@ -13,6 +13,8 @@ numbers to ``benchmarks/results.json``. Figures, by name:
   extraction  training feature extraction, all cores (clips/s)
   train       full genrecast train on the synthetic 1000-clip set
   longfile    peak memory of genrecast classify on 20-min and 3-h MP3s (streaming)
+  archive     genrecast classify on a local Dask cluster: hours of audio per hour per core (1 and 2
+              workers), scheduler overhead per file
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import traceback
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FIGURES = ("window", "parity", "classify", "startup", "latency", "steady", "concurrent", "extraction", "train", "longfile")
+FIGURES = ("window", "parity", "classify", "startup", "latency", "steady", "concurrent", "extraction", "train", "longfile", "archive")
 
 
 def _module(name: str):
@@ -38,7 +40,8 @@ def _module(name: str):
 
     module = {"startup": "daemon_figures", "latency": "daemon_figures", "steady": "daemon_figures",
               "concurrent": "daemon_figures", "train": "train_figure", "window": "window_latency",
-              "classify": "classify_throughput", "longfile": "long_file"}.get(name, name)
+              "classify": "classify_throughput", "longfile": "long_file",
+              "archive": "archive_throughput"}.get(name, name)
     mod = importlib.import_module(f"benchmarks.{module}")
     return getattr(mod, name) if module == "daemon_figures" else mod.run
 
