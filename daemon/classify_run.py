@@ -8,6 +8,7 @@ others); otherwise 3 if any file was shorter than one window; 130 when interrupt
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +104,8 @@ def run_classify(options: ClassifyOptions, out: TextIO = sys.stdout) -> int:
     Raises :class:`UsageError` for bad options, ``BundleError``/``OSError`` for a bad bundle and
     ``genrecast.daemon.cluster.ClusterError`` for a cluster that cannot be had."""
     check(options)
+    if options.archive:  # a line per resampled file would bury the progress
+        logging.getLogger("genrecast.daemon.windowing").setLevel(logging.WARNING)
     cached_classifier(options.job.bundle, options.job.backend)  # a bad bundle fails here, in one line
     done = resume_output(options.output) if options.resume and options.output else set()
     stream = open(options.output, "a", encoding="utf-8") if options.output else out
