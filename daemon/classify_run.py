@@ -99,8 +99,9 @@ def _outcomes(files: Iterator[str], options: ClassifyOptions, write: Callable[[s
             cluster.close()
 
 
-def run_classify(options: ClassifyOptions, out: TextIO = sys.stdout) -> int:
-    """Classify every file ``options`` names; returns the exit status (see the module).
+def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
+    """Classify every file ``options`` names, writing to ``--output``, else ``out`` (default: stdout);
+    returns the exit status (see the module).
     Raises :class:`UsageError` for bad options, ``BundleError``/``OSError`` for a bad bundle and
     ``genrecast.daemon.cluster.ClusterError`` for a cluster that cannot be had."""
     check(options)
@@ -108,12 +109,13 @@ def run_classify(options: ClassifyOptions, out: TextIO = sys.stdout) -> int:
         logging.getLogger("genrecast.daemon.windowing").setLevel(logging.WARNING)
     cached_classifier(options.job.bundle, options.job.backend)  # a bad bundle fails here, in one line
     done = resume_output(options.output) if options.resume and options.output else set()
-    stream = open(options.output, "a", encoding="utf-8") if options.output else out
+    stream = open(options.output, "a", encoding="utf-8") if options.output else None
     tally = Tally(skipped=len(done))
 
     def write(text: str) -> None:
-        stream.write(text + "\n")
-        stream.flush()
+        target = stream or out or sys.stdout  # looked up each time: a progress bar may be redirecting stdout
+        target.write(text + "\n")
+        target.flush()
 
     try:
         with ArchiveProgress(options.archive) as progress:
@@ -131,7 +133,7 @@ def run_classify(options: ClassifyOptions, out: TextIO = sys.stdout) -> int:
         print(f"genrecast: interrupted after {tally.files} files{again}", file=sys.stderr, flush=True)
         return 130
     finally:
-        if stream is not out:
+        if stream is not None:
             stream.close()
     if options.archive:
         print(f"genrecast: {tally.summary(options.output)}", file=sys.stderr, flush=True)

@@ -226,3 +226,16 @@ def test_a_missing_extra_is_one_line(flag: list[str], message: str, archive: Pat
                           capture_output=True, text=True, timeout=120)
     assert (proc.returncode, proc.stderr.strip().splitlines()) == (2, [message])
     assert not (tmp_path / "plots").exists()
+
+
+def test_a_terminal_shows_files_hours_and_time_left(archive: Path, tmp_path: Path) -> None:
+    from helpers import Terminal
+
+    out = tmp_path / "out.jsonl"
+    n = len(audio_files(archive))
+    with Terminal(f"{EXE} classify {archive}/jazz {archive}/blues -o {out}", width=140, height=20) as term:
+        screen = wait_for(lambda: "EXIT=" in (text := term.screen()) and text, 180, "classify to finish")
+    bar = next(line for line in screen.splitlines() if line.startswith("classifying"))
+    assert "9/9 files" in bar and " h of audio" in bar and "ETA" in bar, screen
+    assert "genrecast: classified 9 files" in screen and "EXIT=0" in screen and "Traceback" not in screen
+    assert len([r for r in records(out) if r["type"] == "verdict"]) == 9 < n
