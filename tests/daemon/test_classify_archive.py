@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import EXE, children, file_lines, run_cli, wait_for
+from helpers import EXE, children, ffmpeg_processes_mentioning, file_lines, run_cli, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -122,26 +122,50 @@ def _classify_from_pipe(archive: Path, tmp_path: Path, *extra: str) -> tuple[sub
     return proc, _open_writer(fifo), out
 
 
-def test_a_worker_killed_mid_run_leaves_every_file_done_once(archive: Path, reference, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def long_mp3(tmp_path_factory, data_dir: Path) -> Path:
+    """10 minutes of real music (metal.00000 20 times) as an MP3: decoded by an ffmpeg child for seconds."""
+    out = tmp_path_factory.mktemp("long") / "long.mp3"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-stream_loop", "19", "-i", str(data_dir / "gtzan-sample" / "metal" / "metal.00000.wav"),
+                    "-ac", "1", "-ar", "22050", "-b:a", "64k", str(out)], check=True, timeout=120)
+    return out
+
+
+def _parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[1])
+
+
+def test_a_worker_killed_mid_task_leaves_every_file_done_once(archive: Path, reference, long_mp3: Path, tmp_path: Path) -> None:
+    """The worker decoding a 10-minute MP3 (its ffmpeg child running) is killed with SIGKILL while
+    the list is still open: Dask gives the task to another worker, and every file, that one too,
+    is written exactly once."""
     files = audio_files(archive)
     proc, fd, out = _classify_from_pipe(archive, tmp_path, "--workers", "2")
     try:
-        os.write(fd, "".join(f + "\n" for f in files[:-4]).encode())
-        wait_for(lambda: closing(records(out)), 180, "the first verdict")
-        workers = wait_for(lambda: len(w := _worker_pids(proc.pid)) == 2 and w, 30, "two worker processes")
-        os.kill(workers[0], signal.SIGKILL)  # the run cannot have ended: the list is still open
+        os.write(fd, "".join(f + "\n" for f in [str(long_mp3), *files[:-4]]).encode())
+        [decoder] = wait_for(lambda: ffmpeg_processes_mentioning(str(long_mp3)), 180, "a worker decoding the long file")
+        worker = _parent(decoder)
+        assert worker in _worker_pids(proc.pid)
+        os.kill(worker, signal.SIGKILL)  # mid-task, and mid-run: the list is still open
+        try:
+            os.kill(decoder, signal.SIGKILL)  # the orphan would end at its closed pipe anyway
+        except ProcessLookupError:
+            pass
         os.write(fd, "".join(f + "\n" for f in files[-4:]).encode())
     finally:
         os.close(fd)
     try:
-        proc.wait(180)
+        proc.wait(300)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 1, (tmp_path / "stderr.txt").read_text()[-2000:]  # the broken file, nothing else
     rows = records(out)
-    assert_each_once(rows, files)
-    assert {r["file"]: r for r in closing(rows)} == reference
+    assert_each_once(rows, [*files, str(long_mp3)])
+    by_file = {r["file"]: r for r in closing(rows)}
+    assert by_file.pop(str(long_mp3))["windows"] == 200
+    assert by_file == reference
 
 
 def test_an_interrupted_run_resumed_gives_every_file_once(archive: Path, reference, tmp_path: Path) -> None:
