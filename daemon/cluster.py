@@ -31,8 +31,9 @@ log = logging.getLogger("genrecast")
 #: Tasks in flight per worker thread: enough to keep every worker busy, few enough that a
 #: million-file list never sits in the scheduler.
 IN_FLIGHT_PER_THREAD = 4
-#: Seconds to wait for a scheduler to answer and for its first worker.
-CONNECT_SECONDS = 60
+#: Seconds to wait for a scheduler to answer, and then for its first worker.
+CONNECT_SECONDS = 10
+FIRST_WORKER_SECONDS = 60
 
 
 class ClusterError(RuntimeError):
@@ -71,10 +72,10 @@ def connect(workers: int | None, scheduler: str | None) -> tuple[Client, LocalCl
         logging.getLogger("distributed").setLevel(logging.WARNING)
         try:
             client = Client(scheduler, timeout=CONNECT_SECONDS)
-            client.wait_for_workers(1, timeout=CONNECT_SECONDS)
+            client.wait_for_workers(1, timeout=FIRST_WORKER_SECONDS)
         except (OSError, TimeoutError) as exc:
-            raise ClusterError(f"--scheduler {scheduler}: no scheduler with a worker answered within {CONNECT_SECONDS} s "
-                               f"({exc}); check the address (tcp://HOST:8786) and that `dask worker {scheduler}` runs") from None
+            raise ClusterError(f"--scheduler {scheduler}: no scheduler with a worker answered ({exc}); check the address "
+                               f"(tcp://HOST:8786) and that `dask worker {scheduler}` runs") from None
         return client, None
     logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO lines would bury the progress
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",

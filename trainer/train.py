@@ -41,6 +41,8 @@ class TrainSettings:
     """Seed of the split, weight initialisation and shuffling."""
     workers: int | None = None
     """Processes for feature extraction (all cores by default)."""
+    scheduler: str | None = None
+    """Extract the features on the Dask cluster at this scheduler address instead."""
 
 
 def make_split(features: FeatureSet, settings: TrainSettings) -> Split:
@@ -98,7 +100,7 @@ def train(dataset_path: Path, out: Path, cfg: FeatureConfig, settings: TrainSett
     from genrecast.trainer.export import save_bundle
 
     dataset = scan_dataset(dataset_path)
-    features = extract_dataset(dataset, cfg, workers=settings.workers)
+    features = extract_dataset(dataset, cfg, workers=settings.workers, scheduler=settings.scheduler)
     split = make_split(features, settings)
     for part in ("train", "valid", "test"):
         if not getattr(split, part).any():

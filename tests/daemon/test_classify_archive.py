@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import EXE, children, ffmpeg_processes_mentioning, file_lines, run_cli, wait_for
+from helpers import EXE, children, ffmpeg_processes_mentioning, file_lines, free_port, run_cli, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -226,6 +226,10 @@ def test_bad_options_are_one_line(tmp_path: Path, archive: Path) -> None:
     for args, message in cases:
         proc = run_cli("classify", *args)
         assert (proc.returncode, proc.stderr.strip().splitlines()) == (2, [message]), args
+    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    proc = run_cli("classify", "--scheduler", address, str(archive))
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith(f"genrecast: error: --scheduler {address}: no scheduler with a worker answered")
 
 
 #: Run the CLI with dask's distributed and matplotlib unimportable, as after `pip install .`.
