@@ -15,6 +15,7 @@ numbers to ``benchmarks/results.json``. Figures, by name:
   longfile    peak memory of genrecast classify on 20-min and 3-h MP3s (streaming)
   archive     genrecast classify on a local Dask cluster: hours of audio per hour per core (1 and 2
               workers), scheduler overhead per file
+  fleet       the fleet's balance: shares of --shard K/N and sources moved when a member joins
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import traceback
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FIGURES = ("window", "parity", "classify", "startup", "latency", "steady", "concurrent", "extraction", "train", "longfile", "archive")
+FIGURES = ("window", "parity", "classify", "startup", "latency", "steady", "concurrent", "extraction", "train", "longfile", "archive", "fleet")
 
 
 def _module(name: str):
@@ -40,7 +41,7 @@ def _module(name: str):
 
     module = {"startup": "daemon_figures", "latency": "daemon_figures", "steady": "daemon_figures",
               "concurrent": "daemon_figures", "train": "train_figure", "window": "window_latency",
-              "classify": "classify_throughput", "longfile": "long_file",
+              "classify": "classify_throughput", "longfile": "long_file", "fleet": "fleet_balance",
               "archive": "archive_throughput"}.get(name, name)
     mod = importlib.import_module(f"benchmarks.{module}")
     return getattr(mod, name) if module == "daemon_figures" else mod.run

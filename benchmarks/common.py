@@ -211,6 +211,15 @@ def proc_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def proc_pss_mb(pid: int) -> float:
+    """Proportional set size of ``pid`` in MB: shared pages (libraries) split among their users,
+    so a sum over many ffmpeg processes does not count libavcodec once per process."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def scrape_metrics(port: int) -> dict[str, float]:
     import urllib.request
 

@@ -57,18 +57,32 @@ def _root(
 
 
 def _register_commands() -> None:
-    from genrecast.daemon import cli_daemon
+    from genrecast.daemon import cli_daemon, cli_report
     from genrecast.plugins import cli as plugins_cli
     from genrecast.trainer import cli as trainer_cli
 
     trainer_cli.register(app)
     cli_daemon.register(app)
+    cli_report.register(app)
     plugins_cli.register(app)
+
+
+def single_threaded_blas() -> None:
+    """Give OpenBLAS one thread per caller (unless ``OPENBLAS_NUM_THREADS`` is set).
+
+    genrecast's numpy work is many small matrix products (a 1025-bin spectrum by a
+    12-row chroma basis, per window), made from one thread per source or one process per
+    worker. OpenBLAS's own thread pool only contends then: 100 real-time streams took
+    104 % of a core and fell behind with it, 29 % and kept up without
+    (``python -m benchmarks --only concurrent``, 2026-11-30). Must run before numpy is
+    imported."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def main() -> None:
     """Entry point of the ``genrecast`` console command."""
     private_stderr()  # first, before any thread or library can point fd 2 elsewhere
+    single_threaded_blas()
     ensure_numba_cache()
     _register_commands()
     app()

@@ -79,6 +79,7 @@ def register(app: typer.Typer) -> None:
     def run(
         source: Optional[list[str]] = typer.Option(None, "--source", "-s", metavar="SPEC", help="Audio source SPEC or NAME=SPEC (repeatable)." + _default("sources")),
         daemon_id: Optional[str] = typer.Option(None, "--daemon-id", metavar="ID", help="This daemon's id in MQTT topics and Home Assistant. \\[default: the host name]"),
+        shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help="Fleet member K of N: listen only to this member's share of the sources (rendezvous hashing of their names; N equal on every member). auto/N takes K from a StatefulSet pod's ordinal. Also GENRECAST_SHARD. \\[default: every source]"),
         sink: Optional[list[str]] = typer.Option(None, "--sink", metavar="NAME", help="Event sink by name: stdout, mqtt, logfile or a plugin's (repeatable)." + _default("sinks")),
         config_path: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE", help="TOML configuration file. \\[default: /etc/genrecast/config.toml if it exists]"),
         bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", metavar="DIR", help="Model bundle directory. \\[default: the built-in model]"),
@@ -104,7 +105,7 @@ def register(app: typer.Typer) -> None:
         setup_logging(verbose)
         _check_hop(hop_seconds)
         flags = {
-            "sources": source or None, "daemon_id": daemon_id, "sinks": sink or None, "model.bundle": str(bundle) if bundle else None,
+            "sources": source or None, "daemon_id": daemon_id, "shard": shard, "sinks": sink or None, "model.bundle": str(bundle) if bundle else None,
             "model.backend": backend, "stdout.json": True if json_output else None,
             "windowing.hop_seconds": hop_seconds, "smoothing.silence_dbfs": silence_dbfs,
             "smoothing.min_confidence": min_confidence, "smoothing.windows": smooth_windows,
@@ -198,13 +199,15 @@ def register(app: typer.Typer) -> None:
         root: Path = typer.Option(Path("/"), help="Install under this root directory (for packaging and tests)."),
         executable: Optional[str] = typer.Option(None, help="Path of the genrecast command for ExecStart. [default: this one]"),
     ) -> None:
-        """Write /etc/systemd/system/genrecast.service and, unless they exist,
+        """Write /etc/systemd/system/genrecast.service, the template genrecast@.service (several
+        fleet members on one host: genrecast@1-of-2, genrecast@2-of-2) and, unless they exist,
         /etc/genrecast/config.toml (mode 644) and /etc/genrecast/mqtt_password (mode 600).
 
         Refuses when the unit's sandbox would hide the command from the service
         (a virtualenv under /root, /home or /tmp): install into /opt/genrecast first.
 
         Then: systemctl daemon-reload && systemctl enable --now genrecast
+        (or, for two members sharing the sources: systemctl enable --now genrecast@1-of-2 genrecast@2-of-2)
         """
         from genrecast.daemon.cli import fail
         from genrecast.daemon.install import InstallError, install

@@ -50,6 +50,12 @@ def _daemon_id(value: str) -> str | None:
     return daemon_id_problem(value)
 
 
+def _shard(value: str) -> str | None:
+    from genrecast.daemon.shard import shard_problem
+
+    return shard_problem(value)
+
+
 #: Every key, as "section.key" ("" section for top-level keys). Sink sections are
 #: validated here too, so one check covers the whole file; their defaults are the sink
 #: settings' own (a test keeps them equal) and their ranges allow what the sinks allow.
@@ -58,6 +64,8 @@ KEYS: dict[str, Key] = {
     "sources": Key(list, ["mic"], "Audio sources: SPEC or NAME=SPEC; SPEC is mic, mic:NAME_OR_INDEX, file:PATH, - or a URL."),
     "daemon_id": Key(str, "", "This daemon's id: namespaces its MQTT topics, client id and Home Assistant device "
                      "(empty: the host name; give each daemon on one host its own).", _daemon_id),
+    "shard": Key(str, "", "This member's share of the sources in a fleet: K/N (member K of N, by rendezvous hashing of "
+                 "the source names), auto/N (K from a StatefulSet pod's ordinal), empty: every source.", _shard),
     "model.bundle": Key(str, "", "Model bundle directory; empty for the built-in model.", must_exist=True),
     "model.backend": Key(str, "litert", "Classifier backend: litert (no tensorflow) or keras.", _choice("litert", "keras")),
     "windowing.hop_seconds": Key((int, float), 0.0, "Seconds between window starts; 0 means the window length.", _range(0, 60)),

@@ -14,10 +14,13 @@ from datetime import datetime, timezone
 from importlib import resources
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Versions :meth:`GenreEvent.from_dict` reads (1: before the music detector; its events get
-#: ``music_probability`` None).
-READABLE_SCHEMA_VERSIONS = (1, 2)
+#: ``music_probability`` None. 2: before the bandwidth estimate; its events get ``bandwidth_hz``
+#: and ``band_limited`` None).
+READABLE_SCHEMA_VERSIONS = (1, 2, 3)
+#: Fields an event may leave out (read as None), whatever its version.
+OPTIONAL_FIELDS = frozenset({"context_seconds", "bandwidth_hz", "band_limited"})
 STATES = ("music", "not_music", "silence", "uncertain")
 
 
@@ -62,6 +65,13 @@ class GenreEvent:
     smoothed_music_probability: float | None = None
     """P(music) averaged over the detector's last windows (this one included), which the
     music/not_music hysteresis acts on; ``None`` when ``music_probability`` is."""
+    bandwidth_hz: float | None = None
+    """The source's effective audio bandwidth (Hz), estimated from the long-term spectrum of its
+    last audible windows (see ``genrecast.daemon.bandwidth``); ``None`` until a few audible windows
+    were heard."""
+    band_limited: bool | None = None
+    """True when ``bandwidth_hz`` is well below the band the model was trained on (e.g. 8-kHz
+    telephone or 16-kHz audio resampled up): genres are less reliable; ``None`` when unknown."""
     schema_version: int = field(default=SCHEMA_VERSION)
     """Version of this JSON form."""
 
@@ -80,7 +90,7 @@ class GenreEvent:
         if version not in READABLE_SCHEMA_VERSIONS:
             raise ValueError(f"unsupported genre event schema_version {version!r} (expected one of {READABLE_SCHEMA_VERSIONS})")
         names = {f.name for f in dataclasses.fields(cls)}
-        optional = {"context_seconds"} | ({"music_probability", "smoothed_music_probability"} if version == 1 else set())
+        optional = OPTIONAL_FIELDS | ({"music_probability", "smoothed_music_probability"} if version == 1 else set())
         missing = sorted(n for n in names - set(data) if n not in optional)
         if missing:
             raise ValueError(f"genre event is missing {missing}")
@@ -113,7 +123,8 @@ _FIELD_TYPES: dict[str, tuple[str, ...]] = {
     "audio_end_seconds": ("number",), "state": ("str",), "genre": ("str", "null"), "probability": ("number",),
     "probabilities": ("dict",), "smoothed_genre": ("str", "null"), "smoothed_probability": ("number",),
     "changed": ("bool",), "level_dbfs": ("number",), "model_id": ("str",), "context_seconds": ("number", "null"),
-    "music_probability": ("number", "null"), "smoothed_music_probability": ("number", "null"), "schema_version": ("int",),
+    "music_probability": ("number", "null"), "smoothed_music_probability": ("number", "null"), "bandwidth_hz": ("number", "null"),
+    "band_limited": ("bool", "null"), "schema_version": ("int",),
 }
 """JSON types of each field (what :meth:`GenreEvent.from_dict` accepts from other publishers)."""
 

@@ -95,6 +95,33 @@ def unit_text(executable: str = PACKAGED_UNIT_EXEC) -> str:
     return UNIT_TEMPLATE.format(executable=executable)
 
 
+TEMPLATE_UNIT_NAME = "genrecast@.service"
+#: What the template unit changes in :data:`UNIT_TEMPLATE`: the instance name is the member's
+#: shard, K-of-N (``genrecast@2-of-3``), its daemon id is HOST-K-of-N, and its event log its own.
+_TEMPLATE_CHANGES = (
+    ("# genrecast: a music-genre listener. Install with `sudo genrecast service install`.\n",
+     "# genrecast fleet member: one of N daemons on this host sharing the configured sources.\n"
+     "# Install with `sudo genrecast service install`; start members K-of-N, all with the same N:\n"
+     "#   systemctl enable --now genrecast@1-of-2 genrecast@2-of-2\n"
+     "# Each member listens to its share (rendezvous hashing of the source names), publishes as\n"
+     "# daemon id HOST-K-of-N and logs events (logfile sink) to genrecast-events-K-of-N.jsonl.\n"
+     "# Metrics on: give each member its own port in a drop-in (systemctl edit genrecast@2-of-2):\n"
+     "#   [Service]\n#   Environment=GENRECAST_METRICS_PORT=9465\n"),
+    ("Description=genrecast music-genre listener\n", "Description=genrecast music-genre listener, fleet member %i\n"),
+    ("run --config /etc/genrecast/config.toml\n", "run --config /etc/genrecast/config.toml --shard %i --daemon-id %l-%i\n"),
+    ("Environment=PYTHONUNBUFFERED=1\n", "Environment=PYTHONUNBUFFERED=1\nEnvironment=GENRECAST_LOGFILE_PATH=genrecast-events-%i.jsonl\n"),
+)
+
+
+def template_unit_text(executable: str = PACKAGED_UNIT_EXEC) -> str:
+    """The template unit ``genrecast@.service`` for several members on one host (instance: K-of-N)."""
+    text = unit_text(executable)
+    for old, new in _TEMPLATE_CHANGES:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    return text
+
+
 def _toml_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -223,10 +250,12 @@ class Planned:
 def plan(root: Path, executable: str) -> list[Planned]:
     """What an install under ``root`` ("/" for real) would do."""
     unit = root / "etc/systemd/system" / UNIT_NAME
+    template = root / "etc/systemd/system" / TEMPLATE_UNIT_NAME
     config = root / "etc/genrecast/config.toml"
     password = root / "etc/genrecast/mqtt_password"  # the unit's LoadCredential= needs the file
     return [
         Planned(unit, unit_text(executable), "write", MODES["unit"]),
+        Planned(template, template_unit_text(executable), "write", MODES["unit"]),
         Planned(config, example_config(), "keep" if config.exists() else "write", MODES["config"]),
         Planned(password, "", "keep" if password.exists() else "write", MODES["secret"]),
     ]

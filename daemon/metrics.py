@@ -1,7 +1,12 @@
-"""Optional Prometheus endpoint (``[metrics] enabled = true``), bound to 127.0.0.1 by default.
+"""Optional Prometheus endpoint (``[metrics] enabled = true``), bound to 127.0.0.1 by default,
+with the daemon's health beside it for probes (Kubernetes, load balancers):
 
-Counters are read from the running pipeline, sources and sinks at scrape time,
-so the hot path only keeps plain integers; classification latency is a histogram.
+- ``/metrics``: Prometheus text. Counters are read from the running pipeline, sources and sinks
+  at scrape time, so the hot path only keeps plain integers; classification latency is a histogram.
+- ``/healthz``: 200 while the watchdog would pet systemd's watchdog (the classifier loop makes
+  progress and some source is live, or the member has no sources), else 503; the body is the
+  daemon's status line.
+- ``/readyz``: 200 once the daemon is ready (audio arrived, or a source waits to retry), else 503.
 """
 
 from __future__ import annotations
@@ -67,10 +72,43 @@ class PipelineCollector:
                                       value=mqtt.get("connect_attempts", 0))
 
 
-def start_metrics_server(pipeline, publisher, host: str, port: int):
-    """Serve /metrics on ``host:port``; returns the server (``shutdown()`` to stop)."""
-    from prometheus_client import CollectorRegistry, Histogram, start_http_server
+def health_app(metrics_app, health):
+    """A WSGI app: ``/healthz`` and ``/readyz`` from ``health`` (an object with ``healthy()``,
+    ``ready`` and ``status()``, the service's Watchdog), every other path to ``metrics_app``."""
+
+    def app(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path not in ("/healthz", "/readyz") or health is None:
+            return metrics_app(environ, start_response)
+        ok = health.healthy() if path == "/healthz" else health.ready
+        body = (("ok" if ok else "unhealthy" if path == "/healthz" else "not ready") + ": "
+                + health.status().removeprefix("STATUS=") + "\n").encode()
+        start_response("200 OK" if ok else "503 Service Unavailable",
+                       [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return app
+
+
+def start_metrics_server(pipeline, publisher, host: str, port: int, health=None):
+    """Serve /metrics, and /healthz and /readyz from ``health`` (see :func:`health_app`), on
+    ``host:port`` in a thread; returns the server (``shutdown()`` to stop). Raises OSError
+    when the address cannot be bound."""
+    import socket
+    import threading
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    from prometheus_client import CollectorRegistry, Histogram, make_wsgi_app
     from prometheus_client.process_collector import ProcessCollector
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+        address_family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]  # "::" binds IPv6
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, format, *args) -> None:  # no line per scrape or probe
+            pass
 
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)  # resident memory, CPU, open fds
@@ -78,6 +116,7 @@ def start_metrics_server(pipeline, publisher, host: str, port: int):
     latency = Histogram("genrecast_classification_seconds", "Time to classify one batch of windows.",
                         buckets=LATENCY_BUCKETS_SECONDS, registry=registry)
     pipeline.maker.on_batch = lambda windows, seconds: latency.observe(seconds)
-    server, _thread = start_http_server(port, addr=host, registry=registry)
-    log.info("metrics on http://%s:%d/metrics", host, port)
+    server = make_server(host, port, health_app(make_wsgi_app(registry), health), Server, handler_class=QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    log.info("metrics on http://%s:%d/metrics, health on /healthz and /readyz", host, port)
     return server

@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from genrecast.daemon.bandwidth import BandwidthMonitor, BandwidthState
 from genrecast.daemon.classifier import Classifier
 from genrecast.daemon.detector import MusicGate
 from genrecast.daemon.events import GenreEvent, utc_now
@@ -57,6 +58,8 @@ class PendingWindow:
     context_seconds: float | None
     music_features: np.ndarray | None = None
     """The music detector's input (None without a detector, or when ``features`` is None)."""
+    bandwidth: BandwidthState = BandwidthState(None, None)
+    """The source's bandwidth estimate after this window."""
 
 
 class SourceState:
@@ -79,6 +82,7 @@ class SourceState:
         self._rolling = RollingSummary(cfg) if cfg.kind == "summary" else None
         self._rolled_until_seconds = 0.0  # audio clock up to which the rolling context has audio
         self.last_audio_monotonic: float | None = None
+        self.bandwidth = BandwidthMonitor(cfg.sample_rate)
 
     def windows(self, block: np.ndarray, rate: int) -> list[PendingWindow]:
         """Feed a block of mono audio; return the windows it completed, with features."""
@@ -102,6 +106,23 @@ class SourceState:
                 f"(at least {MIN_FINAL_FRACTION * self.cfg.window_seconds:g} s is needed); nothing was classified")
 
     def _prepare(self, window: Window) -> PendingWindow:
+        pending = self._prepare_features(window)
+        pending.bandwidth = self._bandwidth(window, audible=pending.features is not None)
+        return pending
+
+    def _bandwidth(self, window: Window, audible: bool) -> BandwidthState:
+        """Update the bandwidth estimate with an audible window's real audio; log once when the
+        source turns out band-limited."""
+        real = int(round((window.end_seconds - window.start_seconds) * self.cfg.sample_rate))
+        state = self.bandwidth.update(window.samples[:real] if audible else None)
+        if state.newly_limited:
+            log.warning("source %s: its audio is band-limited to about %.1f kHz, below the %.1f kHz the model was "
+                        "trained on (8-kHz telephone or 16-kHz audio resampled up?), so genres are less reliable; "
+                        "feed it at %g kHz or more if you can (events say band_limited: true)",
+                        self.name, state.bandwidth_hz / 1000, self.cfg.sample_rate / 2000, self.cfg.sample_rate / 1000)
+        return state
+
+    def _prepare_features(self, window: Window) -> PendingWindow:
         with np.errstate(all="ignore"):  # NaN/inf audio is reported below, not warned about
             level = level_dbfs(window.samples)
         if self._rolling is not None:
@@ -242,6 +263,8 @@ class EventMaker:
             context_seconds=p.context_seconds,
             music_probability=_unit(music.p_music) if music is not None else None,
             smoothed_music_probability=_unit(music.smoothed) if music is not None else None,
+            bandwidth_hz=p.bandwidth.bandwidth_hz,
+            band_limited=p.bandwidth.band_limited,
         )
         p.source.seq += 1
         return event
@@ -328,7 +351,10 @@ class Pipeline:
 
     def run(self) -> None:
         """Block until every source has ended (finite) or :meth:`stop` was called and
-        the windows already buffered were classified and published."""
+        the windows already buffered were classified and published. Without sources (a fleet
+        member whose share is empty) block until :meth:`stop`."""
+        while not self.sources and not self.stop_event.wait(0.5):
+            self.last_progress_monotonic = time.monotonic()
         threads = []
         with self._cond:
             self._running = len(self.sources)

@@ -22,15 +22,16 @@ EXIT_NO_AUDIO = 1
 
 
 def open_sources(config: Config) -> list:
-    """The configured sources, each under its given or derived name (:mod:`genrecast.daemon.naming`)."""
-    from genrecast.daemon.naming import named_sources
+    """This member's sources (all configured ones without ``shard``: :mod:`genrecast.daemon.shard`),
+    each under its given or derived name (:mod:`genrecast.daemon.naming`)."""
+    from genrecast.daemon.shard import member_sources
     from genrecast.daemon.sources import parse_source
 
     return [
         parse_source(spec, name=name, realtime=config["input.realtime"], loop=config["input.loop"], stdin_format=config["input.format"],
                      stdin_rate=config["input.rate"], stdin_channels=config["input.channels"],
                      stall_seconds=config["input.stall_seconds"])
-        for name, spec in named_sources(config["sources"])
+        for name, spec in member_sources(config)
     ]
 
 
@@ -78,10 +79,12 @@ class Watchdog:
         return [s.name for s in self.pipeline.sources if getattr(s, "waiting_to_retry", False)]
 
     def healthy(self) -> bool:
+        """The classifier loop made progress within the limit and some source is live (or this
+        fleet member has no source to listen to)."""
         limit = self.limit_seconds
         if time.monotonic() - self.pipeline.last_progress_monotonic >= limit:
             return False
-        return any(self._has_audio(s, limit) or (hasattr(s, "loop_alive") and s.loop_alive(limit))
+        return not self.pipeline.sources or any(self._has_audio(s, limit) or (hasattr(s, "loop_alive") and s.loop_alive(limit))
                    for s in self.pipeline.sources)
 
     def status(self) -> str:
@@ -96,7 +99,7 @@ class Watchdog:
         period = min(5.0, (self.timeout_seconds or 10.0) / 3)
         while not self._stop.wait(0.2 if not self.ready else period):
             waiting = self._waiting()
-            if not self.ready and (waiting or any(self._has_audio(s) for s in self.pipeline.sources)):
+            if not self.ready and (waiting or not self.pipeline.sources or any(self._has_audio(s) for s in self.pipeline.sources)):
                 self.ready = True
                 self.notifier.send("READY=1", self.status())
                 log.info("ready: model loaded and %s", f"waiting to retry {', '.join(waiting)}" if waiting else "audio arriving")
@@ -129,19 +132,19 @@ def run_daemon(config: Config) -> int:
         classifier = open_classifier(config["model.bundle"], config["model.backend"])
         sources = open_sources(config)
         publisher = open_publisher(config, list(classifier.bundle.labels))
-    except (BundleError, SourceError, ValueError, OSError) as exc:
+    except (BundleError, SourceError, ValueError, OSError) as exc:  # ShardError is a ValueError
         fail(str(exc))
     pipeline = Pipeline(classifier, sources, publisher.publish, pipeline_settings(config))
     notifier = Notifier()
     watchdog = Watchdog(pipeline, notifier, watchdog_seconds())
     _install_signal_handlers(pipeline, publisher)
-    log.info("listening to %s with model %s", ", ".join(s.name for s in sources), classifier.bundle.model_id)
+    _log_share(config, sources, classifier.bundle.model_id)
     metrics_server = None
     if config["metrics.enabled"]:
         from genrecast.daemon.metrics import start_metrics_server
 
         try:
-            metrics_server = start_metrics_server(pipeline, publisher, config["metrics.host"], config["metrics.port"])
+            metrics_server = start_metrics_server(pipeline, publisher, config["metrics.host"], config["metrics.port"], watchdog)
         except OSError as exc:
             log.error("cannot serve metrics on %s:%s (%s); going on without them", config["metrics.host"], config["metrics.port"], exc)
     watchdog.start()
@@ -157,6 +160,18 @@ def run_daemon(config: Config) -> int:
     if pipeline.dropped_windows:
         log.warning("dropped %d windows because classification fell behind", pipeline.dropped_windows)
     return EXIT_NO_AUDIO if pipeline.ended_without_audio else 0
+
+
+def _log_share(config: Config, sources: list, model_id: str) -> None:
+    names = ", ".join(s.name for s in sources)
+    if not config["shard"]:
+        log.info("listening to %s with model %s", names, model_id)
+    elif sources:
+        log.info("shard %s: listening to %d of the %d configured sources (%s) with model %s", config["shard"],
+                 len(sources), len(config["sources"]), names, model_id)
+    else:
+        log.warning("shard %s: none of the %d configured sources falls to this member; idling until stopped "
+                    "(a fleet with fewer sources than members has idle members)", config["shard"], len(config["sources"]))
 
 
 def _install_signal_handlers(pipeline, publisher) -> None:

@@ -11,9 +11,9 @@ from typing import Optional
 
 import typer
 
-TAIL_HELP = """Watch genre events live: from the MQTT broker (subscribes to PREFIX/+/event) or from an event log (--file).
+TAIL_HELP = """Watch genre events live: from the MQTT broker (subscribes to PREFIX/+/+/event: every daemon, a whole fleet) or from an event log (--file).
 
-The view shows, per source, the window's genre with a probability bar, the top three, the smoothed genre
+The view shows, per source and the daemon it came from (SOURCE @ DAEMON_ID), the window's genre with a probability bar, the top three, the smoothed genre
 and the recent windows' genres. --json prints each event's JSON line instead. Ctrl-C quits.
 
 Broker settings (user, password, TLS) come from the mqtt section of the config file and GENRECAST_MQTT_*;
@@ -53,10 +53,11 @@ def register(app: typer.Typer) -> None:
         broker: Optional[str] = typer.Option(None, "--broker", metavar="HOST[:PORT]", help="The MQTT broker. \\[default: the configured mqtt host and port, localhost:1883]"),
         prefix: Optional[str] = typer.Option(None, "--prefix", envvar="GENRECAST_MQTT_PREFIX", metavar="PREFIX", help="Topic prefix. \\[default: genrecast]"),
         file: Optional[Path] = typer.Option(None, "--file", "-f", metavar="FILE", help="Follow this event log (JSON lines) instead of the broker; a file that does not exist yet is waited for."),
-        json_output: bool = typer.Option(False, "--json", metavar="", help="Print the raw event JSON lines."),
+        json_output: bool = typer.Option(False, "--json", metavar="", help="Print the raw event JSON lines (as published; the daemon id is in the topic only)."),
         config_path: Optional[Path] = typer.Option(None, "--config", "-c", envvar="GENRECAST_CONFIG", metavar="FILE", help="Config file for the mqtt settings."),
+        daemon_id: Optional[str] = typer.Option(None, "--daemon-id", metavar="ID", help="Follow only this daemon (fleet member). \\[default: every daemon under the prefix]"),
     ) -> None:
-        _tail(broker, prefix, file, json_output, config_path)
+        _tail(broker, prefix, file, json_output, config_path, daemon_id)
 
 
 def _mqtt_settings(broker: Optional[str], prefix: Optional[str], config_path: Optional[Path]):
@@ -84,18 +85,23 @@ def _mqtt_settings(broker: Optional[str], prefix: Optional[str], config_path: Op
 
 
 def _tail(broker: Optional[str], prefix: Optional[str], file: Optional[Path], json_output: bool,
-          config_path: Optional[Path]) -> None:
+          config_path: Optional[Path], daemon_id: Optional[str] = None) -> None:
     from genrecast.plugins.tail import TailError, run_tail_file, run_tail_mqtt
 
     logging.basicConfig(level=logging.WARNING, format="genrecast: %(levelname)s: %(message)s")
-    if file is not None and broker is not None:
-        _error("give --broker or --file, not both")
+    if file is not None and (broker is not None or daemon_id is not None):
+        _error("give --file (an event log) or --broker/--daemon-id (MQTT), not both")
+    if daemon_id is not None:
+        from genrecast.daemon.naming import daemon_id_problem
+
+        if not daemon_id or (problem := daemon_id_problem(daemon_id)):
+            _error(f"--daemon-id {daemon_id!r} {problem or 'must not be empty'}")
     box: list = []
     try:
         if file is not None:
             run_tail_file(file, json_output, tail_box=box)
         else:
-            run_tail_mqtt(_mqtt_settings(broker, prefix, config_path), json_output, tail_box=box)
+            run_tail_mqtt(_mqtt_settings(broker, prefix, config_path), json_output, tail_box=box, daemon_id=daemon_id)
     except KeyboardInterrupt:
         pass
     except BrokenPipeError:  # the reader went away (`tail --json | head`): a quiet, normal end

@@ -6,6 +6,10 @@ and a strip of the recent windows' genres. When stdout is not a terminal the vie
 written as plain frames, one after another, with no screen-control codes. ``--json``
 prints each event's JSON line instead. Payloads that are not genre events are skipped
 and counted.
+
+From the broker it follows every daemon under the prefix (a whole fleet: topics are
+``<prefix>/<daemon_id>/<source>/event``), or one with ``daemon_id``; the view names each
+source with the member it came from (``radio @ genrecast-1``).
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ class TailView:
         self.codes: dict[str, str] = {"silence": "..", "uncertain": "??", "not_music": "--"}
         self.events = 0
         self.skipped = 0
+        self.members: set[str] = set()
         self.status = "connecting"
 
     def code(self, genre: str) -> str:
@@ -66,23 +71,29 @@ class TailView:
             self.codes[genre] = next((c for c in candidates if c not in used), "**")
         return self.codes[genre]
 
-    def update(self, event: GenreEvent) -> None:
+    def update(self, event: GenreEvent, member: str | None = None) -> None:
+        """Take in ``event``; ``member`` is the daemon id it came from (None from a file)."""
         self.events += 1
-        view = self.sources.get(event.source)
+        key = f"{event.source} @ {member}" if member else event.source
+        if member:
+            self.members.add(member)
+        view = self.sources.get(key)
         if view is None:
-            view = self.sources[event.source] = SourceView(event)
+            view = self.sources[key] = SourceView(event)
         view.last = event
         view.recent.append(self.code(event.state if event.state != "music" else event.genre or "uncertain"))
 
     def render(self) -> list[str]:
         w = self.width
         lines = [f"genrecast tail  {self.title}", self.status,
-                 f"events {self.events}  skipped {self.skipped}  (Ctrl-C quits)", ""]
+                 f"events {self.events}  skipped {self.skipped}"
+                 + (f"  members {len(self.members)}" if self.members else "") + "  (Ctrl-C quits)", ""]
         if not self.sources:
             lines.append("waiting for events ...")
         for name, view in sorted(self.sources.items()):
             e = view.last
-            lines.append(f"{name}  #{e.seq}  {e.utc}  @{e.audio_start_seconds:.1f}s  {e.level_dbfs:.0f} dBFS")
+            limited = f"  band-limited to {e.bandwidth_hz / 1000:.1f} kHz" if e.band_limited and e.bandwidth_hz else ""
+            lines.append(f"{name}  #{e.seq}  {e.utc}  @{e.audio_start_seconds:.1f}s  {e.level_dbfs:.0f} dBFS{limited}")
             if e.state in ("silence", "not_music"):
                 now = e.state if e.music_probability is None else f"{e.state} (music {e.music_probability:.2f})"
                 bar = ""
@@ -184,7 +195,7 @@ class Tail:
         self._dirty = True
         self._last_draw = 0.0
 
-    def handle(self, payload: bytes) -> None:
+    def handle(self, payload: bytes, member: str | None = None) -> None:
         try:
             event = GenreEvent.from_json(payload)
         except ValueError as exc:
@@ -196,7 +207,7 @@ class Tail:
             self.out.flush()
             self.view.events += 1
         else:
-            self.view.update(event)
+            self.view.update(event, member)
             self._dirty = True
 
     def set_status(self, status: str) -> None:
@@ -251,15 +262,23 @@ def run_tail_file(path: Path, json_output: bool, out: TextIO = sys.stdout, tail_
         tail.draw(force=line is None)
 
 
-def run_tail_mqtt(settings, json_output: bool, out: TextIO = sys.stdout, tail_box: list | None = None) -> None:
-    """Subscribe to ``<prefix>/+/+/event`` (every daemon's sources) and show events until Ctrl-C (KeyboardInterrupt
+def member_of(topic: str) -> str | None:
+    """The daemon id in an event topic ``<prefix>/<daemon_id>/<source>/event`` (None for another shape)."""
+    levels = topic.split("/")
+    return levels[-3] if len(levels) >= 4 and levels[-1] == "event" else None
+
+
+def run_tail_mqtt(settings, json_output: bool, out: TextIO = sys.stdout, tail_box: list | None = None,
+                  daemon_id: str | None = None) -> None:
+    """Subscribe to ``<prefix>/+/+/event`` (every daemon's sources: a whole fleet), or to
+    ``<prefix>/<daemon_id>/+/event`` (one member), and show events until Ctrl-C (KeyboardInterrupt
     propagates; the client is stopped first). Raises :class:`TailError` if the broker
     cannot be reached or refuses us."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
     where = f"{settings.host}:{settings.port}"
-    topic = f"{settings.prefix}/+/+/event"
+    topic = f"{settings.prefix}/{daemon_id or '+'}/+/event"
     tail = _new_tail(f"broker {where}  {topic}", json_output, out, tail_box)
     inbox: queue.Queue[tuple[str, object]] = queue.Queue()
 
@@ -277,7 +296,7 @@ def run_tail_mqtt(settings, json_output: bool, out: TextIO = sys.stdout, tail_bo
 
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"genrecast-tail-{os.getpid()}", clean_session=True)
     client.on_connect, client.on_subscribe, client.on_disconnect = on_connect, on_subscribe, on_disconnect
-    client.on_message = lambda c, u, message: inbox.put(("message", message.payload))
+    client.on_message = lambda c, u, message: inbox.put(("message", (message.payload, member_of(message.topic))))
     client.reconnect_delay_set(1, 10)
     try:
         settings.configure_tls(client)
@@ -294,7 +313,7 @@ def run_tail_mqtt(settings, json_output: bool, out: TextIO = sys.stdout, tail_bo
                 tail.draw(force=True)
                 continue
             if kind == "message":
-                tail.handle(value)  # type: ignore[arg-type]
+                tail.handle(*value)  # type: ignore[misc]
             elif kind == "status":
                 tail.set_status(str(value))
             elif kind == "refused":

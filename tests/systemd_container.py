@@ -129,9 +129,13 @@ class Container:
             return found[0] if found else 0
 
         self.leader = wait_for(leader, 60, "the container's systemd")
-        # Until systemd listens on its bus, systemctl prints nothing on stdout: ask again.
-        state = wait_for(lambda: self.sh("systemctl is-system-running --wait", check=False).stdout.strip(), 120,
-                         "the container's systemd to answer", interval=0.2)
+        # Until systemd listens on its bus, systemctl prints nothing on stdout, and before it has
+        # made /run/systemd/system it says "offline" (seen once on a loaded machine): ask again.
+        def answer() -> str:
+            state = self.sh("systemctl is-system-running --wait", check=False).stdout.strip()
+            return "" if state == "offline" else state
+
+        state = wait_for(answer, 120, "the container's systemd to answer", interval=0.2)
         assert state in ("running", "degraded"), f"container booted into {state!r}:\n{self.sh('systemctl --failed', check=False).stdout}"
         return self
 

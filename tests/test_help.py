@@ -14,7 +14,7 @@ from helpers import EXE
 
 from genrecast.daemon.config import KEYS
 
-COMMANDS = ["run", "classify", "train", "evaluate", "tail", "plugins", "devices", "config show", "config check"]
+COMMANDS = ["run", "classify", "train", "evaluate", "tail", "report", "plugins", "devices", "config show", "config check"]
 PLACEHOLDERS = re.compile(r"<list\[|<float|<int>|<str>|range>|\[x>=|<bool>")
 
 

@@ -241,6 +241,28 @@ def _plotted(run: Run, ws: Workspace) -> None:
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def _fleet_member(k: int, sources: set[str]) -> Callable[[Run, Workspace], None]:
+    def verify(run: Run, ws: Workspace) -> None:
+        _ok()(run, ws)
+        assert f"shard {k}/2: listening to 2 of the 4 configured sources" in run.stderr, run.stderr[-2000:]
+        from genrecast.daemon.events import GenreEvent
+
+        events = [GenreEvent.from_json(line) for line in ws.path(f"member-{k}.jsonl").read_text().splitlines()]
+        assert {e.source for e in events} == sources and len(events) == 20  # its 2 clips of 30 s, 10 windows each
+    return verify
+
+
+def _fleet_report(run: Run, ws: Workspace) -> None:
+    _ok("40 events")(run, ws)
+    rows = {line.split()[0] for line in run.stdout.splitlines()[1:5]}
+    assert rows == {"blues", "classical", "jazz", "metal"}, run.stdout
+    assert ws.path("fleet.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+FLEET_SOURCES = ("--source jazz=file:../shared/data/gtzan-sample/jazz/jazz.00016.wav --source metal=file:../shared/data/gtzan-sample/metal/metal.00000.wav "
+                 "--source blues=file:../shared/data/gtzan-sample/blues/blues.00000.wav --source classical=file:../shared/data/gtzan-sample/classical/classical.00000.wav")
+FLEET = "A fleet: more sources than one daemon"
+FLEET_IN_TMP = {"/tmp/member-": "{ws}/member-", "/tmp/fleet.png": "{ws}/fleet.png"}
 SMALL_TRAIN = ".venv/bin/genrecast train ../shared/data/gtzan-sample --out /tmp/m --epochs 20"
 PLUGIN = "Write a sink plugin (under 20 lines)"
 ARCHIVES = "Archives: folders, lists and a Dask cluster"
@@ -290,6 +312,14 @@ CHECKS: dict[tuple[str, str], Check] = {
     ("Configuration", ".venv/bin/genrecast config show --config systemd/config.example.toml"): Check(_config_show),
     ("Configuration", ".venv/bin/genrecast config check --config systemd/config.example.toml"):
         Check(_ok("configuration OK (systemd/config.example.toml)")),
+    (FLEET, f"GENRECAST_LOGFILE_PATH=/tmp/member-1.jsonl .venv/bin/genrecast run --shard 1/2 --sink logfile {FLEET_SOURCES}"):
+        Check(_fleet_member(1, {"jazz", "metal"}), replace=FLEET_IN_TMP),
+    (FLEET, f"GENRECAST_LOGFILE_PATH=/tmp/member-2.jsonl .venv/bin/genrecast run --shard 2/2 --sink logfile {FLEET_SOURCES}"):
+        Check(_fleet_member(2, {"blues", "classical"}), replace=FLEET_IN_TMP),
+    (FLEET, ".venv/bin/genrecast report /tmp/member-1.jsonl /tmp/member-2.jsonl --plot /tmp/fleet.png"):
+        Check(_fleet_report, replace=FLEET_IN_TMP),
+    ("Kubernetes", ".venv/bin/kubernetes-validate --strict deploy/kubernetes/genrecast.yaml"):
+        Check(_ok("passed for resource statefulset/genrecast")),
 }
 
 MIC_NO_END = "listens to the default microphone and never ends (tests/daemon/test_run.py runs `run --source mic` on a PulseAudio virtual microphone)"
@@ -298,6 +328,8 @@ BROKER_1883 = ("follows the broker on the fixed port 1883 until Ctrl-C; tests/pl
                "a Mosquitto of its own on a free port")
 DETECTOR_TRAINING = ("minutes of detector training on every recording of ../shared/data (scripts/make_default_bundle.sh "
                      "runs the same step); tests/trainer/test_detector_training.py trains it on a small real data folder")
+SYSTEMD_FLEET = ("needs a booted systemd with genrecast installed as a service; tests/test_systemd_real.py starts "
+                 "genrecast@1-of-2 and genrecast@2-of-2 in a booted Debian 12 and checks each member's share")
 BENCHMARK = "minutes of timing runs that write benchmarks/results.json; tests/test_benchmarks_smoke.py runs the benchmarks"
 
 SKIPS: dict[tuple[str, str], str] = {
@@ -326,6 +358,15 @@ SKIPS: dict[tuple[str, str], str] = {
     ("Benchmarks", ".venv/bin/python -m benchmarks --only longfile --repeats 1"): BENCHMARK,
     ("Music or not", "cp -r daemon/default_bundle /tmp/with-detector"): DETECTOR_TRAINING,
     ("Music or not", ".venv/bin/genrecast train --detector-data ../shared/data --out /tmp/with-detector"): DETECTOR_TRAINING,
+    (FLEET, ".venv/bin/genrecast tail --broker localhost:1883 --daemon-id genrecast-0"): BROKER_1883,
+    ("Several members on one host: `genrecast@K-of-N`", "systemctl disable --now genrecast"): SYSTEMD_FLEET,
+    ("Several members on one host: `genrecast@K-of-N`", "systemctl enable --now genrecast@1-of-2 genrecast@2-of-2"): SYSTEMD_FLEET,
+    ("Several members on one host: `genrecast@K-of-N`",
+     ".venv/bin/genrecast report /var/log/genrecast/genrecast-events-*.jsonl --since 24h"):
+        SYSTEMD_FLEET + "; the report of logs is checked on the fleet example above and by tests/daemon/test_report.py",
+    ("Kubernetes", "docker build -f deploy/Dockerfile -t genrecast:0.1.0 ."): "no Docker on the test machines: the image build is not tested",
+    ("Kubernetes", "kubectl apply -f deploy/kubernetes/genrecast.yaml"):
+        "no Kubernetes cluster here; tests/test_deploy.py validates the manifest offline and checks it against the daemon",
 }
 
 #: Checked only with GENRECAST_README_LONG=1 (why: the value).
@@ -366,6 +407,9 @@ def run_command(section: str, command: str, ws: Workspace) -> Run:
         run_command(ARCHIVES, first, ws)  # the run it goes on with
     if "evaluate /tmp/m" in command:
         run_command("Train your own model", SMALL_TRAIN, ws)
+    if section == FLEET and "genrecast report" in command:
+        for member in (c for s, c in SH_COMMANDS if s == FLEET and "--shard" in c):
+            run_command(FLEET, member, ws)
     line = command
     for old, new in check.replace.items():
         line = line.replace(old, new.format(ws=ws.root))

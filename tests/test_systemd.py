@@ -105,3 +105,29 @@ def test_cache_dir_without_a_home(monkeypatch) -> None:
 
     monkeypatch.setattr(cache.Path, "home", staticmethod(no_home))
     assert cache.cache_dir().name == f"genrecast-cache-{os.getuid()}"
+
+
+def test_template_unit_runs_one_fleet_member_per_instance(tmp_path: Path) -> None:
+    """genrecast@K-of-N.service: verifies as an instance with as little exposure as the plain unit;
+    its ExecStart passes the instance as the shard and HOST-K-of-N as the daemon id, both valid."""
+    from genrecast.daemon.install import template_unit_text
+    from genrecast.daemon.naming import daemon_id_problem
+    from genrecast.daemon.shard import Shard, parse_shard
+
+    assert (REPO / "systemd" / "genrecast@.service").read_text() == template_unit_text()
+    text = template_unit_text(EXE)
+    assert f"ExecStart={EXE} run --config /etc/genrecast/config.toml --shard %i --daemon-id %l-%i\n" in text
+    assert "Environment=GENRECAST_LOGFILE_PATH=genrecast-events-%i.jsonl\n" in text
+    assert parse_shard("2-of-3") == Shard(2, 3) and daemon_id_problem("box-2-of-3") is None
+    (tmp_path / "genrecast@.service").write_text(text)
+    (tmp_path / "genrecast@2-of-3.service").symlink_to("genrecast@.service")
+    verify = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "genrecast@2-of-3.service")],
+                            capture_output=True, text=True, timeout=60)
+    assert verify.returncode == 0 and "genrecast@" not in verify.stderr, verify.stderr  # parse problems are only warned
+    security = subprocess.run(["systemd-analyze", "security", "--offline=true", str(tmp_path / "genrecast@2-of-3.service")],
+                              capture_output=True, text=True, timeout=60)
+    match = re.search(r"Overall exposure level for genrecast@2-of-3.service: ([0-9.]+)", security.stdout + security.stderr)
+    assert match and float(match.group(1)) <= 3.0, security.stdout[-2000:]
+    proc = run_cli("service", "install", "--root", str(tmp_path / "root"), "--executable", EXE)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "root/etc/systemd/system/genrecast@.service").read_text() == text

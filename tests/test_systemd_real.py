@@ -242,3 +242,32 @@ pcm.roommic_file { type file; slave.pcm "null"; file "/dev/null"; infile "/srv/m
         assert heard[0]["source"] == "mic-roommic" and heard[0]["level_dbfs"] > -50
     finally:
         machine.sh(f"systemctl stop {UNIT}")
+
+
+def test_template_members_share_the_sources(machine: Container) -> None:
+    """genrecast@1-of-2 and genrecast@2-of-2 (the template `service install` wrote) under the real
+    systemd: each member READY, listening to its rendezvous share only, into its own event log."""
+    from genrecast.daemon.shard import owner
+
+    names = ["blues", "classical", "jazz", "metal"]
+    shares = {k: sorted(n for n in names if owner(n, 2) == k) for k in (1, 2)}
+    assert all(shares.values())
+    sources = ", ".join(f'"{n}=file:{DATA}/gtzan-sample/{n}/{n}.00000.wav"' for n in names)
+    machine.path("/etc/genrecast/config.toml").write_text(
+        f'sources = [{sources}]\nsinks = ["logfile"]\n[input]\nrealtime = true\nloop = true\n')
+    members = [f"{UNIT}@{k}-of-2" for k in (1, 2)]
+    machine.sh(f"systemctl stop {UNIT}; rm -f /var/log/genrecast/genrecast-events-*.jsonl && systemctl start {' '.join(members)}")
+    try:
+        for k, member in zip((1, 2), members):
+            wait_for(lambda: machine.show(member, "ActiveState")["ActiveState"] == "active", 120, f"{member} READY", interval=0.5)
+            log = f"/var/log/genrecast/genrecast-events-{k}-of-2.jsonl"
+
+            def heard() -> set[str]:
+                lines = machine.sh(f"cat {log}", check=False).stdout.splitlines()
+                return {json.loads(line)["source"] for line in lines if line.endswith("}")}
+
+            wait_for(lambda: heard() == set(shares[k]), 90, f"events of {shares[k]} in {log}", interval=0.5)
+            journal = machine.journal(member)
+            assert f"shard {k}-of-2: listening to {len(shares[k])} of the 4 configured sources ({', '.join(shares[k])})" in journal
+    finally:
+        machine.sh(f"systemctl stop {' '.join(members)}", check=False)

@@ -123,9 +123,9 @@ def _event(**overrides) -> GenreEvent:
     return GenreEvent(**{**base, **overrides})
 
 
-def test_schema_2_events_validate_and_round_trip() -> None:
+def test_schema_2_and_3_events_validate_and_round_trip() -> None:
     schema = load_schema()
-    assert schema["properties"]["schema_version"]["const"] == 2
+    assert schema["properties"]["schema_version"]["const"] == 3
     for event in (_event(), _event(state="music", genre="rock", probability=0.9, probabilities={"rock": 0.9},
                                    music_probability=0.98), _event(state="silence", music_probability=None)):
         doc = json.loads(event.to_json())

@@ -46,3 +46,20 @@ def test_schema_rejects_a_bad_state() -> None:
     data["state"] = "loud"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(data, load_schema())
+
+
+def test_bandwidth_fields_validate_and_are_optional() -> None:
+    schema = load_schema()
+    limited = make_event(bandwidth_hz=3962.0, band_limited=True)
+    doc = json.loads(limited.to_json())
+    assert doc["bandwidth_hz"] == 3962.0 and doc["band_limited"] is True and doc["schema_version"] == 3
+    jsonschema.validate(doc, schema)
+    assert GenreEvent.from_json(limited.to_json()) == limited
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**doc, "band_limited": "yes"}, schema)
+    with pytest.raises(ValueError, match="band_limited"):
+        GenreEvent.from_dict({**doc, "band_limited": "yes"})
+    older = {k: v for k, v in doc.items() if k not in ("bandwidth_hz", "band_limited")}
+    older["schema_version"] = 2  # a daemon from before the bandwidth estimate
+    event = GenreEvent.from_dict(older)
+    assert event.bandwidth_hz is None and event.band_limited is None

@@ -200,3 +200,27 @@ def test_view_shows_not_music_with_its_music_probability(event_factory):
     assert "now       not_music (music 0.02)" in text
     assert "recent    ro --" in text and "--=not_music" in text
     assert all(len(line) <= 80 for line in view.render())
+
+
+def test_view_keeps_fleet_members_apart(event_factory) -> None:
+    """Two daemons with a source of the same name: two entries, each named with its member."""
+    from genrecast.plugins.tail import member_of
+
+    assert member_of("genrecast/box-1/radio/event") == "box-1" and member_of("genrecast/radio") is None
+    view = TailView("test")
+    view.update(event_factory(0, genre="jazz"), "box-1")
+    view.update(event_factory(0, genre="metal"), "box-2")
+    text = "\n".join(view.render())
+    assert "members 2" in text
+    assert [line.split()[0:3] for line in view.render() if " @ " in line] == [["radio", "@", "box-1"], ["radio", "@", "box-2"]]
+
+
+def test_view_says_when_a_source_is_band_limited(event_factory):
+    import dataclasses
+
+    view = TailView("test")
+    view.update(dataclasses.replace(event_factory(0, genre="rock"), bandwidth_hz=10810.0, band_limited=False))
+    assert "band-limited" not in "\n".join(view.render())
+    view.update(dataclasses.replace(event_factory(1, genre="rock"), bandwidth_hz=3962.0, band_limited=True))
+    lines = view.render()
+    assert any(line.endswith("dBFS  band-limited to 4.0 kHz") for line in lines), lines

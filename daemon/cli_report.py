@@ -1,0 +1,54 @@
+"""The ``genrecast report`` command (its logic is in :mod:`genrecast.daemon.report`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+REPORT_HELP = """Summarise event logs: each genre's share of the time (and not_music, silence, uncertain), by source and by UTC hour.
+
+LOG... are the logfile sink's JSON-lines event logs: one daemon's, or every member's of a fleet (their sources add up).
+An event counts for the audio from its window's start to the next window's start (the whole window when none follows).
+
+Examples:
+
+  genrecast report /var/log/genrecast/genrecast-events.jsonl
+
+  genrecast report /var/log/genrecast/genrecast-events*.jsonl* --since 24h --plot today.png
+
+--since takes a duration before now (30m, 24h, 7d) or an ISO time (2026-11-30T12:00:00Z).
+Exit status: 0; 2 for a bad option or a log that cannot be read.
+"""
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``report`` to the ``genrecast`` app."""
+
+    @app.command(help=REPORT_HELP)
+    def report(
+        logs: list[Path] = typer.Argument(..., metavar="LOG...", help="Event logs (JSON lines from the logfile sink)."),
+        since: Optional[str] = typer.Option(None, "--since", metavar="WHEN", help="Only events made since then: 24h, 90m, 7d, or an ISO time. \\[default: every event]"),
+        plot_path: Optional[Path] = typer.Option(None, "--plot", metavar="FILE.png", help="Also draw the shares as a chart (PNG, 1200 x 800 pixels; needs matplotlib: genrecast[plot])."),
+        json_output: bool = typer.Option(False, "--json", metavar="", help="Print the seconds per category as JSON instead of the table."),
+    ) -> None:
+        from genrecast.daemon.cli import fail
+        from genrecast.daemon.report import ReportError, parse_since, plot, read_lines, render_table, summarise
+
+        try:
+            start = parse_since(since) if since else None
+            summary = summarise(read_lines(logs, progress=True), start)
+            if plot_path is not None:
+                if not summary.events:
+                    fail("no genre events to plot" + (" since " + since if since else "") + "; check the logs and --since")
+                plot(summary, plot_path)
+        except ReportError as exc:
+            fail(str(exc))
+        if json_output:
+            typer.echo(json.dumps(summary.to_dict()))
+        else:
+            typer.echo("\n".join(render_table(summary)))
+        if plot_path is not None:
+            typer.echo(f"wrote {plot_path}", err=True)
