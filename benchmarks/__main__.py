@@ -13,6 +13,8 @@ numbers to ``benchmarks/results.json``. Figures, by name:
   extraction  training feature extraction, all cores (clips/s)
   train       full genrecast train on the synthetic 1000-clip set
   longfile    peak memory of genrecast classify on 20-min and 3-h MP3s (streaming)
+  archive     genrecast classify on a local Dask cluster: hours of audio per hour per core (1 and 2
+              workers), scheduler overhead per file
   fleet       the fleet's balance: shares of --shard K/N and sources moved when a member joins
   robustness  the default bundle on the 13 clips under capture conditions, next to the tutorial's path
 """
@@ -32,8 +34,8 @@ import traceback
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FIGURES = ("window", "parity", "classify", "startup", "latency", "steady", "concurrent", "extraction", "train", "longfile", "fleet",
-           "robustness")
+FIGURES = ("window", "parity", "classify", "startup", "latency", "steady", "concurrent", "extraction", "train", "longfile", "archive",
+           "fleet", "robustness")
 
 
 def _module(name: str):
@@ -41,7 +43,8 @@ def _module(name: str):
 
     module = {"startup": "daemon_figures", "latency": "daemon_figures", "steady": "daemon_figures",
               "concurrent": "daemon_figures", "train": "train_figure", "window": "window_latency",
-              "classify": "classify_throughput", "longfile": "long_file", "fleet": "fleet_balance"}.get(name, name)
+              "classify": "classify_throughput", "longfile": "long_file", "fleet": "fleet_balance",
+              "archive": "archive_throughput"}.get(name, name)
     mod = importlib.import_module(f"benchmarks.{module}")
     return getattr(mod, name) if module == "daemon_figures" else mod.run
 

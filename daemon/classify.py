@@ -162,3 +162,97 @@ def classify_file(path: Path, classifier: Classifier, settings: PipelineSettings
     emit(state.flush())
     result.audio_seconds = state.windower.consumed_seconds
     return result
+
+
+# -- one file of an archive run (in this process or on a Dask worker) ----------------
+
+@dataclass(frozen=True)
+class ClassifyJob:
+    """What every file of a run is classified with; small and picklable (it travels to Dask workers)."""
+
+    bundle: str | None
+    """Model bundle directory (absolute), or None for the built-in model."""
+    backend: str = "litert"
+    hop_seconds: float | None = None
+    """Seconds between window starts (None: the window length)."""
+    json_output: bool = True
+    """JSON lines (else the readable table)."""
+    plot_dir: str | None = None
+    """Write a timeline PNG per file under this folder (see :mod:`genrecast.daemon.plot`)."""
+
+
+@dataclass
+class Outcome:
+    """One file's result as written: ``text`` (its lines, no final newline), ``status``
+    (``ok``, ``too_short`` or ``error``), seconds of audio, and the error message if any."""
+
+    file: str
+    text: str
+    status: str
+    audio_seconds: float = 0.0
+    message: str | None = None
+
+
+def error_line(file: str, message: str) -> str:
+    """The JSON line of a file that could not be classified: ``{"type": "error", "file", "error"}``."""
+    return json.dumps({"type": "error", "file": file, "error": message})
+
+
+_CLASSIFIERS: dict[tuple[str | None, str], Classifier] = {}
+#: How many bundles this process has loaded (one per worker process and bundle; tests read it).
+BUNDLE_LOADS = [0]
+
+
+def cached_classifier(bundle: str | None, backend: str) -> Classifier:
+    """This process's classifier for (bundle, backend), loaded on first use only."""
+    from genrecast.daemon.classifier import open_classifier
+
+    key = (bundle, backend)
+    if key not in _CLASSIFIERS:
+        _CLASSIFIERS[key] = open_classifier(bundle, backend)
+        BUNDLE_LOADS[0] += 1
+    return _CLASSIFIERS[key]
+
+
+def classify_one(file: str, job: ClassifyJob, *, emit: Callable[[str], None] | None = None,
+                 progress: bool = False) -> Outcome:
+    """Classify one file for an archive run. With ``emit`` its lines go there as they are made
+    (window by window) and ``Outcome.text`` holds none of them; without, ``text`` holds them all.
+    A file that cannot be decoded gives ``status="error"`` and an :func:`error_line` (JSON)
+    instead of raising; with ``job.plot_dir`` the verdict line names the timeline PNG written."""
+    from genrecast.daemon.audio import AudioDecodeError
+
+    classifier = cached_classifier(job.bundle, job.backend)
+    lines: list[str] = []
+    out = emit or lines.append
+    series: list[GenreEvent] = []
+
+    def show(result: FileResult, event: GenreEvent) -> None:
+        if job.plot_dir is not None:
+            series.append(event)
+        if result.windows == 1 and not job.json_output:
+            out("\n".join(result.table_header()))
+        out(result.json_line(event) if job.json_output else result.table_line(event))
+
+    try:
+        result = classify_file(Path(file), classifier, PipelineSettings(hop_seconds=job.hop_seconds),
+                               on_event=show, progress=progress)
+    except AudioDecodeError as exc:
+        text = error_line(file, str(exc)) if job.json_output else ""
+        if emit is not None and text:
+            emit(text)
+        return Outcome(file, "" if emit else text, "error", message=str(exc))
+    png = None
+    if job.plot_dir is not None:
+        from genrecast.daemon.plot import plot_path, write_timeline
+
+        png = plot_path(Path(job.plot_dir), file)
+        write_timeline(png, file, series, classifier.bundle.labels, result.audio_seconds)
+    if job.json_output:
+        verdict = json.loads(result.json_verdict())
+        out(json.dumps({**verdict, "plot": str(png)} if png else verdict))
+    else:
+        if result.too_short:
+            out("\n".join(result.table_header()))
+        out(result.table_verdict())
+    return Outcome(file, "\n".join(lines), "too_short" if result.too_short else "ok", result.audio_seconds)

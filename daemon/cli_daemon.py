@@ -35,6 +35,26 @@ Exit status: 0; 1 if a source ended without any audio (e.g. an empty pipe); 2 fo
 """
 
 
+CLASSIFY_HELP = """Classify audio files: a timeline of windows and a verdict per file.
+
+Examples:
+
+  genrecast classify song.mp3 other.wav
+
+  genrecast classify --json archive/ -o archive.jsonl --workers 2      # a folder, recursively, on 2 processes
+
+  genrecast classify 'archive/**/*.flac' --list more.txt -o out.jsonl --resume   # go on after an interruption
+
+  genrecast classify --scheduler tcp://10.0.0.5:8786 --list files.txt -o out.jsonl   # a running Dask cluster
+
+  genrecast classify --plot plots/ song.mp3      # plots/song.mp3.png: genre probabilities over time
+
+Files stream through (hours-long files too, in bounded memory), with a progress bar (files, hours of audio, time left) on a terminal. A file that cannot be read gets a JSON line {"type": "error", ...} and is counted; the run goes on. --resume skips the files --output already has, so an interrupted run, restarted, classifies every file exactly once.
+
+Exit status: 0 when every file was classified; 1 if any file could not be read (after classifying the others); otherwise 3 if any file was shorter than one window (its verdict says "too short"); 2 for a bad option; 130 when interrupted.
+"""
+
+
 def _default(key: str) -> str:
     """`` [default: VALUE]`` for a help text, from the configuration key's built-in default
     (escaped, so rich does not take it for markup)."""
@@ -137,60 +157,38 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         typer.echo(f"configuration OK ({config.path or 'defaults and environment only'})")
 
-    @app.command()
+    @app.command(help=CLASSIFY_HELP)
     def classify(
-        files: list[Path] = typer.Argument(..., metavar="FILE...", help="Audio files (any format ffmpeg decodes)."),
+        inputs: Optional[list[str]] = typer.Argument(None, metavar="FILE|DIR|GLOB...", help="Audio files (any format ffmpeg decodes), folders (searched recursively for audio files) and quoted globs ('archive/**/*.mp3')."),
+        lists: Optional[list[str]] = typer.Option(None, "--list", metavar="FILE", help="A text file of audio paths, one a line (- reads stdin; # comments); repeatable."),
         bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", metavar="DIR", help="Model bundle directory. \\[default: the built-in model]", envvar="GENRECAST_BUNDLE"),
         backend: str = typer.Option("litert", metavar="NAME", help="Classifier backend: litert or keras."),
         json_output: bool = typer.Option(False, "--json", metavar="", help="JSON lines: one object per window and one verdict per file."),
         hop_seconds: Optional[float] = typer.Option(None, metavar="SECONDS", help="Seconds between window starts, at least 0.1. \\[default: the window length, 3]"),
+        output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the JSON lines to FILE (not stdout); it must be new unless --resume."),
+        resume: bool = typer.Option(False, "--resume", metavar="", help="Go on with --output FILE: skip the files it has a verdict or error for."),
+        workers: Optional[int] = typer.Option(None, "--workers", "-w", metavar="N", help="Classify on a local Dask cluster of N worker processes (needs genrecast\\[cluster])."),
+        scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS", help="Classify on the running Dask cluster at ADDRESS, e.g. tcp://10.0.0.5:8786."),
+        plot: Optional[Path] = typer.Option(None, "--plot", metavar="DIR", help="Write a timeline PNG per file under DIR (needs genrecast\\[plot])."),
     ) -> None:
-        """Classify audio files: a timeline of windows and a verdict per file.
-
-        Example:  genrecast classify song.mp3 other.wav
-
-        Files stream through (hours-long files too, in bounded memory; a progress bar on a terminal).
-        Exit status: 0 when every file was classified; 1 if any file could not be read (after
-        classifying the others); otherwise 3 if any file was shorter than one window (its verdict says
-        "too short").
-        """
-        from genrecast.daemon.audio import AudioDecodeError
         from genrecast.daemon.bundle import BundleError
-        from genrecast.daemon.classifier import open_classifier
-        from genrecast.daemon.classify import classify_file
+        from genrecast.daemon.classify import ClassifyJob
+        from genrecast.daemon.classify_run import ClassifyOptions, UsageError, run_classify
         from genrecast.daemon.cli import fail, setup_logging
-        from genrecast.daemon.pipeline import PipelineSettings
 
         setup_logging()
         _check_hop(hop_seconds)
+        job = ClassifyJob(bundle=str(bundle.resolve()) if bundle else None, backend=backend, hop_seconds=hop_seconds,
+                          json_output=json_output or output is not None, plot_dir=str(plot.resolve()) if plot else None)
+        options = ClassifyOptions(inputs=list(inputs or []), lists=list(lists or []), job=job, workers=workers,
+                                  scheduler=scheduler, output=output, resume=resume)
         try:
-            classifier = open_classifier(bundle, backend)
-        except (BundleError, ValueError, OSError) as exc:
+            code = run_classify(options)
+        except (UsageError, BundleError, ValueError, OSError) as exc:
             fail(str(exc))
-        settings = PipelineSettings(hop_seconds=hop_seconds)
-        failed = too_short = 0
-
-        def show(result, event) -> None:
-            if result.windows == 1 and not json_output:
-                typer.echo("\n".join(result.table_header()))
-            typer.echo(result.json_line(event) if json_output else result.table_line(event))
-
-        for path in files:
-            try:
-                result = classify_file(path, classifier, settings, on_event=show, progress=True)
-            except AudioDecodeError as exc:
-                failed += 1
-                typer.echo(f"genrecast: error: {exc}", err=True)
-                continue
-            if result.too_short:
-                too_short += 1
-                if not json_output:
-                    typer.echo("\n".join(result.table_header()))
-            typer.echo(result.json_verdict() if json_output else result.table_verdict())
-        if failed:
-            raise typer.Exit(1)
-        if too_short:
-            raise typer.Exit(3)
+        except RuntimeError as exc:  # genrecast.daemon.cluster.ClusterError
+            fail(str(exc), 1)
+        raise typer.Exit(code)
 
     service_app = typer.Typer(help="Install genrecast as a systemd service.", no_args_is_help=True)
     app.add_typer(service_app, name="service")

@@ -225,6 +225,29 @@ def _config_show(run: Run, ws: Workspace) -> None:
     _ok("(file systemd/config.example.toml)", "mqtt.host")(run, ws)
 
 
+def _jsonl(ws: Workspace, name: str) -> list[dict]:
+    return [json.loads(line) for line in ws.path(name).read_text().splitlines()]
+
+
+def _archive(count: int, name: str, skipped: int = 0) -> Callable[[Run, Workspace], None]:
+    """Every one of ``count`` files once in ``name`` (a verdict each), and the summary line says so."""
+    def verify(run: Run, ws: Workspace) -> None:
+        _ok()(run, ws)
+        verdicts = [r["file"] for r in _jsonl(ws, name) if r["type"] == "verdict"]
+        assert len(verdicts) == len(set(verdicts)) == count, verdicts
+        summary = run.stderr.strip().splitlines()[-1]
+        done = f"genrecast: classified {count - skipped} file"
+        assert summary.startswith(done) and (not skipped or f"{skipped} skipped, already in" in summary), summary
+    return verify
+
+
+def _plotted(run: Run, ws: Workspace) -> None:
+    _ok()(run, ws)
+    clip = (REPO / "../shared/data/music-speech/speech/comedy1.flac").resolve()
+    png = ws.path("plots") / (str(clip).lstrip("/") + ".png")
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def _fleet_member(k: int, sources: set[str]) -> Callable[[Run, Workspace], None]:
     def verify(run: Run, ws: Workspace) -> None:
         _ok()(run, ws)
@@ -251,11 +274,26 @@ SMALL_TRAIN = ".venv/bin/genrecast train ../shared/data/gtzan-sample --out /tmp/
 CONDITIONS_EXAMPLE = (".venv/bin/genrecast evaluate daemon/default_bundle ../shared/data/gtzan-sample "
                       "--conditions gain-24dB,stereo,mp3-128k-stereo-44.1k --out /tmp/conditions")
 PLUGIN = "Write a sink plugin (under 20 lines)"
+ARCHIVES = "Archives: folders, lists and a Dask cluster"
+IN_ARCHIVE_TMP = {"/tmp/archive.jsonl": "{ws}/archive.jsonl"}
+OWN_SCHEDULER = ("starts a Dask scheduler and workers in the background on the fixed port 8786 and leaves them running; "
+                 "tests/daemon/test_classify_archive.py runs classify --scheduler against a cluster of its own on a free port")
 IN_MODEL_TMP = {"/tmp/m": "{ws}/m"}
 
 CHECKS: dict[tuple[str, str], Check] = {
     ("Classify files", ".venv/bin/genrecast classify ../shared/data/gtzan-sample/metal/metal.00000.wav"): Check(_metal),
     ("Classify files", ".venv/bin/genrecast classify --json ../shared/data/music/bensound/*.mp3"): Check(_json_verdicts),
+    (ARCHIVES, ".venv/bin/genrecast classify ../shared/data/gtzan-sample --workers 2 -o /tmp/archive.jsonl"):
+        Check(_archive(19, "archive.jsonl"), replace=IN_ARCHIVE_TMP),
+    (ARCHIVES, ".venv/bin/genrecast classify ../shared/data/gtzan-sample --workers 2 -o /tmp/archive.jsonl --resume"):
+        Check(_archive(19, "archive.jsonl", skipped=19), replace=IN_ARCHIVE_TMP),
+    (ARCHIVES, ".venv/bin/genrecast classify '../shared/data/music/**/*.mp3' -o /tmp/mp3.jsonl"):
+        Check(_archive(len(list(DATA.glob("music/**/*.mp3"))), "mp3.jsonl"), replace={"/tmp/mp3.jsonl": "{ws}/mp3.jsonl"}),
+    (ARCHIVES, "find ../shared/data/music-speech/speech -name '*.flac' | .venv/bin/genrecast classify --list - -o /tmp/speech.jsonl"):
+        Check(_archive(len(list(DATA.glob("music-speech/speech/*.flac"))), "speech.jsonl"),
+              replace={"/tmp/speech.jsonl": "{ws}/speech.jsonl"}),
+    (ARCHIVES, ".venv/bin/genrecast classify --plot /tmp/plots ../shared/data/music-speech/speech/comedy1.flac"):
+        Check(_plotted, replace={"/tmp/plots": "{ws}/plots"}),
     ("Listen", ".venv/bin/genrecast run --source file:../shared/data/gtzan-sample/rock/rock.00000.wav --json"): Check(_rock_events),
     ("Listen", ".venv/bin/genrecast devices"): Check(_devices),
     ("Listen", "ffmpeg -loglevel error -i ../shared/data/music/bensound/bensound-actionable.mp3 -f s16le -ac 1 -ar 22050 - "
@@ -321,6 +359,10 @@ SKIPS: dict[tuple[str, str], str] = {
     ("Train your own model", ".venv/bin/genrecast train ~/gtzan --out ~/models/gtzan-cnn"): OWN_GTZAN,
     ("Train your own model", ".venv/bin/genrecast evaluate ~/models/gtzan-cnn ~/gtzan"): OWN_GTZAN,
     ("Train your own model", ".venv/bin/genrecast run --bundle ~/models/gtzan-cnn"): OWN_GTZAN + "; and " + MIC_NO_END,
+    (ARCHIVES, ".venv/bin/dask scheduler --host 127.0.0.1 --port 8786 &"): OWN_SCHEDULER,
+    (ARCHIVES, ".venv/bin/dask worker tcp://127.0.0.1:8786 --nworkers 2 --nthreads 1 &"): OWN_SCHEDULER,
+    (ARCHIVES, ".venv/bin/genrecast classify ../shared/data/gtzan-sample --scheduler tcp://127.0.0.1:8786 -o /tmp/on-a-cluster.jsonl"):
+        OWN_SCHEDULER,
     ("Benchmarks", ".venv/bin/python -m benchmarks"): BENCHMARK,
     ("Benchmarks", ".venv/bin/python -m benchmarks --quick"): BENCHMARK,
     ("Benchmarks", ".venv/bin/python -m benchmarks --only window,startup --repeats 5"): BENCHMARK,
@@ -374,6 +416,9 @@ def run_command(section: str, command: str, ws: Workspace) -> Run:
         return ws.done[command]
     if (section, key(command)) == (PLUGIN, ".venv/bin/genrecast plugins") or "--sink beep" in command:
         run_command(PLUGIN, ".venv/bin/pip install ../genrecast-beep", ws)
+    if "--resume" in command and "/tmp/archive.jsonl" in command:
+        first = next(c for s, c in SH_COMMANDS if s == ARCHIVES and key(c) == key(command).replace(" --resume", ""))
+        run_command(ARCHIVES, first, ws)  # the run it goes on with
     if "evaluate /tmp/m" in command:
         run_command("Train your own model", SMALL_TRAIN, ws)
     if section == FLEET and "genrecast report" in command:

@@ -73,6 +73,7 @@ def register(app: typer.Typer) -> None:
         epochs: int = typer.Option(100, metavar="N", help="Most epochs (at least 1); early stopping on validation loss ends sooner."),
         seed: int = typer.Option(0, metavar="N", help="Seed of split, initialisation and shuffling."),
         workers: Optional[int] = typer.Option(None, metavar="N", help="Processes for feature extraction (at least 1). \\[default: all cores]"),
+        scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS", help="Extract a DATASET's features on the Dask cluster at ADDRESS, e.g. tcp://10.0.0.5:8786 (needs genrecast\\[cluster]; the workers must see DATASET at the same path)."),
         detector_data: Optional[Path] = typer.Option(
             None, "--detector-data", metavar="DIR", help="Also train the music detector on this folder (laid out as ../shared/data) "
             "and add it to the bundle; alone, add it to the existing bundle at --out."),
@@ -99,6 +100,11 @@ def register(app: typer.Typer) -> None:
                 fail(f"--conditions: {exc}")
         if cv_folds == 1 or cv_folds < 0:
             fail(f"--cv-folds must be 0 (no cross-validation) or at least 2 (got {cv_folds})")
+        if scheduler is not None:
+            try:
+                import distributed  # noqa: F401
+            except ImportError:
+                fail("--scheduler needs dask.distributed: pip install 'genrecast[cluster]'")
         if missing := missing_train_modules():
             fail(f"`genrecast train` needs {', '.join(missing)}: {TRAIN_EXTRA_HINT}", 1)
         from genrecast.trainer.export import quiet_tensorflow
@@ -114,7 +120,8 @@ def register(app: typer.Typer) -> None:
                                        selection_file=selection, cv_folds=cv_folds, conditions=conditions)
                 typer.echo(table_summary_line(bundle))
             elif dataset is not None:
-                _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists, epochs, seed, workers, conditions)
+                _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists, epochs, seed, workers, conditions,
+                             scheduler)
             if detector_data is not None:
                 _train_detector(detector_data, out, seed, workers)
         except (ValueError, OSError) as exc:
@@ -205,7 +212,8 @@ def summary_line(metrics: dict) -> str:
     )
 
 
-def _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists, epochs, seed, workers, conditions) -> None:
+def _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists, epochs, seed, workers, conditions,
+                 scheduler=None) -> None:
     from genrecast.daemon.features import FeatureConfig
     from genrecast.trainer.train import TrainSettings, train
 
@@ -213,7 +221,7 @@ def _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists,
         raise ValueError(f"unknown --arch {arch!r}; choose one of {', '.join(ARCHS)}")
     cfg = FeatureConfig(window_seconds=window_seconds, n_mfcc=n_mfcc)
     settings = TrainSettings(arch=arch, split=split, split_lists=split_lists, epochs=epochs, seed=seed, workers=workers,
-                             conditions=conditions)
+                             conditions=conditions, scheduler=scheduler)
     bundle, features = train(dataset, out, cfg, settings)
     if features.skipped:
         typer.echo(f"skipped {len(features.skipped)} file(s):", err=True)

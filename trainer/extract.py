@@ -101,9 +101,12 @@ def _pool_context() -> multiprocessing.context.BaseContext:
 
 
 def extract_dataset(
-    dataset: Dataset, cfg: FeatureConfig, *, workers: int | None = None, use_cache: bool = True, progress: bool = True
+    dataset: Dataset, cfg: FeatureConfig, *, workers: int | None = None, use_cache: bool = True, progress: bool = True,
+    scheduler: str | None = None,
 ) -> FeatureSet:
-    """Features of every window of every track, computed on ``workers`` processes (all cores by default)."""
+    """Features of every window of every track, computed on ``workers`` processes (all cores by default),
+    or on the workers of the Dask cluster whose scheduler is at ``scheduler`` (e.g. ``tcp://HOST:8786``;
+    they must see the dataset at the same path). Raises ``OSError`` when that scheduler does not answer."""
     cache = _cache_path(dataset, cfg) if use_cache else None  # the key hashes every file: only when caching
     if cache is not None and cache.is_file():
         with np.load(cache, allow_pickle=False) as data:
@@ -119,7 +122,16 @@ def extract_dataset(
     by_path = {str(t.path): t for t in dataset.tracks}
     xs, ys, ids, skipped = [], [], [], []
     with Progress(progress, len(jobs), "extracting features") as advance:
-        if workers == 1:
+        if scheduler is not None:
+            from distributed import Client
+
+            from genrecast.daemon.cluster import CONNECT_SECONDS
+
+            with Client(scheduler, timeout=CONNECT_SECONDS) as client:  # OSError (TimeoutError is one) when unreachable
+                for path, feats, err in client.get_executor(pure=False).map(_work, jobs):
+                    _collect(by_path[path], feats, err, dataset, xs, ys, ids, skipped)
+                    advance()
+        elif workers == 1:
             results = map(_work, jobs)
             for path, feats, err in results:
                 _collect(by_path[path], feats, err, dataset, xs, ys, ids, skipped)

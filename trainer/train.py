@@ -44,6 +44,8 @@ class TrainSettings:
     """Capture conditions of the report's robustness table (names for
     :func:`genrecast.trainer.conditions.named`; ``none`` skips it)."""
     """Processes for feature extraction (all cores by default)."""
+    scheduler: str | None = None
+    """Extract the features on the Dask cluster at this scheduler address instead."""
 
 
 def make_split(features: FeatureSet, settings: TrainSettings) -> Split:
@@ -101,7 +103,7 @@ def train(dataset_path: Path, out: Path, cfg: FeatureConfig, settings: TrainSett
     from genrecast.trainer.export import save_bundle
 
     dataset = scan_dataset(dataset_path)
-    features = extract_dataset(dataset, cfg, workers=settings.workers)
+    features = extract_dataset(dataset, cfg, workers=settings.workers, scheduler=settings.scheduler)
     split = make_split(features, settings)
     for part in ("train", "valid", "test"):
         if not getattr(split, part).any():

@@ -1,0 +1,224 @@
+"""``genrecast classify`` over archives: which files (directories, globs, list files), which
+are already done (``--resume``), and the tally, progress and summary of a run.
+
+Inputs are expanded lazily, so a list of a million paths is read one line at a time; only
+the set of paths already seen is kept (to classify each file once when inputs overlap).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+#: File name endings a directory is searched for (globs and lists take whatever they name).
+AUDIO_SUFFIXES = frozenset({
+    ".wav", ".wave", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma", ".aif", ".aiff",
+    ".aifc", ".au", ".snd", ".mka", ".mp2", ".ac3", ".amr", ".caf", ".w64", ".webm",
+})
+#: JSON line types that close a file in the output (``--resume`` counts such a file as done).
+CLOSING_TYPES = ("verdict", "error")
+
+
+class InputError(ValueError):
+    """An input names nothing that can be read (the message says which and why)."""
+
+
+def _is_glob(text: str) -> bool:
+    return glob.has_magic(text)
+
+
+def _walk(folder: Path) -> Iterator[str]:
+    """Audio files under ``folder``, recursively, in a stable order (sorted per directory)."""
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            if Path(name).suffix.lower() in AUDIO_SUFFIXES:
+                yield os.path.join(root, name)
+
+
+def _list_lines(list_file: str) -> Iterator[str]:
+    """Paths of a list file (``-``: stdin), one a line; blank lines and ``#`` comments skipped."""
+    stream = sys.stdin if list_file == "-" else open(list_file, encoding="utf-8")
+    try:
+        for line in stream:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                yield line
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+
+
+def check_inputs(items: Iterable[str], lists: Iterable[str]) -> None:
+    """Raise :class:`InputError` for a glob that matches nothing or a list file that cannot be
+    opened (checked before any work starts; a missing plain file is that file's error line)."""
+    for item in items:
+        if _is_glob(item) and not Path(item).exists():
+            if next(glob.iglob(item, recursive=True), None) is None:
+                raise InputError(f"{item}: the pattern matches no file (quote it so that the shell leaves it to genrecast, "
+                                 f"and check the folder)")
+    for list_file in lists:
+        if list_file != "-" and not os.access(list_file, os.R_OK):
+            raise InputError(f"--list {list_file}: cannot read it (give a text file with one audio path a line, or - for stdin)")
+
+
+def iter_inputs(items: Iterable[str], lists: Iterable[str] = (), skip: set[str] | frozenset[str] = frozenset()) -> Iterator[str]:
+    """Every file the inputs name, once, lazily: an existing file as given; a directory's audio
+    files (:data:`AUDIO_SUFFIXES`), recursively; a glob's matches (``**`` recurses), sorted per
+    pattern only as :func:`glob.iglob` yields them; then every list file's lines. Paths in
+    ``skip`` (done by an earlier run) are left out."""
+    seen: set[str] = set()
+
+    def fresh(paths: Iterable[str]) -> Iterator[str]:
+        for path in paths:
+            if path not in seen and path not in skip:
+                seen.add(path)
+                yield path
+
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            yield from fresh(_walk(path))
+        elif _is_glob(item) and not path.exists():
+            yield from fresh(p for p in glob.iglob(item, recursive=True) if not os.path.isdir(p))
+        else:
+            yield from fresh([item])
+    for list_file in lists:
+        yield from fresh(_list_lines(list_file))
+
+
+# -- --resume --------------------------------------------------------------------------
+
+def resume_output(path: Path) -> set[str]:
+    """The files an earlier run finished in the JSON lines at ``path`` (a ``verdict`` or an
+    ``error`` line), after cutting the file back to the end of the last such line: the window
+    lines of a file whose verdict never came, and a last line cut short by a kill, are removed,
+    so that file is classified again and appears once. A missing file is an empty start."""
+    done: set[str] = set()
+    if not path.exists():
+        return done
+    keep = offset = 0
+    with open(path, "rb") as f:
+        for raw in f:
+            offset += len(raw)
+            if not raw.endswith(b"\n"):
+                break  # the last line, cut short
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("type") in CLOSING_TYPES and isinstance(record.get("file"), str):
+                done.add(record["file"])
+                keep = offset
+    if keep < path.stat().st_size:
+        os.truncate(path, keep)
+    return done
+
+
+# -- the tally and the progress of a run ---------------------------------------------
+
+@dataclass
+class Tally:
+    """What a run did: files classified, too short, unreadable; seconds of audio."""
+
+    classified: int = 0
+    too_short: int = 0
+    failed: int = 0
+    skipped: int = 0
+    audio_seconds: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def files(self) -> int:
+        return self.classified + self.too_short + self.failed
+
+    def count(self, status: str, audio_seconds: float) -> None:
+        """Count one file: ``status`` is ``ok``, ``too_short`` or ``error``."""
+        if status == "error":
+            self.failed += 1
+        elif status == "too_short":
+            self.too_short += 1
+        else:
+            self.classified += 1
+        self.audio_seconds += audio_seconds
+
+    def summary(self, output: Path | None) -> str:
+        """One line, e.g. ``classified 118 files (0.98 h of audio) in 41 s; 1 could not be read; ...``."""
+        parts = [f"classified {self.classified} file{'s' * (self.classified != 1)} "
+                 f"({self.audio_seconds / 3600:.2f} h of audio) in {time.monotonic() - self.started:.0f} s"]
+        if self.too_short:
+            parts.append(f"{self.too_short} too short")
+        if self.failed:
+            parts.append(f"{self.failed} could not be read (their \"error\" lines say why)" if output
+                         else f"{self.failed} could not be read")
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped, already in {output}")
+        return "; ".join(parts)
+
+
+class ArchiveProgress:
+    """Progress of a run over many files on stderr: files done of the total, hours of audio,
+    and the time left. A rich bar on a terminal; elsewhere a line every tenth of the files.
+    The total may come later (:meth:`set_total`, from a counting thread) or never (stdin)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.total: int | None = None
+        self.done = 0
+        self.hours = 0.0
+        self._bar = None
+        self._next_line = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> "ArchiveProgress":
+        if self.enabled and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(TextColumn("classifying"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+                                 TextColumn("{task.fields[hours]:.2f} h of audio"), TextColumn("ETA"),
+                                 TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+            self._bar.start()
+            self._task = self._bar.add_task("classify", total=self.total, hours=0.0)
+        return self
+
+    def set_total(self, total: int) -> None:
+        with self._lock:
+            self.total = total
+            self._next_line = max(1, total // 10)
+            if self._bar is not None:
+                self._bar.update(self._task, total=total)
+
+    def advance(self, audio_seconds: float) -> None:
+        with self._lock:
+            self.done += 1
+            self.hours += audio_seconds / 3600
+            if self._bar is not None:
+                self._bar.update(self._task, advance=1, hours=self.hours)
+            elif self.enabled and self.total and self.done >= self._next_line:
+                self._next_line = self.done + max(1, self.total // 10)
+                print(f"classifying: {self.done}/{self.total} files, {self.hours:.2f} h of audio", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def count_in_background(progress: ArchiveProgress, items: list[str], lists: list[str], skip: set[str]) -> None:
+    """Count the files the inputs name (a second, lazy pass) in a daemon thread and give the
+    total to ``progress`` for its ETA; not done when a list comes from stdin or a pipe."""
+    if any(name == "-" or not Path(name).is_file() for name in lists):
+        return
+
+    def count() -> None:
+        total = sum(1 for _ in iter_inputs(items, lists, skip))
+        progress.set_total(total)
+
+    threading.Thread(target=count, name="count-inputs", daemon=True).start()

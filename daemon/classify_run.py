@@ -1,0 +1,140 @@
+"""The body of ``genrecast classify``: check the options, expand the inputs, classify every file
+(in this process, or on a Dask cluster with ``--workers``/``--scheduler``), write each file's lines
+as it is done, and end with the exit status.
+
+Exit status: 0 when every file was classified; 1 if any file could not be read (after the
+others); otherwise 3 if any file was shorter than one window; 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, TextIO
+
+from genrecast.daemon.archive import (ArchiveProgress, InputError, Tally, check_inputs, count_in_background, iter_inputs,
+                                      resume_output)
+from genrecast.daemon.classify import ClassifyJob, Outcome, cached_classifier, classify_one
+
+CLUSTER_EXTRA = "pip install 'genrecast[cluster]'"
+PLOT_EXTRA = "pip install 'genrecast[plot]'"
+
+
+class UsageError(ValueError):
+    """A bad combination of options or inputs (the message names it and the fix)."""
+
+
+@dataclass(frozen=True)
+class ClassifyOptions:
+    """The command line of ``genrecast classify``, parsed."""
+
+    inputs: list[str]
+    """Files, directories (searched recursively for audio files) and globs."""
+    lists: list[str]
+    """List files, one path a line (``-``: stdin)."""
+    job: ClassifyJob
+    workers: int | None = None
+    """Start a local Dask cluster of this many worker processes."""
+    scheduler: str | None = None
+    """Join the Dask scheduler at this address instead."""
+    output: Path | None = None
+    """Append JSON lines to this file instead of writing to stdout."""
+    resume: bool = False
+    """Skip the files ``output`` already has a verdict or error for."""
+
+    @property
+    def on_cluster(self) -> bool:
+        return self.workers is not None or self.scheduler is not None
+
+    @property
+    def archive(self) -> bool:
+        """More than one plain file could come: a progress bar over files and a summary line."""
+        return (self.on_cluster or self.output is not None or bool(self.lists) or len(self.inputs) != 1
+                or not Path(self.inputs[0]).is_file())
+
+
+def check(options: ClassifyOptions) -> None:
+    """Raise :class:`UsageError` for options that cannot work, before any work starts."""
+    if not options.inputs and not options.lists:
+        raise UsageError("nothing to classify: give audio files, folders or globs, or --list FILE")
+    if options.workers is not None and options.scheduler is not None:
+        raise UsageError("give --workers N (a local cluster) or --scheduler ADDRESS (a running one), not both")
+    if options.workers is not None and options.workers < 1:
+        raise UsageError(f"--workers must be at least 1 (got {options.workers})")
+    if options.resume and options.output is None:
+        raise UsageError("--resume needs --output FILE: the JSON lines it reads to skip the files already done")
+    if options.output is not None and not options.resume and options.output.exists() and options.output.stat().st_size:
+        raise UsageError(f"--output {options.output} exists: add --resume to go on with it, or choose a new file")
+    if options.on_cluster:
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            raise UsageError(f"--workers and --scheduler need dask.distributed: {CLUSTER_EXTRA}") from None
+    if options.job.plot_dir is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise UsageError(f"--plot needs matplotlib: {PLOT_EXTRA}") from None
+    try:
+        check_inputs(options.inputs, options.lists)
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _outcomes(files: Iterator[str], options: ClassifyOptions, write: Callable[[str], None]) -> Iterator[Outcome]:
+    if not options.on_cluster:
+        for file in files:  # window lines are written as they come; a long lone file gets its own bar
+            yield classify_one(file, options.job, emit=write, progress=not options.archive)
+        return
+    from genrecast.daemon.cluster import cluster_outcomes, connect
+
+    client, cluster = connect(options.workers, options.scheduler)
+    try:
+        yield from cluster_outcomes(files, options.job, client)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
+    """Classify every file ``options`` names, writing to ``--output``, else ``out`` (default: stdout);
+    returns the exit status (see the module).
+    Raises :class:`UsageError` for bad options, ``BundleError``/``OSError`` for a bad bundle and
+    ``genrecast.daemon.cluster.ClusterError`` for a cluster that cannot be had."""
+    check(options)
+    if options.archive:  # a line per resampled file would bury the progress
+        logging.getLogger("genrecast.daemon.windowing").setLevel(logging.WARNING)
+    cached_classifier(options.job.bundle, options.job.backend)  # a bad bundle fails here, in one line
+    done = resume_output(options.output) if options.resume and options.output else set()
+    stream = open(options.output, "a", encoding="utf-8") if options.output else None
+    tally = Tally(skipped=len(done))
+
+    def write(text: str) -> None:
+        target = stream or out or sys.stdout  # looked up each time: a progress bar may be redirecting stdout
+        target.write(text + "\n")
+        target.flush()
+
+    try:
+        with ArchiveProgress(options.archive) as progress:
+            if options.archive:
+                count_in_background(progress, options.inputs, options.lists, done)
+            for outcome in _outcomes(iter_inputs(options.inputs, options.lists, done), options, write):
+                if outcome.text:
+                    write(outcome.text)
+                if outcome.message:
+                    print(f"genrecast: error: {outcome.message}", file=sys.stderr, flush=True)
+                tally.count(outcome.status, outcome.audio_seconds)
+                progress.advance(outcome.audio_seconds)
+    except KeyboardInterrupt:
+        again = " (the same command with --resume goes on from here)" if options.output else ""
+        print(f"genrecast: interrupted after {tally.files} files{again}", file=sys.stderr, flush=True)
+        return 130
+    finally:
+        if stream is not None:
+            stream.close()
+    if options.archive:
+        print(f"genrecast: {tally.summary(options.output)}", file=sys.stderr, flush=True)
+    return 1 if tally.failed else 3 if tally.too_short else 0

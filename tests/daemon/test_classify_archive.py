@@ -1,0 +1,269 @@
+"""`genrecast classify` over archives: folders, globs and list files, on a real local Dask cluster of
+worker processes on 127.0.0.1 (``--workers``) or a running one (``--scheduler``).
+
+Real short clips (gtzan-excerpts, 2-3 s; one 30-s MP3 for the ffmpeg path), linked into a folder.
+Worker kills and interruptions are timed by conditions: the list of files is a named pipe the test
+writes, so the run cannot end before the test lets it.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from helpers import EXE, children, ffmpeg_processes_mentioning, file_lines, free_port, run_cli, wait_for
+
+pytestmark = pytest.mark.slow
+
+#: The numeric setting of Dask's worker processes (its nanny's pre-spawn environment): the
+#: single-process reference runs with it too, so their floats are the same to the last bit.
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+GENRES = ("blues", "classical", "jazz", "metal", "rock")
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in file_lines(path)]
+
+
+def closing(rows: list[dict]) -> list[dict]:
+    """The verdict and error lines (one per file done)."""
+    return [r for r in rows if r["type"] in ("verdict", "error")]
+
+
+def assert_each_once(rows: list[dict], files: list[str]) -> None:
+    """Every file has exactly one verdict (or error) line, and exactly its verdict's count of window lines."""
+    done = Counter(r["file"] for r in closing(rows))
+    assert sorted(done) == sorted(files) and set(done.values()) == {1}, done
+    windows = Counter(r["file"] for r in rows if r["type"] == "window")
+    for r in closing(rows):
+        assert windows.get(r["file"], 0) == r.get("windows", 0), (r["file"], windows.get(r["file"]), r)
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory, data_dir: Path) -> Path:
+    """archive/GENRE/*.wav: 4 real excerpts of each of 5 genres (links), a 30-s MP3 and a broken file."""
+    root = tmp_path_factory.mktemp("archive")
+    for genre in GENRES:
+        (root / genre).mkdir()
+        for clip in sorted((data_dir / "gtzan-excerpts" / genre).glob("*.wav"))[:4]:
+            (root / genre / clip.name).symlink_to(clip)
+    (root / "blues" / "blues.00099.mp3").symlink_to(data_dir / "gtzan-sample" / "blues" / "blues.00099.mp3")
+    (root / "rock" / "broken.mp3").write_bytes(b"this is not audio\n" * 200)
+    (root / "notes.txt").write_text("not audio, and not an audio name: a folder walk leaves it out\n")
+    return root
+
+
+def audio_files(archive: Path) -> list[str]:
+    return sorted(str(p) for p in archive.rglob("*") if p.suffix in (".wav", ".mp3"))
+
+
+@pytest.fixture(scope="module")
+def reference(archive: Path, tmp_path_factory) -> dict[str, dict]:
+    """Verdicts (and error lines) of a single-process run over the archive, by file."""
+    out = tmp_path_factory.mktemp("ref") / "reference.jsonl"
+    proc = run_cli("classify", str(archive), "-o", str(out), env={**os.environ, **ONE_THREAD})
+    assert proc.returncode == 1, proc.stderr[-2000:]  # the broken file
+    rows = records(out)
+    assert_each_once(rows, audio_files(archive))
+    return {r["file"]: r for r in closing(rows)}
+
+
+def test_workers_give_the_verdicts_of_one_process_and_report_the_broken_file(archive: Path, reference, tmp_path: Path) -> None:
+    """A folder, a glob and a list file that overlap it: every file once, verdicts identical to
+    the single-process run, the broken file an error line, counted in the summary, exit 1."""
+    listed = tmp_path / "list.txt"
+    listed.write_text("# a comment\n" + "\n".join(audio_files(archive)[:6]) + "\n\n")
+    out = tmp_path / "out.jsonl"
+    proc = run_cli("classify", str(archive / "jazz"), f"{archive}/**/*.mp3", str(archive), "--list", str(listed),
+                   "-o", str(out), "--workers", "2")
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    rows = records(out)
+    assert_each_once(rows, audio_files(archive))
+    assert {r["file"]: r for r in closing(rows)} == reference
+    [error] = [r for r in rows if r["type"] == "error"]
+    assert error["file"].endswith("broken.mp3") and "broken.mp3" in error["error"]
+    summary = proc.stderr.strip().splitlines()[-1]
+    n = len(audio_files(archive))
+    assert summary.startswith(f"genrecast: classified {n - 1} files (") and "; 1 could not be read" in summary, summary
+    assert "Traceback" not in proc.stderr
+
+
+def _open_writer(fifo: Path) -> int:
+    """The write end of a named pipe, once the command has opened its read end."""
+    def attempt():
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:
+                raise
+            return None
+    return wait_for(attempt, 180, "classify to open its --list pipe")
+
+
+def _worker_pids(pid: int) -> list[int]:
+    """The Dask worker processes a `classify --workers` process started (multiprocessing spawn children)."""
+    return [c for c, _, state in children(pid) if state != "Z"
+            and b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def _classify_from_pipe(archive: Path, tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, int, Path]:
+    fifo = tmp_path / "files.fifo"
+    os.mkfifo(fifo)
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen([EXE, "classify", "--list", str(fifo), "-o", str(out), *extra], stdout=subprocess.DEVNULL,
+                            stderr=open(tmp_path / "stderr.txt", "w"), text=True, start_new_session=True)
+    return proc, _open_writer(fifo), out
+
+
+@pytest.fixture(scope="module")
+def long_mp3(tmp_path_factory, data_dir: Path) -> Path:
+    """10 minutes of real music (metal.00000 20 times) as an MP3: decoded by an ffmpeg child for seconds."""
+    out = tmp_path_factory.mktemp("long") / "long.mp3"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-stream_loop", "19", "-i", str(data_dir / "gtzan-sample" / "metal" / "metal.00000.wav"),
+                    "-ac", "1", "-ar", "22050", "-b:a", "64k", str(out)], check=True, timeout=120)
+    return out
+
+
+def _parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[1])
+
+
+def test_a_worker_killed_mid_task_leaves_every_file_done_once(archive: Path, reference, long_mp3: Path, tmp_path: Path) -> None:
+    """The worker decoding a 10-minute MP3 (its ffmpeg child running) is killed with SIGKILL while
+    the list is still open: Dask gives the task to another worker, and every file, that one too,
+    is written exactly once."""
+    files = audio_files(archive)
+    proc, fd, out = _classify_from_pipe(archive, tmp_path, "--workers", "2")
+    try:
+        os.write(fd, "".join(f + "\n" for f in [str(long_mp3), *files[:-4]]).encode())
+        [decoder] = wait_for(lambda: ffmpeg_processes_mentioning(str(long_mp3)), 180, "a worker decoding the long file")
+        worker = _parent(decoder)
+        assert worker in _worker_pids(proc.pid)
+        os.kill(worker, signal.SIGKILL)  # mid-task, and mid-run: the list is still open
+        try:
+            os.kill(decoder, signal.SIGKILL)  # the orphan would end at its closed pipe anyway
+        except ProcessLookupError:
+            pass
+        os.write(fd, "".join(f + "\n" for f in files[-4:]).encode())
+    finally:
+        os.close(fd)
+    try:
+        proc.wait(300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 1, (tmp_path / "stderr.txt").read_text()[-2000:]  # the broken file, nothing else
+    rows = records(out)
+    assert_each_once(rows, [*files, str(long_mp3)])
+    by_file = {r["file"]: r for r in closing(rows)}
+    assert by_file.pop(str(long_mp3))["windows"] == 200
+    assert by_file == reference
+
+
+def test_an_interrupted_run_resumed_gives_every_file_once(archive: Path, reference, tmp_path: Path) -> None:
+    """The classify process (and its workers) killed after some verdicts, a line cut short as a kill
+    mid-write leaves it, then the same command with --resume."""
+    files = audio_files(archive)
+    proc, fd, out = _classify_from_pipe(archive, tmp_path, "--workers", "2")
+    try:
+        os.write(fd, "".join(f + "\n" for f in files[:8]).encode())
+        wait_for(lambda: len(closing(records(out))) >= 3, 180, "three verdicts")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        os.close(fd)
+    first = {r["file"] for r in closing(records(out))}
+    unfinished = next(f for f in files if f not in first and f.endswith(".wav"))
+    window = {"type": "window", "file": unfinished, "audio_start_seconds": 0.0}
+    with open(out, "a") as f:  # a window line of a file whose verdict never came, and half a line
+        f.write(json.dumps(window) + "\n" + json.dumps({"type": "verdict", "file": unfinished})[:25])
+    listed = tmp_path / "all.txt"
+    listed.write_text("\n".join(files) + "\n")
+    proc = run_cli("classify", "--list", str(listed), "-o", str(out), "--resume", "--workers", "1")
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    rows = records(out)
+    assert_each_once(rows, files)
+    assert {r["file"]: r for r in closing(rows)} == reference
+    assert f"{len(first)} skipped, already in {out}" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_joins_a_running_cluster_by_its_address_and_loads_the_bundle_once_per_worker(archive: Path, reference) -> None:
+    from distributed import Client, LocalCluster
+
+    from genrecast.daemon.cluster import bundle_loads
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+        address = cluster.scheduler_address
+        assert address.startswith("tcp://127.0.0.1:")
+        proc = run_cli("classify", "--json", str(archive / "metal"), str(archive / "jazz"), "--scheduler", address)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        rows = [json.loads(line) for line in proc.stdout.splitlines()]
+        expected = [f for f in audio_files(archive) if "/metal/" in f or "/jazz/" in f]
+        assert_each_once(rows, expected)
+        assert {r["file"]: r for r in closing(rows)} == {f: reference[f] for f in expected}
+        assert list(client.run(bundle_loads).values()) == [1]  # 8 files, one load
+
+
+def test_bad_options_are_one_line(tmp_path: Path, archive: Path) -> None:
+    existing = tmp_path / "out.jsonl"
+    existing.write_text('{"type": "verdict", "file": "x.wav"}\n')
+    cases = [
+        (["--resume", str(archive)], "genrecast: error: --resume needs --output FILE: the JSON lines it reads to skip the files already done"),
+        (["-o", str(existing), str(archive)], f"genrecast: error: --output {existing} exists: add --resume to go on with it, or choose a new file"),
+        ([f"{archive}/*.flac"], f"genrecast: error: {archive}/*.flac: the pattern matches no file (quote it so that the shell "
+                                "leaves it to genrecast, and check the folder)"),
+        (["--workers", "0", str(archive)], "genrecast: error: --workers must be at least 1 (got 0)"),
+    ]
+    for args, message in cases:
+        proc = run_cli("classify", *args)
+        assert (proc.returncode, proc.stderr.strip().splitlines()) == (2, [message]), args
+    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    proc = run_cli("classify", "--scheduler", address, str(archive))
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith(f"genrecast: error: --scheduler {address}: no scheduler with a worker answered")
+
+
+#: Run the CLI with dask's distributed and matplotlib unimportable, as after `pip install .`.
+WITHOUT_EXTRAS = (
+    "import sys\n"
+    "for name in ('distributed', 'matplotlib'):\n"
+    "    sys.modules[name] = None\n"
+    "from genrecast.daemon.cli import main\n"
+    "sys.argv = ['genrecast', *sys.argv[1:]]\n"
+    "main()\n"
+)
+
+
+@pytest.mark.parametrize("flag,message", [
+    (["--workers", "2"], "genrecast: error: --workers and --scheduler need dask.distributed: pip install 'genrecast[cluster]'"),
+    (["--plot", "plots"], "genrecast: error: --plot needs matplotlib: pip install 'genrecast[plot]'"),
+])
+def test_a_missing_extra_is_one_line(flag: list[str], message: str, archive: Path, tmp_path: Path) -> None:
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", WITHOUT_EXTRAS, "classify", *flag, str(archive)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stderr.strip().splitlines()) == (2, [message])
+    assert not (tmp_path / "plots").exists()
+
+
+def test_a_terminal_shows_files_hours_and_time_left(archive: Path, tmp_path: Path) -> None:
+    from helpers import Terminal
+
+    out = tmp_path / "out.jsonl"
+    n = len(audio_files(archive))
+    with Terminal(f"{EXE} classify {archive}/jazz {archive}/blues -o {out}", width=140, height=20) as term:
+        screen = wait_for(lambda: "EXIT=" in (text := term.screen()) and text, 180, "classify to finish")
+    bar = next(line for line in screen.splitlines() if line.startswith("classifying"))
+    assert "9/9 files" in bar and " h of audio" in bar and "ETA" in bar, screen
+    assert "genrecast: classified 9 files" in screen and "EXIT=0" in screen and "Traceback" not in screen
+    assert len([r for r in records(out) if r["type"] == "verdict"]) == 9 < n
