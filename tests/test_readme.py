@@ -200,6 +200,13 @@ def _evaluate_small(run: Run, ws: Workspace) -> None:
     _ok(f"train {trained} tracks", "(3 tracks)", "split track")(run, ws)
 
 
+def _conditions_table(run: Run, ws: Workspace) -> None:
+    _ok("(19 clips; seed 0)", "| condition | right of 19 |", f"wrote {ws.path('conditions') / 'conditions.png'}")(run, ws)
+    for name in ("clean", "gain-24dB", "stereo", "mp3-128k-stereo-44.1k"):
+        assert f"| {name} | " in run.stdout, name
+    assert (ws.path("conditions") / "conditions.json").is_file()
+
+
 def _table_bundle(run: Run, ws: Workspace) -> None:
     _ok("bundle written to", "CV 0.741 ± 0.041 over 10 folds of 963 tracks", "artist-filtered test 0.514")(run, ws)
     assert "fold 10/10" in run.stderr  # progress
@@ -241,6 +248,8 @@ FLEET_SOURCES = ("--source jazz=file:../shared/data/gtzan-sample/jazz/jazz.00016
 FLEET = "A fleet: more sources than one daemon"
 FLEET_IN_TMP = {"/tmp/member-": "{ws}/member-", "/tmp/fleet.png": "{ws}/fleet.png"}
 SMALL_TRAIN = ".venv/bin/genrecast train ../shared/data/gtzan-sample --out /tmp/m --epochs 20"
+CONDITIONS_EXAMPLE = (".venv/bin/genrecast evaluate daemon/default_bundle ../shared/data/gtzan-sample "
+                      "--conditions gain-24dB,stereo,mp3-128k-stereo-44.1k --out /tmp/conditions")
 PLUGIN = "Write a sink plugin (under 20 lines)"
 IN_MODEL_TMP = {"/tmp/m": "{ws}/m"}
 
@@ -261,6 +270,8 @@ CHECKS: dict[tuple[str, str], Check] = {
     (PLUGIN, ".venv/bin/genrecast run --sink beep --source file:../shared/data/gtzan-sample/jazz/jazz.00016.wav"):
         Check(_beeps, env=_plugin_env),
     ("Train your own model", SMALL_TRAIN): Check(_small_bundle, replace=IN_MODEL_TMP, timeout=600),
+    ("Accuracy under capture conditions", CONDITIONS_EXAMPLE):
+        Check(_conditions_table, replace={"/tmp/conditions": "{ws}/conditions"}, timeout=1200),
     ("Train your own model", ".venv/bin/genrecast evaluate /tmp/m ../shared/data/gtzan-sample"):
         Check(_evaluate_small, replace=IN_MODEL_TMP),
     ("Train your own model", ".venv/bin/genrecast train --table ../shared/data/reference/features_30_sec.csv --exclude-dir "
@@ -329,6 +340,9 @@ SKIPS: dict[tuple[str, str], str] = {
 
 #: Checked only with GENRECAST_README_LONG=1 (why: the value).
 LONG_CHECKS = {
+    ("Accuracy under capture conditions", CONDITIONS_EXAMPLE):
+        "19 clips under 4 conditions, about 2 minutes on 2 cores; tests/trainer/test_evaluate_conditions.py runs the same "
+        "command on 2 of the clips (its table, files, plot size and clean verdicts equal to classify's)",
     ("Train your own model", ".venv/bin/genrecast train --table ../shared/data/reference/features_30_sec.csv --exclude-dir "
                              "../shared/data/gtzan-sample --selection daemon/default_bundle/selection.json --out /tmp/table-model"):
         "about 3 minutes of training on 2 cores; GENRECAST_README_LONG=1 runs it and compares the bundle byte for byte "

@@ -76,6 +76,12 @@ def register(app: typer.Typer) -> None:
         detector_data: Optional[Path] = typer.Option(
             None, "--detector-data", metavar="DIR", help="Also train the music detector on this folder (laid out as ../shared/data) "
             "and add it to the bundle; alone, add it to the existing bundle at --out."),
+        conditions: str = typer.Option(
+            "quick", "--conditions", metavar="NAMES|quick|all|none",
+            help="Capture conditions of the robustness table in report.md and metrics.json, measured on the held-out "
+            "full clips (the test tracks; for --table, the clips of --exclude-dir, else of gtzan-sample in the data "
+            "folder, that it never trained on; never reserved ids). quick: "
+            "clean, gain-24dB, stereo, mp3-128k-stereo-44.1k, speaker-room-noise15dB; all: every condition; none: skip."),
     ) -> None:
         from genrecast.daemon.cli import fail, setup_logging
 
@@ -84,6 +90,13 @@ def register(app: typer.Typer) -> None:
         for flag, value in (("--epochs", epochs), ("--workers", workers)):
             if value is not None and value < 1:
                 fail(f"{flag} must be at least 1 (got {value})")
+        if conditions.strip().lower() != "none":
+            from genrecast.trainer.conditions import named
+
+            try:
+                named(conditions)
+            except ValueError as exc:
+                fail(f"--conditions: {exc}")
         if cv_folds == 1 or cv_folds < 0:
             fail(f"--cv-folds must be 0 (no cross-validation) or at least 2 (got {cv_folds})")
         if missing := missing_train_modules():
@@ -98,10 +111,10 @@ def register(app: typer.Typer) -> None:
                 from genrecast.trainer.table import table_command
 
                 bundle = table_command(table=table, out=out, exclude_dir=exclude_dir, splits_dir=split_lists, seed=seed,
-                                       selection_file=selection, cv_folds=cv_folds)
+                                       selection_file=selection, cv_folds=cv_folds, conditions=conditions)
                 typer.echo(table_summary_line(bundle))
             elif dataset is not None:
-                _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists, epochs, seed, workers)
+                _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists, epochs, seed, workers, conditions)
             if detector_data is not None:
                 _train_detector(detector_data, out, seed, workers)
         except (ValueError, OSError) as exc:
@@ -113,9 +126,14 @@ def register(app: typer.Typer) -> None:
         dataset: Path = typer.Argument(..., metavar="DATASET", help="Folder of genre sub-folders with audio files."),
         split: str = typer.Option("recorded", metavar="NAME", help="recorded (the bundle's own test tracks), track, segment or all."),
         split_lists: Optional[Path] = typer.Option(None, metavar="DIR", help="Folder with train/valid/test lists (its test list is used)."),
-        seed: int = typer.Option(0, metavar="N", help="Seed for --split track|segment."),
+        seed: int = typer.Option(0, metavar="N", help="Seed for --split track|segment, and of the --conditions (rooms, noise)."),
         out: Optional[Path] = typer.Option(None, metavar="DIR", help="Also write metrics.json, report.md and plots here."),
         json_output: bool = typer.Option(False, "--json", metavar="", help="Print the metrics as JSON."),
+        conditions: Optional[str] = typer.Option(
+            None, "--conditions", metavar="NAMES|all",
+            help="Classify every held-out clip under these capture conditions (comma-separated names, or all, "
+            "targets, quick) as `genrecast classify` does; print per-condition accuracy and the verdicts unlike "
+            "clean, and write conditions.json, conditions.md and conditions.png to --out (default ./genrecast-conditions)."),
     ) -> None:
         import json
 
@@ -123,6 +141,13 @@ def register(app: typer.Typer) -> None:
 
         setup_logging()
         try:
+            if conditions is not None:
+                from genrecast.trainer.robustness import evaluate_command
+
+                results = evaluate_command(bundle, dataset, conditions, split=split, seed=seed,
+                                           out=out or Path("genrecast-conditions"))
+                typer.echo(json.dumps(results) if json_output else results["text"])
+                return
             from genrecast.trainer.evaluate import evaluate as run_evaluate
 
             metrics = run_evaluate(bundle, dataset, split=split, split_lists=split_lists, seed=seed, out=out)
@@ -143,6 +168,17 @@ EVALUATE_HELP = """Re-evaluate a saved bundle on a dataset: per-window and per-t
 Example (after the small `genrecast train` example of the README):
 
   genrecast evaluate /tmp/m ../shared/data/gtzan-sample
+
+With --conditions, the clips are classified as `genrecast classify` does (verdict = mean over
+windows) under named capture conditions (gain, stereo, sample rates, codecs, small speaker in a
+room, noise; see genrecast.trainer.conditions), for audio and feature-table bundles alike; the
+clips are the bundle's held-out ones (--split recorded) or all (--split all), never the reserved ids.
+Names: clean, gain-24dB, gain-3dB, gain+3dB, gain+6dB, stereo, rate-22.05k, rate-44.1k, rate-48k,
+wideband-16k, rate-8k, telephone-8k, mp3-128k, mp3-48k, aac-96k, mp3-128k-stereo-44.1k,
+aac-96k-stereo-44.1k, opus-32k, speaker, room, speaker-room, speaker-room-noise15dB,
+pink-noise-15dB, babble-10dB, environment-10dB; or all, targets (the robustness issue's table), quick:
+
+  genrecast evaluate daemon/default_bundle ../shared/data/gtzan-sample --conditions clean,gain-24dB,stereo --out /tmp/cond
 """
 
 
@@ -169,14 +205,15 @@ def summary_line(metrics: dict) -> str:
     )
 
 
-def _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists, epochs, seed, workers) -> None:
+def _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists, epochs, seed, workers, conditions) -> None:
     from genrecast.daemon.features import FeatureConfig
     from genrecast.trainer.train import TrainSettings, train
 
     if arch not in ARCHS:
         raise ValueError(f"unknown --arch {arch!r}; choose one of {', '.join(ARCHS)}")
     cfg = FeatureConfig(window_seconds=window_seconds, n_mfcc=n_mfcc)
-    settings = TrainSettings(arch=arch, split=split, split_lists=split_lists, epochs=epochs, seed=seed, workers=workers)
+    settings = TrainSettings(arch=arch, split=split, split_lists=split_lists, epochs=epochs, seed=seed, workers=workers,
+                             conditions=conditions)
     bundle, features = train(dataset, out, cfg, settings)
     if features.skipped:
         typer.echo(f"skipped {len(features.skipped)} file(s):", err=True)

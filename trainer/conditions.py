@@ -7,21 +7,42 @@ figure "under room" always means the same thing. Randomness comes only from the
 ``numpy.random.Generator`` passed in: a seed fixes the result (ffmpeg is run
 single-threaded, so its encoders are deterministic too).
 
-Libraries do the signal work: ffmpeg (codecs), pyroomacoustics (room impulse
-responses, Allen & Berkley's image method; ``pip install 'genrecast[train]'``),
-scipy (filters, convolution).
+Libraries do the signal work: ffmpeg (codecs, file formats), soxr (resampling, the
+daemon's resampler), pyroomacoustics (room impulse responses, Allen & Berkley's image
+method; ``pip install 'genrecast[train]'``), scipy (filters, convolution).
 
-The list is meant to grow (the robustness issue adds stereo, sample rates, Opus,
-babble noise, ...): add a function and a line in :data:`EVALUATION`.
+Format conditions (:func:`capture`: sample rate, stereo, codec) write a real file with
+ffmpeg and read it back through the daemon's own decoder
+(:func:`genrecast.daemon.audio.load_audio`: libsndfile or ffmpeg, the mean of the
+channels, soxr to the bundle's rate), so they measure what ``genrecast classify`` and
+``genrecast run`` see of such a file. Noise conditions take their sounds from a folder
+laid out as ``../shared/data`` (:func:`noise_data_root`): speech for babble, recorded
+environment sounds.
+
+Levels: gains in dB of amplitude (20·log10); SNR in dB is 20·log10 of the RMS of the
+audio over the RMS of the added noise, both over the whole clip.
+
+The list is meant to grow: add a function and a line in :data:`SUITE`. The first nine
+(:data:`EVALUATION`, the music detector's evaluation set) and :func:`random_condition`
+(its augmentation) keep their settings and samples; new kinds go into :func:`random_capture`.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import subprocess
+import tempfile
+import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+#: ffmpeg, quiet, single-threaded and bit-exact (the same input gives the same bytes).
+FFMPEG = ("ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-threads", "1")
+BITEXACT = ("-fflags", "+bitexact", "-flags:a", "+bitexact")
 
 Transform = Callable[..., np.ndarray]
 
@@ -48,7 +69,7 @@ def codec(y: np.ndarray, sample_rate: int, rng: np.random.Generator, codec: str,
     """Encode with ffmpeg (``mp3``: libmp3lame, ``aac``: ffmpeg's AAC encoder) and decode back."""
     encoders = {"mp3": ("libmp3lame", "mp3", "mp3"), "aac": ("aac", "adts", "aac")}  # encoder, muxer, demuxer
     encoder, fmt, demuxer = encoders[codec]
-    base = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-threads", "1"]
+    base = list(FFMPEG)
     raw = ["-f", "f32le", "-ac", "1", "-ar", str(sample_rate)]
     encoded = subprocess.run([*base, *raw, "-i", "pipe:0", "-c:a", encoder, "-b:a", f"{kbps}k", "-f", fmt, "pipe:1"],
                              input=np.ascontiguousarray(y, dtype=np.float32).tobytes(), capture_output=True, check=True).stdout
@@ -66,8 +87,7 @@ def room(y: np.ndarray, sample_rate: int, rng: np.random.Generator, rt60: tuple[
     import scipy.signal
 
     if band is not None:
-        sos = scipy.signal.butter(4, [band[0], min(band[1], 0.45 * sample_rate)], btype="bandpass", fs=sample_rate, output="sos")
-        y = scipy.signal.sosfilt(sos, y).astype(np.float32)
+        y = speaker(y, sample_rate, rng, band)
     dims = np.array([rng.uniform(3, 8), rng.uniform(3, 6), rng.uniform(2.4, 3.2)])
     target = rng.uniform(*rt60)
     absorption, max_order = pra.inverse_sabine(target, dims)
@@ -84,11 +104,8 @@ def room(y: np.ndarray, sample_rate: int, rng: np.random.Generator, rt60: tuple[
 
 
 def noise(y: np.ndarray, sample_rate: int, rng: np.random.Generator, snr_db: float, colour: str = "pink") -> np.ndarray:
-    """Add ``colour`` noise (white, pink or brown) at ``snr_db`` dB under the audio's RMS level."""
-    n = coloured_noise(len(y), colour, rng)
-    rms_y = np.sqrt(np.mean(np.square(y, dtype=np.float64))) + 1e-12
-    rms_n = np.sqrt(np.mean(np.square(n, dtype=np.float64))) + 1e-12
-    return (y + n * (rms_y / rms_n / 10 ** (snr_db / 20))).astype(np.float32)
+    """Add ``colour`` noise (white, pink or brown, :func:`coloured_noise`) at ``snr_db`` (:func:`add_at_snr`)."""
+    return add_at_snr(y, coloured_noise(len(y), colour, rng), snr_db)
 
 
 def coloured_noise(n: int, colour: str, rng: np.random.Generator) -> np.ndarray:
@@ -108,6 +125,150 @@ def chain(y: np.ndarray, sample_rate: int, rng: np.random.Generator, steps: tupl
     return y
 
 
+def speaker(y: np.ndarray, sample_rate: int, rng: np.random.Generator, band: tuple[float, float] = (200.0, 7000.0)) -> np.ndarray:
+    """A small speaker's pass band: a 4th-order Butterworth band-pass (scipy) over ``band`` Hz,
+    its top capped at 0.45 × ``sample_rate``."""
+    import scipy.signal
+
+    sos = scipy.signal.butter(4, [band[0], min(band[1], 0.45 * sample_rate)], btype="bandpass", fs=sample_rate, output="sos")
+    return scipy.signal.sosfilt(sos, y).astype(np.float32)
+
+
+def pan_gains(pan: float) -> tuple[float, float]:
+    """Left and right gains of the constant-power pan law (sine/cosine law): ``pan`` −1 is
+    hard left, 0 the centre (each channel at cos(π/4) = −3.01 dB), +1 hard right; the
+    two gains' squares always sum to 1. Raises ValueError outside −1..1."""
+    if not -1.0 <= pan <= 1.0:
+        raise ValueError(f"pan {pan} is outside -1 (left) .. +1 (right)")
+    theta = (pan + 1.0) * np.pi / 4
+    return float(np.cos(theta)), float(np.sin(theta))
+
+
+#: The codecs :func:`capture` writes: ffmpeg encoder and file suffix.
+CODECS: dict[str, tuple[str, str]] = {
+    "pcm": ("pcm_s16le", ".wav"),  # a 16-bit WAV, as `ffmpeg -ac 2 out.wav` writes it
+    "mp3": ("libmp3lame", ".mp3"),
+    "aac": ("aac", ".m4a"),  # ffmpeg's native AAC encoder
+    "opus": ("libopus", ".opus"),  # Ogg Opus; libopus codes at 48 kHz (ffmpeg resamples)
+    "mulaw": ("pcm_mulaw", ".wav"),  # G.711 µ-law, the telephone's 8-bit companding
+}
+
+
+#: The sample rates libopus codes at (Hz).
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+
+
+def capture(y: np.ndarray, sample_rate: int, rng: np.random.Generator, *, rate: int | None = None, channels: int = 1,
+            pan: float = 0.0, codec: str = "pcm", kbps: int | None = None) -> np.ndarray:
+    """The audio as a file in another format, read back the way the daemon reads files.
+
+    ffmpeg writes the file: resampled to ``rate`` Hz (ffmpeg's resampler, as
+    ``ffmpeg -ar RATE`` makes such a file; default: ``sample_rate``; Opus at a rate it does not
+    code at: 48 kHz), ``channels`` 1 or 2
+    (2: the mono audio placed at ``pan`` with :func:`pan_gains`, the constant-power
+    −3 dB law), coded with ``codec`` (a key of :data:`CODECS`) at ``kbps`` kbit/s (lossy
+    codecs). :func:`genrecast.daemon.audio.load_audio` reads it back: the mean of the
+    channels, soxr to ``sample_rate``. So a centred stereo file comes back 3.01 dB
+    quieter, as it does in ``genrecast classify``. Returns float32 mono, ``len(y)``
+    samples (a codec's delay and padding cut). Raises ValueError for an unknown codec,
+    subprocess.CalledProcessError if ffmpeg fails.
+    """
+    from genrecast.daemon.audio import load_audio
+
+    if codec not in CODECS:
+        raise ValueError(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
+    if channels not in (1, 2):
+        raise ValueError(f"channels must be 1 or 2 (got {channels})")
+    encoder, suffix = CODECS[codec]
+    rate = rate or sample_rate
+    if codec == "opus" and rate not in OPUS_RATES:
+        rate = 48000  # what an Opus encoder does with other rates: resample to 48 kHz
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    frames = y if channels == 1 else np.stack([y * np.float32(g) for g in pan_gains(pan)], axis=1)
+    args = ["-c:a", encoder, *(["-b:a", f"{kbps}k"] if kbps else []), "-ar", str(rate), "-ac", str(channels)]
+    with tempfile.TemporaryDirectory(prefix="genrecast-capture-") as tmp:
+        path = Path(tmp) / f"capture{suffix}"
+        subprocess.run([*FFMPEG, "-f", "f32le", "-ac", str(channels), "-ar", str(sample_rate), "-i", "pipe:0",
+                        *args, *BITEXACT, "-map_metadata", "-1", str(path)],
+                       input=np.ascontiguousarray(frames).tobytes(), capture_output=True, check=True)
+        out = load_audio(path, sample_rate)
+    return _same_length(out, len(y))
+
+
+def add_at_snr(y: np.ndarray, n: np.ndarray, snr_db: float) -> np.ndarray:
+    """``y`` plus the noise ``n`` (same length) scaled so that 20·log10(RMS(y) / RMS(scaled n))
+    = ``snr_db``, RMS over the whole clip. Silent ``y`` gets (almost) no noise."""
+    rms_y = np.sqrt(np.mean(np.square(y, dtype=np.float64))) + 1e-12
+    rms_n = np.sqrt(np.mean(np.square(n, dtype=np.float64))) + 1e-12
+    return (y + n * (rms_y / rms_n / 10 ** (snr_db / 20))).astype(np.float32)
+
+
+def noise_data_root() -> Path:
+    """The folder laid out as ``../shared/data`` that babble and environment noise come
+    from: ``$GENRECAST_TEST_DATA``, else ``../shared/data`` beside the project."""
+    return Path(os.environ.get("GENRECAST_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+#: Environment recordings that are synthetic tones, not recorded sounds (left out).
+SYNTHETIC_SOUNDS = ("chirp", "sine", "sawtooth", "multisines")
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".au")
+
+
+@functools.lru_cache(maxsize=8)
+def recordings(folders: tuple[str, ...], sample_rate: int, root: str) -> tuple[np.ndarray, ...]:
+    """Every recording in ``root``/``folder`` for the ``folders``, decoded at ``sample_rate``
+    (sorted by path; synthetic tones left out; cached). Raises ValueError when a folder is
+    missing or holds no audio."""
+    from genrecast.daemon.audio import load_audio
+
+    paths: list[Path] = []
+    for folder in folders:
+        where = Path(root) / folder
+        found = sorted(p for p in where.glob("*") if p.suffix.lower() in AUDIO_SUFFIXES
+                       and not any(t in p.stem.lower() for t in SYNTHETIC_SOUNDS)) if where.is_dir() else []
+        if not found:
+            raise ValueError(f"no recordings in {where} for the noise conditions; "
+                             "set GENRECAST_TEST_DATA to a folder laid out as ../shared/data")
+        paths += found
+    return tuple(load_audio(p, sample_rate) for p in paths)
+
+
+def _loop(sound: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` samples of ``sound`` from a random start, looped as needed."""
+    start = int(rng.integers(len(sound)))
+    return np.resize(np.roll(sound, -start), n)
+
+
+def babble(y: np.ndarray, sample_rate: int, rng: np.random.Generator, snr_db: float, talkers: int = 6,
+           folders: tuple[str, ...] = ("speech", "music-speech/speech")) -> np.ndarray:
+    """Babble at ``snr_db``: ``talkers`` voices talking at once, each a chain of random speech
+    recordings (from random starts) at the same RMS level, from ``folders`` under
+    :func:`noise_data_root`."""
+    pool = recordings(tuple(folders), sample_rate, str(noise_data_root()))
+    crowd = np.zeros(len(y), dtype=np.float64)
+    for _ in range(talkers):
+        voice: list[np.ndarray] = []
+        while sum(map(len, voice)) < len(y):
+            voice.append(pool[int(rng.integers(len(pool)))])
+        talk = _loop(np.concatenate(voice), len(y), rng).astype(np.float64)
+        crowd += talk / (np.sqrt(np.mean(talk**2)) + 1e-12)
+    return add_at_snr(y, crowd, snr_db)
+
+
+def environment(y: np.ndarray, sample_rate: int, rng: np.random.Generator, snr_db: float,
+                folder: str = "environment") -> np.ndarray:
+    """One recorded environment sound (rain, traffic, a cafe, ...; chosen by ``rng`` from
+    ``folder`` under :func:`noise_data_root`, looped from a random start) at ``snr_db``."""
+    pool = recordings((folder,), sample_rate, str(noise_data_root()))
+    return add_at_snr(y, _loop(pool[int(rng.integers(len(pool)))], len(y), rng), snr_db)
+
+
+def condition_rng(seed: int, *names: str) -> np.random.Generator:
+    """The generator of one (condition, clip, ...) pair: seeded from ``seed`` and CRC-32s of
+    the names, so a clip's audio under a condition does not depend on what else is run."""
+    return np.random.default_rng([seed, *(zlib.crc32(n.encode()) for n in names)])
+
+
 def _same_length(y: np.ndarray, n: int) -> np.ndarray:
     """A codec's output cut or zero-padded to ``n`` samples (encoders add a little delay and padding)."""
     return y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
@@ -119,7 +280,7 @@ def _identity(y: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.n
 
 CLEAN = Condition("clean", _identity)
 
-#: The fixed conditions every evaluation reports (the robustness issue's room, codec, gain and noise).
+#: The music detector's evaluation set (its trainer and report use it; kept as it is).
 EVALUATION: tuple[Condition, ...] = (
     CLEAN,
     Condition("gain-24dB", gain, {"db": -24.0}),
@@ -135,7 +296,59 @@ EVALUATION: tuple[Condition, ...] = (
     )}),
 )
 
-BY_NAME = {c.name: c for c in EVALUATION}
+#: Every named condition: the detector's nine, then the capture conditions of the
+#: robustness issue (gain, stereo, sample rate, codecs, telephone, speaker, noise).
+SUITE: tuple[Condition, ...] = EVALUATION + (
+    Condition("gain-3dB", gain, {"db": -3.0}),
+    Condition("gain+3dB", gain, {"db": 3.0}),
+    Condition("stereo", capture, {"channels": 2, "pan": 0.0}),  # a 16-bit stereo WAV, centred, -3 dB law
+    Condition("rate-22.05k", capture, {"rate": 22050}),  # 16-bit WAV files at these rates
+    Condition("rate-44.1k", capture, {"rate": 44100}),
+    Condition("rate-48k", capture, {"rate": 48000}),
+    Condition("wideband-16k", capture, {"rate": 16000}),  # speech-grade capture
+    Condition("rate-8k", capture, {"rate": 8000}),
+    Condition("telephone-8k", chain, {"steps": (
+        Condition("telephone-band", speaker, {"band": (300.0, 3400.0)}),
+        Condition("mulaw-8k", capture, {"rate": 8000, "codec": "mulaw"}),
+    )}),
+    Condition("mp3-128k-stereo-44.1k", capture, {"rate": 44100, "channels": 2, "codec": "mp3", "kbps": 128}),
+    Condition("aac-96k-stereo-44.1k", capture, {"rate": 44100, "channels": 2, "codec": "aac", "kbps": 96}),
+    Condition("opus-32k", capture, {"codec": "opus", "kbps": 32}),
+    Condition("speaker", speaker, {"band": (200.0, 7000.0)}),
+    Condition("pink-noise-15dB", noise, {"snr_db": 15.0, "colour": "pink"}),
+    Condition("babble-10dB", babble, {"snr_db": 10.0}),
+    Condition("environment-10dB", environment, {"snr_db": 10.0}),
+)
+
+BY_NAME = {c.name: c for c in SUITE}
+
+#: The conditions of the robustness issue's target table, in its order.
+TARGETS: tuple[str, ...] = (
+    "clean", "gain-24dB", "gain-3dB", "gain+3dB", "gain+6dB", "stereo", "rate-22.05k", "rate-44.1k", "rate-48k",
+    "mp3-128k-stereo-44.1k", "aac-96k-stereo-44.1k", "mp3-48k", "wideband-16k", "speaker-room", "speaker-room-noise15dB",
+)
+
+#: The few conditions every trained bundle's report carries by default (cheap: one of each kind).
+QUICK: tuple[str, ...] = ("clean", "gain-24dB", "stereo", "mp3-128k-stereo-44.1k", "speaker-room-noise15dB")
+
+
+def named(names: str | list[str] | tuple[str, ...]) -> list[Condition]:
+    """The conditions called ``names``: a list, or a comma-separated string; ``all`` is
+    :data:`SUITE`, ``targets`` :data:`TARGETS`, ``quick`` :data:`QUICK`. ``clean`` is
+    always first (differences are counted against it). Raises ValueError naming unknown names."""
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    groups = {"all": [c.name for c in SUITE], "targets": list(TARGETS), "quick": list(QUICK)}
+    wanted: list[str] = ["clean"]
+    for name in names:
+        for n in groups.get(name, [name]):
+            if n not in wanted:
+                wanted.append(n)
+    unknown = [n for n in wanted if n not in BY_NAME]
+    if unknown:
+        raise ValueError(f"unknown condition(s) {', '.join(unknown)}; choose from all, targets, quick or "
+                         f"{', '.join(BY_NAME)}")
+    return [BY_NAME[n] for n in wanted]
 
 
 def random_condition(rng: np.random.Generator) -> Condition:
@@ -156,3 +369,36 @@ def random_condition(rng: np.random.Generator) -> Condition:
                                                 "colour": str(rng.choice(["white", "pink", "brown"]))}))
     steps.append(Condition("gain", gain, {"db": float(rng.uniform(-30, 12))}))
     return Condition("+".join(s.name for s in steps), chain, {"steps": tuple(steps)})
+
+
+def random_capture(rng: np.random.Generator) -> Condition:
+    """One genre-training augmentation over every kind of :data:`SUITE`, drawn from ``rng``:
+    :func:`random_condition`'s steps, each with some chance a capture format first (stereo
+    with a random pan, 8/16/44.1/48 kHz, MP3/AAC/Opus at 32-192 kbit/s), and babble or an
+    environment sound at 5-30 dB SNR in place of coloured noise."""
+    base = list(random_condition(rng).kwargs["steps"])
+    if rng.random() < 0.5:
+        fmt: dict[str, Any] = {"rate": int(rng.choice([8000, 16000, 22050, 44100, 48000]))}
+        if rng.random() < 0.5:
+            fmt.update(channels=2, pan=float(rng.uniform(-0.5, 0.5)))
+        if rng.random() < 0.6:
+            fmt["codec"] = str(rng.choice(["mp3", "aac", "opus"]))
+            fmt["kbps"] = int(rng.choice([32, 48, 64, 96, 128, 192]))
+        base.insert(0, Condition("capture", capture, fmt))
+    if rng.random() < 0.3:
+        kind = babble if rng.random() < 0.5 else environment
+        base = [s for s in base if s.name != "noise"]
+        base.insert(len(base) - 1, Condition(kind.__name__, kind, {"snr_db": float(rng.uniform(5, 30))}))
+    return Condition("+".join(s.name for s in base), chain, {"steps": tuple(base)})
+
+
+def _drawn(y: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A :func:`random_capture` drawn from ``rng``, applied with the same ``rng``."""
+    return random_capture(rng).apply(y, sample_rate, rng)
+
+
+def random_draws(k: int) -> list[Condition]:
+    """``k`` conditions ``random-0`` .. ``random-{k-1}``, each a :func:`random_capture` drawn
+    afresh from the generator it is applied with (so every clip gets its own draw when
+    seeded per clip with :func:`condition_rng`): accuracy under many random conditions."""
+    return [Condition(f"random-{i}", _drawn) for i in range(k)]

@@ -624,8 +624,11 @@ def table_command(
     selection_file: Path | None = None,
     cv_folds: int = 10,
     level: str = "normalised",
+    conditions: str = "quick",
 ) -> Bundle:
-    """``genrecast train --table``: train, evaluate and write a bundle; logs a one-line summary."""
+    """``genrecast train --table``: train, evaluate and write a bundle; logs a one-line summary.
+    ``conditions``: the capture conditions of the report's robustness table, measured on the
+    full clips left out of training (:func:`genrecast.trainer.robustness.attach_table_clips`)."""
     exclude = training_exclusions(table, exclude_dir)
     if splits_dir is None:
         splits_dir = default_splits_dir(table)
@@ -640,6 +643,10 @@ def table_command(
         table, out, exclude_ids=exclude, seed=seed, splits_dir=splits_dir, config=config, cv_folds=cv_folds,
         selection=selection, level=level,
     )
+    from genrecast.trainer.robustness import attach_table_clips
+
+    attach_table_clips(out, table, exclude_dir, set(read_table(table, level=level).ids.tolist()) - exclude, conditions,
+                       seed=seed)
     m = bundle.metrics
     extra = m.get("extra", {})
     log.info(
@@ -664,6 +671,7 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--cv-folds", type=int, default=10)
     level_help = "normalised: take the recording level out of the columns (genrecast.daemon.level); absolute: as librosa"
     tr.add_argument("--level", choices=LEVEL_MODES, default="normalised", help=level_help)
+    tr.add_argument("--conditions", default="quick", help="capture conditions of the report's robustness table (all, quick, none, names)")
     se = sub.add_parser("select", help="repeated 10-fold CV of SELECTION_GRID on the table (excluded rows left out)")
     se.add_argument("table", type=Path)
     se.add_argument("--out", type=Path, required=True, help="JSON file for the grid's results")
@@ -681,7 +689,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     table_command(
         args.table, args.out, args.exclude_dir, args.split_lists, args.seed,
-        selection_file=args.selection, cv_folds=args.cv_folds, level=args.level,
+        selection_file=args.selection, cv_folds=args.cv_folds, level=args.level, conditions=args.conditions,
     )
     return 0
 

@@ -40,6 +40,9 @@ class TrainSettings:
     seed: int = 0
     """Seed of the split, weight initialisation and shuffling."""
     workers: int | None = None
+    conditions: str = "quick"
+    """Capture conditions of the report's robustness table (names for
+    :func:`genrecast.trainer.conditions.named`; ``none`` skips it)."""
     """Processes for feature extraction (all cores by default)."""
 
 
@@ -130,4 +133,7 @@ def train(dataset_path: Path, out: Path, cfg: FeatureConfig, settings: TrainSett
     summary = {k: metrics[k] for k in ("window_accuracy", "track_accuracy", "windows", "tracks") if k in metrics}
     summary["split"] = split.name
     bundle = save_bundle(model, out, labels=list(dataset.labels), features=cfg, mean=mean, std=std, metrics=summary, provenance=provenance)
+    from genrecast.trainer.robustness import attach_test_tracks
+
+    attach_test_tracks(out, dataset, provenance["test_tracks"], settings.conditions, split.name, seed=settings.seed)
     return bundle, features

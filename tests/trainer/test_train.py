@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conditions_checks import assert_conditions_table
 from helpers import run_cli, sample_clips
 from genrecast.daemon.audio import load_audio
 from genrecast.daemon.bundle import BundleError, load_bundle
@@ -35,6 +36,14 @@ def test_bundle_has_everything(trained_bundle: Path) -> None:
     report = (trained_bundle / "report.md").read_text()
     assert "per-track accuracy" in report and "per-window accuracy" in report
     assert (trained_bundle / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bundle_reports_accuracy_under_conditions(trained_bundle: Path, gtzan_sample: Path) -> None:
+    from genrecast.trainer.splits import reserved_ids_near
+
+    prov = load_bundle(trained_bundle).provenance
+    held_out = sorted(set(prov["test_tracks"]) - reserved_ids_near(gtzan_sample))
+    assert_conditions_table(trained_bundle, held_out)
 
 
 def test_evaluate_reproduces_the_training_numbers(trained_bundle: Path, gtzan_sample: Path) -> None:

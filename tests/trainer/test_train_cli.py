@@ -77,6 +77,14 @@ def test_table_training_shows_progress_and_ends_with_a_summary(tmp_path: Path, d
     assert float(match.group(2)) == pytest.approx(metrics["extra"]["cv"]["mean"], abs=5e-4)
     assert float(match.group(4)) == pytest.approx(metrics["extra"]["test_accuracy"], abs=5e-4)
     assert json.loads((out / "bundle.json").read_text())["model_id"] == match.group(1)
+    # the robustness table: the gtzan-sample clips this slice never trained on, reserved ids left out
+    from genrecast.trainer.splits import reserved_ids_near
+    from genrecast.trainer.table import ids_in_dir
+    from conditions_checks import assert_conditions_table
+
+    trained = {row[0].rsplit(".", 1)[0] for row in kept[1:]}
+    sample = data_dir / "gtzan-sample"
+    assert_conditions_table(out, sorted(ids_in_dir(sample) - trained - reserved_ids_near(sample)))
 
 
 def test_evaluate_a_missing_bundle_names_no_flag(tmp_path: Path, data_dir: Path) -> None:

@@ -1,0 +1,73 @@
+"""`genrecast evaluate BUNDLE DATA --conditions`: the shipped bundle on two real clips under three
+conditions; its clean verdicts are `genrecast classify`'s, its files and plot are written."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from helpers import run_cli
+from genrecast.daemon.bundle import default_bundle_path
+from genrecast.trainer.robustness import PLOT_PIXELS
+
+CLIPS = ("jazz/jazz.00000.wav", "rock/rock.00000.wav")
+
+
+@pytest.fixture(scope="module")
+def two_clips(gtzan_sample: Path, tmp_path_factory) -> Path:
+    """A genre-folder dataset of two real full clips (symlinks), both left out of the shipped model's training."""
+    root = tmp_path_factory.mktemp("two-clips")
+    for clip in CLIPS:
+        (root / clip).parent.mkdir()
+        (root / clip).symlink_to(gtzan_sample / clip)
+    return root
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_evaluate_under_conditions(two_clips: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cond"
+    proc = run_cli("evaluate", str(default_bundle_path()), str(two_clips), "--conditions", "gain-24dB,stereo",
+                   "--out", str(out), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "clips × conditions: 6/6" in proc.stderr  # progress
+    results = json.loads((out / "conditions.json").read_text())
+    assert results["clips"] == ["jazz.00000", "rock.00000"]
+    rows = {r["name"]: r for r in results["conditions"]}
+    assert list(rows) == ["clean", "gain-24dB", "stereo"]
+    for name, r in rows.items():
+        assert r["tracks"] == 2 and r["windows"] == 20 and 0 <= r["right"] <= 2, r
+        assert f"| {name} | {r['right']} | {r['track_accuracy']:.3f} | {r['window_accuracy']:.3f} (20) | " \
+               f"{r['differs_from_clean']} |" in proc.stdout
+        assert r["differs_from_clean"] == sum(results["verdicts"][name][c] != results["verdicts"]["clean"][c]
+                                              for c in results["clips"])
+    assert rows["clean"]["differs_from_clean"] == 0
+    assert "| stereo |" in (out / "conditions.md").read_text()
+    assert png_size(out / "conditions.png") == PLOT_PIXELS
+    # the clean verdicts are what `genrecast classify` says of the same files
+    classify = run_cli("classify", *(str(two_clips / c) for c in CLIPS), "--json", timeout=300)
+    assert classify.returncode == 0, classify.stderr[-2000:]
+    said = {Path(v["file"]).name.rsplit(".", 1)[0]: v["genre"]
+            for v in map(json.loads, classify.stdout.splitlines()) if v["type"] == "verdict"}
+    assert said == results["verdicts"]["clean"]
+
+
+def test_unknown_condition_is_one_line(two_clips: Path, tmp_path: Path) -> None:
+    proc = run_cli("evaluate", str(default_bundle_path()), str(two_clips), "--conditions", "clean,loud",
+                   "--out", str(tmp_path / "o"))
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "unknown condition(s) loud" in proc.stderr and not (tmp_path / "o").exists()
+
+
+def test_train_refuses_unknown_conditions_before_training(data_dir: Path, tmp_path: Path) -> None:
+    proc = run_cli("train", "--table", str(data_dir / "reference" / "features_30_sec.csv"), "--out", str(tmp_path / "b"),
+                   "--conditions", "quick,loud")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "--conditions: unknown condition(s) loud" in proc.stderr and not (tmp_path / "b").exists()
