@@ -76,6 +76,7 @@ def evaluate(work: Path, bundles: list[Path]) -> None:
     from genrecast.trainer.robustness import classify_audio, dataset_clips
 
     conditions = named(list(TARGETS))
+    paths = {b.name: b for b in bundles}
     classifiers = {b.name: open_classifier(b, "litert") for b in bundles}
     rates = {c.bundle.features.sample_rate for c in classifiers.values()}
     if len(rates) != 1:
@@ -96,7 +97,7 @@ def evaluate(work: Path, bundles: list[Path]) -> None:
     truth = {c.track_id: c.label for c in clips}
     results = {"clips": sorted(truth), "conditions": [c.name for c in conditions], "bundles": {}}
     for name in classifiers:
-        metrics = json.loads((work / "bundles" / name / "metrics.json").read_text())
+        metrics = json.loads((paths[name] / "metrics.json").read_text())
         right = {c: sum(verdicts[name][c][t] == truth[t] for t in truth) for c in verdicts[name]}
         misses = {c: sorted(f"{t}→{verdicts[name][c][t]}" for t in truth if verdicts[name][c][t] != truth[t])
                   for c in verdicts[name]}
@@ -106,7 +107,7 @@ def evaluate(work: Path, bundles: list[Path]) -> None:
             "held_out_window_accuracy": metrics.get("window_accuracy"),
             "valid_loss": metrics.get("extra", {}).get("valid_loss"),
             "valid_window_accuracy": metrics.get("extra", {}).get("valid_window_accuracy"),
-            "augment": json.loads((work / "bundles" / name / "bundle.json").read_text()).get("provenance", {}).get("augment", {}).get("copies"),
+            "augment": json.loads((paths[name] / "bundle.json").read_text()).get("provenance", {}).get("augment", {}).get("copies"),
         }
     (work / "conditions.json").write_text(json.dumps(results, indent=2) + "\n")
     names = list(classifiers)
@@ -116,7 +117,8 @@ def evaluate(work: Path, bundles: list[Path]) -> None:
     lines.append("| validation per-window accuracy (chooses) | " + " | ".join(
         f"{results['bundles'][n]['valid_window_accuracy']}" for n in names) + " |")
     lines.append("| held-out per-track accuracy (own test split) | " + " | ".join(
-        f"{results['bundles'][n]['held_out_track_accuracy']:.3f} ({results['bundles'][n]['held_out_tracks']})" for n in names) + " |")
+        f"{results['bundles'][n]['held_out_track_accuracy']:.3f} ({results['bundles'][n]['held_out_tracks']})"
+        if results["bundles"][n]["held_out_track_accuracy"] is not None else "—" for n in names) + " |")
     text = "\n".join(lines) + "\n\nMisses on clean:\n" + "\n".join(
         f"- {n}: {', '.join(results['bundles'][n]['misses']['clean']) or 'none'}" for n in names) + "\n"
     (work / "conditions.md").write_text(text)
