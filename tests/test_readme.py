@@ -321,6 +321,9 @@ SKIPS: dict[tuple[str, str], str] = {
     ("Train your own model", ".venv/bin/genrecast train ~/gtzan --out ~/models/gtzan-cnn"): OWN_GTZAN,
     ("Train your own model", ".venv/bin/genrecast evaluate ~/models/gtzan-cnn ~/gtzan"): OWN_GTZAN,
     ("Train your own model", ".venv/bin/genrecast run --bundle ~/models/gtzan-cnn"): OWN_GTZAN + "; and " + MIC_NO_END,
+    ("The window model under capture conditions", "scripts/window_model_conditions.sh ../shared/data /tmp/genrecast-winmodel"):
+        "about 25 min of training and evaluation on 2 cores; tests/trainer/test_augment.py trains with --augment on a "
+        "small real data folder and checks that the copies are training windows only",
     ("Benchmarks", ".venv/bin/python -m benchmarks"): BENCHMARK,
     ("Benchmarks", ".venv/bin/python -m benchmarks --quick"): BENCHMARK,
     ("Benchmarks", ".venv/bin/python -m benchmarks --only window,startup --repeats 5"): BENCHMARK,
