@@ -363,6 +363,9 @@ SKIPS: dict[tuple[str, str], str] = {
     (ARCHIVES, ".venv/bin/dask worker tcp://127.0.0.1:8786 --nworkers 2 --nthreads 1 &"): OWN_SCHEDULER,
     (ARCHIVES, ".venv/bin/genrecast classify ../shared/data/gtzan-sample --scheduler tcp://127.0.0.1:8786 -o /tmp/on-a-cluster.jsonl"):
         OWN_SCHEDULER,
+    ("The window model under capture conditions", "scripts/window_model_conditions.sh ../shared/data /tmp/genrecast-winmodel"):
+        "about 25 min of training and evaluation on 2 cores; tests/trainer/test_augment.py trains with --augment on a "
+        "small real data folder and checks that the copies are training windows only",
     ("Benchmarks", ".venv/bin/python -m benchmarks"): BENCHMARK,
     ("Benchmarks", ".venv/bin/python -m benchmarks --quick"): BENCHMARK,
     ("Benchmarks", ".venv/bin/python -m benchmarks --only window,startup --repeats 5"): BENCHMARK,

@@ -72,6 +72,10 @@ def register(app: typer.Typer) -> None:
         split_lists: Optional[Path] = typer.Option(None, metavar="DIR", help="Folder with train/valid/test lists of file names (overrides --split)."),
         epochs: int = typer.Option(100, metavar="N", help="Most epochs (at least 1); early stopping on validation loss ends sooner."),
         seed: int = typer.Option(0, metavar="N", help="Seed of split, initialisation and shuffling."),
+        augment: int = typer.Option(0, "--augment", metavar="N", help="(audio) Add N copies of every TRAINING file, each "
+                                    "under a random capture condition (gain, room, small speaker, codec, stereo, sample "
+                                    "rate, noise; seeded by --seed), before the features. Validation and test tracks stay "
+                                    "clean; provenance.augment records the copies."),
         workers: Optional[int] = typer.Option(None, metavar="N", help="Processes for feature extraction (at least 1). \\[default: all cores]"),
         scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS", help="Extract a DATASET's features on the Dask cluster at ADDRESS, e.g. tcp://10.0.0.5:8786 (needs genrecast\\[cluster]; the workers must see DATASET at the same path)."),
         detector_data: Optional[Path] = typer.Option(
@@ -88,6 +92,8 @@ def register(app: typer.Typer) -> None:
 
         if table is None and dataset is None and detector_data is None:
             fail("give a DATASET folder, --table FILE.csv, or --detector-data DIR to add a music detector to --out")
+        if augment < 0:
+            fail(f"--augment must be 0 or more copies (got {augment})")
         for flag, value in (("--epochs", epochs), ("--workers", workers)):
             if value is not None and value < 1:
                 fail(f"{flag} must be at least 1 (got {value})")
@@ -121,7 +127,7 @@ def register(app: typer.Typer) -> None:
                 typer.echo(table_summary_line(bundle))
             elif dataset is not None:
                 _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists, epochs, seed, workers, conditions,
-                             scheduler)
+                             scheduler, augment)
             if detector_data is not None:
                 _train_detector(detector_data, out, seed, workers)
         except (ValueError, OSError) as exc:
@@ -213,7 +219,7 @@ def summary_line(metrics: dict) -> str:
 
 
 def _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists, epochs, seed, workers, conditions,
-                 scheduler=None) -> None:
+                 scheduler=None, augment=0) -> None:
     from genrecast.daemon.features import FeatureConfig
     from genrecast.trainer.train import TrainSettings, train
 
@@ -221,7 +227,7 @@ def _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists,
         raise ValueError(f"unknown --arch {arch!r}; choose one of {', '.join(ARCHS)}")
     cfg = FeatureConfig(window_seconds=window_seconds, n_mfcc=n_mfcc)
     settings = TrainSettings(arch=arch, split=split, split_lists=split_lists, epochs=epochs, seed=seed, workers=workers,
-                             conditions=conditions, scheduler=scheduler)
+                             conditions=conditions, scheduler=scheduler, augment)
     bundle, features = train(dataset, out, cfg, settings)
     if features.skipped:
         typer.echo(f"skipped {len(features.skipped)} file(s):", err=True)

@@ -40,12 +40,15 @@ class TrainSettings:
     seed: int = 0
     """Seed of the split, weight initialisation and shuffling."""
     workers: int | None = None
+    """Processes for feature extraction (all cores by default)."""
     conditions: str = "quick"
     """Capture conditions of the report's robustness table (names for
     :func:`genrecast.trainer.conditions.named`; ``none`` skips it)."""
-    """Processes for feature extraction (all cores by default)."""
     scheduler: str | None = None
     """Extract the features on the Dask cluster at this scheduler address instead."""
+    augment: int = 0
+    """Augmented copies of every training file, each under a random capture condition
+    (:mod:`genrecast.trainer.augment`); validation and test tracks are never augmented."""
 
 
 def make_split(features: FeatureSet, settings: TrainSettings) -> Split:
@@ -98,6 +101,19 @@ def fit(
     return model, mean, std, {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
+def validation_summary(history: dict[str, list[float]]) -> dict[str, float | int]:
+    """The epoch early stopping kept (lowest validation loss, 1-based) with its validation loss
+    and per-window accuracy: what settings are chosen by (never the test split)."""
+    losses = history.get("val_loss") or []
+    if not losses:
+        return {}
+    best = int(np.argmin(losses))
+    out: dict[str, float | int] = {"valid_best_epoch": best + 1, "valid_loss": round(float(losses[best]), 4)}
+    if history.get("val_accuracy"):
+        out["valid_window_accuracy"] = round(float(history["val_accuracy"][best]), 4)
+    return out
+
+
 def train(dataset_path: Path, out: Path, cfg: FeatureConfig, settings: TrainSettings) -> tuple[Bundle, FeatureSet]:
     """The whole run: returns the saved bundle and the features it was trained on."""
     from genrecast.trainer.export import save_bundle
@@ -108,6 +124,13 @@ def train(dataset_path: Path, out: Path, cfg: FeatureConfig, settings: TrainSett
     for part in ("train", "valid", "test"):
         if not getattr(split, part).any():
             raise ValueError(f"the {split.name} split has no {part} windows; use a larger dataset or other split lists")
+    if settings.split == "segment" and settings.augment and settings.split_lists is None:
+        raise ValueError("--augment needs a split by track (--split track or --split-lists): with --split segment "
+                         "copies of test windows' tracks would be trained on")
+    from genrecast.trainer.augment import augment_training
+
+    augmented = augment_training(dataset, features, split, cfg, settings.augment, seed=settings.seed, workers=settings.workers)
+    features, split = augmented.features, augmented.split
     model, mean, std, history = fit(features.x, features.y, split, len(dataset.labels), settings)
     probs = np.asarray(model.predict(((features.x[split.test] - mean) / std).astype(np.float32), verbose=0))
     out = Path(out)
@@ -116,7 +139,7 @@ def train(dataset_path: Path, out: Path, cfg: FeatureConfig, settings: TrainSett
         out, labels=list(dataset.labels), y_true=features.y[split.test], y_prob=probs,
         split_name=split.name, split_sizes=split.sizes(features.track_ids),
         track_ids=features.track_ids[split.test], history=history, warning=split.warning,
-        extra={"skipped_files": len(features.skipped)},
+        extra={"skipped_files": len(features.skipped), **validation_summary(history)},
         title=f"genrecast evaluation: {settings.arch} on {dataset.root.name}",
     )
     provenance = {
@@ -131,6 +154,13 @@ def train(dataset_path: Path, out: Path, cfg: FeatureConfig, settings: TrainSett
         "epochs_max": settings.epochs,
         "seed": settings.seed,
         "skipped": [path for path, _ in features.skipped],
+        "augment": {
+            "copies": settings.augment,
+            "windows": int(augmented.augmented.sum()),
+            "tracks": sorted({r["track_id"] for r in augmented.conditions}),
+            "conditions": augmented.conditions,
+            "applied_to": "train",
+        },
     }
     summary = {k: metrics[k] for k in ("window_accuracy", "track_accuracy", "windows", "tracks") if k in metrics}
     summary["split"] = split.name
