@@ -41,10 +41,6 @@ from genrecast.daemon.features import FeatureConfig, _chroma_basis, _dct_matrix3
 
 N_MFCC = 12
 
-#: Samples between the detector's STFT frames: twice the genre model's hop, so a window costs half
-#: the FFTs (46 ms frames every 46 ms still resolve the 2-8 Hz syllable rate and the pauses of speech).
-HOP_LENGTH = 1024
-
 DETECTOR_COLUMNS: tuple[str, ...] = (
     tuple(f"mfcc{k}_{stat}" for k in range(1, N_MFCC + 1) for stat in ("mean", "std"))
     + tuple(f"dmfcc{k}_std" for k in range(1, N_MFCC + 1))
@@ -77,7 +73,7 @@ def _chroma_basis_t(cfg: FeatureConfig) -> np.ndarray:
 def detector_config(sample_rate: int = 22050, window_seconds: float = 3.0) -> FeatureConfig:
     """The FeatureConfig a detector is trained and run with (kept in the bundle)."""
     return FeatureConfig(kind="detector", sample_rate=sample_rate, window_seconds=window_seconds,
-                         n_mfcc=N_MFCC + 1, hop_length=HOP_LENGTH, columns=DETECTOR_COLUMNS)
+                         n_mfcc=N_MFCC + 1, columns=DETECTOR_COLUMNS)
 
 
 def music_features(samples: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
