@@ -5,10 +5,13 @@
 1. :func:`genrecast.trainer.detector_data.inventory` lists the files of DIR (a folder
    laid out as ``../shared/data``) with their class and their split by file group.
 2. Windows of 3 s (as the daemon cuts them) → :func:`genrecast.daemon.music_features.music_features`.
-   Training and validation files are used clean and under two random capture
-   conditions each (:func:`genrecast.trainer.conditions.random_condition`), plus
-   generated hiss / hum / fan windows as extra ``other`` examples.
-3. A small Keras MLP (48 → 32 → 16 → 3, softmax over music / speech / other),
+   Training and validation files are used clean and under random capture conditions
+   (:func:`genrecast.trainer.conditions.random_condition`; 4 copies per music file, 8 per
+   speech or environment file), plus generated hiss / hum / fan windows as extra ``other``
+   examples. Each window keeps its level (dBFS); the silence gate is chosen on the clean
+   validation music (:func:`genrecast.trainer.detector_eval.choose_silence_gate`) and the
+   windows under it are left out, as the daemon never runs the detector on them.
+3. A small Keras MLP (52 → 64 → 32 → 3, softmax over music / speech / other),
    class-weighted, fixed epochs, deterministic (one thread, fixed seeds).
 4. The gate's thresholds are chosen on the validation files
    (:func:`genrecast.trainer.detector_eval.choose_gate`); the test files are then
