@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from genrecast.daemon.smoothing import DEFAULT_SILENCE_DBFS
+
 DEFAULT_CONFIG_PATH = Path("/etc/genrecast/config.toml")
 ENV_PREFIX = "GENRECAST_"
 REDACTED = "********"
@@ -69,7 +71,7 @@ KEYS: dict[str, Key] = {
     "model.bundle": Key(str, "", "Model bundle directory; empty for the built-in model.", must_exist=True),
     "model.backend": Key(str, "litert", "Classifier backend: litert (no tensorflow) or keras.", _choice("litert", "keras")),
     "windowing.hop_seconds": Key((int, float), 0.0, "Seconds between window starts; 0 means the window length.", _range(0, 60)),
-    "smoothing.silence_dbfs": Key((int, float), -50.0, "Windows below this RMS level (dBFS) are 'silence'.", _range(-200, 0)),
+    "smoothing.silence_dbfs": Key((int, float), DEFAULT_SILENCE_DBFS, "Windows below this RMS level (dBFS) are 'silence'.", _range(-200, 0)),
     "smoothing.min_confidence": Key((int, float), 0.25, "Windows whose top probability is lower are 'uncertain'.", _range(0, 1)),
     "smoothing.windows": Key(int, 5, "K: windows averaged for the smoothed genre.", _range(1, 1000)),
     "smoothing.hold_windows": Key(int, 2, "M: windows a new genre must lead before 'changed'.", _range(1, 1000)),

@@ -10,12 +10,18 @@ import numpy as np
 
 SILENCE_FLOOR_DBFS = -120.0
 
+#: The default silence gate (dBFS): the one the default bundle's music detector was chosen and
+#: evaluated with (its ``silence_dbfs``, chosen on validation files so that music 24 dB under its
+#: recorded level still reaches the detector; room tone and hiss above it are the detector's
+#: ``not_music``). A test keeps the two equal.
+DEFAULT_SILENCE_DBFS = -65.0
+
 
 @dataclass(frozen=True)
 class SmoothingSettings:
     """How raw window results become states and a smoothed genre."""
 
-    silence_dbfs: float = -50.0
+    silence_dbfs: float = DEFAULT_SILENCE_DBFS
     """A window whose RMS level is below this (dBFS) is ``silence``, not a genre."""
     min_confidence: float = 0.25
     """A window whose top probability is below this is ``uncertain``."""

@@ -2,7 +2,7 @@
 # Reproduce daemon/default_bundle/ bit for bit from the published GTZAN feature table,
 # then add the music detector trained on the real recordings of ../shared/data.
 #
-#   scripts/make_default_bundle.sh --skip-select # reuse the committed selection.json, training only (~7 min with the detector): bit for bit
+#   scripts/make_default_bundle.sh --skip-select # reuse the committed selection.json, training only (~20 min with the detector and a cold feature cache on 2 busy cores): bit for bit
 #   scripts/make_default_bundle.sh               # rerun the grid selection (2 x 10-fold CV, ~40 min on 2 cores) first
 #
 # The committed selection.json is the grid as it was run on the absolute-level columns with

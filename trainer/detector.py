@@ -5,10 +5,13 @@
 1. :func:`genrecast.trainer.detector_data.inventory` lists the files of DIR (a folder
    laid out as ``../shared/data``) with their class and their split by file group.
 2. Windows of 3 s (as the daemon cuts them) → :func:`genrecast.daemon.music_features.music_features`.
-   Training and validation files are used clean and under two random capture
-   conditions each (:func:`genrecast.trainer.conditions.random_condition`), plus
-   generated hiss / hum / fan windows as extra ``other`` examples.
-3. A small Keras MLP (48 → 32 → 16 → 3, softmax over music / speech / other),
+   Training and validation files are used clean and under random capture conditions
+   (:func:`genrecast.trainer.conditions.random_condition`; 4 copies per music file, 8 per
+   speech or environment file), plus generated hiss / hum / fan windows as extra ``other``
+   examples. Each window keeps its level (dBFS); the silence gate is chosen on the clean
+   validation music (:func:`genrecast.trainer.detector_eval.choose_silence_gate`) and the
+   windows under it are left out, as the daemon never runs the detector on them.
+3. A small Keras MLP (52 → 64 → 32 → 3, softmax over music / speech / other),
    class-weighted, fixed epochs, deterministic (one thread, fixed seeds).
 4. The gate's thresholds are chosen on the validation files
    (:func:`genrecast.trainer.detector_eval.choose_gate`); the test files are then
@@ -43,17 +46,18 @@ from genrecast.daemon.smoothing import level_dbfs
 from genrecast.trainer import conditions as cond
 from genrecast.trainer.detector_data import Item, generated_noise, inventory
 from genrecast.trainer.detector_eval import (
-    FileWindows, choose_gate, confusion, gate_states, misses, report_section, target_figures,
+    FileWindows, choose_gate, choose_silence_gate, confusion, gate_states, misses, report_section, target_figures,
+    with_silence_gate,
 )
 
 log = logging.getLogger(__name__)
 
-#: Random capture conditions drawn per training / validation file (besides the clean audio).
+#: Random capture conditions drawn per training / validation music file (besides the clean audio).
 AUGMENTED_COPIES = 4
+#: The same for speech and environment files: the scarce classes get more varied copies.
+AUGMENTED_COPIES_SCARCE = 8
 #: Generated hiss / hum / fan windows added to the ``other`` class (train; a quarter as many for validation).
 GENERATED_WINDOWS = 150
-#: The daemon's silence gate (dBFS), as in SmoothingSettings' default.
-SILENCE_DBFS = -50.0
 #: A final partial window is kept when it holds this much audio (the daemon's Windower: half a window).
 EVAL_MIN_FRACTION = 0.5
 #: Training also keeps shorter files (spoken digits, 2-s excerpts) from this many seconds.
@@ -77,10 +81,10 @@ class DetectorTraining:
     seed: int = 0
 
 
-def cut_windows(y: np.ndarray, cfg: FeatureConfig, min_samples: int) -> list[tuple[np.ndarray, bool]]:
-    """(real audio, silent) per window, as the daemon cuts a file: full windows every window
-    length, then the rest if it holds ``min_samples``; silent: under the silence gate once
-    zero-padded to a full window (as the daemon measures it)."""
+def cut_windows(y: np.ndarray, cfg: FeatureConfig, min_samples: int) -> list[tuple[np.ndarray, float]]:
+    """(real audio, level in dBFS) per window, as the daemon cuts a file: full windows every window
+    length, then the rest if it holds ``min_samples``; the level is measured once zero-padded to
+    a full window (as the daemon measures it against its silence gate)."""
     n = cfg.window_samples
     out = []
     for start in range(0, len(y), n):
@@ -88,7 +92,7 @@ def cut_windows(y: np.ndarray, cfg: FeatureConfig, min_samples: int) -> list[tup
         if len(real) < n and (len(real) < min_samples or len(real) < cfg.n_fft):
             break
         padded = real if len(real) == n else np.pad(real, (0, n - len(real)))
-        out.append((real, level_dbfs(padded) < SILENCE_DBFS))
+        out.append((real, level_dbfs(padded)))
     return out
 
 
@@ -101,24 +105,24 @@ def _cache_key(task: tuple) -> str:
     for module in (features_module, cond):
         digest.update(Path(module.__file__).read_bytes())
     name = condition if isinstance(condition, str) else repr(condition)
-    digest.update(f"{name}|{seed}|{cfg.cache_key()}|{min_samples}".encode())
+    digest.update(f"levels|{name}|{seed}|{cfg.cache_key()}|{min_samples}".encode())
     return digest.hexdigest()[:32]
 
 
 def _extract(task: tuple) -> tuple[np.ndarray, np.ndarray]:
-    """Worker: one file under one condition → (windows x features, silent flags), cached on disk."""
+    """Worker: one file under one condition → (windows x features, levels in dBFS), cached on disk."""
     from genrecast.daemon.cache import cache_dir
 
     cache = cache_dir() / "detector" / f"{_cache_key(task)}.npz"
     if cache.is_file():
         with np.load(cache) as data:
-            return data["x"], data["silent"]
-    x, silent = _compute(task)
+            return data["x"], data["levels"]
+    x, levels = _compute(task)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, x=x, silent=silent)
+    np.savez(tmp, x=x, levels=levels)
     tmp.replace(cache)
-    return x, silent
+    return x, levels
 
 
 def _compute(task: tuple) -> tuple[np.ndarray, np.ndarray]:
@@ -133,27 +137,28 @@ def _compute(task: tuple) -> tuple[np.ndarray, np.ndarray]:
     windows = cut_windows(y, cfg, min_samples)
     feats = [music_features(real, cfg) for real, _ in windows]
     width = len(cfg.columns)
-    return (np.stack(feats) if feats else np.zeros((0, width), np.float32)), np.array([s for _, s in windows], dtype=bool)
+    return (np.stack(feats) if feats else np.zeros((0, width), np.float32)), np.array([v for _, v in windows], dtype=np.float32)
 
 
 def _seed(*parts: Any) -> int:
     return int(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:8], 16)
 
 
-def extract_all(items: list[Item], conditions: list, cfg: FeatureConfig, seed: int, min_samples: int,
+def extract_all(items: list[Item], conditions, cfg: FeatureConfig, seed: int, min_samples: int,
                 jobs: int, what: str) -> list[FileWindows]:
-    """Features of every (item, condition) pair, in order; ``conditions`` entries are a
-    :class:`Condition` or ``"random"`` (a fresh draw per item and copy)."""
+    """Features of every (item, condition) pair, in order; ``conditions`` is a list, or a function
+    of the item giving one, whose entries are a :class:`Condition` or ``"random"`` (a fresh draw
+    per item and copy). Every window is marked not silent until :func:`with_silence_gate`."""
     tasks, meta = [], []
     for item in items:
-        for copy, c in enumerate(conditions):
+        for copy, c in enumerate(conditions(item) if callable(conditions) else conditions):
             name = c if isinstance(c, str) else c.name
             tasks.append((item.path, c, _seed(seed, item.group, item.path.name, copy, name), cfg, min_samples))
             meta.append((item, f"{name}{copy}" if name == "random" else name))
     results = _run(tasks, jobs, what)
     return [FileWindows(item.path.name, item.label, item.kind, condition, probabilities=np.zeros((len(x), 3), np.float32),
-                        silent=s, genre=item.genre, features=x)
-            for (item, condition), (x, s) in zip(meta, results)]
+                        silent=np.zeros(len(x), bool), genre=item.genre, features=x, levels=levels)
+            for (item, condition), (x, levels) in zip(meta, results)]
 
 
 def _run(tasks: list, jobs: int, what: str) -> list:
@@ -176,9 +181,9 @@ def _run(tasks: list, jobs: int, what: str) -> list:
 def _generated(n: int, cfg: FeatureConfig, seed: int, name: str) -> FileWindows:
     windows = generated_noise(n, cfg.window_samples, cfg.sample_rate, seed)
     feats = np.stack([music_features(w, cfg) for w in windows])
-    silent = np.array([level_dbfs(w) < SILENCE_DBFS for w in windows])
+    levels = np.array([level_dbfs(w) for w in windows], dtype=np.float32)
     return FileWindows(name, "other", "generated", "clean", probabilities=np.zeros((len(feats), 3), np.float32),
-                       silent=silent, features=feats)
+                       silent=np.zeros(len(feats), bool), features=feats, levels=levels)
 
 
 def _xy(files: list[FileWindows]) -> tuple[np.ndarray, np.ndarray]:
@@ -243,7 +248,8 @@ def train_detector(data: str | Path, bundle_dir: str | Path, *, seed: int = 0, j
     test_items = [i for i in items if i.split == "test"]
     train_min = int(TRAIN_MIN_SECONDS * cfg.sample_rate)
     eval_min = int(EVAL_MIN_FRACTION * cfg.window_samples)
-    augment = [cond.CLEAN] + ["random"] * AUGMENTED_COPIES
+    def augment(item: Item) -> list:
+        return [cond.CLEAN] + ["random"] * (AUGMENTED_COPIES if item.label == "music" else AUGMENTED_COPIES_SCARCE)
 
     train = extract_all(train_items, augment, cfg, seed, train_min, jobs, "detector: training windows")
     train.append(_generated(GENERATED_WINDOWS, cfg, _seed(seed, "generated-train"), "generated-train"))
@@ -251,6 +257,8 @@ def train_detector(data: str | Path, bundle_dir: str | Path, *, seed: int = 0, j
     valid.append(_generated(GENERATED_WINDOWS // 4, cfg, _seed(seed, "generated-valid"), "generated-valid"))
     test = extract_all(test_items, list(cond.EVALUATION), cfg, seed, eval_min, jobs, "detector: test windows")
     test.append(_generated(GENERATED_WINDOWS // 4, cfg, _seed(seed, "generated-test"), "generated-test"))
+    silence_dbfs, silence_rule = choose_silence_gate([f for f in valid if f.condition == "clean"])
+    train, valid, test = (with_silence_gate(files, silence_dbfs) for files in (train, valid, test))
 
     x, y = _xy(train)
     mean = x.mean(axis=0)
@@ -269,13 +277,16 @@ def train_detector(data: str | Path, bundle_dir: str | Path, *, seed: int = 0, j
     metrics: dict[str, Any] = {
         "gate": {"enter": gate.enter, "leave": gate.leave, "windows": gate.windows, "delay_windows": gate.delay_windows()},
         "gate_choice": choice,
+        "silence_dbfs": silence_dbfs,
+        "silence_choice": silence_rule,
         "files": {split: {label: sum(1 for i in group if i.label == label) for label in DETECTOR_LABELS}
                   for split, group in (("train", train_items), ("valid", valid_items), ("test", test_items))},
         "training_windows": {label: int((y == k).sum()) for k, label in enumerate(DETECTOR_LABELS)},
         "test": figures,
         "generated_noise_not_music": round(float(np.mean([s != "music" for f in generated for s in gate_states(f, gate)])), 4),
         "confusion": {"clean": confusion(by_condition["clean"])},
-        "settings": {**settings.__dict__, "hidden": list(settings.hidden), "augmented_copies": AUGMENTED_COPIES},
+        "settings": {**settings.__dict__, "hidden": list(settings.hidden), "augmented_copies": AUGMENTED_COPIES,
+                     "augmented_copies_speech_and_other": AUGMENTED_COPIES_SCARCE},
         "splits": {split: sorted({i.group for i in group}) for split, group in (("valid", valid_items), ("test", test_items))},
     }
     metrics["missed"] = misses(figures)

@@ -148,7 +148,7 @@ def inventory(data: str | Path) -> list[Item]:
 def generated_noise(n_windows: int, window_samples: int, sample_rate: int, seed: int) -> list[np.ndarray]:
     """Synthetic room sounds as extra ``other`` windows (never the only negatives): white, pink
     and brown noise (hiss, fan), mains hum with harmonics over noise, and a slowly
-    amplitude-modulated low-passed noise (a fan or air conditioner), at −60 to −10 dBFS."""
+    amplitude-modulated low-passed noise (a fan or air conditioner), at −80 to −10 dBFS."""
     from genrecast.trainer.conditions import coloured_noise
 
     rng = np.random.default_rng(seed)
@@ -165,6 +165,6 @@ def generated_noise(n_windows: int, window_samples: int, sample_rate: int, seed:
         else:
             y = coloured_noise(window_samples, "brown", rng) * (1 + 0.3 * np.sin(2 * np.pi * rng.uniform(0.2, 2) * t))
         y = np.asarray(y, dtype=np.float64)
-        y *= 10 ** (rng.uniform(-60, -10) / 20) / (np.sqrt(np.mean(y**2)) + 1e-12)
+        y *= 10 ** (rng.uniform(-80, -10) / 20) / (np.sqrt(np.mean(y**2)) + 1e-12)
         out.append(y.astype(np.float32))
     return out

@@ -82,6 +82,33 @@ def test_default_bundle_ships_a_detector_with_validated_thresholds() -> None:
     assert spec.metrics["test"]["clean"]["speech"]["windows"] > 0
 
 
+def test_the_daemon_gates_silence_where_the_default_detector_was_chosen_and_evaluated() -> None:
+    from genrecast.daemon.config import KEYS
+    from genrecast.daemon.smoothing import SmoothingSettings
+
+    metrics = load_bundle(default_bundle_path()).detector.metrics
+    assert metrics["silence_dbfs"] == SmoothingSettings().silence_dbfs == KEYS["smoothing.silence_dbfs"].default
+    assert "validation" in metrics["silence_choice"]
+
+
+def test_silence_gate_is_chosen_on_validation_music_levels() -> None:
+    from genrecast.trainer.detector_eval import FileWindows, choose_silence_gate, with_silence_gate
+
+    def file(label: str, levels: list[float]) -> FileWindows:
+        return FileWindows("f", label, "music", "clean", np.zeros((len(levels), 3), np.float32),
+                           np.zeros(len(levels), bool), levels=np.array(levels, np.float32))
+
+    # quietest music -37.4 dBFS: 24 dB quieter is -61.4, less 3 dB of margin -64.4: the grid's -65
+    gate, rule = choose_silence_gate([file("music", [-20.0, -37.4]), file("other", [-90.0])])
+    assert gate == -65.0 and "-37.4" in rule
+    assert choose_silence_gate([file("music", [-10.0])])[0] == -50.0  # never above the former fixed gate
+    assert choose_silence_gate([file("music", [-70.0])])[0] == -80.0  # nor below the grid
+    with pytest.raises(ValueError, match="no music"):
+        choose_silence_gate([file("speech", [-20.0])])
+    gated = with_silence_gate([file("music", [-64.0, -66.0])], gate)
+    assert gated[0].silent.tolist() == [False, True]
+
+
 def _copy_default(tmp_path: Path) -> Path:
     out = tmp_path / "bundle"
     shutil.copytree(default_bundle_path(), out)

@@ -68,6 +68,48 @@ def test_room_noise_stays_silence_or_not_music(tmp_path: Path, name: str, level_
     assert verdict["genre"] in (None, "not_music")
 
 
+#: Test-split room sounds of the detector (real recordings), played quietly.
+QUIET_ROOM = (("environment", "ibm-max_rain.flac"), ("environment", "smstools_rain.flac"))
+
+
+@pytest.mark.parametrize("parts", QUIET_ROOM, ids=lambda p: p[-1])
+def test_quiet_real_room_sound_under_the_former_gate_gets_no_genre(data_dir: Path, tmp_path: Path, parts) -> None:
+    """Rain outside a window at -58 dBFS RMS: above the daemon's silence gate (-65) but under
+    the former -50 dBFS one, so the detector (not the gate) must keep it from a genre."""
+    import soundfile as sf
+
+    from genrecast.daemon.audio import load_audio
+    from genrecast.daemon.smoothing import SmoothingSettings, level_dbfs
+
+    level = -58.0
+    assert SmoothingSettings().silence_dbfs < level
+    y = load_audio(data_dir.joinpath(*parts), PCM_RATE)
+    path = tmp_path / "quiet-room.wav"
+    sf.write(path, y * np.float32(10 ** ((level - level_dbfs(y)) / 20)), PCM_RATE)
+    proc = run_cli("classify", str(path), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    windows, verdict = _windows(proc.stdout)
+    assert "not_music" in {w["state"] for w in windows}  # heard, not gated as silence
+    assert {w["state"] for w in windows} <= {"silence", "not_music"}, [w["state"] for w in windows]
+    assert verdict["genre"] in (None, "not_music")
+
+
+def test_quiet_classical_24_db_down_is_still_music(data_dir: Path, tmp_path: Path) -> None:
+    """A quiet microphone: the test-split classical clip 24 dB quieter keeps its windows music."""
+    import soundfile as sf
+
+    from genrecast.daemon.audio import load_audio
+
+    y = load_audio(data_dir.joinpath(*MUSIC_AFTER), PCM_RATE)
+    path = tmp_path / "quiet-classical.wav"
+    sf.write(path, y * np.float32(10 ** (-24 / 20)), PCM_RATE)
+    proc = run_cli("classify", str(path), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    windows, verdict = _windows(proc.stdout)
+    assert [w["state"] for w in windows].count("music") >= len(windows) - 1, [w["state"] for w in windows]
+    assert verdict["genre"] in load_bundle(default_bundle_path()).labels
+
+
 def _radio_mix(data_dir: Path, out: Path) -> tuple[float, float, float]:
     """music 30 s, talk 30 s, music 30 s, made with ffmpeg (22.05 kHz mono WAV); returns the change times."""
     parts = [data_dir.joinpath(*MUSIC_BEFORE), data_dir.joinpath(*TALK), data_dir.joinpath(*MUSIC_AFTER)]
