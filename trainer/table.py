@@ -46,6 +46,7 @@ from genrecast.daemon.features import DEFAULT_SUMMARY_COLUMNS, FeatureConfig
 from genrecast.daemon.level import LEVEL_MODES, normalise_level
 from genrecast.trainer.dataset import AUDIO_SUFFIXES, normalise_track_id
 from genrecast.trainer.export import quiet_tensorflow
+from genrecast.trainer.shifts import Augmentation
 from genrecast.trainer.splits import RESERVED_IDS_FILE, read_list, reserved_ids_near
 
 log = logging.getLogger(__name__)
@@ -369,15 +370,30 @@ def predict(model, x: np.ndarray) -> np.ndarray:
 # Evaluation
 
 
-def cross_validate(cfg: MLPConfig, table: Table, *, n_folds: int = 10, seed: int = 0) -> dict[str, Any]:
+def fit_rows(cfg: MLPConfig, x: np.ndarray, y: np.ndarray, n_labels: int, *, seed: int, test_ids: Iterable[str] = (),
+             augmentation: Augmentation | None = None, validation: tuple[np.ndarray, np.ndarray] | None = None):
+    """Standardise level-normalised rows ``x`` (stats of these clean rows), add the shifted copies
+    of ``augmentation`` (never shifts measured on ``test_ids``) and :func:`fit`. Returns
+    (model, history, mean, std); ``validation`` is given unstandardised."""
+    mean, std = standardise_stats(x)
+    if augmentation is not None:
+        x, y = augmentation.rows(x, y, test_ids, std, seed)
+        cfg = replace(cfg, epochs=augmentation.epochs)
+    val = ((validation[0] - mean) / std, validation[1]) if validation is not None else None
+    model, history = fit(cfg, (x - mean) / std, y, n_labels, seed=seed, validation=val)
+    return model, history, mean, std
+
+
+def cross_validate(cfg: MLPConfig, table: Table, *, n_folds: int = 10, seed: int = 0,
+                   augmentation: Augmentation | None = None) -> dict[str, Any]:
     """Stratified k-fold CV (rows are tracks, so folds are track-disjoint); normalisation per fold."""
     folds = stratified_folds(table.y, n_folds, seed)
     accuracies = []
     started = time.monotonic()
     for k in range(n_folds):
         train, test = folds != k, folds == k
-        mean, std = standardise_stats(table.x[train])
-        model, _ = fit(cfg, (table.x[train] - mean) / std, table.y[train], len(table.labels), seed=seed + k)
+        model, _, mean, std = fit_rows(cfg, table.x[train], table.y[train], len(table.labels), seed=seed + k,
+                                       test_ids=table.ids[test].tolist(), augmentation=augmentation)
         prob = predict(model, (table.x[test] - mean) / std)
         accuracies.append(float((prob.argmax(axis=1) == table.y[test]).mean()))
         log.info(
@@ -495,6 +511,7 @@ def train_from_table(
     cv_folds: int = 10,
     selection: list[dict[str, Any]] | None = None,
     level: str = "normalised",
+    augmentation: Augmentation | None = None,
 ) -> Bundle:
     """Train a summary-feature bundle on a feature table and write it to ``out_dir``.
 
@@ -505,6 +522,8 @@ def train_from_table(
     ``normalised`` (the default) takes the recording level out of the columns, in
     training and in the daemon alike; ``absolute`` keeps librosa's values. The shipped
     model is then trained on every row not excluded.
+    ``augmentation`` adds shifted copies of the training rows (:mod:`genrecast.trainer.shifts`)
+    in every fit, cross-validation included.
     """
     from genrecast.trainer.export import save_bundle
     from genrecast.trainer.report import write_report
@@ -519,8 +538,10 @@ def train_from_table(
     log.info("table %s: %d tracks, %d columns; %d excluded, %d used", csv_path, len(table.ids), len(table.columns), len(table.ids) - len(pool.ids), len(pool.ids))
 
     extra: dict[str, Any] = {"model": config.label(), "model_config": {**asdict(config), "hidden": list(config.hidden)}}
+    if augmentation is not None:
+        extra["augmentation"] = augmentation.describe()
     if cv_folds:
-        cv = cross_validate(config, pool, n_folds=cv_folds, seed=seed)
+        cv = cross_validate(config, pool, n_folds=cv_folds, seed=seed, augmentation=augmentation)
         log.info("cross-validation: %.4f ± %.4f over %d folds", cv["mean"], cv["std"], cv_folds)
         extra["cv_accuracy_mean"] = cv["mean"]
         extra["cv_accuracy_std"] = cv["std"]
@@ -550,12 +571,13 @@ def train_from_table(
         test_mask = np.isin(table.ids, pool.ids[folds == 0])
         split_name = "track"
     sizes = {"train_tracks": int(train_mask.sum()), "test_tracks": int(test_mask.sum())}
-    mean, std = standardise_stats(table.x[train_mask])
-    xt, yt = (table.x[train_mask] - mean) / std, table.y[train_mask]
-    xs, ys = (table.x[test_mask] - mean) / std, table.y[test_mask]
-    log.info("%s split: training on %d tracks, testing on %d", split_name, len(yt), len(ys))
-    model, history = fit(config, xt, yt, len(table.labels), seed=seed, validation=(xs, ys))
-    test_prob = predict(model, xs)
+    ys = table.y[test_mask]
+    log.info("%s split: training on %d tracks, testing on %d", split_name, int(train_mask.sum()), len(ys))
+    model, history, mean, std = fit_rows(
+        config, table.x[train_mask], table.y[train_mask], len(table.labels), seed=seed,
+        test_ids=table.ids[test_mask].tolist(), augmentation=augmentation, validation=(table.x[test_mask], ys),
+    )
+    test_prob = predict(model, (table.x[test_mask] - mean) / std)
     test_acc = float((test_prob.argmax(axis=1) == ys).mean())
     log.info("%s test accuracy: %.4f", split_name, test_acc)
     test_ids = sorted(table.ids[test_mask].tolist())
@@ -572,6 +594,7 @@ def train_from_table(
         "model_config": extra["model_config"],
         "input": f"standardised summary features ((x - mean) / std, stats of the trained rows), level {level}",
         "splits_dir": Path(splits_dir).name if splits_dir is not None else None,
+        "augmentation": augmentation.describe() if augmentation is not None else None,
     }
     # Keep the evaluation model (LiteRT only) so anyone can re-check the test figure.
     eval_dir = out_dir / EVALUATION_SUBDIR
@@ -584,8 +607,7 @@ def train_from_table(
 
     # The shipped model: every row that is not excluded.
     log.info("final model: training on all %d non-excluded tracks", len(pool.ids))
-    mean, std = standardise_stats(pool.x)
-    final, _ = fit(config, (pool.x - mean) / std, pool.y, len(table.labels), seed=seed)
+    final, _, mean, std = fit_rows(config, pool.x, pool.y, len(table.labels), seed=seed, augmentation=augmentation)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     extra["test_accuracy"] = round(test_acc, 4)
@@ -624,9 +646,25 @@ def table_command(
     selection_file: Path | None = None,
     cv_folds: int = 10,
     level: str = "normalised",
+    shifts_from: Path | None = None,
+    jobs: int = 1,
 ) -> Bundle:
-    """``genrecast train --table``: train, evaluate and write a bundle; logs a one-line summary."""
+    """``genrecast train --table``: train, evaluate and write a bundle; logs a one-line summary.
+    ``shifts_from``: a data folder laid out as ``../shared/data`` whose full clips give the
+    feature shifts of :mod:`genrecast.trainer.shifts` (measured with ``jobs`` processes, cached)."""
     exclude = training_exclusions(table, exclude_dir)
+    augmentation = None
+    if shifts_from is not None:
+        from genrecast.daemon.cache import cache_dir
+        from genrecast.trainer.shifts import EVALUATION_CLIPS, measure_shifts
+
+        features = FeatureConfig(kind="summary", columns=DEFAULT_SUMMARY_COLUMNS, context_seconds=30.0, level="normalised")
+        # The audio of gtzan-sample's 6 clips with excerpt ids (left out of the table as part of
+        # exclude_dir) may give shifts; the 13 evaluation clips and the reserved ids never do.
+        never = reserved_ids_near(table) | set(EVALUATION_CLIPS)
+        shifts = measure_shifts(Path(shifts_from), never, features, seed=seed, jobs=jobs,
+                                cache_dir=cache_dir() / "shifts")
+        augmentation = Augmentation(shifts)
     if splits_dir is None:
         splits_dir = default_splits_dir(table)
         if splits_dir is not None:
@@ -638,7 +676,7 @@ def table_command(
     log.info("model: %s", config.label())
     bundle = train_from_table(
         table, out, exclude_ids=exclude, seed=seed, splits_dir=splits_dir, config=config, cv_folds=cv_folds,
-        selection=selection, level=level,
+        selection=selection, level=level, augmentation=augmentation,
     )
     m = bundle.metrics
     extra = m.get("extra", {})
@@ -664,6 +702,9 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--cv-folds", type=int, default=10)
     level_help = "normalised: take the recording level out of the columns (genrecast.daemon.level); absolute: as librosa"
     tr.add_argument("--level", choices=LEVEL_MODES, default="normalised", help=level_help)
+    tr.add_argument("--shifts-from", type=Path, metavar="DATA",
+                    help="augment with feature shifts measured on the full clips of this data folder (genrecast.trainer.shifts)")
+    tr.add_argument("--jobs", type=int, default=1, help="worker processes for measuring the shifts")
     se = sub.add_parser("select", help="repeated 10-fold CV of SELECTION_GRID on the table (excluded rows left out)")
     se.add_argument("table", type=Path)
     se.add_argument("--out", type=Path, required=True, help="JSON file for the grid's results")
@@ -682,6 +723,7 @@ def main(argv: list[str] | None = None) -> int:
     table_command(
         args.table, args.out, args.exclude_dir, args.split_lists, args.seed,
         selection_file=args.selection, cv_folds=args.cv_folds, level=args.level,
+        shifts_from=args.shifts_from, jobs=args.jobs,
     )
     return 0
 
