@@ -201,7 +201,7 @@ def _evaluate_small(run: Run, ws: Workspace) -> None:
 
 
 def _table_bundle(run: Run, ws: Workspace) -> None:
-    _ok("bundle written to", "CV 0.741 ± 0.041 over 10 folds of 963 tracks", "artist-filtered test 0.514")(run, ws)
+    _ok("bundle written to", "CV 0.722 ± 0.034 over 10 folds of 963 tracks", "artist-filtered test 0.541")(run, ws)
     assert "fold 10/10" in run.stderr  # progress
     for name in ("model.tflite", "model.keras", "bundle.json", "metrics.json", "report.md", "evaluation/model.tflite"):
         ours = hashlib.sha256((ws.path("table-model") / name).read_bytes()).hexdigest()
@@ -242,8 +242,9 @@ CHECKS: dict[tuple[str, str], Check] = {
     ("Train your own model", ".venv/bin/genrecast evaluate /tmp/m ../shared/data/gtzan-sample"):
         Check(_evaluate_small, replace=IN_MODEL_TMP),
     ("Train your own model", ".venv/bin/genrecast train --table ../shared/data/reference/features_30_sec.csv --exclude-dir "
-                             "../shared/data/gtzan-sample --selection daemon/default_bundle/selection.json --out /tmp/table-model"):
-        Check(_table_bundle, replace={"/tmp/table-model": "{ws}/table-model"}, timeout=1200),
+                             "../shared/data/gtzan-sample --selection daemon/default_bundle/selection.json --shifts-from ../shared/data "
+                             "--out /tmp/table-model"):
+        Check(_table_bundle, replace={"/tmp/table-model": "{ws}/table-model"}, timeout=2400),
     ("Music or not", ".venv/bin/genrecast classify ../shared/data/music-speech/speech/comedy1.flac"):
         Check(_ok("verdict: not_music (1.00)")),
     ("Sources", ".venv/bin/genrecast devices"): Check(_devices),
@@ -289,9 +290,10 @@ SKIPS: dict[tuple[str, str], str] = {
 #: Checked only with GENRECAST_README_LONG=1 (why: the value).
 LONG_CHECKS = {
     ("Train your own model", ".venv/bin/genrecast train --table ../shared/data/reference/features_30_sec.csv --exclude-dir "
-                             "../shared/data/gtzan-sample --selection daemon/default_bundle/selection.json --out /tmp/table-model"):
-        "about 3 minutes of training on 2 cores; GENRECAST_README_LONG=1 runs it and compares the bundle byte for byte "
-        "with daemon/default_bundle's genre model (done 2026-11-30: equal). Its progress lines and summary are tested on a small "
+                             "../shared/data/gtzan-sample --selection daemon/default_bundle/selection.json --shifts-from ../shared/data "
+                             "--out /tmp/table-model"):
+        "about 8 minutes of training on 2 cores (and 15 to measure the shifts, once); GENRECAST_README_LONG=1 runs it and compares the bundle byte for byte "
+        "with daemon/default_bundle's genre model (not yet rerun for the shift-augmented model: scripts/make_default_bundle.sh runs the same command). Its progress lines and summary are tested on a small "
         "table by tests/trainer/test_train_cli.py",
 }
 
