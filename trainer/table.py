@@ -655,6 +655,8 @@ def table_command(
     exclude = training_exclusions(table, exclude_dir)
     augmentation = None
     if shifts_from is not None:
+        if level != "normalised":
+            raise ValueError("the feature shifts are measured on level-normalised rows; use them with --level normalised")
         from genrecast.daemon.cache import cache_dir
         from genrecast.trainer.shifts import EVALUATION_CLIPS, measure_shifts
 
