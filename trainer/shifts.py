@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -186,7 +187,12 @@ def measure_shifts(data_dir: Path, exclude: Iterable[str], cfg: FeatureConfig, *
                    draws: int = DRAWS_PER_CLIP, jobs: int = 1, cache_dir: Path | None = None) -> Shifts:
     """Measure every clip of :func:`shift_clips` under ``draws`` seeded conditions (parallel
     over ``jobs`` processes; the same values whatever ``jobs``). Cached under ``cache_dir`` by
-    the clips' bytes, the config, the seed and the draws."""
+    the clips' bytes, the config, the seed, the draws and the source of this module and of
+    :mod:`genrecast.trainer.conditions`.
+
+    Raises:
+        ValueError: no clip to measure under ``data_dir``.
+    """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -194,6 +200,8 @@ def measure_shifts(data_dir: Path, exclude: Iterable[str], cfg: FeatureConfig, *
     if not clips:
         raise ValueError(f"no full clips to measure shifts on under {data_dir} ({', '.join(CLIP_FOLDERS)})")
     digest = hashlib.sha256(json.dumps([cfg.to_dict(), seed, draws, CONTEXTS, [v.name for v in VALIDATION]]).encode())
+    for module in (cond, sys.modules[__name__]):  # the conditions' code: a change there measures anew
+        digest.update(Path(module.__file__).read_bytes())
     for clip in clips:
         digest.update(clip.track.encode() + hashlib.sha256(clip.path.read_bytes()).digest())
     cache = Path(cache_dir) / f"shifts-{digest.hexdigest()[:16]}.npz" if cache_dir else None
