@@ -12,7 +12,10 @@
 #
 # Inputs (never copied into the repo): ../shared/data/reference/features_30_sec.csv,
 # the artist-filtered lists in ../shared/data/splits/jongpillee_music_dataset_split/GTZAN_split,
-# and ../shared/data/gtzan-sample (its 19 clips' rows are left out of training); for the detector,
+# and ../shared/data/gtzan-sample (its 19 clips' rows are left out of training); the feature shifts
+# of capture conditions (genrecast/trainer/shifts.py), measured on the full clips of gtzan-more/ and
+# gtzan-sample/ (never its 13 evaluation clips or a reserved id) and cached under
+# ~/.cache/genrecast/shifts (same values with or without the cache); for the detector,
 # music-speech/, speech/, environment/, gtzan-*/ and music/ (split by file group; see
 # genrecast/trainer/detector_data.py). Its features are cached under ~/.cache/genrecast/detector
 # (same values with or without the cache).
@@ -40,6 +43,7 @@ cat "$SELECTION" > "$OUT/selection.json"
 "$PY" -m genrecast.trainer.table train "$DATA/reference/features_30_sec.csv" --out "$OUT" \
     --exclude-dir "$DATA/gtzan-sample" \
     --split-lists "$DATA/splits/jongpillee_music_dataset_split/GTZAN_split" \
-    --selection "$OUT/selection.json" --seed 0
+    --selection "$OUT/selection.json" --seed 0 \
+    --shifts-from "$DATA" --jobs "$(getconf _NPROCESSORS_ONLN)"
 "$PY" -m genrecast.trainer.detector "$DATA" --bundle "$OUT" --seed 0 --jobs "$(getconf _NPROCESSORS_ONLN)"
 sha256sum "$OUT"/model.tflite "$OUT"/model.keras "$OUT"/evaluation/model.tflite "$OUT"/detector.tflite "$OUT"/detector.keras "$OUT"/bundle.json

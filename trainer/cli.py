@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -65,6 +66,7 @@ def register(app: typer.Typer) -> None:
         exclude_dir: Optional[Path] = typer.Option(None, "--exclude-dir", metavar="DIR", help="(--table) leave out the rows of the clips in this genre folder (the default model leaves out ../shared/data/gtzan-sample)."),
         cv_folds: int = typer.Option(10, "--cv-folds", metavar="K", help="(--table) folds of the cross-validation reported in metrics.json; 0 skips it (quicker, no CV figure)."),
         selection: Optional[Path] = typer.Option(None, "--selection", metavar="FILE.json", help="(--table) choose the model by this grid search's results and record them, e.g. the default bundle's selection.json. \\[default: the shipped configuration]"),
+        shifts_from: Optional[Path] = typer.Option(None, "--shifts-from", metavar="DATA", help="(--table) augment with the feature shifts that capture conditions (gain, rates, codecs, rooms, noise) cause on the full clips of this data folder (the default model uses ../shared/data)."),
         window_seconds: float = typer.Option(3.0, metavar="SECONDS", help="Seconds of audio per window."),
         n_mfcc: int = typer.Option(13, metavar="N", help="MFCC coefficients per frame."),
         arch: str = typer.Option(DEFAULT_ARCH, metavar="NAME", help=f"Architecture: {', '.join(ARCHS)} (mlp is the tutorial's network)."),
@@ -123,7 +125,8 @@ def register(app: typer.Typer) -> None:
                 from genrecast.trainer.table import table_command
 
                 bundle = table_command(table=table, out=out, exclude_dir=exclude_dir, splits_dir=split_lists, seed=seed,
-                                       selection_file=selection, cv_folds=cv_folds, conditions=conditions)
+                                       selection_file=selection, cv_folds=cv_folds, conditions=conditions,
+                                       shifts_from=shifts_from, jobs=workers or os.cpu_count() or 1)
                 typer.echo(table_summary_line(bundle))
             elif dataset is not None:
                 _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists, epochs, seed, workers, conditions,

@@ -32,7 +32,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import time
 import zipfile
 from dataclasses import asdict, dataclass, replace
@@ -45,8 +44,20 @@ from genrecast.daemon.bundle import KERAS_FILE, Bundle
 from genrecast.daemon.features import DEFAULT_SUMMARY_COLUMNS, FeatureConfig
 from genrecast.daemon.level import LEVEL_MODES, normalise_level
 from genrecast.trainer.dataset import AUDIO_SUFFIXES, normalise_track_id
-from genrecast.trainer.export import quiet_tensorflow
+from genrecast.trainer.shifts import Augmentation
 from genrecast.trainer.splits import RESERVED_IDS_FILE, read_list, reserved_ids_near
+from genrecast.trainer.table_model import (  # noqa: F401  (re-exported: the table's public API)
+    DEFAULT_MLP,
+    MAX_BUNDLE_BYTES,
+    MAX_PARAMETERS,
+    SELECTION_GRID,
+    SELECTION_SEEDS,
+    MLPConfig,
+    build_models,
+    fit,
+    predict,
+    setup_determinism,
+)
 
 log = logging.getLogger(__name__)
 
@@ -207,177 +218,33 @@ def standardise_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # --------------------------------------------------------------------------- #
-# The model: an ensemble of MLPs as parallel branches of one Keras model
-
-
-@dataclass(frozen=True)
-class MLPConfig:
-    """An ensemble of identical MLP branches trained together, outputs averaged."""
-
-    hidden: tuple[int, ...] = (128, 64)
-    """Units of each hidden layer (ReLU)."""
-    dropout: float = 0.3
-    """Dropout after each hidden layer."""
-    l2: float = 1e-3
-    """L2 weight decay on the hidden kernels."""
-    members: int = 5
-    """Parallel branches (each its own initialisation and dropout), probabilities averaged."""
-    noise: float = 0.0
-    """Gaussian input noise (standard deviations of the standardised features)."""
-    epochs: int = 100
-    """Fixed number of epochs (no early stopping: nothing is peeked at)."""
-    batch_size: int = 64
-    """Rows per gradient step."""
-    learning_rate: float = 1e-3
-    """Adam's learning rate."""
-
-    def parameters(self, n_in: int, n_labels: int) -> int:
-        """Trainable weights of the whole ensemble (drives the bundle's size: ~8 bytes each)."""
-        sizes = (n_in, *self.hidden, n_labels)
-        return self.members * sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
-
-    def label(self) -> str:
-        return (
-            f"h{'x'.join(map(str, self.hidden))}-d{self.dropout:g}-l2{self.l2:g}-n{self.noise:g}"
-            f"-m{self.members}-e{self.epochs}"
-        )
-
-
-#: The default bundle is package data: all its files together stay under this many bytes.
-MAX_BUNDLE_BYTES = 4_000_000
-
-#: Largest ensemble that may ship. The bundle holds its weights three times (model.keras,
-#: model.tflite and the evaluation model's .tflite, about 12.5 bytes per parameter in all,
-#: plus ~110 kB of reports), so this keeps it under MAX_BUNDLE_BYTES.
-MAX_PARAMETERS = 300_000
-
-#: The shipped configuration (chosen by repeated 10-fold CV on the table; see SELECTION_GRID).
-DEFAULT_MLP = MLPConfig(hidden=(256, 128), dropout=0.3, l2=1e-3, members=5, noise=0.1)
-
-#: Fold seeds of the selection's repeated cross-validation: each repeat deals the folds anew.
-SELECTION_SEEDS = (0, 1)
-
-#: The grid searched by ``select``: width, depth, ensemble size, dropout, weight decay and input
-#: noise. Every entry fits MAX_PARAMETERS. The first eight were fixed before any of them met the
-#: gtzan-sample clips, except the first (the previous default, 7 of 13 there). The last two (Gaussian
-#: input noise, a regulariser that also stands for the live features' small differences from the
-#: table's) were added after the choice among the first eight (the fifth) had scored 7 of 13; the rule
-#: stayed the same.
-SELECTION_GRID: tuple[MLPConfig, ...] = (
-    MLPConfig(hidden=(128, 64), dropout=0.3, l2=1e-3, members=5),
-    MLPConfig(hidden=(128, 64), dropout=0.3, l2=1e-3, members=10),
-    MLPConfig(hidden=(128, 64), dropout=0.2, l2=1e-3, members=10),
-    MLPConfig(hidden=(256,), dropout=0.3, l2=1e-3, members=5),
-    MLPConfig(hidden=(256, 128), dropout=0.3, l2=1e-3, members=5),
-    MLPConfig(hidden=(256, 128), dropout=0.3, l2=1e-4, members=5),
-    MLPConfig(hidden=(256, 128), dropout=0.4, l2=1e-3, members=5),
-    MLPConfig(hidden=(192, 96), dropout=0.3, l2=1e-3, members=10),
-    MLPConfig(hidden=(256, 128), dropout=0.3, l2=1e-3, members=5, noise=0.1),
-    MLPConfig(hidden=(256, 128), dropout=0.3, l2=1e-3, members=5, noise=0.2),
-)
-
-
-def setup_determinism(seed: int) -> None:
-    """Seed python/numpy/TF, deterministic TF ops, one thread (call before training)."""
-    quiet_tensorflow()
-    os.environ.setdefault("PYTHONHASHSEED", str(seed))
-    import keras
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-    except RuntimeError:  # TF already initialised in this process; deterministic ops still hold
-        log.debug("TF threading already configured")
-    tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(seed)
-
-
-def _branches(cfg: MLPConfig, n_in: int, n_labels: int):
-    """(input, stacked member probabilities batch x members x labels) as Keras tensors."""
-    import keras
-    from keras import layers
-
-    inp = keras.Input((n_in,), name="features")
-    outs = []
-    for m in range(cfg.members):
-        h = layers.GaussianNoise(cfg.noise, name=f"m{m}_noise")(inp) if cfg.noise > 0 else inp
-        for k, units in enumerate(cfg.hidden):
-            h = layers.Dense(
-                units, activation="relu", kernel_regularizer=keras.regularizers.l2(cfg.l2) if cfg.l2 else None,
-                name=f"m{m}_dense{k}",
-            )(h)
-            if cfg.dropout:
-                h = layers.Dropout(cfg.dropout, name=f"m{m}_dropout{k}")(h)
-        prob = layers.Dense(n_labels, activation="softmax", name=f"m{m}_softmax")(h)
-        outs.append(layers.Reshape((1, n_labels), name=f"m{m}_row")(prob))
-    stacked = layers.Concatenate(axis=1, name="members")(outs) if len(outs) > 1 else outs[0]
-    return inp, stacked
-
-
-def build_models(cfg: MLPConfig, n_in: int, n_labels: int):
-    """(training model with a per-member output, inference model averaging the members).
-
-    Both share their layers. The training model's loss is the sum of the
-    members' own cross-entropies, so the branches learn independently; the
-    inference model is the one exported (its input: standardised features).
-    """
-    import keras
-    from keras import layers
-
-    inp, stacked = _branches(cfg, n_in, n_labels)
-    train_model = keras.Model(inp, stacked, name="mlp_ensemble_train")
-    train_model.compile(
-        optimizer=keras.optimizers.Adam(cfg.learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        steps_per_execution=8,  # fewer Python round trips; the same steps
-    )
-    mean = layers.GlobalAveragePooling1D(name="ensemble_mean")(stacked)
-    infer_model = keras.Model(inp, mean, name="mlp_ensemble")
-    return train_model, infer_model
-
-
-def fit(
-    cfg: MLPConfig,
-    x: np.ndarray,
-    y: np.ndarray,
-    n_labels: int,
-    *,
-    seed: int,
-    validation: tuple[np.ndarray, np.ndarray] | None = None,
-):
-    """Train on standardised ``x``; returns (inference model, history dict)."""
-    setup_determinism(seed)
-    train_model, infer_model = build_models(cfg, x.shape[1], n_labels)
-    tile = lambda labels: np.repeat(labels[:, None], cfg.members, axis=1)  # noqa: E731
-    val = (validation[0].astype(np.float32), tile(validation[1])) if validation is not None else None
-    hist = train_model.fit(
-        x.astype(np.float32), tile(y), epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True,
-        validation_data=val, verbose=0,
-    )
-    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-    return infer_model, history
-
-
-def predict(model, x: np.ndarray) -> np.ndarray:
-    """Ensemble probabilities for standardised ``x``."""
-    return np.asarray(model(x.astype(np.float32), training=False), dtype=np.float64)
-
-
-# --------------------------------------------------------------------------- #
 # Evaluation
 
 
-def cross_validate(cfg: MLPConfig, table: Table, *, n_folds: int = 10, seed: int = 0) -> dict[str, Any]:
+def fit_rows(cfg: MLPConfig, x: np.ndarray, y: np.ndarray, n_labels: int, *, seed: int, test_ids: Iterable[str] = (),
+             augmentation: Augmentation | None = None, validation: tuple[np.ndarray, np.ndarray] | None = None):
+    """Standardise level-normalised rows ``x`` (stats of these clean rows), add the shifted copies
+    of ``augmentation`` (never shifts measured on ``test_ids``) and :func:`fit`. Returns
+    (model, history, mean, std); ``validation`` is given unstandardised."""
+    mean, std = standardise_stats(x)
+    if augmentation is not None:
+        x, y = augmentation.rows(x, y, test_ids, std, seed)
+        cfg = replace(cfg, epochs=augmentation.epochs)
+    val = ((validation[0] - mean) / std, validation[1]) if validation is not None else None
+    model, history = fit(cfg, (x - mean) / std, y, n_labels, seed=seed, validation=val)
+    return model, history, mean, std
+
+
+def cross_validate(cfg: MLPConfig, table: Table, *, n_folds: int = 10, seed: int = 0,
+                   augmentation: Augmentation | None = None) -> dict[str, Any]:
     """Stratified k-fold CV (rows are tracks, so folds are track-disjoint); normalisation per fold."""
     folds = stratified_folds(table.y, n_folds, seed)
     accuracies = []
     started = time.monotonic()
     for k in range(n_folds):
         train, test = folds != k, folds == k
-        mean, std = standardise_stats(table.x[train])
-        model, _ = fit(cfg, (table.x[train] - mean) / std, table.y[train], len(table.labels), seed=seed + k)
+        model, _, mean, std = fit_rows(cfg, table.x[train], table.y[train], len(table.labels), seed=seed + k,
+                                       test_ids=table.ids[test].tolist(), augmentation=augmentation)
         prob = predict(model, (table.x[test] - mean) / std)
         accuracies.append(float((prob.argmax(axis=1) == table.y[test]).mean()))
         log.info(
@@ -495,6 +362,7 @@ def train_from_table(
     cv_folds: int = 10,
     selection: list[dict[str, Any]] | None = None,
     level: str = "normalised",
+    augmentation: Augmentation | None = None,
 ) -> Bundle:
     """Train a summary-feature bundle on a feature table and write it to ``out_dir``.
 
@@ -505,6 +373,8 @@ def train_from_table(
     ``normalised`` (the default) takes the recording level out of the columns, in
     training and in the daemon alike; ``absolute`` keeps librosa's values. The shipped
     model is then trained on every row not excluded.
+    ``augmentation`` adds shifted copies of the training rows (:mod:`genrecast.trainer.shifts`)
+    in every fit, cross-validation included.
     """
     from genrecast.trainer.export import save_bundle
     from genrecast.trainer.report import write_report
@@ -519,8 +389,10 @@ def train_from_table(
     log.info("table %s: %d tracks, %d columns; %d excluded, %d used", csv_path, len(table.ids), len(table.columns), len(table.ids) - len(pool.ids), len(pool.ids))
 
     extra: dict[str, Any] = {"model": config.label(), "model_config": {**asdict(config), "hidden": list(config.hidden)}}
+    if augmentation is not None:
+        extra["augmentation"] = augmentation.describe()
     if cv_folds:
-        cv = cross_validate(config, pool, n_folds=cv_folds, seed=seed)
+        cv = cross_validate(config, pool, n_folds=cv_folds, seed=seed, augmentation=augmentation)
         log.info("cross-validation: %.4f ± %.4f over %d folds", cv["mean"], cv["std"], cv_folds)
         extra["cv_accuracy_mean"] = cv["mean"]
         extra["cv_accuracy_std"] = cv["std"]
@@ -550,12 +422,13 @@ def train_from_table(
         test_mask = np.isin(table.ids, pool.ids[folds == 0])
         split_name = "track"
     sizes = {"train_tracks": int(train_mask.sum()), "test_tracks": int(test_mask.sum())}
-    mean, std = standardise_stats(table.x[train_mask])
-    xt, yt = (table.x[train_mask] - mean) / std, table.y[train_mask]
-    xs, ys = (table.x[test_mask] - mean) / std, table.y[test_mask]
-    log.info("%s split: training on %d tracks, testing on %d", split_name, len(yt), len(ys))
-    model, history = fit(config, xt, yt, len(table.labels), seed=seed, validation=(xs, ys))
-    test_prob = predict(model, xs)
+    ys = table.y[test_mask]
+    log.info("%s split: training on %d tracks, testing on %d", split_name, int(train_mask.sum()), len(ys))
+    model, history, mean, std = fit_rows(
+        config, table.x[train_mask], table.y[train_mask], len(table.labels), seed=seed,
+        test_ids=table.ids[test_mask].tolist(), augmentation=augmentation, validation=(table.x[test_mask], ys),
+    )
+    test_prob = predict(model, (table.x[test_mask] - mean) / std)
     test_acc = float((test_prob.argmax(axis=1) == ys).mean())
     log.info("%s test accuracy: %.4f", split_name, test_acc)
     test_ids = sorted(table.ids[test_mask].tolist())
@@ -572,6 +445,7 @@ def train_from_table(
         "model_config": extra["model_config"],
         "input": f"standardised summary features ((x - mean) / std, stats of the trained rows), level {level}",
         "splits_dir": Path(splits_dir).name if splits_dir is not None else None,
+        "augmentation": augmentation.describe() if augmentation is not None else None,
     }
     # Keep the evaluation model (LiteRT only) so anyone can re-check the test figure.
     eval_dir = out_dir / EVALUATION_SUBDIR
@@ -584,8 +458,7 @@ def train_from_table(
 
     # The shipped model: every row that is not excluded.
     log.info("final model: training on all %d non-excluded tracks", len(pool.ids))
-    mean, std = standardise_stats(pool.x)
-    final, _ = fit(config, (pool.x - mean) / std, pool.y, len(table.labels), seed=seed)
+    final, _, mean, std = fit_rows(config, pool.x, pool.y, len(table.labels), seed=seed, augmentation=augmentation)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     extra["test_accuracy"] = round(test_acc, 4)
@@ -625,11 +498,29 @@ def table_command(
     cv_folds: int = 10,
     level: str = "normalised",
     conditions: str = "quick",
+    shifts_from: Path | None = None,
+    jobs: int = 1,
 ) -> Bundle:
     """``genrecast train --table``: train, evaluate and write a bundle; logs a one-line summary.
     ``conditions``: the capture conditions of the report's robustness table, measured on the
-    full clips left out of training (:func:`genrecast.trainer.robustness.attach_table_clips`)."""
+    full clips left out of training (:func:`genrecast.trainer.robustness.attach_table_clips`).
+    ``shifts_from``: a data folder laid out as ``../shared/data`` whose full clips give the
+    feature shifts of :mod:`genrecast.trainer.shifts` (measured with ``jobs`` processes, cached)."""
     exclude = training_exclusions(table, exclude_dir)
+    augmentation = None
+    if shifts_from is not None:
+        if level != "normalised":
+            raise ValueError("the feature shifts are measured on level-normalised rows; use them with --level normalised")
+        from genrecast.daemon.cache import cache_dir
+        from genrecast.trainer.shifts import EVALUATION_CLIPS, measure_shifts
+
+        features = FeatureConfig(kind="summary", columns=DEFAULT_SUMMARY_COLUMNS, context_seconds=30.0, level="normalised")
+        # The audio of gtzan-sample's 6 clips with excerpt ids (left out of the table as part of
+        # exclude_dir) may give shifts; the 13 evaluation clips and the reserved ids never do.
+        never = reserved_ids_near(table) | set(EVALUATION_CLIPS)
+        shifts = measure_shifts(Path(shifts_from), never, features, seed=seed, jobs=jobs,
+                                cache_dir=cache_dir() / "shifts")
+        augmentation = Augmentation(shifts)
     if splits_dir is None:
         splits_dir = default_splits_dir(table)
         if splits_dir is not None:
@@ -641,7 +532,7 @@ def table_command(
     log.info("model: %s", config.label())
     bundle = train_from_table(
         table, out, exclude_ids=exclude, seed=seed, splits_dir=splits_dir, config=config, cv_folds=cv_folds,
-        selection=selection, level=level,
+        selection=selection, level=level, augmentation=augmentation,
     )
     from genrecast.trainer.robustness import attach_table_clips
 
@@ -672,6 +563,9 @@ def main(argv: list[str] | None = None) -> int:
     level_help = "normalised: take the recording level out of the columns (genrecast.daemon.level); absolute: as librosa"
     tr.add_argument("--level", choices=LEVEL_MODES, default="normalised", help=level_help)
     tr.add_argument("--conditions", default="quick", help="capture conditions of the report's robustness table (all, quick, none, names)")
+    tr.add_argument("--shifts-from", type=Path, metavar="DATA",
+                    help="augment with feature shifts measured on the full clips of this data folder (genrecast.trainer.shifts)")
+    tr.add_argument("--jobs", type=int, default=1, help="worker processes for measuring the shifts")
     se = sub.add_parser("select", help="repeated 10-fold CV of SELECTION_GRID on the table (excluded rows left out)")
     se.add_argument("table", type=Path)
     se.add_argument("--out", type=Path, required=True, help="JSON file for the grid's results")
@@ -690,6 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     table_command(
         args.table, args.out, args.exclude_dir, args.split_lists, args.seed,
         selection_file=args.selection, cv_folds=args.cv_folds, level=args.level, conditions=args.conditions,
+        shifts_from=args.shifts_from, jobs=args.jobs,
     )
     return 0
 

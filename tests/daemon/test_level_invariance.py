@@ -89,8 +89,12 @@ def test_verdicts_survive_gain_and_pan_law(default_classifier, clips, tmp_path_f
     """Against the same audio at the same rate: a gain and a constant-power pan law change
     no window's probabilities by more than 0.02, and no state or verdict, as long as the
     take stays above the silence gate. (A change of
-    rate alone is not level: resampling takes the top of the band, which the table's
-    spectral columns see; the robustness issue measures it.)"""
+    rate alone is not level, and this bound does not hold across rates: a 44.1/48-kHz round
+    trip cuts the top of the band (soxr's transition band under 11.025 kHz), which rolloff,
+    bandwidth, zero-crossing rate and the high MFCCs see. The shift-augmented default model
+    keeps 54 of 56 held-out clips' verdicts there, but each window's probabilities move by
+    a median 0.015 at most and up to 0.25 (scripts/shift_validation.py's clips). Holding 0.02
+    needs the front end to band-limit every rate alike, which is not done.)"""
     from genrecast.daemon.pipeline import PipelineSettings
 
     tmp = tmp_path_factory.mktemp("take")

@@ -1,0 +1,177 @@
+"""The table model: an ensemble of MLPs as parallel branches of one Keras model, its
+configuration, the grid its configuration is chosen from, and deterministic training.
+
+Used by :mod:`genrecast.trainer.table` (and the music detector's trainer for
+:func:`setup_determinism`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from genrecast.trainer.export import quiet_tensorflow
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- #
+# The model: an ensemble of MLPs as parallel branches of one Keras model
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    """An ensemble of identical MLP branches trained together, outputs averaged."""
+
+    hidden: tuple[int, ...] = (128, 64)
+    """Units of each hidden layer (ReLU)."""
+    dropout: float = 0.3
+    """Dropout after each hidden layer."""
+    l2: float = 1e-3
+    """L2 weight decay on the hidden kernels."""
+    members: int = 5
+    """Parallel branches (each its own initialisation and dropout), probabilities averaged."""
+    noise: float = 0.0
+    """Gaussian input noise (standard deviations of the standardised features)."""
+    epochs: int = 100
+    """Fixed number of epochs (no early stopping: nothing is peeked at)."""
+    batch_size: int = 64
+    """Rows per gradient step."""
+    learning_rate: float = 1e-3
+    """Adam's learning rate."""
+
+    def parameters(self, n_in: int, n_labels: int) -> int:
+        """Trainable weights of the whole ensemble (drives the bundle's size: ~8 bytes each)."""
+        sizes = (n_in, *self.hidden, n_labels)
+        return self.members * sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+    def label(self) -> str:
+        return (
+            f"h{'x'.join(map(str, self.hidden))}-d{self.dropout:g}-l2{self.l2:g}-n{self.noise:g}"
+            f"-m{self.members}-e{self.epochs}"
+        )
+
+
+#: The default bundle is package data: all its files together stay under this many bytes.
+MAX_BUNDLE_BYTES = 4_000_000
+
+#: Largest ensemble that may ship. The bundle holds its weights three times (model.keras,
+#: model.tflite and the evaluation model's .tflite, about 12.5 bytes per parameter in all,
+#: plus ~110 kB of reports), so this keeps it under MAX_BUNDLE_BYTES.
+MAX_PARAMETERS = 300_000
+
+#: The shipped configuration (chosen by repeated 10-fold CV on the table; see SELECTION_GRID).
+DEFAULT_MLP = MLPConfig(hidden=(256, 128), dropout=0.3, l2=1e-3, members=5, noise=0.1)
+
+#: Fold seeds of the selection's repeated cross-validation: each repeat deals the folds anew.
+SELECTION_SEEDS = (0, 1)
+
+#: The grid searched by ``select``: width, depth, ensemble size, dropout, weight decay and input
+#: noise. Every entry fits MAX_PARAMETERS. The first eight were fixed before any of them met the
+#: gtzan-sample clips, except the first (the previous default, 7 of 13 there). The last two (Gaussian
+#: input noise, a regulariser that also stands for the live features' small differences from the
+#: table's) were added after the choice among the first eight (the fifth) had scored 7 of 13; the rule
+#: stayed the same.
+SELECTION_GRID: tuple[MLPConfig, ...] = (
+    MLPConfig(hidden=(128, 64), dropout=0.3, l2=1e-3, members=5),
+    MLPConfig(hidden=(128, 64), dropout=0.3, l2=1e-3, members=10),
+    MLPConfig(hidden=(128, 64), dropout=0.2, l2=1e-3, members=10),
+    MLPConfig(hidden=(256,), dropout=0.3, l2=1e-3, members=5),
+    MLPConfig(hidden=(256, 128), dropout=0.3, l2=1e-3, members=5),
+    MLPConfig(hidden=(256, 128), dropout=0.3, l2=1e-4, members=5),
+    MLPConfig(hidden=(256, 128), dropout=0.4, l2=1e-3, members=5),
+    MLPConfig(hidden=(192, 96), dropout=0.3, l2=1e-3, members=10),
+    MLPConfig(hidden=(256, 128), dropout=0.3, l2=1e-3, members=5, noise=0.1),
+    MLPConfig(hidden=(256, 128), dropout=0.3, l2=1e-3, members=5, noise=0.2),
+)
+
+
+def setup_determinism(seed: int) -> None:
+    """Seed python/numpy/TF, deterministic TF ops, one thread (call before training)."""
+    quiet_tensorflow()
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    import keras
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+    except RuntimeError:  # TF already initialised in this process; deterministic ops still hold
+        log.debug("TF threading already configured")
+    tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(seed)
+
+
+def _branches(cfg: MLPConfig, n_in: int, n_labels: int):
+    """(input, stacked member probabilities batch x members x labels) as Keras tensors."""
+    import keras
+    from keras import layers
+
+    inp = keras.Input((n_in,), name="features")
+    outs = []
+    for m in range(cfg.members):
+        h = layers.GaussianNoise(cfg.noise, name=f"m{m}_noise")(inp) if cfg.noise > 0 else inp
+        for k, units in enumerate(cfg.hidden):
+            h = layers.Dense(
+                units, activation="relu", kernel_regularizer=keras.regularizers.l2(cfg.l2) if cfg.l2 else None,
+                name=f"m{m}_dense{k}",
+            )(h)
+            if cfg.dropout:
+                h = layers.Dropout(cfg.dropout, name=f"m{m}_dropout{k}")(h)
+        prob = layers.Dense(n_labels, activation="softmax", name=f"m{m}_softmax")(h)
+        outs.append(layers.Reshape((1, n_labels), name=f"m{m}_row")(prob))
+    stacked = layers.Concatenate(axis=1, name="members")(outs) if len(outs) > 1 else outs[0]
+    return inp, stacked
+
+
+def build_models(cfg: MLPConfig, n_in: int, n_labels: int):
+    """(training model with a per-member output, inference model averaging the members).
+
+    Both share their layers. The training model's loss is the sum of the
+    members' own cross-entropies, so the branches learn independently; the
+    inference model is the one exported (its input: standardised features).
+    """
+    import keras
+    from keras import layers
+
+    inp, stacked = _branches(cfg, n_in, n_labels)
+    train_model = keras.Model(inp, stacked, name="mlp_ensemble_train")
+    train_model.compile(
+        optimizer=keras.optimizers.Adam(cfg.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=8,  # fewer Python round trips; the same steps
+    )
+    mean = layers.GlobalAveragePooling1D(name="ensemble_mean")(stacked)
+    infer_model = keras.Model(inp, mean, name="mlp_ensemble")
+    return train_model, infer_model
+
+
+def fit(
+    cfg: MLPConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    n_labels: int,
+    *,
+    seed: int,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+):
+    """Train on standardised ``x``; returns (inference model, history dict)."""
+    setup_determinism(seed)
+    train_model, infer_model = build_models(cfg, x.shape[1], n_labels)
+    tile = lambda labels: np.repeat(labels[:, None], cfg.members, axis=1)  # noqa: E731
+    val = (validation[0].astype(np.float32), tile(validation[1])) if validation is not None else None
+    hist = train_model.fit(
+        x.astype(np.float32), tile(y), epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True,
+        validation_data=val, verbose=0,
+    )
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    return infer_model, history
+
+
+def predict(model, x: np.ndarray) -> np.ndarray:
+    """Ensemble probabilities for standardised ``x``."""
+    return np.asarray(model(x.astype(np.float32), training=False), dtype=np.float64)
