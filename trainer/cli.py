@@ -230,7 +230,7 @@ def _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists,
         raise ValueError(f"unknown --arch {arch!r}; choose one of {', '.join(ARCHS)}")
     cfg = FeatureConfig(window_seconds=window_seconds, n_mfcc=n_mfcc)
     settings = TrainSettings(arch=arch, split=split, split_lists=split_lists, epochs=epochs, seed=seed, workers=workers,
-                             conditions=conditions, scheduler=scheduler, augment)
+                             conditions=conditions, scheduler=scheduler, augment=augment)
     bundle, features = train(dataset, out, cfg, settings)
     if features.skipped:
         typer.echo(f"skipped {len(features.skipped)} file(s):", err=True)
