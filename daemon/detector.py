@@ -50,8 +50,10 @@ class GateSettings:
 
 
 class MusicGate:
-    """Per-source hysteresis state. The first window judged decides the state against the
-    midpoint of the two thresholds (there is no state to hold yet); after that, hysteresis."""
+    """Per-source hysteresis state. Until the smoothing holds ``windows`` values, the state
+    follows the smoothed P(music) against the midpoint of the two thresholds (there is no
+    state to hold yet, and one unsure first window must not hold a song back for the whole
+    smoothing span); after that, hysteresis."""
 
     def __init__(self, settings: GateSettings) -> None:
         self.settings = settings
@@ -65,7 +67,7 @@ class MusicGate:
         self._history.append(float(p_music))
         self.smoothed = float(np.mean(self._history))
         before = self.is_music
-        if not self._judged:
+        if not self._judged or len(self._history) < self.settings.windows:
             self._judged = True
             self.is_music = self.smoothed >= (self.settings.enter + self.settings.leave) / 2
         elif self.is_music and self.smoothed < self.settings.leave:

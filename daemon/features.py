@@ -282,7 +282,9 @@ def power_spectrogram(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     import scipy.fft
 
     spec = scipy.fft.rfft(_windowed(_frames(np.asarray(y, dtype=np.float32), cfg.n_fft, cfg.hop_length)), axis=1)
-    return (spec.real**2 + spec.imag**2).T
+    power = np.square(spec.real)  # re² + im² with one temporary fewer than spec.real**2 + spec.imag**2
+    power += np.square(spec.imag)
+    return power.T
 
 
 def _mfcc_from_power(power: np.ndarray, cfg: FeatureConfig, n_mfcc: int) -> np.ndarray:

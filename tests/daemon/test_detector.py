@@ -35,6 +35,16 @@ def test_gate_hysteresis_holds_between_thresholds_and_follows_clear_changes() ->
     assert states == [True, True, True, True, True, False, False, False, True, True]
 
 
+def test_gate_start_follows_the_midpoint_until_the_smoothing_is_full() -> None:
+    gate = GateSettings(enter=0.6, leave=0.3, windows=3)
+    # one unsure first window (a quiet intro): music from the second window (mean 0.5 >= midpoint 0.45),
+    # not only once the mean of three reaches 0.6
+    assert _states(gate, [0.0, 1.0, 1.0, 1.0]) == [False, True, True, True]
+    assert _states(gate, [1.0, 0.0, 0.0, 0.0]) == [True, True, True, False]  # 0.33 is not under 0.3 yet
+    # once three values are held, hysteresis: 0.5 keeps the state either way
+    assert _states(gate, [0.9, 0.9, 0.9, 0.2, 0.4]) == [True] * 5
+
+
 def test_gate_settings_validate_and_state_their_delay() -> None:
     with pytest.raises(ValueError, match="leave"):
         GateSettings(enter=0.3, leave=0.6)
