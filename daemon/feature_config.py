@@ -1,0 +1,138 @@
+"""What a bundle's features are: :class:`FeatureConfig` and the summary columns.
+
+Kept apart from the code that computes them (:mod:`genrecast.daemon.spectral`,
+:mod:`genrecast.daemon.summary_features`); :mod:`genrecast.daemon.features` is the
+one place the trainer and the daemon import them from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+from genrecast.daemon.level import LEVEL_COLUMNS, LEVEL_MODES
+
+FEATURE_KINDS = ("mfcc", "summary", "detector")
+
+#: Frame-level features of the summary kind, in the table's column order.
+#: Each contributes a ``_mean`` and a ``_var`` column.
+SUMMARY_FRAME_FEATURES = (
+    "chroma_stft",
+    "rms",
+    "spectral_centroid",
+    "spectral_bandwidth",
+    "rolloff",
+    "zero_crossing_rate",
+) + tuple(f"mfcc{i}" for i in range(1, 21))
+
+#: The default summary columns: the cheap frame-level statistics of the table.
+DEFAULT_SUMMARY_COLUMNS = tuple(
+    f"{name}_{stat}" for name in SUMMARY_FRAME_FEATURES for stat in ("mean", "var")
+)
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How audio becomes model input; saved inside every model bundle."""
+
+    kind: str = "mfcc"
+    """``mfcc`` (one window's MFCC map), ``summary`` (table statistics over a context) or
+    ``detector`` (the music detector's level-invariant window statistics, see ``music_features``)."""
+    sample_rate: int = 22050
+    """Hz; every source is resampled to this rate before features."""
+    window_seconds: float = 3.0
+    """Seconds of audio per classified window."""
+    n_mfcc: int = 13
+    """MFCC coefficients per frame (``mfcc`` kind; the summary kind always uses 20)."""
+    n_fft: int = 2048
+    """FFT size in samples."""
+    hop_length: int = 512
+    """Samples between frames."""
+    n_mels: int = 128
+    """Mel bands before the DCT."""
+    context_seconds: float = 30.0
+    """Seconds of audio the ``summary`` statistics cover (the table's clip length)."""
+    columns: tuple[str, ...] = field(default=())
+    """Ordered summary columns (``summary`` kind); empty for ``mfcc``."""
+    level: str = "absolute"
+    """``absolute``: the columns as librosa computes them, so they carry the recording's
+    level; ``normalised``: the level is taken out of them (:func:`normalise_level`), so a
+    gain leaves the model's input unchanged (``summary`` kind; bundles before this field
+    read as ``absolute``)."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.kind not in FEATURE_KINDS:
+            problems.append(f"kind must be one of {FEATURE_KINDS}, not {self.kind!r}")
+        if not 4000 <= self.sample_rate <= 192000:
+            problems.append(f"sample_rate {self.sample_rate} Hz is out of range 4000..192000")
+        if not 0.25 <= self.window_seconds <= 60:
+            problems.append(f"window_seconds {self.window_seconds} is out of range 0.25..60")
+        if not 1 <= self.n_mfcc <= 128:
+            problems.append(f"n_mfcc {self.n_mfcc} is out of range 1..128")
+        if self.n_fft < 16 or self.hop_length < 1 or self.hop_length > self.n_fft:
+            problems.append(f"n_fft {self.n_fft} / hop_length {self.hop_length} are inconsistent")
+        if self.window_samples < self.n_fft:
+            problems.append("window_seconds is shorter than one FFT frame")
+        if self.kind == "summary":
+            unknown = sorted(set(self.columns) - set(DEFAULT_SUMMARY_COLUMNS))
+            if unknown:
+                problems.append(f"unknown summary columns {unknown}")
+            if not self.columns:
+                problems.append("a summary config needs its columns")
+            if self.context_seconds < self.window_seconds:
+                problems.append("context_seconds must be at least window_seconds")
+        if self.kind == "detector":
+            from genrecast.daemon.music_features import DETECTOR_COLUMNS
+
+            if tuple(self.columns) != DETECTOR_COLUMNS:
+                problems.append("a detector config's columns must be music_features.DETECTOR_COLUMNS")
+        if self.level not in LEVEL_MODES:
+            problems.append(f"level must be one of {LEVEL_MODES}, not {self.level!r}")
+        elif self.level == "normalised" and (self.kind != "summary" or not set(LEVEL_COLUMNS) <= set(self.columns)):
+            problems.append(f"level 'normalised' needs the summary kind with the columns {', '.join(LEVEL_COLUMNS)}")
+        if problems:
+            raise ValueError("invalid feature config: " + "; ".join(problems))
+
+    @property
+    def window_samples(self) -> int:
+        """Samples in one window at ``sample_rate``."""
+        return int(round(self.window_seconds * self.sample_rate))
+
+    @property
+    def frames_per_window(self) -> int:
+        """STFT frames in one window (centred frames, as librosa)."""
+        return 1 + self.window_samples // self.hop_length
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one model input (without the batch axis)."""
+        if self.kind == "mfcc":
+            return (self.frames_per_window, self.n_mfcc)
+        return (len(self.columns),)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["columns"] = list(self.columns)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FeatureConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"invalid feature config: unknown keys {unknown}")
+        data = dict(data)
+        if "columns" in data:
+            data["columns"] = tuple(data["columns"])
+        return cls(**data)
+
+    def cache_key(self) -> str:
+        """A short stable string that changes whenever the features would."""
+        import hashlib
+        import json
+
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
