@@ -70,10 +70,18 @@ def _chroma_basis_t(cfg: FeatureConfig) -> np.ndarray:
     return np.ascontiguousarray(_chroma_basis(cfg.sample_rate, cfg.n_fft, 0.0).T)
 
 
+#: STFT hop (samples) of the detector's frames: 2048-sample frames every 1024 samples (46 ms;
+#: 21.5 frames a second, enough for the 2-8 Hz modulation). Against the genre path's 512, the
+#: validation cross-entropy of the shipped settings was lower (0.259 vs 0.269; the test files
+#: were not looked at) and the features cost about a third less.
+DETECTOR_HOP = 1024
+
+
 def detector_config(sample_rate: int = 22050, window_seconds: float = 3.0) -> FeatureConfig:
-    """The FeatureConfig a detector is trained and run with (kept in the bundle)."""
+    """The FeatureConfig a detector is trained and run with (kept in the bundle; a bundle's
+    detector always runs with its own, so older detectors keep their hop of 512)."""
     return FeatureConfig(kind="detector", sample_rate=sample_rate, window_seconds=window_seconds,
-                         n_mfcc=N_MFCC + 1, columns=DETECTOR_COLUMNS)
+                         n_mfcc=N_MFCC + 1, hop_length=DETECTOR_HOP, columns=DETECTOR_COLUMNS)
 
 
 def music_features(samples: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
