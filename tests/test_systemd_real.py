@@ -240,9 +240,10 @@ pcm.roommic_file { type file; slave.pcm "null"; file "/dev/null"; infile "/srv/m
         # ALSA's "null" slave sets no pace, so the file plugin reads the recording far faster than
         # real time and the daemon drops most of it (as it should, and says so): only the first few
         # seconds arrive whole, too few windows for the detector's 3-window gate to reach `music`.
-        # So look for a window of the recording itself: loud, and music to the detector.
+        # So look for a window of the recording itself: loud, and music to the detector (the gate
+        # judges a source's first windows against its thresholds' midpoint, so one window can be).
         def recording(e: dict) -> bool:
-            return e["level_dbfs"] > -35 and (e.get("music_probability") or 0) > 0.9
+            return e["level_dbfs"] > -35 and e["state"] == "music" and (e.get("music_probability") or 0) > 0.5
 
         try:
             heard = wait_for(lambda: [e for e in events_in_log(machine) if recording(e)], 60,
