@@ -239,6 +239,7 @@ class Prepared:
     """The detector's windows, ready to fit: features of every split (silence gate applied) and
     the standardised training matrix."""
 
+    cfg: FeatureConfig
     train: list[FileWindows]
     valid: list[FileWindows]
     test: list[FileWindows]
@@ -250,6 +251,10 @@ class Prepared:
     std: np.ndarray
     silence_dbfs: float
     silence_rule: str
+
+    def items_in(self, split: str) -> list[Item]:
+        """The files of one split (``train``, ``valid`` or ``test``)."""
+        return [i for i in self.items if i.split == split]
 
 
 def prepare(data: str | Path, *, seed: int = 0, jobs: int | None = None) -> Prepared:
@@ -280,14 +285,15 @@ def prepare(data: str | Path, *, seed: int = 0, jobs: int | None = None) -> Prep
     x, y = _xy(train)
     mean = x.mean(axis=0)
     std = np.where(x.std(axis=0) > 1e-8, x.std(axis=0), 1.0)
-    return Prepared(train, valid, test, items, (x - mean) / std, y, mean, std, silence_dbfs, silence_rule)
+    return Prepared(cfg, train, valid, test, items, (x - mean) / std, y, mean, std, silence_dbfs, silence_rule)
 
 
-def validation_loss(model, prepared: Prepared) -> float:
-    """Mean cross-entropy (nats) of the model on the validation windows above the silence gate:
-    the criterion that compares detector settings (the gated shares saturate near 100 %)."""
-    x, y = _xy(prepared.valid)
-    p = np.asarray(model((x - prepared.mean) / prepared.std, training=False), dtype=np.float64)
+def validation_loss(valid: list[FileWindows]) -> float:
+    """Mean cross-entropy (nats) of the detector's probabilities on the validation windows above
+    the silence gate (``valid``: the files as :func:`_predict` returns them): the criterion that
+    compares detector settings (the gated shares saturate near 100 %)."""
+    p = np.concatenate([f.probabilities[~f.silent] for f in valid]).astype(np.float64)
+    y = np.concatenate([np.full(int((~f.silent).sum()), DETECTOR_LABELS.index(f.label)) for f in valid])
     return float(-np.mean(np.log(np.maximum(p[np.arange(len(y)), y], 1e-7))))
 
 
@@ -302,18 +308,13 @@ def train_detector(data: str | Path, bundle_dir: str | Path, *, seed: int = 0, j
     bundle_dir = Path(bundle_dir)
     load_bundle(bundle_dir)  # fails clearly on a missing or broken bundle
     settings = settings or DetectorTraining(seed=seed)
-    cfg = detector_config()
     prepared = prepare(data, seed=seed, jobs=jobs)
-    valid, test, mean, std = prepared.valid, prepared.test, prepared.mean, prepared.std
-    silence_dbfs, silence_rule = prepared.silence_dbfs, prepared.silence_rule
-    train_items, valid_items, test_items = ([i for i in prepared.items if i.split == s] for s in SPLITS)
     quiet_tensorflow()
     model = fit(prepared.x, prepared.y, settings)
-    y = prepared.y
 
-    valid_p = _predict(model, valid, mean, std)
+    valid_p = _predict(model, prepared.valid, prepared.mean, prepared.std)
     gate, choice = choose_gate(valid_p)
-    test_p = _predict(model, test, mean, std)
+    test_p = _predict(model, prepared.test, prepared.mean, prepared.std)
     by_condition: dict[str, list[FileWindows]] = {}
     for f in test_p:
         by_condition.setdefault(f.condition, []).append(f)
@@ -322,18 +323,18 @@ def train_detector(data: str | Path, bundle_dir: str | Path, *, seed: int = 0, j
     metrics: dict[str, Any] = {
         "gate": {"enter": gate.enter, "leave": gate.leave, "windows": gate.windows, "delay_windows": gate.delay_windows()},
         "gate_choice": choice,
-        "validation_loss": round(validation_loss(model, prepared), 4),
-        "silence_dbfs": silence_dbfs,
-        "silence_choice": silence_rule,
-        "files": {split: {label: sum(1 for i in group if i.label == label) for label in DETECTOR_LABELS}
-                  for split, group in (("train", train_items), ("valid", valid_items), ("test", test_items))},
-        "training_windows": {label: int((y == k).sum()) for k, label in enumerate(DETECTOR_LABELS)},
+        "validation_loss": round(validation_loss(valid_p), 4),
+        "silence_dbfs": prepared.silence_dbfs,
+        "silence_choice": prepared.silence_rule,
+        "files": {split: {label: sum(1 for i in prepared.items_in(split) if i.label == label) for label in DETECTOR_LABELS}
+                  for split in SPLITS},
+        "training_windows": {label: int((prepared.y == k).sum()) for k, label in enumerate(DETECTOR_LABELS)},
         "test": figures,
         "generated_noise_not_music": round(float(np.mean([s != "music" for f in generated for s in gate_states(f, gate)])), 4),
         "confusion": {"clean": confusion(by_condition["clean"])},
         "settings": {**settings.__dict__, "hidden": list(settings.hidden), "augmented_copies": AUGMENTED_COPIES,
                      "augmented_copies_speech_and_other": AUGMENTED_COPIES_SCARCE},
-        "splits": {split: sorted({i.group for i in group}) for split, group in (("valid", valid_items), ("test", test_items))},
+        "splits": {split: sorted({i.group for i in prepared.items_in(split)}) for split in ("valid", "test")},
     }
     metrics["missed"] = misses(figures)
 
@@ -341,8 +342,8 @@ def train_detector(data: str | Path, bundle_dir: str | Path, *, seed: int = 0, j
     _normalise_keras_zip(bundle_dir / DETECTOR_KERAS)
     export_tflite(model, bundle_dir / DETECTOR_TFLITE)
     metrics["id"] = "detector-" + hashlib.sha256((bundle_dir / DETECTOR_TFLITE).read_bytes()).hexdigest()[:12]
-    spec = DetectorSpec(tflite_path=bundle_dir / DETECTOR_TFLITE, features=cfg, labels=DETECTOR_LABELS,
-                        mean=mean, std=std, gate=gate, metrics=metrics)
+    spec = DetectorSpec(tflite_path=bundle_dir / DETECTOR_TFLITE, features=prepared.cfg, labels=DETECTOR_LABELS,
+                        mean=prepared.mean, std=prepared.std, gate=gate, metrics=metrics)
     _write_into_bundle(bundle_dir, spec, metrics)
     load_bundle(bundle_dir)  # validate what was written
     return metrics
