@@ -8,6 +8,8 @@ The test files are not looked at. One JSON line per candidate, lowest loss wins:
 
     .venv/bin/python scripts/detector_selection.py ../shared/data    # about 1 min per candidate, warm cache
 
+It runs on today's detector features (``DETECTOR_HOP`` 1024: the shipped settings score 0.259);
+the figures in ``DetectorTraining``'s docstring were taken on 512-sample hops, before the hop changed.
 Each candidate trains in its own process (a fit's numbers depend on what the process trained
 before), with the environment of ``scripts/make_default_bundle.sh`` (one thread, fixed seeds).
 """
