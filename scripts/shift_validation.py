@@ -5,10 +5,12 @@ The 56 full clips that give shifts (genrecast.trainer.shifts: gtzan-more and gtz
 trained without those clips' table rows and without their shifts, then classifies their real
 audio under the fixed conditions of ``shifts.VALIDATION`` and under the 12 random capture
 conditions drawn per clip (verdict = mean over the contexts 3, 9, 18 and 30 s). The 13
-evaluation clips are never used. Prints one JSON line per setting ``COPIES,NEIGHBOURS,EPOCHS``
-(0,0,100 is the model without augmentation):
+evaluation clips are never used. Prints one JSON line per setting ``COPIES,NEIGHBOURS,EPOCHS[,SVC_C]``
+(0,0,100 is the model without augmentation; SVC_C 0 is the MLPs without the SVC member, and
+left out it is the default's):
 
     .venv/bin/python scripts/shift_validation.py 0,0,100 4,5,40 4,56,40 4,5,60 8,5,24
+    .venv/bin/python scripts/shift_validation.py 4,5,40,0 4,5,40,3   # the SVC member's comparison
 
 About 2 min per setting without augmentation, 4 with, on 2 cores, once the shifts are cached
 (`scripts/make_default_bundle.sh` measures them, ~15 min cold).
@@ -20,6 +22,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +37,7 @@ DATA = Path(os.environ.get("GENRECAST_TEST_DATA", Path(__file__).resolve().paren
 GROUPS = 5
 
 
-def validate(copies: int, neighbours: int, epochs: int, seed: int = 0) -> dict:
+def validate(copies: int, neighbours: int, epochs: int, svc_c: float = T.DEFAULT_MLP.svc_c, seed: int = 0) -> dict:
     csv = DATA / "reference" / "features_30_sec.csv"
     features = FeatureConfig(kind="summary", columns=DEFAULT_SUMMARY_COLUMNS, context_seconds=30.0, level="normalised")
     sh = S.measure_shifts(DATA, reserved_ids_near(csv) | set(S.EVALUATION_CLIPS), features, seed=seed, jobs=2,
@@ -51,7 +54,7 @@ def validate(copies: int, neighbours: int, epochs: int, seed: int = 0) -> dict:
     for g in range(GROUPS):
         held = np.flatnonzero(group == g)
         train = pool.without(sh.tracks[held].tolist())
-        model, _, mean, std = T.fit_rows(T.DEFAULT_MLP, train.x, train.y, len(labels), seed=seed + g,
+        model, _, mean, std = T.fit_rows(replace(T.DEFAULT_MLP, svc_c=svc_c), train.x, train.y, len(labels), seed=seed + g,
                                          test_ids=sh.tracks[held].tolist(), augmentation=aug)
 
         def verdicts(rows: np.ndarray) -> np.ndarray:  # (..., contexts, columns) -> (...) label indices
@@ -61,7 +64,7 @@ def validate(copies: int, neighbours: int, epochs: int, seed: int = 0) -> dict:
         fixed_right += (verdicts(sh.fixed[held]) == truth[held][:, None]).sum(axis=0)
         right = verdicts(sh.random[held]) == truth[held][:, None]
         random_right, random_n = random_right + int(right.sum()), random_n + right.size
-    return {"copies": copies, "neighbours": neighbours, "epochs": epochs, "clips": int(len(sh.tracks)),
+    return {"copies": copies, "neighbours": neighbours, "epochs": epochs, "svc_c": svc_c, "clips": int(len(sh.tracks)),
             "right_per_condition": {c.name: int(v) for c, v in zip(S.VALIDATION, fixed_right)},
             "random_conditions_accuracy": round(random_right / random_n, 4)}
 
@@ -69,4 +72,5 @@ def validate(copies: int, neighbours: int, epochs: int, seed: int = 0) -> dict:
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)
     for spec in sys.argv[1:] or ["0,0,100", "4,5,40"]:
-        print(json.dumps(validate(*map(int, spec.split(",")))), flush=True)
+        copies, neighbours, epochs, *svc = spec.split(",")
+        print(json.dumps(validate(int(copies), int(neighbours), int(epochs), *map(float, svc))), flush=True)

@@ -6,16 +6,19 @@
    laid out as ``../shared/data``) with their class and their split by file group.
 2. Windows of 3 s (as the daemon cuts them) → :func:`genrecast.daemon.music_features.music_features`.
    Training and validation files are used clean and under random capture conditions
-   (:func:`genrecast.trainer.conditions.random_condition`; 4 copies per music file, 8 per
+   (:func:`genrecast.trainer.conditions.random_capture`: gain, room, small speaker, codecs,
+   sample rates from 8 to 48 kHz, stereo, noise, babble; 4 copies per music file, 8 per
    speech or environment file), plus generated hiss / hum / fan windows as extra ``other``
-   examples. Each window keeps its level (dBFS); the silence gate is chosen on the clean
+   examples, and every training and validation speech recording of 2 s or more once more,
+   sung (:mod:`genrecast.trainer.singing`), as ``music``: the data has no unaccompanied
+   singing outside the test side. Each window keeps its level (dBFS); the silence gate is chosen on the clean
    validation music (:func:`genrecast.trainer.detector_eval.choose_silence_gate`) and the
    windows under it are left out, as the daemon never runs the detector on them.
 3. A small Keras MLP ensemble (5 parallel 52 → 64 → 32 → 3 branches, softmax over music / speech /
    other, averaged), class-weighted, fixed epochs, deterministic (one thread, fixed seeds).
 4. The gate's thresholds are chosen on the validation files
    (:func:`genrecast.trainer.detector_eval.choose_gate`); the test files are then
-   judged clean and under every condition of :data:`genrecast.trainer.conditions.EVALUATION`.
+   judged clean and under every condition of :data:`TEST_CONDITIONS`.
 5. ``detector.keras``, ``detector.tflite`` and bundle.json's ``detector`` entry are
    written into the bundle (format 2), and a "Music detector" section into its report.md.
 
@@ -31,6 +34,7 @@ import json
 import logging
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +48,7 @@ from genrecast.daemon.features import FeatureConfig
 from genrecast.daemon.music_features import music_features, detector_config
 from genrecast.daemon.smoothing import level_dbfs
 from genrecast.trainer import conditions as cond
+from genrecast.trainer.singing import SUNG
 from genrecast.trainer.detector_data import SPLITS, Item, generated_noise, inventory
 from genrecast.trainer.detector_eval import (
     FileWindows, choose_gate, choose_silence_gate, confusion, gate_states, misses, report_section, target_figures,
@@ -52,6 +57,11 @@ from genrecast.trainer.detector_eval import (
 
 log = logging.getLogger(__name__)
 
+#: The test files' conditions: the detector's evaluation set and 16-kHz capture (speech-grade
+#: microphones), where a first detector, trained without sample-rate changes, lost a metal clip.
+TEST_CONDITIONS: tuple[cond.Condition, ...] = cond.EVALUATION + (cond.BY_NAME["wideband-16k"],)
+#: How a training / validation copy's condition is drawn: :func:`genrecast.trainer.conditions.random_capture`.
+RANDOM = "random-capture"
 #: Random capture conditions drawn per training / validation music file (besides the clean audio).
 AUGMENTED_COPIES = 4
 #: The same for speech and environment files: the scarce classes get more varied copies.
@@ -107,7 +117,11 @@ def _cache_key(task: tuple) -> str:
 
     path, condition, seed, cfg, min_samples = task
     digest = hashlib.sha256(Path(path).read_bytes())
-    for module in (features_module, cond):
+    modules = [features_module, cond]
+    transform_module = getattr(getattr(condition, "transform", None), "__module__", cond.__name__)
+    if transform_module != cond.__name__:  # a transform of its own (sung speech): its code too
+        modules.append(sys.modules[transform_module])
+    for module in modules:
         digest.update(Path(module.__file__).read_bytes())
     name = condition if isinstance(condition, str) else repr(condition)
     digest.update(f"levels|{name}|{seed}|{cfg.cache_key()}|{min_samples}".encode())
@@ -136,8 +150,8 @@ def _compute(task: tuple) -> tuple[np.ndarray, np.ndarray]:
     path, condition, seed, cfg, min_samples = task
     y = load_audio(path, cfg.sample_rate)
     rng = np.random.default_rng(seed)
-    if condition == "random":
-        condition = cond.random_condition(rng)
+    if condition == RANDOM:
+        condition = cond.random_capture(rng)
     y = condition.apply(y, cfg.sample_rate, rng)
     windows = cut_windows(y, cfg, min_samples)
     feats = [music_features(real, cfg) for real, _ in windows]
@@ -152,14 +166,14 @@ def _seed(*parts: Any) -> int:
 def extract_all(items: list[Item], conditions, cfg: FeatureConfig, seed: int, min_samples: int,
                 jobs: int, what: str) -> list[FileWindows]:
     """Features of every (item, condition) pair, in order; ``conditions`` is a list, or a function
-    of the item giving one, whose entries are a :class:`Condition` or ``"random"`` (a fresh draw
+    of the item giving one, whose entries are a :class:`Condition` or :data:`RANDOM` (a fresh draw
     per item and copy). Every window is marked not silent until :func:`with_silence_gate`."""
     tasks, meta = [], []
     for item in items:
         for copy, c in enumerate(conditions(item) if callable(conditions) else conditions):
             name = c if isinstance(c, str) else c.name
             tasks.append((item.path, c, _seed(seed, item.group, item.path.name, copy, name), cfg, min_samples))
-            meta.append((item, f"{name}{copy}" if name == "random" else name))
+            meta.append((item, f"{name}{copy}" if name == RANDOM else name))
     results = _run(tasks, jobs, what)
     return [FileWindows(item.path.name, item.label, item.kind, condition, probabilities=np.zeros((len(x), 3), np.float32),
                         silent=np.zeros(len(x), bool), genre=item.genre, features=x, levels=levels)
@@ -260,7 +274,7 @@ class Prepared:
 def prepare(data: str | Path, *, seed: int = 0, jobs: int | None = None) -> Prepared:
     """Windows and features of every file of ``data`` (:func:`inventory`): training and validation
     files clean and under random capture conditions, test files under
-    :data:`genrecast.trainer.conditions.EVALUATION`; the silence gate chosen on the clean validation
+    :data:`TEST_CONDITIONS`; the silence gate chosen on the clean validation
     music. Features are cached (see :func:`extract_all`). Raises ``ValueError`` for a missing folder."""
     jobs = jobs or os.cpu_count() or 1
     cfg = detector_config()
@@ -272,13 +286,15 @@ def prepare(data: str | Path, *, seed: int = 0, jobs: int | None = None) -> Prep
     eval_min = int(EVAL_MIN_FRACTION * cfg.window_samples)
 
     def augment(item: Item) -> list:
-        return [cond.CLEAN] + ["random"] * (AUGMENTED_COPIES if item.label == "music" else AUGMENTED_COPIES_SCARCE)
+        return [cond.CLEAN] + [RANDOM] * (AUGMENTED_COPIES if item.label == "music" else AUGMENTED_COPIES_SCARCE)
 
     train = extract_all(train_items, augment, cfg, seed, train_min, jobs, "detector: training windows")
+    train += extract_all(sung(train_items), [SUNG], cfg, seed, eval_min, jobs, "detector: sung speech, training")
     train.append(_generated(GENERATED_WINDOWS, cfg, _seed(seed, "generated-train"), "generated-train"))
     valid = extract_all(valid_items, augment, cfg, seed, eval_min, jobs, "detector: validation windows")
+    valid += extract_all(sung(valid_items), [SUNG], cfg, seed, eval_min, jobs, "detector: sung speech, validation")
     valid.append(_generated(GENERATED_WINDOWS // 4, cfg, _seed(seed, "generated-valid"), "generated-valid"))
-    test = extract_all(test_items, list(cond.EVALUATION), cfg, seed, eval_min, jobs, "detector: test windows")
+    test = extract_all(test_items, list(TEST_CONDITIONS), cfg, seed, eval_min, jobs, "detector: test windows")
     test.append(_generated(GENERATED_WINDOWS // 4, cfg, _seed(seed, "generated-test"), "generated-test"))
     silence_dbfs, silence_rule = choose_silence_gate([f for f in valid if f.condition == "clean"])
     train, valid, test = (with_silence_gate(files, silence_dbfs) for files in (train, valid, test))
@@ -286,6 +302,12 @@ def prepare(data: str | Path, *, seed: int = 0, jobs: int | None = None) -> Prep
     mean = x.mean(axis=0)
     std = np.where(x.std(axis=0) > 1e-8, x.std(axis=0), 1.0)
     return Prepared(cfg, train, valid, test, items, (x - mean) / std, y, mean, std, silence_dbfs, silence_rule)
+
+
+def sung(items: list[Item]) -> list[Item]:
+    """The speech recordings of ``items`` as ``music`` items of kind ``sung``, to be read under
+    :data:`genrecast.trainer.singing.SUNG` (same group, so same split as the speech)."""
+    return [dataclasses.replace(i, label="music", kind="sung") for i in items if i.label == "speech"]
 
 
 def validation_loss(valid: list[FileWindows]) -> float:

@@ -526,7 +526,8 @@ def table_command(
         if splits_dir is not None:
             log.info("using the artist-filtered lists at %s", splits_dir)
     selection = json.loads(Path(selection_file).read_text()) if selection_file else None
-    config = choose(selection) if selection else DEFAULT_MLP
+    # The selection chooses the MLPs; the SVC member was chosen after it (see DEFAULT_MLP).
+    config = replace(choose(selection), svc_c=DEFAULT_MLP.svc_c) if selection else DEFAULT_MLP
     if selection and config != DEFAULT_MLP:
         log.warning("the selection chose %s, not the default %s", config.label(), DEFAULT_MLP.label())
     log.info("model: %s", config.label())

@@ -16,6 +16,7 @@ from helpers import run_cli
 from genrecast.daemon.bundle import default_bundle_path, load_bundle
 from genrecast.trainer import conditions as cond
 from genrecast.trainer.detector_data import inventory, reserved_ids
+from genrecast.trainer.detector import TEST_CONDITIONS
 
 
 def test_conditions_are_named_seeded_and_keep_the_length(data_dir: Path) -> None:
@@ -99,7 +100,7 @@ def test_train_adds_a_detector_to_a_format_1_bundle(data_dir: Path, tmp_path: Pa
     gate = loaded.detector.gate
     assert 0 <= gate.leave <= gate.enter <= 1
     metrics = loaded.detector.metrics
-    assert set(metrics["test"]) == {c.name for c in cond.EVALUATION}
+    assert set(metrics["test"]) == {c.name for c in TEST_CONDITIONS}
     assert "## Music detector" in (bundle / "report.md").read_text()
     assert list(env_cache.glob("detector/*.npz"))
     # the bundle runs: classify gives every heard window a music probability

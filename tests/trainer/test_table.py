@@ -146,9 +146,10 @@ def test_default_bundle_provenance(table_csv: Path, gtzan_sample: Path) -> None:
     reserved = read_list(gtzan_sample.parent / RESERVED_IDS_FILE)
     assert len(reserved) == 18 and prov["excluded_ids"] == sorted(ids_in_dir(gtzan_sample) | reserved)
     assert prov["trained_rows"] == 1000 - len(prov["excluded_ids"])
-    # Shift augmentation (robust to rooms, codecs, rates) costs clean cross-validation: 0.741 without,
-    # 0.722 with; the robustness issue's 0.74 is missed, the artist-filtered split gained (0.514 -> 0.541).
-    assert metrics["extra"]["cv_accuracy_mean"] >= 0.72
+    # Shift augmentation (robust to rooms, codecs, rates) cost the MLPs clean cross-validation (0.741
+    # without, 0.722 with); the calibrated SVC member brings it back to the robustness issue's 0.74.
+    assert prov["model_config"]["svc_c"] == 3.0
+    assert metrics["extra"]["cv_accuracy_mean"] >= 0.74
     assert len(metrics["extra"]["cv"]["fold_accuracies"]) == 10
     assert metrics["split"]["name"] == "artist-filtered"
     assert metrics["extra"]["test_accuracy"] >= 0.50
