@@ -11,8 +11,8 @@
    speech or environment file), plus generated hiss / hum / fan windows as extra ``other``
    examples, and every training and validation speech recording of 2 s or more once more,
    sung (:mod:`genrecast.trainer.singing`), as ``music``: the data has no unaccompanied
-   singing outside the test side. Each window keeps its level (dBFS); the silence gate is chosen on the clean
-   validation music (:func:`genrecast.trainer.detector_eval.choose_silence_gate`) and the
+   singing outside the test side. Each window keeps its level (dBFS); the silence gate is
+   chosen on the clean validation music (:func:`genrecast.trainer.detector_eval.choose_silence_gate`) and the
    windows under it are left out, as the daemon never runs the detector on them.
 3. A small Keras MLP ensemble (5 parallel 52 → 64 → 32 → 3 branches, softmax over music / speech /
    other, averaged), class-weighted, fixed epochs, deterministic (one thread, fixed seeds).
@@ -32,10 +32,7 @@ import dataclasses
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
-import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,11 +42,11 @@ import numpy as np
 from genrecast.daemon.bundle import BUNDLE_JSON, DETECTOR_KERAS, DETECTOR_TFLITE, FORMAT_VERSION, DetectorSpec, load_bundle
 from genrecast.daemon.detector import DETECTOR_LABELS
 from genrecast.daemon.features import FeatureConfig
-from genrecast.daemon.music_features import music_features, detector_config
-from genrecast.daemon.smoothing import level_dbfs
+from genrecast.daemon.music_features import detector_config
 from genrecast.trainer import conditions as cond
+from genrecast.trainer.detector_windows import RANDOM, generated_windows, task_seed, training_matrix, extract_all
 from genrecast.trainer.singing import SUNG
-from genrecast.trainer.detector_data import SPLITS, Item, generated_noise, inventory
+from genrecast.trainer.detector_data import SPLITS, Item, inventory
 from genrecast.trainer.detector_eval import (
     FileWindows, choose_gate, choose_silence_gate, confusion, gate_states, misses, report_section, target_figures,
     with_silence_gate,
@@ -60,8 +57,6 @@ log = logging.getLogger(__name__)
 #: The test files' conditions: the detector's evaluation set and 16-kHz capture (speech-grade
 #: microphones), where a first detector, trained without sample-rate changes, lost a metal clip.
 TEST_CONDITIONS: tuple[cond.Condition, ...] = cond.EVALUATION + (cond.BY_NAME["wideband-16k"],)
-#: How a training / validation copy's condition is drawn: :func:`genrecast.trainer.conditions.random_capture`.
-RANDOM = "random-capture"
 #: Random capture conditions drawn per training / validation music file (besides the clean audio).
 AUGMENTED_COPIES = 4
 #: The same for speech and environment files: the scarce classes get more varied copies.
@@ -94,122 +89,6 @@ class DetectorTraining:
     members: int = 5
     """Parallel MLP branches trained together, their probabilities averaged."""
     seed: int = 0
-
-
-def cut_windows(y: np.ndarray, cfg: FeatureConfig, min_samples: int) -> list[tuple[np.ndarray, float]]:
-    """(real audio, level in dBFS) per window, as the daemon cuts a file: full windows every window
-    length, then the rest if it holds ``min_samples``; the level is measured once zero-padded to
-    a full window (as the daemon measures it against its silence gate)."""
-    n = cfg.window_samples
-    out = []
-    for start in range(0, len(y), n):
-        real = y[start : start + n]
-        if len(real) < n and (len(real) < min_samples or len(real) < cfg.n_fft):
-            break
-        padded = real if len(real) == n else np.pad(real, (0, n - len(real)))
-        out.append((real, level_dbfs(padded)))
-    return out
-
-
-def _cache_key(task: tuple) -> str:
-    """Changes with the file's bytes, the condition and its seed, the config and the feature / condition code."""
-    import genrecast.daemon.music_features as features_module
-
-    path, condition, seed, cfg, min_samples = task
-    digest = hashlib.sha256(Path(path).read_bytes())
-    modules = [features_module, cond]
-    transform_module = getattr(getattr(condition, "transform", None), "__module__", cond.__name__)
-    if transform_module != cond.__name__:  # a transform of its own (sung speech): its code too
-        modules.append(sys.modules[transform_module])
-    for module in modules:
-        digest.update(Path(module.__file__).read_bytes())
-    name = condition if isinstance(condition, str) else repr(condition)
-    digest.update(f"levels|{name}|{seed}|{cfg.cache_key()}|{min_samples}".encode())
-    return digest.hexdigest()[:32]
-
-
-def _extract(task: tuple) -> tuple[np.ndarray, np.ndarray]:
-    """Worker: one file under one condition → (windows x features, levels in dBFS), cached on disk."""
-    from genrecast.daemon.cache import cache_dir
-
-    cache = cache_dir() / "detector" / f"{_cache_key(task)}.npz"
-    if cache.is_file():
-        with np.load(cache) as data:
-            return data["x"], data["levels"]
-    x, levels = _compute(task)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, x=x, levels=levels)
-    tmp.replace(cache)
-    return x, levels
-
-
-def _compute(task: tuple) -> tuple[np.ndarray, np.ndarray]:
-    from genrecast.daemon.audio import load_audio
-
-    path, condition, seed, cfg, min_samples = task
-    y = load_audio(path, cfg.sample_rate)
-    rng = np.random.default_rng(seed)
-    if condition == RANDOM:
-        condition = cond.random_capture(rng)
-    y = condition.apply(y, cfg.sample_rate, rng)
-    windows = cut_windows(y, cfg, min_samples)
-    feats = [music_features(real, cfg) for real, _ in windows]
-    width = len(cfg.columns)
-    return (np.stack(feats) if feats else np.zeros((0, width), np.float32)), np.array([v for _, v in windows], dtype=np.float32)
-
-
-def _seed(*parts: Any) -> int:
-    return int(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:8], 16)
-
-
-def extract_all(items: list[Item], conditions, cfg: FeatureConfig, seed: int, min_samples: int,
-                jobs: int, what: str) -> list[FileWindows]:
-    """Features of every (item, condition) pair, in order; ``conditions`` is a list, or a function
-    of the item giving one, whose entries are a :class:`Condition` or :data:`RANDOM` (a fresh draw
-    per item and copy). Every window is marked not silent until :func:`with_silence_gate`."""
-    tasks, meta = [], []
-    for item in items:
-        for copy, c in enumerate(conditions(item) if callable(conditions) else conditions):
-            name = c if isinstance(c, str) else c.name
-            tasks.append((item.path, c, _seed(seed, item.group, item.path.name, copy, name), cfg, min_samples))
-            meta.append((item, f"{name}{copy}" if name == RANDOM else name))
-    results = _run(tasks, jobs, what)
-    return [FileWindows(item.path.name, item.label, item.kind, condition, probabilities=np.zeros((len(x), 3), np.float32),
-                        silent=np.zeros(len(x), bool), genre=item.genre, features=x, levels=levels)
-            for (item, condition), (x, levels) in zip(meta, results)]
-
-
-def _run(tasks: list, jobs: int, what: str) -> list:
-    from genrecast.daemon.progress import Progress
-
-    out = []
-    with Progress(True, len(tasks), what) as advance:
-        if jobs > 1:
-            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-                for result in pool.map(_extract, tasks, chunksize=4):
-                    out.append(result)
-                    advance()
-        else:
-            for task in tasks:
-                out.append(_extract(task))
-                advance()
-    return out
-
-
-def _generated(n: int, cfg: FeatureConfig, seed: int, name: str) -> FileWindows:
-    windows = generated_noise(n, cfg.window_samples, cfg.sample_rate, seed)
-    feats = np.stack([music_features(w, cfg) for w in windows])
-    levels = np.array([level_dbfs(w) for w in windows], dtype=np.float32)
-    return FileWindows(name, "other", "generated", "clean", probabilities=np.zeros((len(feats), 3), np.float32),
-                       silent=np.zeros(len(feats), bool), features=feats, levels=levels)
-
-
-def _xy(files: list[FileWindows]) -> tuple[np.ndarray, np.ndarray]:
-    """Non-silent windows' features and class indices (the daemon never runs the detector on silence)."""
-    x = [f.features[~f.silent] for f in files]
-    y = [np.full(int((~f.silent).sum()), DETECTOR_LABELS.index(f.label)) for f in files]
-    return np.concatenate(x).astype(np.float32), np.concatenate(y).astype(np.int64)
 
 
 def fit(x: np.ndarray, y: np.ndarray, settings: DetectorTraining):
@@ -290,15 +169,15 @@ def prepare(data: str | Path, *, seed: int = 0, jobs: int | None = None) -> Prep
 
     train = extract_all(train_items, augment, cfg, seed, train_min, jobs, "detector: training windows")
     train += extract_all(sung(train_items), [SUNG], cfg, seed, eval_min, jobs, "detector: sung speech, training")
-    train.append(_generated(GENERATED_WINDOWS, cfg, _seed(seed, "generated-train"), "generated-train"))
+    train.append(generated_windows(GENERATED_WINDOWS, cfg, task_seed(seed, "generated-train"), "generated-train"))
     valid = extract_all(valid_items, augment, cfg, seed, eval_min, jobs, "detector: validation windows")
     valid += extract_all(sung(valid_items), [SUNG], cfg, seed, eval_min, jobs, "detector: sung speech, validation")
-    valid.append(_generated(GENERATED_WINDOWS // 4, cfg, _seed(seed, "generated-valid"), "generated-valid"))
+    valid.append(generated_windows(GENERATED_WINDOWS // 4, cfg, task_seed(seed, "generated-valid"), "generated-valid"))
     test = extract_all(test_items, list(TEST_CONDITIONS), cfg, seed, eval_min, jobs, "detector: test windows")
-    test.append(_generated(GENERATED_WINDOWS // 4, cfg, _seed(seed, "generated-test"), "generated-test"))
+    test.append(generated_windows(GENERATED_WINDOWS // 4, cfg, task_seed(seed, "generated-test"), "generated-test"))
     silence_dbfs, silence_rule = choose_silence_gate([f for f in valid if f.condition == "clean"])
     train, valid, test = (with_silence_gate(files, silence_dbfs) for files in (train, valid, test))
-    x, y = _xy(train)
+    x, y = training_matrix(train)
     mean = x.mean(axis=0)
     std = np.where(x.std(axis=0) > 1e-8, x.std(axis=0), 1.0)
     return Prepared(cfg, train, valid, test, items, (x - mean) / std, y, mean, std, silence_dbfs, silence_rule)
