@@ -76,7 +76,9 @@ class DetectorTraining:
     windows 0.377 for one 64-32 MLP (dropout 0.3, 100 epochs: the first detector), 0.300 with 5
     members, 0.287 with dropout 0.5, 0.306 with 128-64 layers, **0.269 with 5 members, dropout 0.5
     and 60 epochs** (these defaults), all on 512-sample hops; with these settings the
-    1024-sample hop of :data:`genrecast.daemon.music_features.DETECTOR_HOP` then gave 0.259."""
+    1024-sample hop of :data:`genrecast.daemon.music_features.DETECTOR_HOP` then gave 0.259. These
+    figures predate the sung speech and the ``random_capture`` augmentation (the validation set
+    changed with them); the shipped detector's own validation loss is in its ``metrics``."""
 
     hidden: tuple[int, ...] = (64, 32)
     dropout: float = 0.5
