@@ -105,12 +105,13 @@ def test_quick_training_writes_a_valid_bundle(table_csv: Path, splits_dir: Path,
     out = tmp_path / "table-bundle"
     bundle = train_from_table(
         table_csv, out, exclude_ids=exclude, splits_dir=splits_dir, seed=1,
-        config=MLPConfig(hidden=(16,), members=2, epochs=3), cv_folds=2,
+        config=MLPConfig(hidden=(16,), members=2, epochs=3, svc_c=3.0), cv_folds=2,
     )
     assert bundle.features.kind == "summary" and bundle.features.columns == DEFAULT_SUMMARY_COLUMNS
     assert bundle.provenance["excluded_ids"] == sorted(exclude)
     assert bundle.metrics["split"]["sizes"]["test_tracks"] == 290
     assert len(bundle.metrics["extra"]["cv"]["fold_accuracies"]) == 2
+    assert bundle.provenance["model_config"]["svc_c"] == 3.0  # the SVC member rides in the same model files
     for name in ("metrics.json", "report.md", "confusion.png", "curves.png", "model.keras", "model.tflite"):
         assert (out / name).is_file(), name
     assert json.loads((out / "metrics.json").read_text())["extra"]["test_accuracy"] == bundle.metrics["extra"]["test_accuracy"]
