@@ -31,30 +31,12 @@ class AudioDecodeError(ValueError):
     """A file could not be decoded as audio; the message starts with its path."""
 
 
-class _Chain:
-    """Two streaming resamplers one after the other, with the same ``resample_chunk`` call."""
-
-    def __init__(self, first, second) -> None:
-        self._first, self._second = first, second
-
-    def resample_chunk(self, block: np.ndarray, last: bool = False) -> np.ndarray:
-        return self._second.resample_chunk(self._first.resample_chunk(block, last=last), last=last)
-
-
-def make_resampler(rate: int, target_rate: int, band_stage_hz: int = 0):
+def make_resampler(rate: int, target_rate: int):
     """A soxr streaming resampler (:data:`RESAMPLER`) for mono float32 from ``rate`` to
-    ``target_rate`` Hz: ``resample_chunk(block)``, then ``resample_chunk(empty, last=True)``.
-    With ``band_stage_hz`` (see :attr:`genrecast.daemon.features.FeatureConfig.band_stage_hz`) a
-    ``rate`` below it goes through ``band_stage_hz`` first, even when it equals ``target_rate``;
-    returns None when there is nothing to do (``rate == target_rate`` and no stage)."""
+    ``target_rate`` Hz: ``resample_chunk(block)``, then ``resample_chunk(empty, last=True)``."""
     import soxr
 
-    def stream(a: int, b: int):
-        return soxr.ResampleStream(a, b, 1, dtype="float32", quality="HQ")
-
-    if band_stage_hz and rate < band_stage_hz:
-        return _Chain(stream(rate, band_stage_hz), stream(band_stage_hz, target_rate))
-    return stream(rate, target_rate) if rate != target_rate else None
+    return soxr.ResampleStream(rate, target_rate, 1, dtype="float32", quality="HQ")
 
 
 @dataclass(frozen=True)
@@ -87,10 +69,10 @@ class AudioFile:
 
     def resampled(self, sample_rate: int, block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
         """Like :meth:`blocks`, resampled to ``sample_rate`` Hz (blocks of varying length)."""
-        resampler = make_resampler(self.rate, sample_rate)
-        if resampler is None:
+        if sample_rate == self.rate:
             yield from self.blocks(block_seconds)
             return
+        resampler = make_resampler(self.rate, sample_rate)
         for block in self.blocks(block_seconds):
             out = resampler.resample_chunk(block)
             if len(out):

@@ -61,12 +61,6 @@ class FeatureConfig:
     level; ``normalised``: the level is taken out of them (:func:`normalise_level`), so a
     gain leaves the model's input unchanged (``summary`` kind; bundles before this field
     read as ``absolute``)."""
-    band_stage_hz: int = 0
-    """Sources slower than this (Hz) are resampled to it first and then to ``sample_rate``;
-    faster ones go straight to ``sample_rate``. With twice ``sample_rate`` (44100 for the
-    default bundle) every source from ``sample_rate`` to 48 kHz reaches the features with
-    soxr's anti-alias band limit (about 0.91 of the Nyquist frequency) exactly once, so the
-    sample rate of a recording no longer moves its features. 0 (older bundles): none."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -95,8 +89,6 @@ class FeatureConfig:
 
             if tuple(self.columns) != DETECTOR_COLUMNS:
                 problems.append("a detector config's columns must be music_features.DETECTOR_COLUMNS")
-        if self.band_stage_hz and not self.sample_rate < self.band_stage_hz <= 192000:
-            problems.append(f"band_stage_hz {self.band_stage_hz} must be 0 or above sample_rate (at most 192000)")
         if self.level not in LEVEL_MODES:
             problems.append(f"level must be one of {LEVEL_MODES}, not {self.level!r}")
         elif self.level == "normalised" and (self.kind != "summary" or not set(LEVEL_COLUMNS) <= set(self.columns)):
@@ -124,8 +116,6 @@ class FeatureConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["columns"] = list(self.columns)
-        if not self.band_stage_hz:  # as before the field existed: same bundle.json, same cache keys
-            del d["band_stage_hz"]
         return d
 
     @classmethod

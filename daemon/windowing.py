@@ -33,14 +33,11 @@ class Windower:
     """Turns blocks of mono audio at any rate into windows of ``window_samples``
     every ``hop_samples`` at ``target_rate``."""
 
-    def __init__(self, name: str, target_rate: int, window_samples: int, hop_samples: int, band_stage_hz: int = 0) -> None:
+    def __init__(self, name: str, target_rate: int, window_samples: int, hop_samples: int) -> None:
         if not 0 < hop_samples:
             raise ValueError("hop must be positive")
         self.name = name
         self.target_rate = target_rate
-        self.band_stage_hz = band_stage_hz
-        """Sources slower than this go through it on their way to ``target_rate`` (see
-        :attr:`genrecast.daemon.features.FeatureConfig.band_stage_hz`); 0: none."""
         self.window_samples = window_samples
         self.hop_samples = hop_samples
         self._buffer = np.zeros(0, dtype=np.float32)
@@ -68,7 +65,9 @@ class Windower:
             log.warning("source %s changed rate from %d Hz to %d Hz; resampling to %d Hz with %s",
                         self.name, self._rate, rate, self.target_rate, RESAMPLER)
         self._rate = rate
-        self._resampler = make_resampler(rate, self.target_rate, self.band_stage_hz)
+        self._resampler = None
+        if rate != self.target_rate:
+            self._resampler = make_resampler(rate, self.target_rate)
 
     def push(self, block: np.ndarray, rate: int) -> list[Window]:
         """Add a block of mono audio at ``rate`` Hz; return the windows it completed."""

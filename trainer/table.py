@@ -67,12 +67,6 @@ EXPENSIVE_COLUMNS = ("harmony_mean", "harmony_var", "perceptr_mean", "perceptr_v
 #: Where the artist-filtered lists live in the shared data folder, relative to it.
 FILTERED_SPLIT_SUBDIR = Path("splits/jongpillee_music_dataset_split/GTZAN_split")
 
-#: Every source below 44.1 kHz reaches the features through a 44.1-kHz soxr stage, so 22.05, 44.1
-#: and 48 kHz recordings of the same music carry the same band limit (FeatureConfig.band_stage_hz).
-#: The model is trained on the table's full-band rows with the shifts of 44.1/48-kHz round trips
-#: among its augmentation; with the stage, none of 69 full GTZAN clips changed its verdict.
-BAND_STAGE_HZ = 44100
-
 #: Sub-directory of a table bundle holding the evaluation model (trained without the test tracks).
 EVALUATION_SUBDIR = "evaluation"
 
@@ -439,8 +433,7 @@ def train_from_table(
     log.info("%s test accuracy: %.4f", split_name, test_acc)
     test_ids = sorted(table.ids[test_mask].tolist())
     extra["test_track_ids_sha256"] = hashlib.sha256("\n".join(test_ids).encode()).hexdigest()
-    features = FeatureConfig(kind="summary", columns=table.columns, context_seconds=30.0, window_seconds=3.0, level=level,
-                             band_stage_hz=BAND_STAGE_HZ)
+    features = FeatureConfig(kind="summary", columns=table.columns, context_seconds=30.0, window_seconds=3.0, level=level)
     provenance = {
         "arch": "table-mlp",
         "source": "feature-table",

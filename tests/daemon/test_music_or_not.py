@@ -173,8 +173,7 @@ def test_prometheus_counts_windows_per_state(data_dir: Path) -> None:
     from genrecast.daemon.audio import load_audio
 
     music = load_audio(data_dir.joinpath(*MUSIC_BEFORE), PCM_RATE)[: 9 * PCM_RATE]
-    # half a second more than 8 windows: the 44.1-kHz band stage's filters hold a few ms of audio
-    talk = load_audio(data_dir.joinpath(*TALK), PCM_RATE)[: int(15.5 * PCM_RATE)]
+    talk = load_audio(data_dir.joinpath(*TALK), PCM_RATE)[: 15 * PCM_RATE]
     pcm = (np.clip(np.concatenate([music, talk]), -1, 1) * 32767).astype("<i2").tobytes()
     port = free_port()
     env = {**os.environ, "GENRECAST_METRICS_ENABLED": "true", "GENRECAST_METRICS_PORT": str(port)}
@@ -183,7 +182,7 @@ def test_prometheus_counts_windows_per_state(data_dir: Path) -> None:
     try:
         daemon.proc.stdin.buffer.write(pcm)  # the Daemon's pipes are text; the PCM goes to the byte layer
         daemon.proc.stdin.flush()
-        daemon.wait(lambda d: len(d.events) >= 8, 120, "8 windows of music and talk")  # 24.5 s: no partial window
+        daemon.wait(lambda d: len(d.events) >= 8, 120, "8 windows of music and talk")  # 24 s: no partial window
         states = [e["state"] for e in daemon.events]
         metrics = scrape_metrics(port)
         for state in ("music", "not_music", "silence", "uncertain"):
