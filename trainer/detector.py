@@ -44,7 +44,7 @@ from genrecast.daemon.detector import DETECTOR_LABELS
 from genrecast.daemon.features import FeatureConfig
 from genrecast.daemon.music_features import detector_config
 from genrecast.trainer import conditions as cond
-from genrecast.trainer.detector_windows import RANDOM, generated_windows, task_seed, training_matrix, extract_all
+from genrecast.trainer.detector_windows import RANDOM, extract_all, generated_windows, task_seed, training_matrix, window_labels
 from genrecast.trainer.singing import SUNG
 from genrecast.trainer.detector_data import SPLITS, Item, inventory
 from genrecast.trainer.detector_eval import (
@@ -196,7 +196,7 @@ def validation_loss(valid: list[FileWindows]) -> float:
     the silence gate (``valid``: the files as :func:`_predict` returns them): the criterion that
     compares detector settings (the gated shares saturate near 100 %)."""
     p = np.concatenate([f.probabilities[~f.silent] for f in valid]).astype(np.float64)
-    y = np.concatenate([np.full(int((~f.silent).sum()), DETECTOR_LABELS.index(f.label)) for f in valid])
+    y = window_labels(valid)
     return float(-np.mean(np.log(np.maximum(p[np.arange(len(y)), y], 1e-7))))
 
 

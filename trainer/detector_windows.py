@@ -144,8 +144,11 @@ def generated_windows(n: int, cfg: FeatureConfig, seed: int, name: str) -> FileW
                        silent=np.zeros(len(feats), bool), features=feats, levels=levels)
 
 
+def window_labels(files: list[FileWindows]) -> np.ndarray:
+    """The class index (:data:`DETECTOR_LABELS`) of every non-silent window of ``files``, in order."""
+    return np.concatenate([np.full(int((~f.silent).sum()), DETECTOR_LABELS.index(f.label)) for f in files]).astype(np.int64)
+
+
 def training_matrix(files: list[FileWindows]) -> tuple[np.ndarray, np.ndarray]:
     """Non-silent windows' features and class indices (the daemon never runs the detector on silence)."""
-    x = [f.features[~f.silent] for f in files]
-    y = [np.full(int((~f.silent).sum()), DETECTOR_LABELS.index(f.label)) for f in files]
-    return np.concatenate(x).astype(np.float32), np.concatenate(y).astype(np.int64)
+    return np.concatenate([f.features[~f.silent] for f in files]).astype(np.float32), window_labels(files)

@@ -30,6 +30,8 @@ SCALE = (-5, -3, -1, 0, 2, 4, 5, 7, 9, 11, 12)
 MIN_VOICED_FRAMES = 20
 #: Shorter recordings (a spoken digit) are not sung: too little to carry a melody.
 MIN_SECONDS = 2.0
+#: Frames of the moving average that turns the steps between notes into 40-ms glides.
+GLIDE_FRAMES = max(1, int(40 / FRAME_MS))
 
 
 def _melody(voiced: np.ndarray, tonic_semitones: float, rng: np.random.Generator) -> np.ndarray:
@@ -45,10 +47,10 @@ def _melody(voiced: np.ndarray, tonic_semitones: float, rng: np.random.Generator
             vibrato = depth * np.sin(2 * np.pi * rng.uniform(4.5, 6.5) * t) * np.clip((t - 0.15) / 0.2, 0.0, 1.0)
             f0[k:n] = tonic_semitones + rng.choice(SCALE) + vibrato
             k = n
-        glide = max(1, int(40 / FRAME_MS))
         run = f0[start:end]
-        if len(run) > glide:  # smooth the steps between notes (in semitones)
-            f0[start:end] = np.convolve(np.pad(run, (glide // 2, glide - 1 - glide // 2), mode="edge"), np.ones(glide) / glide, "valid")
+        if len(run) > GLIDE_FRAMES:  # smooth the steps between notes (in semitones)
+            pad = (GLIDE_FRAMES // 2, GLIDE_FRAMES - 1 - GLIDE_FRAMES // 2)
+            f0[start:end] = np.convolve(np.pad(run, pad, mode="edge"), np.ones(GLIDE_FRAMES) / GLIDE_FRAMES, "valid")
     return np.where(voiced, 440.0 * 2.0 ** (f0 / 12.0), 0.0)
 
 

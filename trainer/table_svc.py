@@ -42,10 +42,6 @@ def fit_svc(x: np.ndarray, y: np.ndarray, c: float, n_labels: int):
     return CalibratedClassifierCV(SVC(C=c, kernel="rbf", gamma="scale"), method="sigmoid", cv=5, ensemble=False).fit(x, y)
 
 
-def _pairs(n: int) -> list[tuple[int, int]]:
-    return [(i, j) for i in range(n) for j in range(i + 1, n)]
-
-
 def svc_weights(calibrated) -> dict[str, np.ndarray]:
     """The fitted model as plain arrays: support vectors, gamma, pair weights and intercepts,
     vote / confidence matrices and the calibrators' (a, b)."""
@@ -54,15 +50,14 @@ def svc_weights(calibrated) -> dict[str, np.ndarray]:
     n = len(svc.classes_)
     sv = np.asarray(svc.support_vectors_, dtype=np.float64)
     starts = np.concatenate(([0], np.cumsum(svc.n_support_)))
-    pairs = _pairs(n)
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]  # libsvm's one-vs-one order
     w = np.zeros((len(sv), len(pairs)))
+    to_i = np.zeros((len(pairs), n))
+    to_j = np.zeros((len(pairs), n))
     for k, (i, j) in enumerate(pairs):  # libsvm's layout of dual_coef_ for one-vs-one
         si, sj = slice(starts[i], starts[i + 1]), slice(starts[j], starts[j + 1])
         w[si, k] = svc.dual_coef_[j - 1, si]
         w[sj, k] = svc.dual_coef_[i, sj]
-    to_i = np.zeros((len(pairs), n))
-    to_j = np.zeros((len(pairs), n))
-    for k, (i, j) in enumerate(pairs):
         to_i[k, i] = 1.0
         to_j[k, j] = 1.0
     return {
