@@ -206,7 +206,7 @@ def train_detector(data: str | Path, bundle_dir: str | Path, *, seed: int = 0, j
     to the bundle at ``bundle_dir`` (which must exist). Returns the detector's metrics.
     Raises ``ValueError`` for a missing data folder or bundle."""
     from genrecast.trainer.export import export_tflite, quiet_tensorflow
-    from genrecast.trainer.table import _normalise_keras_zip
+    from genrecast.trainer.keras_zip import normalise_keras_zip
 
     bundle_dir = Path(bundle_dir)
     load_bundle(bundle_dir)  # fails clearly on a missing or broken bundle
@@ -242,7 +242,7 @@ def train_detector(data: str | Path, bundle_dir: str | Path, *, seed: int = 0, j
     metrics["missed"] = misses(figures)
 
     model.save(bundle_dir / DETECTOR_KERAS)
-    _normalise_keras_zip(bundle_dir / DETECTOR_KERAS)
+    normalise_keras_zip(bundle_dir / DETECTOR_KERAS)
     export_tflite(model, bundle_dir / DETECTOR_TFLITE)
     metrics["id"] = "detector-" + hashlib.sha256((bundle_dir / DETECTOR_TFLITE).read_bytes()).hexdigest()[:12]
     spec = DetectorSpec(tflite_path=bundle_dir / DETECTOR_TFLITE, features=prepared.cfg, labels=DETECTOR_LABELS,

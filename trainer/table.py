@@ -22,19 +22,19 @@ The architecture was chosen by cross-validation on the table alone (see
 
 Reproducible: fixed seeds, deterministic TF ops, one thread; two runs write
 the same ``model.tflite`` bytes.
+
+Parts: reading the table and its lists (:mod:`genrecast.trainer.table_data`), CV and
+selection (:mod:`genrecast.trainer.table_cv`), the models (:mod:`genrecast.trainer.table_model`,
+:mod:`genrecast.trainer.table_svc`); this module trains, evaluates and writes the bundle.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
-import io
 import json
 import logging
-import time
-import zipfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -42,11 +42,31 @@ import numpy as np
 
 from genrecast.daemon.bundle import KERAS_FILE, Bundle
 from genrecast.daemon.features import DEFAULT_SUMMARY_COLUMNS, FeatureConfig
-from genrecast.daemon.level import LEVEL_MODES, normalise_level
-from genrecast.trainer.dataset import AUDIO_SUFFIXES, normalise_track_id
+from genrecast.daemon.level import LEVEL_MODES
+from genrecast.trainer.keras_zip import normalise_keras_zip
 from genrecast.trainer.shifts import Augmentation
-from genrecast.trainer.splits import RESERVED_IDS_FILE, read_list, reserved_ids_near
-from genrecast.trainer.table_model import (  # noqa: F401  (re-exported: the table's public API)
+from genrecast.trainer.splits import reserved_ids_near
+from genrecast.trainer.table_cv import (  # noqa: F401  (re-exported: the table's public API)
+    choose,
+    cross_validate,
+    fit_rows,
+    select,
+    standardise_stats,
+    stratified_folds,
+)
+from genrecast.trainer.table_data import (  # noqa: F401  (re-exported)
+    EXPENSIVE_COLUMNS,
+    FILTERED_SPLIT_SUBDIR,
+    Table,
+    check_columns,
+    default_splits_dir,
+    ids_in_dir,
+    read_filtered_split,
+    read_table,
+    track_id,
+    training_exclusions,
+)
+from genrecast.trainer.table_model import (  # noqa: F401  (re-exported)
     DEFAULT_MLP,
     MAX_BUNDLE_BYTES,
     MAX_PARAMETERS,
@@ -61,293 +81,8 @@ from genrecast.trainer.table_model import (  # noqa: F401  (re-exported: the tab
 
 log = logging.getLogger(__name__)
 
-#: Table columns the daemon cannot compute from audio yet (HPSS and tempo).
-EXPENSIVE_COLUMNS = ("harmony_mean", "harmony_var", "perceptr_mean", "perceptr_var", "tempo")
-
-#: Where the artist-filtered lists live in the shared data folder, relative to it.
-FILTERED_SPLIT_SUBDIR = Path("splits/jongpillee_music_dataset_split/GTZAN_split")
-
 #: Sub-directory of a table bundle holding the evaluation model (trained without the test tracks).
 EVALUATION_SUBDIR = "evaluation"
-
-
-
-# --------------------------------------------------------------------------- #
-# The table
-
-
-@dataclass(frozen=True)
-class Table:
-    """Rows of a feature table: track ids, features, sorted labels and label indices."""
-
-    ids: np.ndarray
-    """Track ids such as ``blues.00000`` (one per row)."""
-    x: np.ndarray
-    """rows x columns, float64."""
-    y: np.ndarray
-    """Label index of every row (into ``labels``)."""
-    labels: tuple[str, ...]
-    """Sorted genre names."""
-    columns: tuple[str, ...]
-    """Feature column names, in ``x`` order."""
-    sha256: str
-    """Digest of the CSV file's bytes."""
-
-    def subset(self, mask: np.ndarray) -> "Table":
-        return replace(self, ids=self.ids[mask], x=self.x[mask], y=self.y[mask])
-
-    def without(self, ids: Iterable[str]) -> "Table":
-        """The rows whose track ids are not in ``ids``."""
-        return self.subset(~np.isin(self.ids, sorted(ids)))
-
-
-track_id = normalise_track_id  # one rule for table rows, split lists and file names
-
-
-def check_columns(columns: Iterable[str]) -> tuple[str, ...]:
-    """Validate requested columns: known to the daemon's summary features, no duplicates."""
-    columns = tuple(columns)
-    expensive = [c for c in columns if c in EXPENSIVE_COLUMNS]
-    if expensive:
-        raise ValueError(
-            f"columns {expensive} (harmonic/percussive and tempo) are in the table but the daemon cannot compute "
-            "them from audio yet, so a bundle trained on them could not run; leave them out"
-        )
-    unknown = [c for c in columns if c not in DEFAULT_SUMMARY_COLUMNS]
-    if unknown:
-        raise ValueError(f"unknown summary columns {unknown}; choose from genrecast.daemon.features.DEFAULT_SUMMARY_COLUMNS")
-    if len(set(columns)) != len(columns) or not columns:
-        raise ValueError("columns must be a non-empty list without duplicates")
-    return columns
-
-
-def read_table(csv_path: str | Path, columns: Iterable[str] = DEFAULT_SUMMARY_COLUMNS, level: str = "absolute") -> Table:
-    """Read a GTZAN-style feature table (``filename``, feature columns, ``label``); with
-    ``level="normalised"`` its rows go through the daemon's own
-    :func:`genrecast.daemon.level.normalise_level` (exact: see there)."""
-    csv_path = Path(csv_path)
-    columns = check_columns(columns)
-    raw = csv_path.read_bytes()
-    reader = csv.DictReader(io.StringIO(raw.decode("utf-8")))
-    header = reader.fieldnames or []
-    missing = [c for c in ("filename", "label", *columns) if c not in header]
-    if missing:
-        raise ValueError(f"{csv_path} lacks the columns {missing}")
-    ids, rows, names = [], [], []
-    for n, row in enumerate(reader, start=2):
-        try:
-            rows.append([float(row[c]) for c in columns])
-        except (TypeError, ValueError):
-            raise ValueError(f"{csv_path} line {n}: a feature value is not a number") from None
-        ids.append(track_id(row["filename"]))
-        names.append(row["label"].strip())
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"{csv_path} names a track twice; expected one row per track (features_30_sec.csv)")
-    x = np.asarray(rows, dtype=np.float64)
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{csv_path} holds non-finite feature values")
-    if level == "normalised":
-        x = normalise_level(x, columns)
-    elif level != "absolute":
-        raise ValueError(f"level must be one of {LEVEL_MODES}, not {level!r}")
-    labels = tuple(sorted(set(names)))
-    if len(labels) < 2:
-        raise ValueError(f"{csv_path} has fewer than 2 labels")
-    index = {label: i for i, label in enumerate(labels)}
-    return Table(
-        ids=np.asarray(ids),
-        x=x,
-        y=np.asarray([index[name] for name in names], dtype=np.int64),
-        labels=labels,
-        columns=columns,
-        sha256=hashlib.sha256(raw).hexdigest(),
-    )
-
-
-def ids_in_dir(directory: str | Path) -> set[str]:
-    """Track ids of every audio file in a genre-folder tree (e.g. ``gtzan-sample``)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise ValueError(f"exclude folder {directory} does not exist")
-    return {track_id(p.name) for p in directory.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES}
-
-
-def training_exclusions(table: Path, exclude_dir: Path | None) -> set[str]:
-    """Ids never to train on: the tracks in ``exclude_dir`` (our test clips) and the
-    reserved ids of the data folder that holds ``table`` (:func:`splits.reserved_ids_near`)."""
-    exclude = ids_in_dir(exclude_dir) if exclude_dir is not None else set()
-    reserved = reserved_ids_near(table)
-    if reserved:
-        log.info("leaving out the %d reserved ids of %s", len(reserved), RESERVED_IDS_FILE)
-    return exclude | reserved
-
-
-def read_filtered_split(splits_dir: str | Path) -> tuple[set[str], set[str]]:
-    """(train, test) track ids of the artist-filtered lists: train + valid → train, test → test."""
-    splits_dir = Path(splits_dir)
-    parts = {}
-    for part in ("train", "valid", "test"):
-        path = splits_dir / f"{part}_filtered.txt"
-        if not path.is_file():
-            raise ValueError(f"{splits_dir} lacks {path.name} (the artist-filtered GTZAN lists)")
-        parts[part] = read_list(path)
-    train = parts["train"] | parts["valid"]
-    if train & parts["test"]:
-        raise ValueError(f"the lists in {splits_dir} put {len(train & parts['test'])} tracks on both sides")
-    return train, parts["test"]
-
-
-def stratified_folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
-    """Fold index of every row: each label's rows shuffled and dealt round-robin."""
-    rng = np.random.default_rng(seed)
-    fold = np.empty(len(y), dtype=np.int64)
-    offset = 0
-    for label in np.unique(y):
-        rows = np.flatnonzero(y == label)
-        rng.shuffle(rows)
-        fold[rows] = (np.arange(len(rows)) + offset) % n_folds
-        offset += len(rows)
-    return fold
-
-
-def standardise_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std of training rows (std floored so no column divides by zero)."""
-    mean = x.mean(axis=0)
-    std = x.std(axis=0)
-    return mean, np.where(std > 1e-12, std, 1.0)
-
-
-# --------------------------------------------------------------------------- #
-# Evaluation
-
-
-def fit_rows(cfg: MLPConfig, x: np.ndarray, y: np.ndarray, n_labels: int, *, seed: int, test_ids: Iterable[str] = (),
-             augmentation: Augmentation | None = None, validation: tuple[np.ndarray, np.ndarray] | None = None):
-    """Standardise level-normalised rows ``x`` (stats of these clean rows), add the shifted copies
-    of ``augmentation`` (never shifts measured on ``test_ids``) and :func:`fit`. Returns
-    (model, history, mean, std); ``validation`` is given unstandardised."""
-    mean, std = standardise_stats(x)
-    if augmentation is not None:
-        x, y = augmentation.rows(x, y, test_ids, std, seed)
-        cfg = replace(cfg, epochs=augmentation.epochs)
-    val = ((validation[0] - mean) / std, validation[1]) if validation is not None else None
-    model, history = fit(cfg, (x - mean) / std, y, n_labels, seed=seed, validation=val)
-    return model, history, mean, std
-
-
-def cross_validate(cfg: MLPConfig, table: Table, *, n_folds: int = 10, seed: int = 0,
-                   augmentation: Augmentation | None = None) -> dict[str, Any]:
-    """Stratified k-fold CV (rows are tracks, so folds are track-disjoint); normalisation per fold."""
-    folds = stratified_folds(table.y, n_folds, seed)
-    accuracies = []
-    started = time.monotonic()
-    for k in range(n_folds):
-        train, test = folds != k, folds == k
-        model, _, mean, std = fit_rows(cfg, table.x[train], table.y[train], len(table.labels), seed=seed + k,
-                                       test_ids=table.ids[test].tolist(), augmentation=augmentation)
-        prob = predict(model, (table.x[test] - mean) / std)
-        accuracies.append(float((prob.argmax(axis=1) == table.y[test]).mean()))
-        log.info(
-            "%s fold %d/%d: accuracy %.3f (%d test tracks, %.0f s so far)",
-            cfg.label(), k + 1, n_folds, accuracies[-1], int(test.sum()), time.monotonic() - started,
-        )
-    acc = np.asarray(accuracies)
-    return {
-        "folds": n_folds,
-        "fold_accuracies": [round(a, 4) for a in accuracies],
-        "mean": round(float(acc.mean()), 4),
-        "std": round(float(acc.std()), 4),
-        "tracks": int(len(table.y)),
-        "seed": seed,
-    }
-
-
-def _cross_validate_task(task: tuple[MLPConfig, Table, int, int]) -> tuple[str, int, dict[str, Any]]:
-    """One (configuration, fold seed) cross-validation, run in a worker process."""
-    cfg, table, n_folds, seed = task
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    return cfg.label(), seed, cross_validate(cfg, table, n_folds=n_folds, seed=seed)
-
-
-def select(
-    table: Table,
-    grid: Iterable[MLPConfig] = SELECTION_GRID,
-    *,
-    n_folds: int = 10,
-    seeds: Iterable[int] = SELECTION_SEEDS,
-    jobs: int = 1,
-) -> list[dict[str, Any]]:
-    """Repeated k-fold CV accuracy of every configuration in ``grid`` (on the table's rows only).
-
-    Each fold seed deals new folds; a configuration's ``cv_mean`` is the mean over every
-    fold of every repeat. ``jobs`` worker processes (one TF thread each) share the work;
-    every fit seeds itself, so the results do not depend on ``jobs``.
-    """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    grid, seeds = tuple(grid), tuple(seeds)
-    tasks = [(cfg, table, n_folds, seed) for cfg in grid for seed in seeds]
-    if jobs > 1:
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            done = list(pool.map(_cross_validate_task, tasks))
-    else:
-        done = [_cross_validate_task(task) for task in tasks]
-    runs = {(label, seed): cv for label, seed, cv in done}
-    results = []
-    for cfg in grid:
-        repeats = [runs[cfg.label(), seed] for seed in seeds]
-        acc = np.asarray([a for cv in repeats for a in cv["fold_accuracies"]])
-        log.info("%s: CV accuracy %.4f ± %.4f over %d folds", cfg.label(), acc.mean(), acc.std(), len(acc))
-        results.append({
-            "config": cfg.label(), "cv_mean": round(float(acc.mean()), 4), "cv_std": round(float(acc.std()), 4),
-            "repeat_means": {str(seed): cv["mean"] for seed, cv in zip(seeds, repeats)},
-            "parameters": cfg.parameters(table.x.shape[1], len(table.labels)),
-        })
-    return results
-
-
-def choose(results: list[dict[str, Any]], grid: Iterable[MLPConfig] = SELECTION_GRID, max_parameters: int = MAX_PARAMETERS) -> MLPConfig:
-    """The configuration with the best CV mean among those small enough to ship."""
-    by_label = {cfg.label(): cfg for cfg in grid}
-    eligible = [r for r in results if r["parameters"] <= max_parameters and r["config"] in by_label]
-    if not eligible:
-        raise ValueError(f"no configuration in the selection has at most {max_parameters} parameters")
-    best = max(eligible, key=lambda r: (r["cv_mean"], -r["parameters"]))
-    return by_label[best["config"]]
-
-
-# --------------------------------------------------------------------------- #
-# Training the bundle
-
-
-def _renumber_shared_objects(node: Any, ids: dict[int, int]) -> Any:
-    """Replace Keras' ``shared_object_id`` values (Python ``id()``s) by their order of appearance."""
-    if isinstance(node, dict):
-        return {
-            k: ids.setdefault(v, len(ids)) if k == "shared_object_id" else _renumber_shared_objects(v, ids)
-            for k, v in node.items()
-        }
-    if isinstance(node, list):
-        return [_renumber_shared_objects(v, ids) for v in node]
-    return node
-
-
-def _normalise_keras_zip(path: Path) -> None:
-    """Make ``model.keras`` byte-stable: fixed zip timestamps, no save date, stable object ids."""
-    with zipfile.ZipFile(path) as zf:
-        entries = [(info.filename, zf.read(info.filename)) for info in zf.infolist()]
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, data in entries:
-            if name == "metadata.json":
-                meta = json.loads(data)
-                meta.pop("date_saved", None)
-                data = json.dumps(meta, sort_keys=True).encode()
-            elif name == "config.json":
-                data = json.dumps(_renumber_shared_objects(json.loads(data), {})).encode()
-            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data, compress_type=zipfile.ZIP_DEFLATED)
-    path.write_bytes(buf.getvalue())
 
 
 def train_from_table(
@@ -477,14 +212,8 @@ def train_from_table(
         final, out_dir, labels=list(table.labels), features=features, mean=mean, std=std,
         metrics=metrics, provenance=provenance,
     )
-    _normalise_keras_zip(out_dir / KERAS_FILE)  # the Bundle reads the .tflite only
+    normalise_keras_zip(out_dir / KERAS_FILE)  # the Bundle reads the .tflite only
     return bundle
-
-
-def default_splits_dir(table: Path) -> Path | None:
-    """The artist-filtered lists beside a table in the shared data layout, if there."""
-    candidate = Path(table).resolve().parent.parent / FILTERED_SPLIT_SUBDIR
-    return candidate if candidate.is_dir() else None
 
 
 def table_command(

@@ -1,0 +1,137 @@
+"""Cross-validation and model selection on a feature table's rows.
+
+Rows are tracks, so stratified folds are track-disjoint (:func:`stratified_folds`);
+:func:`select` runs repeated 10-fold CV over :data:`~genrecast.trainer.table_model.SELECTION_GRID`
+and :func:`choose` takes the best configuration small enough to ship.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from typing import Any, Iterable
+
+import numpy as np
+
+from genrecast.trainer.shifts import Augmentation
+from genrecast.trainer.table_data import Table
+from genrecast.trainer.table_model import MAX_PARAMETERS, SELECTION_GRID, SELECTION_SEEDS, MLPConfig, fit, predict
+
+log = logging.getLogger(__name__)
+
+
+def stratified_folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    """Fold index of every row: each label's rows shuffled and dealt round-robin."""
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(y), dtype=np.int64)
+    offset = 0
+    for label in np.unique(y):
+        rows = np.flatnonzero(y == label)
+        rng.shuffle(rows)
+        fold[rows] = (np.arange(len(rows)) + offset) % n_folds
+        offset += len(rows)
+    return fold
+
+
+def standardise_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of training rows (std floored so no column divides by zero)."""
+    mean = x.mean(axis=0)
+    std = x.std(axis=0)
+    return mean, np.where(std > 1e-12, std, 1.0)
+
+
+def fit_rows(cfg: MLPConfig, x: np.ndarray, y: np.ndarray, n_labels: int, *, seed: int, test_ids: Iterable[str] = (),
+             augmentation: Augmentation | None = None, validation: tuple[np.ndarray, np.ndarray] | None = None):
+    """Standardise level-normalised rows ``x`` (stats of these clean rows), add the shifted copies
+    of ``augmentation`` (never shifts measured on ``test_ids``) and :func:`fit`. Returns
+    (model, history, mean, std); ``validation`` is given unstandardised."""
+    mean, std = standardise_stats(x)
+    if augmentation is not None:
+        x, y = augmentation.rows(x, y, test_ids, std, seed)
+        cfg = replace(cfg, epochs=augmentation.epochs)
+    val = ((validation[0] - mean) / std, validation[1]) if validation is not None else None
+    model, history = fit(cfg, (x - mean) / std, y, n_labels, seed=seed, validation=val)
+    return model, history, mean, std
+
+
+def cross_validate(cfg: MLPConfig, table: Table, *, n_folds: int = 10, seed: int = 0,
+                   augmentation: Augmentation | None = None) -> dict[str, Any]:
+    """Stratified k-fold CV (rows are tracks, so folds are track-disjoint); normalisation per fold."""
+    folds = stratified_folds(table.y, n_folds, seed)
+    accuracies = []
+    started = time.monotonic()
+    for k in range(n_folds):
+        train, test = folds != k, folds == k
+        model, _, mean, std = fit_rows(cfg, table.x[train], table.y[train], len(table.labels), seed=seed + k,
+                                       test_ids=table.ids[test].tolist(), augmentation=augmentation)
+        prob = predict(model, (table.x[test] - mean) / std)
+        accuracies.append(float((prob.argmax(axis=1) == table.y[test]).mean()))
+        log.info(
+            "%s fold %d/%d: accuracy %.3f (%d test tracks, %.0f s so far)",
+            cfg.label(), k + 1, n_folds, accuracies[-1], int(test.sum()), time.monotonic() - started,
+        )
+    acc = np.asarray(accuracies)
+    return {
+        "folds": n_folds,
+        "fold_accuracies": [round(a, 4) for a in accuracies],
+        "mean": round(float(acc.mean()), 4),
+        "std": round(float(acc.std()), 4),
+        "tracks": int(len(table.y)),
+        "seed": seed,
+    }
+
+
+def _cross_validate_task(task: tuple[MLPConfig, Table, int, int]) -> tuple[str, int, dict[str, Any]]:
+    """One (configuration, fold seed) cross-validation, run in a worker process."""
+    cfg, table, n_folds, seed = task
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    return cfg.label(), seed, cross_validate(cfg, table, n_folds=n_folds, seed=seed)
+
+
+def select(
+    table: Table,
+    grid: Iterable[MLPConfig] = SELECTION_GRID,
+    *,
+    n_folds: int = 10,
+    seeds: Iterable[int] = SELECTION_SEEDS,
+    jobs: int = 1,
+) -> list[dict[str, Any]]:
+    """Repeated k-fold CV accuracy of every configuration in ``grid`` (on the table's rows only).
+
+    Each fold seed deals new folds; a configuration's ``cv_mean`` is the mean over every
+    fold of every repeat. ``jobs`` worker processes (one TF thread each) share the work;
+    every fit seeds itself, so the results do not depend on ``jobs``.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    grid, seeds = tuple(grid), tuple(seeds)
+    tasks = [(cfg, table, n_folds, seed) for cfg in grid for seed in seeds]
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            done = list(pool.map(_cross_validate_task, tasks))
+    else:
+        done = [_cross_validate_task(task) for task in tasks]
+    runs = {(label, seed): cv for label, seed, cv in done}
+    results = []
+    for cfg in grid:
+        repeats = [runs[cfg.label(), seed] for seed in seeds]
+        acc = np.asarray([a for cv in repeats for a in cv["fold_accuracies"]])
+        log.info("%s: CV accuracy %.4f ± %.4f over %d folds", cfg.label(), acc.mean(), acc.std(), len(acc))
+        results.append({
+            "config": cfg.label(), "cv_mean": round(float(acc.mean()), 4), "cv_std": round(float(acc.std()), 4),
+            "repeat_means": {str(seed): cv["mean"] for seed, cv in zip(seeds, repeats)},
+            "parameters": cfg.parameters(table.x.shape[1], len(table.labels)),
+        })
+    return results
+
+
+def choose(results: list[dict[str, Any]], grid: Iterable[MLPConfig] = SELECTION_GRID, max_parameters: int = MAX_PARAMETERS) -> MLPConfig:
+    """The configuration with the best CV mean among those small enough to ship."""
+    by_label = {cfg.label(): cfg for cfg in grid}
+    eligible = [r for r in results if r["parameters"] <= max_parameters and r["config"] in by_label]
+    if not eligible:
+        raise ValueError(f"no configuration in the selection has at most {max_parameters} parameters")
+    best = max(eligible, key=lambda r: (r["cv_mean"], -r["parameters"]))
+    return by_label[best["config"]]
