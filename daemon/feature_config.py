@@ -61,6 +61,14 @@ class FeatureConfig:
     level; ``normalised``: the level is taken out of them (:func:`normalise_level`), so a
     gain leaves the model's input unchanged (``summary`` kind; bundles before this field
     read as ``absolute``)."""
+    band_stage_hz: int = 0
+    """Sources at or below ``sample_rate`` (which no anti-alias filter has touched on their
+    way to the model) have each window sent up to this rate and back
+    (:func:`genrecast.daemon.audio.band_limit`), so they carry the band limit that soxr gives
+    faster sources on their way down (about 0.91 of the Nyquist frequency): with twice
+    ``sample_rate`` (44100 for the default bundle) a 22.05, 44.1 or 48-kHz recording of the
+    same music reaches the features with the same band, and its sample rate no longer moves
+    them. Per window, not streamed, so it adds no latency. 0 (older bundles): none."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -89,6 +97,8 @@ class FeatureConfig:
 
             if tuple(self.columns) != DETECTOR_COLUMNS:
                 problems.append("a detector config's columns must be music_features.DETECTOR_COLUMNS")
+        if self.band_stage_hz and not self.sample_rate < self.band_stage_hz <= 192000:
+            problems.append(f"band_stage_hz {self.band_stage_hz} must be 0 or above sample_rate (at most 192000)")
         if self.level not in LEVEL_MODES:
             problems.append(f"level must be one of {LEVEL_MODES}, not {self.level!r}")
         elif self.level == "normalised" and (self.kind != "summary" or not set(LEVEL_COLUMNS) <= set(self.columns)):
@@ -116,6 +126,8 @@ class FeatureConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["columns"] = list(self.columns)
+        if not self.band_stage_hz:  # as before the field existed: same bundle.json, same cache keys
+            del d["band_stage_hz"]
         return d
 
     @classmethod

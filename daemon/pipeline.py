@@ -70,7 +70,8 @@ class SourceState:
         self.name = name
         self.cfg = cfg
         hop = settings.hop_seconds or cfg.window_seconds
-        self.windower = Windower(name, cfg.sample_rate, cfg.window_samples, max(1, int(round(hop * cfg.sample_rate))))
+        self.windower = Windower(name, cfg.sample_rate, cfg.window_samples, max(1, int(round(hop * cfg.sample_rate))),
+                                 cfg.band_stage_hz)
         self.smoother = Smoother(len(classifier.bundle.labels), settings.smoothing)
         detector = getattr(classifier, "detector", None)
         self.gate = MusicGate(detector.spec.gate) if detector is not None else None

@@ -11,13 +11,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genrecast.daemon.audio import RESAMPLER, make_resampler
+from genrecast.daemon.audio import RESAMPLER, band_limit, make_resampler
 
 log = logging.getLogger(__name__)
 
 #: A finite source's last, partial window is classified (zero-padded) when it holds at
 #: least this fraction of a window of new audio; a shorter input makes no window at all.
 MIN_FINAL_FRACTION = 0.5
+#: Samples (at the target rate) before a window that its band stage sees (soxr's 2x filters
+#: reach about 1200 samples either side).
+BAND_HISTORY = 4096
+#: At most this many samples after a window that its band stage sees, where they have arrived;
+#: past what has arrived, the window's end is mirrored (:func:`genrecast.daemon.audio.band_limit`).
+BAND_LOOKAHEAD = 2048
 
 
 @dataclass(frozen=True)
@@ -33,11 +39,15 @@ class Windower:
     """Turns blocks of mono audio at any rate into windows of ``window_samples``
     every ``hop_samples`` at ``target_rate``."""
 
-    def __init__(self, name: str, target_rate: int, window_samples: int, hop_samples: int) -> None:
+    def __init__(self, name: str, target_rate: int, window_samples: int, hop_samples: int, band_stage_hz: int = 0) -> None:
         if not 0 < hop_samples:
             raise ValueError("hop must be positive")
         self.name = name
         self.target_rate = target_rate
+        self.band_stage_hz = band_stage_hz
+        """Windows of sources at or below ``target_rate`` go up to this rate and back (see
+        :attr:`genrecast.daemon.features.FeatureConfig.band_stage_hz`); 0: none."""
+        self._history = np.zeros(0, dtype=np.float32)  # up to BAND_HISTORY samples before _buffer[0]
         self.window_samples = window_samples
         self.hop_samples = hop_samples
         self._buffer = np.zeros(0, dtype=np.float32)
@@ -65,9 +75,8 @@ class Windower:
             log.warning("source %s changed rate from %d Hz to %d Hz; resampling to %d Hz with %s",
                         self.name, self._rate, rate, self.target_rate, RESAMPLER)
         self._rate = rate
-        self._resampler = None
-        if rate != self.target_rate:
-            self._resampler = make_resampler(rate, self.target_rate)
+        self._history = np.zeros(0, dtype=np.float32)
+        self._resampler = make_resampler(rate, self.target_rate)
 
     def push(self, block: np.ndarray, rate: int) -> list[Window]:
         """Add a block of mono audio at ``rate`` Hz; return the windows it completed."""
@@ -90,23 +99,44 @@ class Windower:
     def _append(self, block: np.ndarray) -> list[Window]:
         if self._skip:  # hop longer than a window: drop the gap between windows
             gap = min(self._skip, len(block))
+            self._remember(block[:gap])
             block = block[gap:]
             self._skip -= gap
             self._buffer_start += gap
         self._buffer = np.concatenate([self._buffer, block]) if len(self._buffer) else block.copy()
         windows = []
         while len(self._buffer) >= self.window_samples:
-            windows.append(self._window(self._buffer[: self.window_samples]))
+            windows.append(self._window(self._buffer[: self.window_samples],
+                                        self._buffer[self.window_samples : self.window_samples + BAND_LOOKAHEAD]))
             self._last_end = self._buffer_start + self.window_samples
             drop = min(self.hop_samples, len(self._buffer))
+            self._remember(self._buffer[:drop])
             self._buffer = self._buffer[drop:]
             self._buffer_start += drop
             self._skip = self.hop_samples - drop  # non-zero only when the buffer ran empty
         return windows
 
-    def _window(self, samples: np.ndarray) -> Window:
+    def _remember(self, samples: np.ndarray) -> None:
+        """Keep the last :data:`BAND_HISTORY` samples that leave the buffer (for the band stage)."""
+        if self._band_staged():
+            self._history = np.concatenate([self._history, samples])[-BAND_HISTORY:]
+
+    def _band_staged(self) -> bool:
+        return bool(self.band_stage_hz) and self._rate is not None and self._rate <= self.target_rate
+
+    def _staged(self, samples: np.ndarray, after: np.ndarray) -> np.ndarray:
+        """``samples`` (the start of the buffer; ``after``: what has arrived after them) with the
+        band stage where it applies, else a copy. With the audio around it as context, so
+        consecutive windows join without a seam; no waiting for audio that has not arrived."""
+        if not self._band_staged():
+            return samples.copy()
+        context = np.concatenate([self._history, samples, after])
+        return band_limit(context, self.target_rate, self.band_stage_hz)[len(self._history) : len(self._history) + len(samples)]
+
+    def _window(self, samples: np.ndarray, after: np.ndarray) -> Window:
         start = self._buffer_start / self.target_rate
-        return Window(samples=samples.copy(), start_seconds=start, end_seconds=start + len(samples) / self.target_rate)
+        return Window(samples=self._staged(samples, after), start_seconds=start,
+                      end_seconds=start + len(samples) / self.target_rate)
 
     def flush(self, min_fraction: float = MIN_FINAL_FRACTION) -> list[Window]:
         """At the end of a finite source: the last partial window (zero-padded) if it
@@ -117,7 +147,7 @@ class Windower:
         if len(self._buffer) and fresh >= min_fraction * self.window_samples:
             start = self._buffer_start / self.target_rate
             end = start + len(self._buffer) / self.target_rate
-            padded = np.pad(self._buffer, (0, self.window_samples - len(self._buffer)))
+            padded = np.pad(self._staged(self._buffer, self._buffer[:0]), (0, self.window_samples - len(self._buffer)))
             windows.append(Window(samples=padded, start_seconds=start, end_seconds=end))
         self._buffer = np.zeros(0, dtype=np.float32)
         return windows

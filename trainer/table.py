@@ -81,6 +81,12 @@ from genrecast.trainer.table_model import (  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
+#: The windows of sources at or below 22.05 kHz go up to 44.1 kHz and back (soxr), so 22.05, 44.1
+#: and 48 kHz recordings of the same music carry the same band limit (FeatureConfig.band_stage_hz).
+#: The model is trained on the table's full-band rows with the shifts of 44.1/48-kHz round trips
+#: among its augmentation.
+BAND_STAGE_HZ = 44100
+
 #: Sub-directory of a table bundle holding the evaluation model (trained without the test tracks).
 EVALUATION_SUBDIR = "evaluation"
 
@@ -168,7 +174,8 @@ def train_from_table(
     log.info("%s test accuracy: %.4f", split_name, test_acc)
     test_ids = sorted(table.ids[test_mask].tolist())
     extra["test_track_ids_sha256"] = hashlib.sha256("\n".join(test_ids).encode()).hexdigest()
-    features = FeatureConfig(kind="summary", columns=table.columns, context_seconds=30.0, window_seconds=3.0, level=level)
+    features = FeatureConfig(kind="summary", columns=table.columns, context_seconds=30.0, window_seconds=3.0, level=level,
+                             band_stage_hz=BAND_STAGE_HZ)
     provenance = {
         "arch": "table-mlp",
         "source": "feature-table",

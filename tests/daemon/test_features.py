@@ -31,6 +31,15 @@ def test_config_round_trip_and_validation() -> None:
         FeatureConfig.from_dict({"n_mfcc": 13, "bogus": 1})
 
 
+def test_band_stage_is_kept_only_where_set_and_validated() -> None:
+    staged = FeatureConfig(band_stage_hz=44100)
+    assert FeatureConfig.from_dict(staged.to_dict()) == staged
+    assert "band_stage_hz" not in FeatureConfig().to_dict()  # older bundles and feature caches keep their keys
+    assert staged.cache_key() != FeatureConfig().cache_key()
+    with pytest.raises(ValueError, match="band_stage_hz"):
+        FeatureConfig(band_stage_hz=16000)  # not above the model's rate
+
+
 def test_mfcc_parity_with_librosa_on_real_clips(gtzan_sample: Path) -> None:
     cfg = FeatureConfig()
     for clip in sample_clips(gtzan_sample)[::4]:

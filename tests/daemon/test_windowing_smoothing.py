@@ -25,6 +25,49 @@ def test_windows_cover_the_audio_without_overlap() -> None:
     assert np.array_equal(last[0].samples[:100], audio[900:]) and len(last[0].samples) == 300
 
 
+def test_a_band_stage_gives_every_rate_the_same_band_limit() -> None:
+    """With a 44.1-kHz stage, 22.05-kHz audio gets soxr's anti-alias cut as 44.1-kHz audio does:
+    a 10.8-kHz tone (in the cut's transition band, below 11.025 kHz) is 30 dB down or more in
+    both (the staged path has the up-stage's filter too, so it is lower still); a 1-kHz tone passes."""
+    rate = 22050
+    t = np.arange(3 * rate) / rate
+    low, high = np.sin(2 * np.pi * 1000 * t).astype(np.float32), np.sin(2 * np.pi * 10800 * t).astype(np.float32)
+    plain = Windower("plain", rate, window_samples=rate, hop_samples=rate)
+    staged = Windower("staged", rate, window_samples=rate, hop_samples=rate, band_stage_hz=44100)
+    t44 = np.arange(3 * 44100) / 44100
+    from_44k = Windower("44k", rate, window_samples=rate, hop_samples=rate)
+
+    def rms(w: Windower, audio: np.ndarray, at: int) -> float:
+        return float(np.sqrt(np.mean(w.push(audio, at)[1].samples ** 2)))  # the middle second, past the filters' start
+
+    assert rms(plain, high, rate) > 0.7  # without the stage the top of the band stays
+    assert rms(staged, high, rate) < 0.7 * 10 ** (-30 / 20)
+    assert rms(from_44k, np.sin(2 * np.pi * 10800 * t44).astype(np.float32), 44100) < 0.7 * 10 ** (-30 / 20)
+    assert rms(Windower("s", rate, rate, rate, band_stage_hz=44100), low, rate) == pytest.approx(np.sqrt(0.5), rel=1e-3)
+
+
+def test_the_band_stage_adds_no_latency() -> None:
+    """Each window is band-limited as soon as it is full, with the audio around it that has
+    arrived as context: where the audio after it is there, the window equals the whole stream
+    band-limited at once (so windows join without a seam); a stream that pauses on a window's
+    end still gets that window now, its last ~50 ms filtered with the end mirrored."""
+    from genrecast.daemon.audio import band_limit
+
+    rate = 22050
+    audio = (np.random.default_rng(0).standard_normal(3 * rate) * 0.1).astype(np.float32)
+    whole = band_limit(audio, rate, 44100)
+    windows = Windower("staged", rate, window_samples=rate, hop_samples=rate, band_stage_hz=44100).push(audio, rate)
+    assert len(windows) == 3
+    for k, w in enumerate(windows[:2]):
+        np.testing.assert_allclose(w.samples, whole[k * rate:(k + 1) * rate], atol=1e-5)
+        assert not np.allclose(w.samples, audio[k * rate:(k + 1) * rate], atol=1e-3)  # the stage did something
+    np.testing.assert_allclose(windows[2].samples, whole[2 * rate:], atol=1e-5)  # the stream's end, alike
+    paused = Windower("paused", rate, window_samples=rate, hop_samples=rate, band_stage_hz=44100)
+    first, second = paused.push(audio[:rate], rate), paused.push(audio[rate:2 * rate], rate)
+    assert len(first) == 1 and len(second) == 1  # no window waits for audio to come
+    np.testing.assert_allclose(second[0].samples[:-2048], whole[rate:2 * rate - 2048], atol=1e-5)
+
+
 def test_overlapping_hop_and_bounded_buffer() -> None:
     w = Windower("t", 100, window_samples=300, hop_samples=150)
     windows = w.push(np.zeros(100_000, np.float32), 100)
