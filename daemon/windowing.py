@@ -2,6 +2,8 @@
 
 Memory is bounded whatever the input rate: the buffer never holds more than
 one window plus one incoming block, because windows leave as soon as they are full.
+With a band stage (``FeatureConfig.band_stage_hz``), a source at or below the target rate has
+each window band-limited as it leaves, with the audio around it as context (no latency).
 """
 
 from __future__ import annotations
