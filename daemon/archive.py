@@ -57,9 +57,13 @@ def _list_lines(list_file: str) -> Iterator[str]:
 
 
 def check_inputs(items: Iterable[str], lists: Iterable[str]) -> None:
-    """Raise :class:`InputError` for a glob that matches nothing or a list file that cannot be
-    opened (checked before any work starts; a missing plain file is that file's error line)."""
+    """Raise :class:`InputError` for a folder without audio files, a glob that matches nothing or a
+    list file that cannot be opened (checked before any work starts; a missing plain file is that
+    file's error line)."""
     for item in items:
+        if Path(item).is_dir() and next(_walk(Path(item)), None) is None:
+            raise InputError(f"{item}: the folder holds no audio files (searched recursively for "
+                             f"{', '.join(sorted(AUDIO_SUFFIXES))}); give a folder with audio, or the files themselves")
         if _is_glob(item) and not Path(item).exists():
             if next(glob.iglob(item, recursive=True), None) is None:
                 raise InputError(f"{item}: the pattern matches no file (quote it so that the shell leaves it to genrecast, "

@@ -116,7 +116,7 @@ def register(app: typer.Typer) -> None:
         try:
             config = require_valid(load_config(config_path, flags))
         except ConfigError as exc:
-            fail("invalid configuration: " + "; ".join(exc.problems) + " (run `genrecast config check` for the full list)")
+            fail("invalid configuration: " + "; ".join(exc.problems))  # every problem, flags' included
         if warning := world_readable_secret(config):
             log.warning(warning)
         raise typer.Exit(run_daemon(config))
@@ -135,11 +135,12 @@ def register(app: typer.Typer) -> None:
         config = load_config(config_path)
         rows = config.show()
         if json_output:
-            typer.echo(json.dumps([{"key": k, "value": v, "origin": o} for k, v, o in rows]))
+            typer.echo(json.dumps([{"key": k, "value": v, "origin": o} for k, v, o in rows], default=str))
         else:
             width = max(len(k) for k, _, _ in rows)
             for key, value, origin in rows:
-                typer.echo(f"{key:<{width}}  {value:<30}  ({origin})")
+                shown = value if isinstance(value, str) else repr(value)
+                typer.echo(f"{key:<{width}}  {shown:<30}  ({origin})")
         for problem in config.problems:
             typer.echo(f"genrecast: warning: {problem}", err=True)
 
@@ -147,13 +148,15 @@ def register(app: typer.Typer) -> None:
     def config_check(config_path: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE", help="TOML configuration file. \\[default: /etc/genrecast/config.toml if it exists]")) -> None:
         """Validate the configuration; list every problem and exit 1 if there is any."""
         from genrecast.daemon.config import load_config, world_readable_secret
+        from genrecast.daemon.service import source_problems
 
         config = load_config(config_path)
-        for problem in config.problems:
+        problems = list(config.problems) or source_problems(config)
+        for problem in problems:
             typer.echo(f"genrecast: error: {problem}", err=True)
         if warning := world_readable_secret(config):
             typer.echo(f"genrecast: warning: {warning}", err=True)
-        if config.problems:
+        if problems:
             raise typer.Exit(1)
         typer.echo(f"configuration OK ({config.path or 'defaults and environment only'})")
 

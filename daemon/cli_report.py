@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
     def report(
         logs: list[Path] = typer.Argument(..., metavar="LOG...", help="Event logs (JSON lines from the logfile sink)."),
         since: Optional[str] = typer.Option(None, "--since", metavar="WHEN", help="Only events made since then: 24h, 90m, 7d, or an ISO time. \\[default: every event]"),
-        plot_path: Optional[Path] = typer.Option(None, "--plot", metavar="FILE.png", help="Also draw the shares as a chart (PNG, 1200 x 800 pixels; needs matplotlib: genrecast[plot])."),
+        plot_path: Optional[Path] = typer.Option(None, "--plot", metavar="FILE.png", help="Also draw the shares as a chart (PNG, 1200 x 800 pixels; needs matplotlib: genrecast\\[plot])."),
         json_output: bool = typer.Option(False, "--json", metavar="", help="Print the seconds per category as JSON instead of the table."),
     ) -> None:
         from genrecast.daemon.cli import fail

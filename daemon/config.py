@@ -140,8 +140,9 @@ class Config:
         own = {k[len(prefix):]: v for k, v in self.values.items() if k.startswith(prefix)}
         return own or dict(self.plugin_sections.get(name, {}))
 
-    def show(self) -> list[tuple[str, str, str]]:
-        """(key, value, origin) rows with secrets redacted (passwords, and credentials in source URLs)."""
+    def show(self) -> list[tuple[str, Any, str]]:
+        """(key, value, origin) rows with secrets redacted (passwords, and credentials in source
+        URLs); values as the configuration holds them (str, int, float, bool, list)."""
         from genrecast.daemon.redact import redact_url
 
         rows = []
@@ -151,7 +152,7 @@ class Config:
                 value = REDACTED
             elif key == "sources" and isinstance(value, list):
                 value = [redact_url(v) if isinstance(v, str) else v for v in value]
-            rows.append((key, repr(value) if not isinstance(value, str) else value, self.origins[key]))
+            rows.append((key, value, self.origins[key]))
         return rows
 
 

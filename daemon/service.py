@@ -35,6 +35,18 @@ def open_sources(config: Config) -> list:
     ]
 
 
+def source_problems(config: Config) -> list[str]:
+    """What ``run`` would refuse in the configured sources (an unknown spec, a missing file, two
+    sources with one name, a bad shard): one message each, as ``run`` prints it; nothing opened."""
+    from genrecast.daemon.sources import SourceError
+
+    try:
+        open_sources(config)
+    except (SourceError, ValueError, OSError) as exc:  # ShardError is a ValueError
+        return [str(exc)]
+    return []
+
+
 def pipeline_settings(config: Config):
     from genrecast.daemon.pipeline import PipelineSettings
     from genrecast.daemon.smoothing import SmoothingSettings

@@ -148,7 +148,17 @@ class _Worker:
             self.sink.stop(max(0.0, self._deadline_monotonic - time.monotonic()))
         except Exception as exc:
             log.error("sink %s: stop failed: %s", name, exc, exc_info=exc)
-        log.info("sink %s: %d delivered, %d errors, %d dropped", name, self.delivered, self.errors, self.dropped)
+        lost = self._lost_by_sink()
+        log.info("sink %s: %d delivered, %d errors, %d dropped", name, self.delivered - lost, self.errors, self.dropped + lost)
+
+    def _lost_by_sink(self) -> int:
+        """Events the sink took but never delivered: those it dropped itself or still held when it
+        stopped (its ``stats()`` ``dropped`` and ``queue_depth``; the MQTT sink's outage queue)."""
+        try:
+            own = self.sink.stats() or {}
+        except Exception:
+            return 0
+        return sum(v for v in (own.get("dropped", 0), own.get("queue_depth", 0)) if isinstance(v, int))
 
 
 class Dispatcher:

@@ -55,3 +55,10 @@ def test_hop_below_the_minimum_is_one_line() -> None:
     proc = subprocess.run([EXE, "run", "--hop-seconds", "0.05"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "genrecast: error: --hop-seconds must be at least 0.1 (got 0.05)"
+
+
+@pytest.mark.parametrize("command, extra", [("train", "genrecast[train]"), ("report", "genrecast[plot]"),
+                                            ("classify", "genrecast[cluster]"), ("classify", "genrecast[plot]")])
+def test_help_keeps_the_extra_in_brackets(command: str, extra: str) -> None:
+    """Rich reads ``[plot]`` as a style tag and drops it unless escaped: the pip extra must show."""
+    assert extra in _help(command)

@@ -32,7 +32,7 @@ Examples:
 
   genrecast train --detector-data ../shared/data --out ~/models/table
 
-Needs the trainer's extras: pip install 'genrecast[train]'.
+Needs the trainer's extras: pip install 'genrecast\\[train]'.
 """
 
 #: Modules `genrecast train` needs beyond the daemon's (the `train` extra).
@@ -156,6 +156,8 @@ def register(app: typer.Typer) -> None:
         from genrecast.daemon.cli import fail, setup_logging
 
         setup_logging()
+        if missing := missing_train_modules():  # before any clip is classified
+            fail(f"`genrecast evaluate` needs {', '.join(missing)}: {TRAIN_EXTRA_HINT}", 1)
         try:
             if conditions is not None:
                 from genrecast.trainer.robustness import evaluate_command

@@ -223,6 +223,11 @@ def test_bad_options_are_one_line(tmp_path: Path, archive: Path) -> None:
                                 "leaves it to genrecast, and check the folder)"),
         (["--workers", "0", str(archive)], "genrecast: error: --workers must be at least 1 (got 0)"),
     ]
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no audio here\n")
+    proc = run_cli("classify", str(tmp_path / "notes"))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith(f"genrecast: error: {tmp_path / 'notes'}: the folder holds no audio files")
     for args, message in cases:
         proc = run_cli("classify", *args)
         assert (proc.returncode, proc.stderr.strip().splitlines()) == (2, [message]), args

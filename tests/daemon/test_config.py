@@ -50,9 +50,31 @@ def test_cli_check_and_show(tmp_path: Path) -> None:
     show = run_cli("config", "show", "--json", "--config", str(path), env={"PATH": "/usr/bin:/bin", "GENRECAST_MQTT_PORT": "1999"})
     rows = {r["key"]: r for r in json.loads(show.stdout)}
     assert rows["mqtt.password"]["value"] == "********" and "hunter2" not in show.stdout + show.stderr
-    assert rows["mqtt.port"] == {"key": "mqtt.port", "value": "1999", "origin": "env GENRECAST_MQTT_PORT"}
+    assert rows["mqtt.port"] == {"key": "mqtt.port", "value": 1999, "origin": "env GENRECAST_MQTT_PORT"}
+    assert rows["sinks"]["value"] == ["stdout"] and rows["mqtt.qos"]["value"] == 9  # JSON values, not Python reprs
+    assert rows["input.realtime"]["value"] is False
     missing = run_cli("config", "check", "--config", str(tmp_path / "nope.toml"))
     assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+def test_check_finds_the_sources_run_would_refuse(tmp_path: Path) -> None:
+    """`config check` says what `run` would: an unknown spec, a missing file."""
+    path = tmp_path / "c.toml"
+    for sources, message in (('["bogus:x"]', "unknown source 'bogus:x'"), ('["file:/no/such.wav"]', "file:/no/such.wav: no such file")):
+        path.write_text(f"sources = {sources}\n")
+        check = run_cli("config", "check", "--config", str(path))
+        assert check.returncode == 1 and check.stderr.startswith(f"genrecast: error: {message}"), check.stderr
+        run = run_cli("run", "--config", str(path))
+        assert run.returncode == 2 and message in run.stderr
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(tmp_path / "tone.wav", np.zeros(22050, np.float32), 22050)
+    path.write_text(f'sources = ["file:{tmp_path / "c.toml"}", "file:{tmp_path / "tone.wav"}"]\n')
+    check = run_cli("config", "check", "--config", str(path))
+    assert check.returncode == 1 and "c.toml: not an audio file" in check.stderr
+    path.write_text(f'sources = ["file:{tmp_path / "tone.wav"}"]\n')  # run would open it
+    assert run_cli("config", "check", "--config", str(path)).returncode == 0
 
 
 def test_run_refuses_a_bad_config_in_one_line(tmp_path: Path) -> None:

@@ -122,3 +122,22 @@ def test_start_errors_stop_the_started_sinks():
     assert first.stopped
     with pytest.raises(SinkConfigError, match="sink crash failed to start: RuntimeError: boom"):
         Dispatcher([FakeSink("crash", "start-crash")]).start()
+
+
+class HoldingSink(FakeSink):
+    """Takes every event into its own queue and delivers none (an MQTT sink whose broker is away)."""
+
+    def stats(self) -> dict:
+        return {"dropped": 1, "queue_depth": len(self.events) - 1}
+
+
+def test_the_closing_count_leaves_out_what_the_sink_never_delivered(event_factory, caplog):
+    sink = HoldingSink("held")
+    dispatcher = Dispatcher([sink], queue_size=100)
+    dispatcher.start()
+    for seq in range(10):
+        dispatcher.publish(event_factory(seq))
+    with caplog.at_level(logging.INFO, logger="genrecast.plugins.dispatcher"):
+        dispatcher.stop(30.0)
+    assert len(sink.events) == 10
+    assert "sink held: 0 delivered, 0 errors, 10 dropped" in caplog.text

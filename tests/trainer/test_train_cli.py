@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_cli
+from helpers import REPO, run_cli
 
 #: Run the CLI with tensorflow, keras and matplotlib unimportable, as after the daemon-only `pip install .`.
 WITHOUT_TRAINER = (
@@ -36,6 +36,17 @@ def test_train_without_the_trainer_extras_is_one_line(how: str, tmp_path: Path, 
         "genrecast: error: `genrecast train` needs tensorflow, keras, matplotlib: pip install 'genrecast[train]' "
         "(the daemon-only install has no tensorflow)"]
     assert not (tmp_path / "b").exists()
+
+
+def test_evaluate_without_the_trainer_extras_stops_before_any_work(tmp_path: Path, data_dir: Path) -> None:
+    proc = subprocess.run([sys.executable, "-c", WITHOUT_TRAINER, "evaluate", "daemon/default_bundle",
+                           str(data_dir / "gtzan-sample"), "--conditions", "quick", "--out", str(tmp_path / "c")],
+                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        "genrecast: error: `genrecast evaluate` needs tensorflow, keras, matplotlib: pip install 'genrecast[train]' "
+        "(the daemon-only install has no tensorflow)"]
+    assert not (tmp_path / "c").exists()
 
 
 def test_the_blocking_really_hides_keras() -> None:
