@@ -195,11 +195,13 @@ def _coerce_env(key: str, raw: str) -> Any:
         if raw.lower() in ("0", "false", "no", "off", ""):
             return False
         raise ValueError(f"expects true or false, not {raw!r}")
-    if int in types and float not in types:
-        return int(raw)
-    if float in types:
-        return float(raw)
-    return raw
+    number = int if int in types and float not in types else float if float in types else None
+    if number is None:
+        return raw
+    try:
+        return number(raw)
+    except ValueError:
+        raise ValueError(f"expects {'a whole number' if number is int else 'a number'}, not {raw!r}") from None
 
 
 def env_name(key: str) -> str:

@@ -324,6 +324,8 @@ class Pipeline:
             if not heard[0] and not self.stop_event.is_set():
                 self.ended_without_audio.append(source.name)
                 log.warning("source %s ended without any audio (nothing was classified); check what feeds it", source.name)
+            elif not heard[0]:  # stopped before a device or stream delivered anything: said when it failed to open
+                log.info("source %s stopped before any audio arrived", source.name)
             elif (why := state.too_short_message()) is not None:
                 log.warning("source %s ended: %s", source.name, why)
         except SourceError as exc:  # e.g. a file that fails mid-way: its reason, no traceback

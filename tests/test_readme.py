@@ -201,7 +201,7 @@ def _evaluate_small(run: Run, ws: Workspace) -> None:
 
 
 def _conditions_table(run: Run, ws: Workspace) -> None:
-    _ok("(19 clips; seed 0)", "| condition | right of 19 |", str(ws.path("conditions") / "conditions.png"))(run, ws)
+    _ok("(13 clips; seed 0)", "| condition | right of 13 |", str(ws.path("conditions") / "conditions.png"))(run, ws)
     for name in ("clean", "gain-24dB", "stereo", "mp3-128k-stereo-44.1k"):
         assert f"| {name} | " in run.stdout, name
     assert (ws.path("conditions") / "conditions.json").is_file()
@@ -387,7 +387,7 @@ SKIPS: dict[tuple[str, str], str] = {
 #: Checked only with GENRECAST_README_LONG=1 (why: the value).
 LONG_CHECKS = {
     ("Accuracy under capture conditions", CONDITIONS_EXAMPLE):
-        "19 clips under 4 conditions, about 2 minutes on 2 cores; tests/trainer/test_evaluate_conditions.py runs the same "
+        "13 clips under 4 conditions, about 1.5 minutes on 2 cores; tests/trainer/test_evaluate_conditions.py runs the same "
         "command on 2 of the clips (its table, files, plot size and clean verdicts equal to classify's)",
     ("Train your own model", ".venv/bin/genrecast train --table ../shared/data/reference/features_30_sec.csv --exclude-dir "
                              "../shared/data/gtzan-sample --selection daemon/default_bundle/selection.json --shifts-from ../shared/data "

@@ -63,10 +63,11 @@ def _genre_root(root: Path) -> Path:
     return root
 
 
-def scan_dataset(root: str | Path) -> Dataset:
+def scan_dataset(root: str | Path, min_genres: int = 2) -> Dataset:
     """List the genre folders and audio files under ``root``.
 
-    Raises :class:`DatasetError` when there is no audio or only one genre.
+    Raises :class:`DatasetError` when there is no audio or fewer than ``min_genres`` genres
+    (training needs two; evaluating a trained bundle, one).
     """
     root = Path(root)
     if not root.is_dir():
@@ -82,7 +83,7 @@ def scan_dataset(root: str | Path) -> Dataset:
         raise DatasetError(
             f"dataset {root} holds no audio files; expected <genre>/<file>.wav|.au|.mp3|... sub-folders (e.g. GTZAN's genres_original/)"
         )
-    if len(labels) < 2:
+    if len(labels) < min_genres:
         raise DatasetError(f"dataset {root} has only one genre ({labels[0]}); a classifier needs at least two genre folders")
     return Dataset(root=root, labels=labels, tracks=tuple(tracks))
 

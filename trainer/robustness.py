@@ -55,7 +55,7 @@ def dataset_clips(dataset_dir: Path, labels: Sequence[str]) -> list[Clip]:
     from genrecast.trainer.dataset import scan_dataset
     from genrecast.trainer.splits import reserved_ids_near
 
-    dataset = scan_dataset(dataset_dir)
+    dataset = scan_dataset(dataset_dir, min_genres=1)  # one genre is enough to measure a trained bundle on
     unknown = sorted(set(dataset.labels) - set(labels))
     if unknown:
         raise ValueError(f"dataset {dataset_dir} has genre folders {unknown} that the bundle does not know "
@@ -69,7 +69,8 @@ def held_out_clips(bundle, dataset_dir: Path, split: str = "recorded") -> tuple[
 
     ``split``: ``recorded`` takes the clips the bundle never trained on: for a bundle
     trained on audio, its recorded test tracks; for a table bundle, the clips whose rows
-    it left out (``excluded_ids``) and clips that are no GTZAN track. ``all`` takes every
+    it left out (``excluded_ids``) and clips that are no GTZAN track, except those whose audio
+    gave its feature shifts (``augmentation.clip_ids``). ``all`` takes every
     clip. Reserved ids are always left out. Raises ValueError when none is left.
     """
     clips = dataset_clips(dataset_dir, bundle.labels)
@@ -78,8 +79,10 @@ def held_out_clips(bundle, dataset_dir: Path, split: str = "recorded") -> tuple[
         chosen, what = clips, f"every clip of {dataset_dir}"
     elif split == "recorded" and bundle.features.kind == "summary":
         excluded = set(prov.get("excluded_ids", []))
-        chosen = [c for c in clips if c.track_id in excluded or not GTZAN_ID.fullmatch(c.track_id)]
-        what = f"the clips of {dataset_dir} left out of the bundle's training"
+        shifted = set((prov.get("augmentation") or {}).get("clip_ids", []))  # audio that gave feature shifts
+        chosen = [c for c in clips if (c.track_id in excluded or not GTZAN_ID.fullmatch(c.track_id))
+                  and c.track_id not in shifted]
+        what = f"the clips of {dataset_dir} whose table rows and audio the bundle never trained on"
     elif split == "recorded":
         tests = set(prov.get("test_tracks") or [])
         chosen = [c for c in clips if c.track_id in tests]
@@ -272,7 +275,8 @@ def attach_table_clips(bundle_dir: Path, table: Path, exclude_dir: Path | None, 
     """The robustness table of a table bundle: the full clips in ``exclude_dir`` (else
     ``gtzan-sample`` beside the table in the ``../shared/data`` layout, else in
     :func:`~genrecast.trainer.conditions.noise_data_root`) whose ids it did not train on
-    (``trained_ids``), reserved ids left out, under ``names``."""
+    (``trained_ids``: table rows, and clips whose audio gave feature shifts), reserved ids left
+    out, under ``names``."""
     from genrecast.daemon.bundle import load_bundle
     from genrecast.trainer.conditions import noise_data_root
 
@@ -287,7 +291,7 @@ def attach_table_clips(bundle_dir: Path, table: Path, exclude_dir: Path | None, 
     else:
         labels = load_bundle(bundle_dir).labels
         clips = [c for c in dataset_clips(folder, labels) if c.track_id not in trained_ids]
-        description = f"the full clips of {folder.name} left out of the bundle's training"
+        description = f"the full clips of {folder.name} whose table rows and audio the bundle never trained on"
         if not clips:
             description = f"no clip of {folder} was left out of training"
     return attach_to_bundle(bundle_dir, clips, conditions, description, seed=seed)

@@ -187,7 +187,8 @@ def train_from_table(
         "model_config": extra["model_config"],
         "input": f"standardised summary features ((x - mean) / std, stats of the trained rows), level {level}",
         "splits_dir": Path(splits_dir).name if splits_dir is not None else None,
-        "augmentation": augmentation.describe() if augmentation is not None else None,
+        "augmentation": ({**augmentation.describe(), "clip_ids": sorted(augmentation.shifts.tracks.tolist())}
+                         if augmentation is not None else None),  # clip_ids: their audio gave shifts
     }
     # Keep the evaluation model (LiteRT only) so anyone can re-check the test figure.
     eval_dir = out_dir / EVALUATION_SUBDIR
@@ -273,8 +274,10 @@ def table_command(
     )
     from genrecast.trainer.robustness import attach_table_clips
 
-    attach_table_clips(out, table, exclude_dir, set(read_table(table, level=level).ids.tolist()) - exclude, conditions,
-                       seed=seed)
+    trained_ids = set(read_table(table, level=level).ids.tolist()) - exclude  # their rows
+    if augmentation is not None:
+        trained_ids |= set(augmentation.shifts.tracks.tolist())  # their audio
+    attach_table_clips(out, table, exclude_dir, trained_ids, conditions, seed=seed)
     m = bundle.metrics
     extra = m.get("extra", {})
     log.info(

@@ -36,7 +36,7 @@ def test_every_problem_is_listed(tmp_path: Path) -> None:
     assert "mqtt.qos" in text and "between 0 and 2" in text
     assert "mqtt.keepalive_seconds" in text and "expected int" in text
     assert "/nonexistent/ca.pem does not exist" in text
-    assert "GENRECAST_SMOOTHING_WINDOWS" in text
+    assert "GENRECAST_SMOOTHING_WINDOWS: expects a whole number, not 'many'" in text
     assert len(config.problems) == 5
 
 

@@ -323,6 +323,25 @@ def test_the_pipeline_logs_a_short_stdin_input(caplog: pytest.LogCaptureFixture,
     assert "source stdin ended: 0.80 s of audio is shorter than one 3-s window" in caplog.text
 
 
+def test_a_source_stopped_before_any_audio_is_not_called_too_short(caplog: pytest.LogCaptureFixture, classifier) -> None:
+    """A microphone or stream that never delivered (missing device, server down) and is stopped:
+    no "0.00 s of audio is shorter than one window" (that is for short inputs)."""
+    from genrecast.daemon.pipeline import Pipeline
+
+    class Silent:
+        name = "mic"
+
+        def run(self, deliver, stop) -> None:
+            stop.wait(5)
+
+    caplog.set_level(logging.INFO, logger="genrecast.daemon.pipeline")
+    pipeline = Pipeline(classifier, [Silent()], [].append)
+    pipeline.stop_event.set()
+    pipeline.run()
+    assert "shorter than one" not in caplog.text and "ended without any audio" not in caplog.text
+    assert "source mic stopped before any audio arrived" in caplog.text
+
+
 def test_a_file_that_fails_mid_way_is_logged_with_its_reason_not_a_traceback(caplog: pytest.LogCaptureFixture,
                                                                           classifier) -> None:
     """The file source raises its decode error from run(); the pipeline logs it in one line."""
