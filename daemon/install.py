@@ -15,8 +15,9 @@ PACKAGED_UNIT_EXEC = "/usr/local/bin/genrecast"
 
 #: The unit; ``systemd/genrecast.service`` in the repository is this text rendered
 #: for /usr/local/bin/genrecast (a test keeps the two equal).
-UNIT_TEMPLATE = """# genrecast: a music-genre listener. Install with `sudo genrecast service install`.
-# Configuration: /etc/genrecast/config.toml (see config.example.toml beside this file).
+UNIT_TEMPLATE = """# genrecast: a music-genre listener. Install with `genrecast service install`, as root.
+# Configuration: /etc/genrecast/config.toml (`service install` writes it with every key documented;
+# `genrecast config check` checks it).
 # The MQTT password, if any: put it in /etc/genrecast/mqtt_password (mode 600);
 # systemd hands it to the service as the credential "mqtt_password".
 [Unit]
@@ -99,9 +100,9 @@ TEMPLATE_UNIT_NAME = "genrecast@.service"
 #: What the template unit changes in :data:`UNIT_TEMPLATE`: the instance name is the member's
 #: shard, K-of-N (``genrecast@2-of-3``), its daemon id is HOST-K-of-N, and its event log its own.
 _TEMPLATE_CHANGES = (
-    ("# genrecast: a music-genre listener. Install with `sudo genrecast service install`.\n",
+    ("# genrecast: a music-genre listener. Install with `genrecast service install`, as root.\n",
      "# genrecast fleet member: one of N daemons on this host sharing the configured sources.\n"
-     "# Install with `sudo genrecast service install`; start members K-of-N, all with the same N:\n"
+     "# Install with `genrecast service install`, as root; start members K-of-N, all with the same N:\n"
      "#   systemctl enable --now genrecast@1-of-2 genrecast@2-of-2\n"
      "# Each member listens to its share (rendezvous hashing of the source names), publishes as\n"
      "# daemon id HOST-K-of-N and logs events (logfile sink) to genrecast-events-K-of-N.jsonl.\n"

@@ -192,7 +192,10 @@ def render_table(summary: Summary) -> list[str]:
     """The terminal table: per source, then per UTC hour (per day beyond :data:`MAX_HOUR_ROWS` hours),
     each category's share of the time (%)."""
     if not summary.events:
-        return ["no genre events in these logs" + (f" ({summary.older} older than --since)" if summary.older else "")]
+        why = [f"{summary.older} older than --since"] if summary.older else []
+        why += [f"{summary.skipped_lines} lines that are not genre events skipped: give the JSON-lines event logs "
+                "of the logfile sink"] if summary.skipped_lines else []
+        return ["no genre events in these logs" + (f" ({'; '.join(why)})" if why else "")]
     categories = summary.categories()
     lines = _percent_table("SOURCE", summary.by_source, categories, str)
     lines.append("")

@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
     def tail_command(
         broker: Optional[str] = typer.Option(None, "--broker", metavar="HOST[:PORT]", help="The MQTT broker. \\[default: the configured mqtt host and port, localhost:1883]"),
         prefix: Optional[str] = typer.Option(None, "--prefix", envvar="GENRECAST_MQTT_PREFIX", metavar="PREFIX", help="Topic prefix. \\[default: genrecast]"),
-        file: Optional[Path] = typer.Option(None, "--file", "-f", metavar="FILE", help="Follow this event log (JSON lines) instead of the broker; a file that does not exist yet is waited for."),
+        file: Optional[Path] = typer.Option(None, "--file", "-f", metavar="FILE", help="Follow this event log (JSON lines) instead of the broker, starting with its last 10 events (as tail -f does); a file that does not exist yet is waited for."),
         json_output: bool = typer.Option(False, "--json", metavar="", help="Print the raw event JSON lines (as published; the daemon id is in the topic only)."),
         config_path: Optional[Path] = typer.Option(None, "--config", "-c", envvar="GENRECAST_CONFIG", metavar="FILE", help="Config file for the mqtt settings."),
         daemon_id: Optional[str] = typer.Option(None, "--daemon-id", metavar="ID", help="Follow only this daemon (fleet member). \\[default: every daemon under the prefix]"),

@@ -123,6 +123,15 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
 
 
+def test_a_file_of_no_events_says_what_it_skipped(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not\nan event\nlog\n")
+    proc = run_cli("report", str(notes))
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == ("no genre events in these logs (3 lines that are not genre events skipped: "
+                                   "give the JSON-lines event logs of the logfile sink)")
+
+
 def test_plot_without_matplotlib_says_what_to_install(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
     with pytest.raises(ReportError, match=r"pip install 'genrecast\[plot\]'"):
