@@ -25,26 +25,36 @@ def open_sources(config: Config) -> list:
     """This member's sources (all configured ones without ``shard``: :mod:`genrecast.daemon.shard`),
     each under its given or derived name (:mod:`genrecast.daemon.naming`)."""
     from genrecast.daemon.shard import member_sources
+
+    return [_open_source(config, name, spec) for name, spec in member_sources(config)]
+
+
+def _open_source(config: Config, name: str, spec: str):
     from genrecast.daemon.sources import parse_source
 
-    return [
-        parse_source(spec, name=name, realtime=config["input.realtime"], loop=config["input.loop"], stdin_format=config["input.format"],
-                     stdin_rate=config["input.rate"], stdin_channels=config["input.channels"],
-                     stall_seconds=config["input.stall_seconds"])
-        for name, spec in member_sources(config)
-    ]
+    return parse_source(spec, name=name, realtime=config["input.realtime"], loop=config["input.loop"],
+                        stdin_format=config["input.format"], stdin_rate=config["input.rate"],
+                        stdin_channels=config["input.channels"], stall_seconds=config["input.stall_seconds"])
 
 
 def source_problems(config: Config) -> list[str]:
-    """What ``run`` would refuse in the configured sources (an unknown spec, a missing file, two
-    sources with one name, a bad shard): one message each, as ``run`` prints it; nothing opened."""
+    """What ``run`` would refuse in the configured sources, as ``run`` prints it: two sources with
+    one name or a bad shard (one message), else every source whose spec can never work (an
+    unknown spec, a missing or undecodable file), one message each. Nothing is started."""
+    from genrecast.daemon.shard import member_sources
     from genrecast.daemon.sources import SourceError
 
     try:
-        open_sources(config)
-    except (SourceError, ValueError, OSError) as exc:  # ShardError is a ValueError
+        named = member_sources(config)
+    except ValueError as exc:  # ShardError is a ValueError
         return [str(exc)]
-    return []
+    problems = []
+    for name, spec in named:
+        try:
+            _open_source(config, name, spec)
+        except (SourceError, ValueError, OSError) as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def pipeline_settings(config: Config):

@@ -70,9 +70,10 @@ def test_check_finds_the_sources_run_would_refuse(tmp_path: Path) -> None:
     import soundfile as sf
 
     sf.write(tmp_path / "tone.wav", np.zeros(22050, np.float32), 22050)
-    path.write_text(f'sources = ["file:{tmp_path / "c.toml"}", "file:{tmp_path / "tone.wav"}"]\n')
+    path.write_text(f'sources = ["file:{tmp_path / "c.toml"}", "file:{tmp_path / "tone.wav"}", "bogus:y"]\n')
     check = run_cli("config", "check", "--config", str(path))
     assert check.returncode == 1 and "c.toml: not an audio file" in check.stderr
+    assert "unknown source 'bogus:y'" in check.stderr and check.stderr.count("genrecast: error:") == 2  # every one
     path.write_text(f'sources = ["file:{tmp_path / "tone.wav"}"]\n')  # run would open it
     assert run_cli("config", "check", "--config", str(path)).returncode == 0
 
