@@ -148,17 +148,23 @@ class _Worker:
             self.sink.stop(max(0.0, self._deadline_monotonic - time.monotonic()))
         except Exception as exc:
             log.error("sink %s: stop failed: %s", name, exc, exc_info=exc)
-        lost = self._lost_by_sink()
+        # what the sink took but never delivered: dropped itself, or still held when it stopped
+        _, own_dropped, own_depth = sink_stats(self.sink)
+        lost = own_dropped + own_depth
         log.info("sink %s: %d delivered, %d errors, %d dropped", name, self.delivered - lost, self.errors, self.dropped + lost)
 
-    def _lost_by_sink(self) -> int:
-        """Events the sink took but never delivered: those it dropped itself or still held when it
-        stopped (its ``stats()`` ``dropped`` and ``queue_depth``; the MQTT sink's outage queue)."""
-        try:
-            own = self.sink.stats() or {}
-        except Exception:
-            return 0
-        return sum(v for v in (own.get("dropped", 0), own.get("queue_depth", 0)) if isinstance(v, int))
+
+def sink_stats(sink) -> tuple[dict[str, Any], int, int]:
+    """A sink's own ``stats()`` (empty if it fails), and the events it dropped itself and still
+    holds (its ``dropped`` and ``queue_depth``, 0 where not integers): a sink that buffers events
+    (the MQTT sink while its broker is away) counts them there."""
+    try:
+        values = dict(sink.stats() or {})
+    except Exception as exc:
+        log.debug("sink %s: stats failed: %s", sink.name, exc)
+        return {}, 0, 0
+    dropped, depth = values.get("dropped", 0), values.get("queue_depth", 0)
+    return values, dropped if isinstance(dropped, int) else 0, depth if isinstance(depth, int) else 0
 
 
 class Dispatcher:
@@ -241,14 +247,8 @@ class Dispatcher:
         so both numbers cover every event the sink has not delivered or has lost."""
         result: dict[str, dict[str, Any]] = {}
         for worker in self._workers:
-            values: dict[str, Any] = {}
-            try:
-                values.update(worker.sink.stats() or {})
-            except Exception as exc:
-                log.debug("sink %s: stats failed: %s", worker.sink.name, exc)
-            own_dropped, own_depth = values.get("dropped", 0), values.get("queue_depth", 0)
+            values, own_dropped, own_depth = sink_stats(worker.sink)
             values.update(delivered=worker.delivered, errors=worker.errors,
-                          dropped=worker.dropped + (own_dropped if isinstance(own_dropped, int) else 0),
-                          queue_depth=worker.queue_depth + (own_depth if isinstance(own_depth, int) else 0))
+                          dropped=worker.dropped + own_dropped, queue_depth=worker.queue_depth + own_depth)
             result[worker.sink.name] = values
         return result
