@@ -67,6 +67,8 @@ def check(options: ClassifyOptions) -> None:
         raise UsageError("--resume needs --output FILE: the JSON lines it reads to skip the files already done")
     if options.output is not None and not options.resume and options.output.exists() and options.output.stat().st_size:
         raise UsageError(f"--output {options.output} exists: add --resume to go on with it, or choose a new file")
+    if options.output is not None and not options.output.parent.is_dir():
+        raise UsageError(f"--output {options.output}: the folder {options.output.parent} does not exist; create it or choose another file")
     if options.on_cluster:
         try:
             import distributed  # noqa: F401

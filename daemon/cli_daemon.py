@@ -20,15 +20,18 @@ RUN_HELP = """Listen to one or more audio sources and publish a genre event for 
 SPEC is one of:  mic | mic:NAME_OR_INDEX | file:PATH | - (raw PCM on stdin) | URL (http, https, rtsp, ...).
 Give --source several times to listen to several sources in one process; NAME=SPEC names one (--source kitchen=mic), else it is named mic, mic-NAME, file-STEM, stdin or stream-N.
 
+\b
 Examples:
-
-  genrecast run                                   # default microphone, default model, events on the terminal
-
-  genrecast run --source file:song.mp3 --json     # JSON lines, one per 3-s window
-
-  genrecast run --source http://radio.example/stream.mp3 --source mic --sink stdout --sink mqtt
-
-  ffmpeg -i song.flac -f s16le -ac 1 -ar 22050 - | genrecast run --source - --format s16le --rate 22050
+  # the default microphone and model, events on the terminal
+  genrecast run
+  # JSON lines, one per 3-s window
+  genrecast run --source file:song.mp3 --json
+  # a stream and the microphone, to the terminal and MQTT
+  genrecast run --source http://radio.example/live.mp3 --source mic \\
+      --sink stdout --sink mqtt
+  # raw PCM on stdin
+  ffmpeg -i song.flac -f s16le -ac 1 -ar 22050 - | \\
+      genrecast run --source - --format s16le --rate 22050
 
 Stops on Ctrl-C or SIGTERM after classifying what is buffered; a finite source (a file, stdin) ends the run at its end.
 Exit status: 0; 1 if a source ended without any audio (e.g. an empty pipe); 2 for a bad option, source or configuration.
@@ -37,17 +40,17 @@ Exit status: 0; 1 if a source ended without any audio (e.g. an empty pipe); 2 fo
 
 CLASSIFY_HELP = """Classify audio files: a timeline of windows and a verdict per file.
 
+\b
 Examples:
-
   genrecast classify song.mp3 other.wav
-
-  genrecast classify --json archive/ -o archive.jsonl --workers 2      # a folder, recursively, on 2 processes
-
-  genrecast classify 'archive/**/*.flac' --list more.txt -o out.jsonl --resume   # go on after an interruption
-
-  genrecast classify --scheduler tcp://10.0.0.5:8786 --list files.txt -o out.jsonl   # a running Dask cluster
-
-  genrecast classify --plot plots/ song.mp3      # plots/song.mp3.png: genre probabilities over time
+  # a folder, recursively, on 2 processes
+  genrecast classify --json archive/ -o archive.jsonl --workers 2
+  # go on after an interruption
+  genrecast classify 'archive/**/*.flac' --list more.txt -o out.jsonl --resume
+  # on a running Dask cluster
+  genrecast classify --scheduler tcp://host:8786 --list files.txt -o out.jsonl
+  # plots/song.mp3.png: genre probabilities over time
+  genrecast classify --plot plots/ song.mp3
 
 Files stream through (hours-long files too, in bounded memory), with a progress bar (files, hours of audio, time left) on a terminal. A file that cannot be read gets a JSON line {"type": "error", ...} and is counted; the run goes on. --resume skips the files --output already has, so an interrupted run, restarted, classifies every file exactly once.
 
@@ -139,8 +142,7 @@ def register(app: typer.Typer) -> None:
         else:
             width = max(len(k) for k, _, _ in rows)
             for key, value, origin in rows:
-                shown = value if isinstance(value, str) else repr(value)
-                typer.echo(f"{key:<{width}}  {shown:<30}  ({origin})")
+                typer.echo(f"{key:<{width}}  {config.shown(key, value):<30}  ({origin})")
         for problem in config.problems:
             typer.echo(f"genrecast: warning: {problem}", err=True)
 
@@ -235,8 +237,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def devices(json_output: bool = typer.Option(False, "--json", metavar="", help="Print JSON.")) -> None:
-        """List the audio inputs that `--source mic:NAME_OR_INDEX` can name: PortAudio's devices, and the
-        sources of the sound server (PulseAudio, or PipeWire through pipewire-pulse) by name."""
+        """List the audio inputs that `--source mic:NAME_OR_INDEX` can name: PortAudio's devices, and the sound server's sources (PulseAudio, or PipeWire through pipewire-pulse) by name."""
         from genrecast.daemon.sources import list_input_devices, list_server_sources
 
         found = [dict(d, kind="portaudio", spec=f"mic:{d['index']}") for d in list_input_devices()]

@@ -13,11 +13,12 @@ REPORT_HELP = """Summarise event logs: each genre's share of the time (and not_m
 LOG... are the logfile sink's JSON-lines event logs: one daemon's, or every member's of a fleet (their sources add up).
 An event counts for the audio from its window's start to the next window's start (the whole window when none follows).
 
+\b
 Examples:
-
   genrecast report /var/log/genrecast/genrecast-events.jsonl
-
-  genrecast report /var/log/genrecast/genrecast-events*.jsonl* --since 24h --plot today.png
+  # a whole fleet's logs, rotated ones too, the last day, as a chart
+  genrecast report /var/log/genrecast/genrecast-events*.jsonl* \\
+      --since 24h --plot today.png
 
 --since takes a duration before now (30m, 24h, 7d) or an ISO time (2026-11-30T12:00:00Z).
 Exit status: 0; 2 for a bad option or a log that cannot be read.

@@ -32,6 +32,8 @@ class Key:
     secret: bool = False
     must_exist: bool = False
     """For paths: the file or directory must exist."""
+    empty_means: str = ""
+    """What an empty (or 0) value stands for, as ``config show`` prints it beside the value."""
 
 
 def _range(lo: float, hi: float) -> Callable[[Any], str | None]:
@@ -65,12 +67,16 @@ KEYS: dict[str, Key] = {
     "sinks": Key(list, ["stdout"], "Sinks events go to, by name: stdout, mqtt, logfile or a plugin's."),
     "sources": Key(list, ["mic"], "Audio sources: SPEC or NAME=SPEC; SPEC is mic, mic:NAME_OR_INDEX, file:PATH, - or a URL."),
     "daemon_id": Key(str, "", "This daemon's id: namespaces its MQTT topics, client id and Home Assistant device "
-                     "(empty: the host name; give each daemon on one host its own).", _daemon_id),
+                     "(empty: the host name; give each daemon on one host its own).", _daemon_id,
+                     empty_means="the host name"),
     "shard": Key(str, "", "This member's share of the sources in a fleet: K/N (member K of N, by rendezvous hashing of "
-                 "the source names), auto/N (K from a StatefulSet pod's ordinal), empty: every source.", _shard),
-    "model.bundle": Key(str, "", "Model bundle directory; empty for the built-in model.", must_exist=True),
+                 "the source names), auto/N (K from a StatefulSet pod's ordinal), empty: every source.", _shard,
+                 empty_means="every source"),
+    "model.bundle": Key(str, "", "Model bundle directory; empty for the built-in model.", must_exist=True,
+                        empty_means="the built-in model"),
     "model.backend": Key(str, "litert", "Classifier backend: litert (no tensorflow) or keras.", _choice("litert", "keras")),
-    "windowing.hop_seconds": Key((int, float), 0.0, "Seconds between window starts; 0 means the window length.", _range(0, 60)),
+    "windowing.hop_seconds": Key((int, float), 0.0, "Seconds between window starts; 0 means the window length.", _range(0, 60),
+                                  empty_means="the window length"),
     "smoothing.silence_dbfs": Key((int, float), DEFAULT_SILENCE_DBFS, "Windows below this RMS level (dBFS) are 'silence'.", _range(-200, 0)),
     "smoothing.min_confidence": Key((int, float), 0.25, "Windows whose top probability is lower are 'uncertain'.", _range(0, 1)),
     "smoothing.windows": Key(int, 5, "K: windows averaged for the smoothed genre.", _range(1, 1000)),
@@ -84,15 +90,16 @@ KEYS: dict[str, Key] = {
     "stdout.json": Key(bool, False, "stdout sink prints JSON lines instead of readable lines."),
     "mqtt.host": Key(str, "localhost", "MQTT broker host."),
     "mqtt.port": Key(int, 1883, "MQTT broker port.", _range(1, 65535)),
-    "mqtt.username": Key(str, "", "MQTT user name (empty: anonymous)."),
+    "mqtt.username": Key(str, "", "MQTT user name (empty: anonymous).", empty_means="anonymous"),
     "mqtt.password": Key(str, "", "MQTT password (prefer password_file or the systemd credential mqtt_password).", secret=True),
     "mqtt.password_file": Key(str, "", "File holding the MQTT password.", must_exist=True),
-    "mqtt.client_id": Key(str, "", "MQTT client id (empty: genrecast-<daemon_id>)."),
+    "mqtt.client_id": Key(str, "", "MQTT client id (empty: genrecast-<daemon_id>).", empty_means="genrecast-<daemon_id>"),
     "mqtt.prefix": Key(str, "genrecast", "Topic prefix."),
     "mqtt.qos": Key(int, 1, "QoS of event and state messages.", _range(0, 2)),
     "mqtt.keepalive_seconds": Key(int, 60, "MQTT keepalive.", _range(5, 65535)),
     "mqtt.tls": Key(bool, False, "Connect with TLS."),
-    "mqtt.ca_file": Key(str, "", "CA certificate file for TLS (empty: system CAs).", must_exist=True),
+    "mqtt.ca_file": Key(str, "", "CA certificate file for TLS (empty: system CAs).", must_exist=True,
+                          empty_means="the system's CAs"),
     "mqtt.cert_file": Key(str, "", "Client certificate for TLS.", must_exist=True),
     "mqtt.key_file": Key(str, "", "Client key for TLS.", must_exist=True),
     "mqtt.insecure": Key(bool, False, "Skip TLS host-name verification (never in production)."),
@@ -104,7 +111,8 @@ KEYS: dict[str, Key] = {
     "mqtt.reconnect_max_seconds": Key((int, float), 30.0, "Longest wait between reconnects (the backoff doubles up to it).", _range(0.1, 86400)),
     "mqtt.connect_timeout_seconds": Key((int, float), 5.0, "Give up one connection attempt after this long.", _range(0.5, 600)),
     "logfile.path": Key(str, "genrecast-events.jsonl", "Event log file (JSON lines); relative paths go under $LOGS_DIRECTORY if set."),
-    "logfile.max_bytes": Key(int, 10_000_000, "Rotate the log at this size; 0 never rotates.", _zero_or_range(1000, 10**12)),
+    "logfile.max_bytes": Key(int, 10_000_000, "Rotate the log at this size; 0 never rotates.", _zero_or_range(1000, 10**12),
+                                empty_means="never rotates"),
     "logfile.backups": Key(int, 5, "Rotated logs kept.", _range(0, 1000)),
     "metrics.enabled": Key(bool, False, "Serve Prometheus metrics."),
     "metrics.host": Key(str, "127.0.0.1", "Metrics listen address."),
@@ -139,6 +147,15 @@ class Config:
         prefix = name + "."
         own = {k[len(prefix):]: v for k, v in self.values.items() if k.startswith(prefix)}
         return own or dict(self.plugin_sections.get(name, {}))
+
+    def shown(self, key: str, value: Any) -> str:
+        """``value`` of ``key`` as ``config show`` prints it: as text, with what an empty or 0 value
+        stands for (``(empty: the host name)``, ``0 (never rotates)``)."""
+        means = KEYS[key].empty_means if key in KEYS else ""
+        if means and value == "":
+            return f"(empty: {means})"
+        text = value if isinstance(value, str) else repr(value)
+        return f"{text} ({means})" if means and value == 0 and not isinstance(value, bool) else text
 
     def show(self) -> list[tuple[str, Any, str]]:
         """(key, value, origin) rows with secrets redacted (passwords, and credentials in source

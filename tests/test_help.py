@@ -18,8 +18,8 @@ COMMANDS = ["run", "classify", "train", "evaluate", "tail", "report", "plugins",
 PLACEHOLDERS = re.compile(r"<list\[|<float|<int>|<str>|range>|\[x>=|<bool>")
 
 
-def _help(command: str) -> str:
-    env = {**os.environ, "COLUMNS": "250", "NO_COLOR": "1"}
+def _help(command: str, columns: int = 250) -> str:
+    env = {**os.environ, "COLUMNS": str(columns), "NO_COLOR": "1"}
     proc = subprocess.run([EXE, *command.split(), "--help"], capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
@@ -62,3 +62,15 @@ def test_hop_below_the_minimum_is_one_line() -> None:
 def test_help_keeps_the_extra_in_brackets(command: str, extra: str) -> None:
     """Rich reads ``[plot]`` as a style tag and drops it unless escaped: the pip extra must show."""
     assert extra in _help(command)
+
+
+@pytest.mark.parametrize("command", ["run", "classify", "report", "train"])
+def test_examples_fit_an_80_column_terminal(command: str) -> None:
+    """Each example line (a comment, a command or its continuation) stays whole on its own line."""
+    text = _help(command, columns=80)
+    lines = text[text.index("Examples:"):].splitlines()[1:]
+    block = lines[:next(i for i, line in enumerate(lines) if not line.strip())]
+    assert len(block) >= 4, text
+    starts = ("# ", "genrecast ", "ffmpeg ", "--", "../")
+    assert [line for line in block if not line.strip().startswith(starts)] == [], text
+    assert all(len(line.rstrip()) <= 80 for line in block)

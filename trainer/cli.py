@@ -22,14 +22,17 @@ With --detector-data DIR (a folder laid out as ../shared/data: music, speech, en
 bundle also gets a music detector, which gives speech and noise the state not_music instead of a genre.
 Without DATASET and --table, the detector is added to the existing bundle at --out.
 
+\b
 Examples:
-
+  # a window model from GTZAN audio (Kaggle or original layout)
   genrecast train ~/gtzan/genres_original --out ~/models/cnn
-
-  genrecast train ~/gtzan --out ~/models/filtered --split-lists ../shared/data/splits/jongpillee_music_dataset_split/GTZAN_split
-
-  genrecast train --table ../shared/data/reference/features_30_sec.csv --exclude-dir ../shared/data/gtzan-sample --out ~/models/table
-
+  # the same with the artist-filtered split
+  genrecast train ~/gtzan --out ~/models/filtered --split-lists \\
+      ../shared/data/splits/jongpillee_music_dataset_split/GTZAN_split
+  # a table model from the published feature table
+  genrecast train --table ../shared/data/reference/features_30_sec.csv \\
+      --exclude-dir ../shared/data/gtzan-sample --out ~/models/table
+  # add a music detector to that bundle
   genrecast train --detector-data ../shared/data --out ~/models/table
 
 Needs the trainer's extras: pip install 'genrecast\\[train]'.

@@ -222,6 +222,9 @@ def test_bad_options_are_one_line(tmp_path: Path, archive: Path) -> None:
         ([f"{archive}/*.flac"], f"genrecast: error: {archive}/*.flac: the pattern matches no file (quote it so that the shell "
                                 "leaves it to genrecast, and check the folder)"),
         (["--workers", "0", str(archive)], "genrecast: error: --workers must be at least 1 (got 0)"),
+        (["-o", str(tmp_path / "missing" / "x.jsonl"), str(archive)],
+         f"genrecast: error: --output {tmp_path / 'missing' / 'x.jsonl'}: the folder {tmp_path / 'missing'} does not exist; "
+         "create it or choose another file"),
     ]
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "readme.txt").write_text("no audio here\n")

@@ -53,6 +53,9 @@ def test_cli_check_and_show(tmp_path: Path) -> None:
     assert rows["mqtt.port"] == {"key": "mqtt.port", "value": 1999, "origin": "env GENRECAST_MQTT_PORT"}
     assert rows["sinks"]["value"] == ["stdout"] and rows["mqtt.qos"]["value"] == 9  # JSON values, not Python reprs
     assert rows["input.realtime"]["value"] is False
+    text = {line.split()[0]: line for line in run_cli("config", "show", "--config", str(path)).stdout.splitlines()}
+    assert "(empty: the host name)" in text["daemon_id"] and "0.0 (the window length)" in text["windowing.hop_seconds"]
+    assert "(empty:" not in text["mqtt.password"] and text["mqtt.port"].split()[1] == "1883"
     missing = run_cli("config", "check", "--config", str(tmp_path / "nope.toml"))
     assert missing.returncode == 1 and "does not exist" in missing.stderr
 
