@@ -22,21 +22,32 @@ class StdoutSettings:
     """Print ``event.to_json()`` lines instead of readable lines."""
 
 
+#: Widths of the audio clock (``@604800.0s``: a week) and window columns, so the columns line up.
+CLOCK_WIDTH = 10
+WINDOW_WIDTH = 23
+
+
 def format_line(event: GenreEvent) -> str:
     """One readable line: time, source, audio clock, this window's result, smoothed genre.
 
-    ``2024-05-01T12:00:03.000Z  radio  @3.0s  rock       0.83  smoothed rock 0.74``;
-    a silent window shows ``silence (-63 dBFS)``, an uncertain one ``uncertain (rock 0.21)``;
-    `` *changed*`` marks the event where the smoothed genre changed."""
+    ``2024-05-01T12:00:03.000Z  radio  @3.0s       rock       0.83          smoothed rock 0.74``;
+    a silent window shows ``silence    (-63 dBFS)``, an uncertain one ``uncertain  (rock 0.21)``,
+    talk or noise ``not_music  (music 0.03)`` (its P(music)); `` *changed*`` marks the event
+    where the smoothed genre changed. The clock and window columns have fixed widths
+    (:data:`CLOCK_WIDTH`, :data:`WINDOW_WIDTH`), so a source's lines stay aligned."""
     if event.state == "silence":
         window = f"{'silence':<10} ({event.level_dbfs:.0f} dBFS)"
     elif event.state == "uncertain":
         window = f"{'uncertain':<10} ({event.genre or '-'} {event.probability:.2f})"
+    elif event.state == "not_music":
+        shown = f" (music {event.music_probability:.2f})" if event.music_probability is not None else ""
+        window = f"{'not_music':<10}{shown}"
     else:
         window = f"{event.genre or '-':<10} {event.probability:.2f}"
     smoothed = f"smoothed {event.smoothed_genre} {event.smoothed_probability:.2f}" if event.smoothed_genre else "smoothed -"
     changed = "  *changed*" if event.changed else ""
-    return f"{event.utc}  {event.source}  @{event.audio_start_seconds:.1f}s  {window}  {smoothed}{changed}"
+    clock = f"@{event.audio_start_seconds:.1f}s"
+    return f"{event.utc}  {event.source}  {clock:<{CLOCK_WIDTH}}  {window:<{WINDOW_WIDTH}}  {smoothed}{changed}"
 
 
 class StdoutSink:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import signal
@@ -25,12 +26,19 @@ HERE = Path(__file__).parent
 
 def test_stdout_readable_lines(event_factory):
     music = format_line(event_factory(1, genre="rock", probability=0.83, smoothed_genre="rock", changed=True))
-    assert music.startswith("2024-05-01T12:00:03.000Z  radio  @3.0s  rock")
+    assert music.startswith("2024-05-01T12:00:03.000Z  radio  @3.0s       rock")
     assert "0.83" in music and "smoothed rock" in music and "*changed*" in music
     silence = format_line(event_factory(2, state="silence"))
     assert "silence" in silence and "dBFS" in silence and "None" not in silence
     uncertain = format_line(event_factory(3, state="uncertain", genre="jazz", probability=0.2))
     assert "uncertain" in uncertain and "jazz 0.20" in uncertain
+    talk = dataclasses.replace(event_factory(4, genre=None, probability=0.0, smoothed_genre=""), state="not_music",
+                               music_probability=0.03)
+    not_music = format_line(talk)
+    assert "not_music  (music 0.03)" in not_music and "smoothed -" in not_music, not_music
+    late = format_line(event_factory(1200, genre="rock", probability=0.83))  # @3600.0s
+    lines = [music, silence, uncertain, not_music, late]
+    assert len({line.index("smoothed") for line in lines}) == 1, "\n".join(lines)  # the columns line up
 
 
 def test_stdout_json_lines_parse_back(event_factory):
