@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -92,8 +93,29 @@ WantedBy=multi-user.target
 
 
 def unit_text(executable: str = PACKAGED_UNIT_EXEC) -> str:
-    """The unit file with ``ExecStart`` pointing at ``executable``."""
-    return UNIT_TEMPLATE.format(executable=executable)
+    """The unit file with ``ExecStart`` pointing at ``executable`` (quoted as systemd reads it)."""
+    return UNIT_TEMPLATE.format(executable=systemd_quote(executable))
+
+
+def systemd_quote(word: str) -> str:
+    """``word`` as one word of a unit's command line (systemd.service(5), "Command lines", and
+    systemd.unit(5), "Specifiers"): ``%`` doubled, ``$`` doubled (no variable expansion), and in
+    double quotes with ``\\`` and ``"`` escaped when it holds a space, a quote or a backslash."""
+    word = word.replace("%", "%%").replace("$", "$$")
+    if any(c in word for c in ' \t"\'\\;'):
+        word = '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return word
+
+
+def executable_problem(executable: str) -> str | None:
+    """Why ``executable`` cannot be ExecStart's command, or None: it must be an absolute path
+    (systemd runs no shell and searches no PATH of ours) without control characters (a newline
+    would start a new unit directive)."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in executable):
+        return f"--executable {executable!r} holds a control character (a newline would add a line to the unit file); give the command's path"
+    if not executable.startswith("/"):
+        return f"--executable {executable}: give the command's absolute path, e.g. /opt/genrecast/bin/genrecast"
+    return None
 
 
 TEMPLATE_UNIT_NAME = "genrecast@.service"
@@ -267,12 +289,18 @@ def install(root: Path, executable: str | None = None, dry_run: bool = False) ->
     none exists), readable as :data:`MODES` says; returns the steps and warnings.
 
     Raises:
-        InstallError: installing for real (``root`` is "/") and the sandbox would hide the
+        InstallError: ``executable`` is not an absolute path or holds a control character;
+            installing for real (``root`` is "/") and the sandbox would hide the
             command, its interpreter or its package from the service.
         OSError: a file cannot be written.
     """
     executable = executable or shutil.which("genrecast") or str(Path(sys.argv[0]).resolve())
+    if problem := executable_problem(executable):
+        raise InstallError(problem)
     warnings = []
+    installed = Path(root, executable.lstrip("/")) if root != Path("/") else Path(executable)
+    if not (installed.is_file() and os.access(installed, os.X_OK)) and not Path(executable).is_file():
+        warnings.append(f"{executable} is not an executable file here yet: the service will fail to start until it is")
     problems = sandbox_problems(executable)
     if problems:
         message = f"ExecStart={executable} cannot start: {'; '.join(problems)}. Fix: {SANDBOX_FIX}"

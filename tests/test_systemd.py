@@ -131,3 +131,19 @@ def test_template_unit_runs_one_fleet_member_per_instance(tmp_path: Path) -> Non
     proc = run_cli("service", "install", "--root", str(tmp_path / "root"), "--executable", EXE)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "root/etc/systemd/system/genrecast@.service").read_text() == text
+
+
+def test_install_refuses_an_executable_that_would_break_the_unit(tmp_path: Path) -> None:
+    """A newline in --executable would add a directive to the unit; a relative path cannot run."""
+    for bad, says in [("/opt/x\nExecStartPre=/bin/evil", "control character"), ("relative/genrecast", "absolute path")]:
+        proc = run_cli("service", "install", "--root", str(tmp_path), "--executable", bad)
+        assert proc.returncode == 2 and says in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+        assert not (tmp_path / "etc").exists()
+
+
+def test_install_quotes_an_executable_with_a_space_and_warns_when_it_is_missing(tmp_path: Path) -> None:
+    proc = run_cli("service", "install", "--root", str(tmp_path), "--executable", "/opt/my apps/genrecast%i")
+    assert proc.returncode == 0, proc.stderr
+    assert "is not an executable file here yet" in proc.stderr
+    unit = (tmp_path / "etc/systemd/system/genrecast.service").read_text()
+    assert 'ExecStart="/opt/my apps/genrecast%%i" run --config /etc/genrecast/config.toml\n' in unit
