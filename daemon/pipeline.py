@@ -294,6 +294,8 @@ class Pipeline:
         self.event_counts: dict[tuple[str, str | None], int] = {}
         self.last_progress_monotonic = time.monotonic()
         self.ended_without_audio: list[str] = []
+        self.failed_sources: list[str] = []
+        """Sources that stopped on an error (an undecodable or truncated file, a source bug)."""
         """Names of the sources that ended on their own before delivering a single sample."""
 
     # -- source side --------------------------------------------------------
@@ -329,8 +331,10 @@ class Pipeline:
             elif (why := state.too_short_message()) is not None:
                 log.warning("source %s ended: %s", source.name, why)
         except SourceError as exc:  # e.g. a file that fails mid-way: its reason, no traceback
+            self.failed_sources.append(source.name)
             log.error("source %s stopped: %s", source.name, exc)
         except Exception:  # a source bug must not take the other sources down
+            self.failed_sources.append(source.name)
             log.exception("source %s failed and stopped", source.name)
         finally:
             with self._cond:

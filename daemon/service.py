@@ -17,7 +17,9 @@ log = logging.getLogger("genrecast.daemon")
 STOP_DEADLINE_SECONDS = 8.0
 
 #: Exit status of `genrecast run` when a source ended on its own without any audio (an empty
-#: file or stdin, a wrong path in a pipe): a warning names it, and scripts can tell it from success.
+#: file or stdin, a wrong path in a pipe) or stopped on an error (an undecodable or truncated
+#: file): a log line names it, scripts can tell it from success, and systemd's
+#: ``Restart=on-failure`` restarts the service.
 EXIT_NO_AUDIO = 1
 
 
@@ -181,7 +183,7 @@ def run_daemon(config: Config) -> int:
         notifier.close()
     if pipeline.dropped_windows:
         log.warning("dropped %d windows because classification fell behind", pipeline.dropped_windows)
-    return EXIT_NO_AUDIO if pipeline.ended_without_audio else 0
+    return EXIT_NO_AUDIO if pipeline.ended_without_audio or pipeline.failed_sources else 0
 
 
 def _log_share(config: Config, sources: list, model_id: str) -> None:

@@ -357,8 +357,10 @@ def test_a_file_that_fails_mid_way_is_logged_with_its_reason_not_a_traceback(cap
 
     caplog.set_level(logging.INFO, logger="genrecast.daemon.pipeline")
     events = []
-    Pipeline(classifier, [Breaks()], events.append).run()
+    pipeline = Pipeline(classifier, [Breaks()], events.append)
+    pipeline.run()
     assert len(events) == 1  # the window before the break, and no flush of the broken rest
+    assert pipeline.failed_sources == ["file-broken"]  # `genrecast run` exits 1
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert [r.getMessage() for r in errors] == [
         "source file-broken stopped: file:broken.mp3: ffmpeg could not decode it (not decodable: ...)"]

@@ -123,3 +123,18 @@ def test_a_source_that_ends_without_audio_is_a_warning_and_exit_1(feed: str) -> 
     warnings = [line for line in log.splitlines() if "WARNING" in line and "without any audio" in line]
     assert len(warnings) == 1 and "source stdin ended without any audio" in warnings[0]
     assert proc.stdout == b"" and "Traceback" not in log
+
+
+def test_a_truncated_file_is_an_error_line_and_exit_1(tmp_path: Path, data_dir: Path) -> None:
+    """A FLAC cut to its first 20 kB (an interrupted download): the run says why it stopped and
+    exits 1, so a service of such sources is restarted (Restart=on-failure), not called a success."""
+    import subprocess
+
+    from helpers import EXE
+
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes((data_dir / "music-speech" / "music" / "bartok.flac").read_bytes()[:20_000])
+    proc = subprocess.run([EXE, "run", "--source", f"file:{cut}"], capture_output=True, text=True, timeout=120)
+    errors = [line for line in proc.stderr.splitlines() if "ERROR" in line]
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert len(errors) == 1 and "source file-cut stopped" in errors[0] and "Traceback" not in proc.stderr
