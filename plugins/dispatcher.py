@@ -148,10 +148,11 @@ class _Worker:
             self.sink.stop(max(0.0, self._deadline_monotonic - time.monotonic()))
         except Exception as exc:
             log.error("sink %s: stop failed: %s", name, exc, exc_info=exc)
-        # what the sink took but never delivered: dropped itself, or still held when it stopped
+        # what the sink took but never delivered: dropped itself, or still held when it stopped (an
+        # event it kept after raising, as the logfile sink on a full disk does, was never delivered)
         _, own_dropped, own_depth = sink_stats(self.sink)
         lost = own_dropped + own_depth
-        log.info("sink %s: %d delivered, %d errors, %d dropped", name, self.delivered - lost, self.errors, self.dropped + lost)
+        log.info("sink %s: %d delivered, %d errors, %d dropped", name, max(0, self.delivered - lost), self.errors, self.dropped + lost)
 
 
 def sink_stats(sink) -> tuple[dict[str, Any], int, int]:

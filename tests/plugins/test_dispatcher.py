@@ -141,3 +141,23 @@ def test_the_closing_count_leaves_out_what_the_sink_never_delivered(event_factor
         dispatcher.stop(30.0)
     assert len(sink.events) == 10
     assert "sink held: 0 delivered, 0 errors, 10 dropped" in caplog.text
+
+
+class FailingBacklogSink(FakeSink):
+    """Raises on every event and keeps it in a backlog it drops at stop (the logfile sink on a full disk)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, "raise")
+
+    def stats(self) -> dict:
+        return {"dropped": 10, "queue_depth": 0}
+
+
+def test_the_closing_count_never_goes_below_zero(event_factory, caplog):
+    dispatcher = Dispatcher([FailingBacklogSink("full")], queue_size=100)
+    dispatcher.start()
+    for seq in range(10):
+        dispatcher.publish(event_factory(seq))
+    with caplog.at_level(logging.INFO, logger="genrecast.plugins.dispatcher"):
+        dispatcher.stop(30.0)
+    assert "sink full: 0 delivered, 10 errors, 10 dropped" in caplog.text
