@@ -10,10 +10,9 @@ from typing import Optional
 
 import typer
 
-log = logging.getLogger("genrecast")
+from genrecast.daemon.config import MAX_HOP_SECONDS, MIN_HOP_SECONDS
 
-#: Shortest hop between window starts that --hop-seconds accepts.
-MIN_HOP_SECONDS = 0.1
+log = logging.getLogger("genrecast")
 
 RUN_HELP = """Listen to one or more audio sources and publish a genre event for every window.
 
@@ -69,10 +68,10 @@ def _default(key: str) -> str:
 
 
 def _check_hop(hop_seconds: float | None) -> None:
-    if hop_seconds is not None and hop_seconds < MIN_HOP_SECONDS:
+    if hop_seconds is not None and not MIN_HOP_SECONDS <= hop_seconds <= MAX_HOP_SECONDS:  # NaN and inf too
         from genrecast.daemon.cli import fail
 
-        fail(f"--hop-seconds must be at least {MIN_HOP_SECONDS:g} (got {hop_seconds:g})")
+        fail(f"--hop-seconds must be at least {MIN_HOP_SECONDS:g} and at most {MAX_HOP_SECONDS:g} (got {hop_seconds:g})")
 
 
 def register(app: typer.Typer) -> None:

@@ -60,6 +60,11 @@ def _shard(value: str) -> str | None:
     return shard_problem(value)
 
 
+#: Range of ``windowing.hop_seconds`` (and ``--hop-seconds``) apart from 0 (the window length):
+#: below 0.1 s a source makes windows faster than they can be classified.
+MIN_HOP_SECONDS, MAX_HOP_SECONDS = 0.1, 60.0
+
+
 #: Every key, as "section.key" ("" section for top-level keys). Sink sections are
 #: validated here too, so one check covers the whole file; their defaults are the sink
 #: settings' own (a test keeps them equal) and their ranges allow what the sinks allow.
@@ -75,7 +80,8 @@ KEYS: dict[str, Key] = {
     "model.bundle": Key(str, "", "Model bundle directory; empty for the built-in model.", must_exist=True,
                         empty_means="the built-in model"),
     "model.backend": Key(str, "litert", "Classifier backend: litert (no tensorflow) or keras.", _choice("litert", "keras")),
-    "windowing.hop_seconds": Key((int, float), 0.0, "Seconds between window starts; 0 means the window length.", _range(0, 60),
+    "windowing.hop_seconds": Key((int, float), 0.0, "Seconds between window starts; 0 means the window length.",
+                                  _zero_or_range(MIN_HOP_SECONDS, MAX_HOP_SECONDS),
                                   empty_means="the window length"),
     "smoothing.silence_dbfs": Key((int, float), DEFAULT_SILENCE_DBFS, "Windows below this RMS level (dBFS) are 'silence'.", _range(-200, 0)),
     "smoothing.min_confidence": Key((int, float), 0.25, "Windows whose top probability is lower are 'uncertain'.", _range(0, 1)),

@@ -51,10 +51,19 @@ def test_run_help_shows_every_default_and_explains_k_and_m() -> None:
     assert "over the last K windows" in text and "lead for M windows in a row" in text
 
 
-def test_hop_below_the_minimum_is_one_line() -> None:
-    proc = subprocess.run([EXE, "run", "--hop-seconds", "0.05"], capture_output=True, text=True, timeout=60)
+@pytest.mark.parametrize("command, hop", [("run", "0.05"), ("classify", "inf"), ("classify", "nan"), ("run", "61")])
+def test_a_hop_out_of_range_is_one_line(command: str, hop: str) -> None:
+    proc = subprocess.run([EXE, command, "--hop-seconds", hop, "x.wav"][: 4 if command == "run" else 5],
+                          capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "genrecast: error: --hop-seconds must be at least 0.1 (got 0.05)"
+    assert proc.stderr.strip() == f"genrecast: error: --hop-seconds must be at least 0.1 and at most 60 (got {float(hop):g})"
+
+
+def test_a_config_hop_below_the_minimum_is_refused(tmp_path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[windowing]\nhop_seconds = 0.001\n")
+    proc = subprocess.run([EXE, "config", "check", "--config", str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "windowing.hop_seconds" in proc.stderr and "must be 0 or between 0.1 and 60" in proc.stderr
 
 
 @pytest.mark.parametrize("command, extra", [("train", "genrecast[train]"), ("report", "genrecast[plot]"),
