@@ -21,8 +21,12 @@ Examples:
       --since 24h --plot today.png
 
 --since takes a duration before now (30m, 24h, 7d) or an ISO time (2026-11-30T12:00:00Z).
-Exit status: 0; 2 for a bad option or a log that cannot be read.
+Exit status: 0; 2 for a bad option or a log that cannot be read (or holds no genre event at all).
 """
+
+
+#: The chart formats ``--plot`` writes (matplotlib's, by the file's suffix).
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 def register(app: typer.Typer) -> None:
@@ -32,15 +36,21 @@ def register(app: typer.Typer) -> None:
     def report(
         logs: list[Path] = typer.Argument(..., metavar="LOG...", help="Event logs (JSON lines from the logfile sink)."),
         since: Optional[str] = typer.Option(None, "--since", metavar="WHEN", help="Only events made since then: 24h, 90m, 7d, or an ISO time. \\[default: every event]"),
-        plot_path: Optional[Path] = typer.Option(None, "--plot", metavar="FILE.png", help="Also draw the shares as a chart (PNG, 1200 x 800 pixels; needs matplotlib: genrecast\\[plot])."),
+        plot_path: Optional[Path] = typer.Option(None, "--plot", metavar="FILE.png", help="Also draw the shares as a chart: PNG (1200 x 800 pixels), or SVG or PDF by the name's suffix; needs matplotlib: genrecast\\[plot]."),
         json_output: bool = typer.Option(False, "--json", metavar="", help="Print the seconds per category as JSON instead of the table."),
     ) -> None:
         from genrecast.daemon.cli import fail
         from genrecast.daemon.report import ReportError, parse_since, plot, read_lines, render_table, summarise
 
+        if plot_path is not None and plot_path.suffix.lower() not in PLOT_SUFFIXES:
+            fail(f"--plot {plot_path}: name a {', '.join(PLOT_SUFFIXES)} file, e.g. today.png")
+        if plot_path is not None and not plot_path.parent.is_dir():
+            fail(f"--plot {plot_path}: the folder {plot_path.parent} does not exist; create it or choose another file")
         try:
             start = parse_since(since) if since else None
             summary = summarise(read_lines(logs, progress=True), start)
+            if not summary.events and summary.skipped_lines and not summary.older:
+                fail(render_table(summary)[0])  # not an event log at all: a log that cannot be read
             if plot_path is not None:
                 if not summary.events:
                     fail("no genre events to plot" + (" since " + since if since else "") + "; check the logs and --since")

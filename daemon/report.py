@@ -51,7 +51,10 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     now = now or datetime.now(timezone.utc)
     match = _SINCE.match(text)
     if match:
-        return now - timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+        try:
+            return now - timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+        except OverflowError:
+            raise ReportError(f"--since {text!r} reaches back before the year 1: give a shorter duration or an ISO time") from None
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:

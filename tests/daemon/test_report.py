@@ -118,7 +118,10 @@ def test_parse_since() -> None:
 
 def test_bad_input_is_one_line(tmp_path: Path) -> None:
     for args, message in ((["report", str(tmp_path / "missing.jsonl")], "cannot read"),
-                          (["report", str(tmp_path), "--since", "soon"], "--since 'soon' is neither")):
+                          (["report", str(tmp_path), "--since", "soon"], "--since 'soon' is neither"),
+                          (["report", str(tmp_path), "--since", "99999999d"], "reaches back before the year 1"),
+                          (["report", str(tmp_path), "--plot", str(tmp_path / "out.txt")], "name a .png, .svg, .pdf file"),
+                          (["report", str(tmp_path), "--plot", str(tmp_path / "no" / "x.png")], "does not exist; create it")):
         proc = run_cli(*args)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
 
@@ -127,9 +130,13 @@ def test_a_file_of_no_events_says_what_it_skipped(tmp_path: Path) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("not\nan event\nlog\n")
     proc = run_cli("report", str(notes))
-    assert proc.returncode == 0
-    assert proc.stdout.strip() == ("no genre events in these logs (3 lines that are not genre events skipped: "
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == ("genrecast: error: no genre events in these logs (3 lines that are not genre events skipped: "
                                    "give the JSON-lines event logs of the logfile sink)")
+    empty = tmp_path / "fresh.jsonl"
+    empty.write_text("")  # a daemon that has not logged yet: nothing wrong
+    proc = run_cli("report", str(empty))
+    assert proc.returncode == 0 and proc.stdout.strip() == "no genre events in these logs"
 
 
 def test_plot_without_matplotlib_says_what_to_install(monkeypatch, tmp_path: Path) -> None:
