@@ -119,8 +119,9 @@ def register(app: typer.Typer) -> None:
             config = require_valid(load_config(config_path, flags))
         except ConfigError as exc:
             fail("invalid configuration: " + "; ".join(exc.problems))  # every problem, flags' included
-        if warning := world_readable_secret(config):
-            log.warning(warning)
+        for warning in [*config.warnings, world_readable_secret(config)]:
+            if warning:
+                log.warning(warning)
         raise typer.Exit(run_daemon(config))
 
     config_app = typer.Typer(help="Show or check the effective configuration (defaults < file < GENRECAST_* env < flags).", no_args_is_help=True)
@@ -142,7 +143,7 @@ def register(app: typer.Typer) -> None:
             width = max(len(k) for k, _, _ in rows)
             for key, value, origin in rows:
                 typer.echo(f"{key:<{width}}  {config.shown(key, value):<30}  ({origin})")
-        for problem in config.problems:
+        for problem in [*config.problems, *config.warnings]:
             typer.echo(f"genrecast: warning: {problem}", err=True)
 
     @config_app.command("check")
@@ -155,8 +156,9 @@ def register(app: typer.Typer) -> None:
         problems = list(config.problems) or source_problems(config)
         for problem in problems:
             typer.echo(f"genrecast: error: {problem}", err=True)
-        if warning := world_readable_secret(config):
-            typer.echo(f"genrecast: warning: {warning}", err=True)
+        for warning in [*config.warnings, world_readable_secret(config)]:
+            if warning:
+                typer.echo(f"genrecast: warning: {warning}", err=True)
         if problems:
             raise typer.Exit(1)
         typer.echo(f"configuration OK ({config.path or 'defaults and environment only'})")
@@ -165,7 +167,7 @@ def register(app: typer.Typer) -> None:
     def classify(
         inputs: Optional[list[str]] = typer.Argument(None, metavar="FILE|DIR|GLOB...", help="Audio files (any format ffmpeg decodes), folders (searched recursively for audio files) and quoted globs ('archive/**/*.mp3')."),
         lists: Optional[list[str]] = typer.Option(None, "--list", metavar="FILE", help="A text file of audio paths, one a line (- reads stdin; # comments); repeatable."),
-        bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", metavar="DIR", help="Model bundle directory. \\[default: the built-in model]", envvar="GENRECAST_BUNDLE"),
+        bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", metavar="DIR", help="Model bundle directory (env GENRECAST_MODEL_BUNDLE, as run reads it). \\[default: the built-in model]", envvar=["GENRECAST_MODEL_BUNDLE", "GENRECAST_BUNDLE"]),
         backend: str = typer.Option("litert", metavar="NAME", help="Classifier backend: litert or keras."),
         json_output: bool = typer.Option(False, "--json", metavar="", help="JSON lines: one object per window and one verdict per file."),
         hop_seconds: Optional[float] = typer.Option(None, metavar="SECONDS", help="Seconds between window starts, at least 0.1. \\[default: the window length, 3]"),

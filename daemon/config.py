@@ -30,8 +30,8 @@ class Key:
     help: str
     check: Callable[[Any], str | None] | None = None
     secret: bool = False
-    must_exist: bool = False
-    """For paths: the file or directory must exist."""
+    must_exist: str = ""
+    """For paths: ``"file"`` or ``"folder"``, what a non-empty value must name."""
     empty_means: str = ""
     """What an empty (or 0) value stands for, as ``config show`` prints it beside the value."""
 
@@ -77,7 +77,7 @@ KEYS: dict[str, Key] = {
     "shard": Key(str, "", "This member's share of the sources in a fleet: K/N (member K of N, by rendezvous hashing of "
                  "the source names), auto/N (K from a StatefulSet pod's ordinal), empty: every source.", _shard,
                  empty_means="every source"),
-    "model.bundle": Key(str, "", "Model bundle directory; empty for the built-in model.", must_exist=True,
+    "model.bundle": Key(str, "", "Model bundle directory; empty for the built-in model.", must_exist="folder",
                         empty_means="the built-in model"),
     "model.backend": Key(str, "litert", "Classifier backend: litert (no tensorflow) or keras.", _choice("litert", "keras")),
     "windowing.hop_seconds": Key((int, float), 0.0, "Seconds between window starts; 0 means the window length.",
@@ -98,16 +98,16 @@ KEYS: dict[str, Key] = {
     "mqtt.port": Key(int, 1883, "MQTT broker port.", _range(1, 65535)),
     "mqtt.username": Key(str, "", "MQTT user name (empty: anonymous).", empty_means="anonymous"),
     "mqtt.password": Key(str, "", "MQTT password (prefer password_file or the systemd credential mqtt_password).", secret=True),
-    "mqtt.password_file": Key(str, "", "File holding the MQTT password.", must_exist=True),
+    "mqtt.password_file": Key(str, "", "File holding the MQTT password.", must_exist="file"),
     "mqtt.client_id": Key(str, "", "MQTT client id (empty: genrecast-<daemon_id>).", empty_means="genrecast-<daemon_id>"),
     "mqtt.prefix": Key(str, "genrecast", "Topic prefix."),
     "mqtt.qos": Key(int, 1, "QoS of event and state messages.", _range(0, 2)),
     "mqtt.keepalive_seconds": Key(int, 60, "MQTT keepalive.", _range(5, 65535)),
     "mqtt.tls": Key(bool, False, "Connect with TLS."),
-    "mqtt.ca_file": Key(str, "", "CA certificate file for TLS (empty: system CAs).", must_exist=True,
+    "mqtt.ca_file": Key(str, "", "CA certificate file for TLS (empty: system CAs).", must_exist="file",
                           empty_means="the system's CAs"),
-    "mqtt.cert_file": Key(str, "", "Client certificate for TLS.", must_exist=True),
-    "mqtt.key_file": Key(str, "", "Client key for TLS.", must_exist=True),
+    "mqtt.cert_file": Key(str, "", "Client certificate for TLS.", must_exist="file"),
+    "mqtt.key_file": Key(str, "", "Client key for TLS.", must_exist="file"),
     "mqtt.insecure": Key(bool, False, "Skip TLS host-name verification (never in production)."),
     "mqtt.discovery": Key(bool, True, "Publish Home Assistant discovery."),
     "mqtt.discovery_prefix": Key(str, "homeassistant", "Home Assistant discovery prefix."),
@@ -143,6 +143,8 @@ class Config:
     path: Path | None = None
     problems: list[str] = field(default_factory=list)
     plugin_sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    """Things that are not wrong for certain: a ``GENRECAST_*`` variable that names no key."""
     """Settings of third-party sinks (file sections named in ``sinks``), passed through as they are."""
 
     def __getitem__(self, key: str) -> Any:
@@ -243,8 +245,13 @@ def _validate(key: str, value: Any, origin: str, problems: list[str]) -> None:
         return
     if spec.check and (message := spec.check(value)):
         problems.append(f"{key} ({origin}): {value!r} {message}")
-    if spec.must_exist and value and not Path(value).exists():
-        problems.append(f"{key} ({origin}): {value} does not exist")
+    if spec.must_exist and value:
+        if not Path(value).exists():
+            problems.append(f"{key} ({origin}): {value} does not exist")
+        elif spec.must_exist == "file" and not Path(value).is_file():
+            problems.append(f"{key} ({origin}): {value} is not a file; give the file's path")
+        elif spec.must_exist == "folder" and not Path(value).is_dir():
+            problems.append(f"{key} ({origin}): {value} is not a folder; give the bundle's folder")
 
 
 def load_config(path: Path | None = None, flags: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Config:
@@ -274,7 +281,11 @@ def load_config(path: Path | None = None, flags: dict[str, Any] | None = None, e
                 continue
             values[key], origins[key] = value, f"file {path}"
     elif explicit:
-        problems.append(f"config file {path} does not exist; create it (see systemd/config.example.toml) or drop --config")
+        given_by = "unset GENRECAST_CONFIG" if env.get(ENV_PREFIX + "CONFIG") and path == Path(env[ENV_PREFIX + "CONFIG"]) else "drop --config"
+        if path.is_dir():
+            problems.append(f"config file {path} is a folder; give the TOML file in it (e.g. {path / 'config.toml'})")
+        else:
+            problems.append(f"config file {path} does not exist; create it (see systemd/config.example.toml) or {given_by}")
     for key in KEYS:
         name = env_name(key)
         if name in env:
@@ -301,7 +312,24 @@ def load_config(path: Path | None = None, flags: dict[str, Any] | None = None, e
         from genrecast.daemon.naming import source_name_problems
 
         problems += source_name_problems(values["sources"])
-    return Config(values=values, origins=origins, path=used_path, problems=problems, plugin_sections=plugin_sections)
+    return Config(values=values, origins=origins, path=used_path, problems=problems, plugin_sections=plugin_sections,
+                  warnings=unknown_env_warnings(env))
+
+
+#: ``GENRECAST_*`` variables that are not configuration keys but mean something elsewhere.
+OTHER_ENV = ("CONFIG", "CACHE_DIR", "PLUGINS", "BUNDLE", "TEST_DATA", "HA_VERSION", "HA_VENV")
+
+
+def unknown_env_warnings(env: dict[str, str] | os._Environ) -> list[str]:
+    """One line per ``GENRECAST_*`` variable that is neither a key's (:func:`env_name`) nor one of
+    :data:`OTHER_ENV`, with the nearest key's variable where one is close (a typo is ignored
+    otherwise)."""
+    known = {env_name(k) for k in KEYS} | {ENV_PREFIX + name for name in OTHER_ENV}
+    lines = []
+    for name in sorted(n for n in env if n.startswith(ENV_PREFIX) and n not in known):
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+        lines.append(f"{name} is not a genrecast setting and is ignored" + (f"; did you mean {close[0]}?" if close else ""))
+    return lines
 
 
 def world_readable_secret(config: Config) -> str | None:

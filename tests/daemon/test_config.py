@@ -112,3 +112,17 @@ def test_sink_sections_match_the_sinks_own_settings(tmp_path: Path) -> None:
     assert not config.problems
     LogfileSettings(**{**config.section("logfile"), "path": str(tmp_path / "log")})
     MqttSettings(**config.section("mqtt"))
+
+
+def test_a_misspelt_variable_a_folder_for_a_file_and_a_folder_for_the_config(tmp_path: Path) -> None:
+    env = {"GENRECAST_SMOOTHING_WINDOZ": "3", "GENRECAST_TEST_DATA": "/data", "GENRECAST_MQTT_PASSWORD_FILE": str(tmp_path)}
+    config = load_config(None, env=env)
+    assert config.warnings == ["GENRECAST_SMOOTHING_WINDOZ is not a genrecast setting and is ignored; "
+                               "did you mean GENRECAST_SMOOTHING_WINDOWS?"]
+    assert f"mqtt.password_file (env GENRECAST_MQTT_PASSWORD_FILE): {tmp_path} is not a file; give the file's path" in config.problems
+    check = run_cli("config", "check", "--config", str(tmp_path))
+    assert check.returncode == 1 and f"config file {tmp_path} is a folder; give the TOML file in it" in check.stderr
+    missing = load_config(env={"GENRECAST_CONFIG": str(tmp_path / "nope.toml")})
+    assert any(p.endswith("or unset GENRECAST_CONFIG") for p in missing.problems), missing.problems
+    typo = run_cli("config", "check", env={"PATH": "/usr/bin:/bin", "GENRECAST_SMOOTHING_WINDOZ": "3"})
+    assert typo.returncode == 0 and "did you mean GENRECAST_SMOOTHING_WINDOWS?" in typo.stderr
