@@ -69,7 +69,7 @@ def check_inputs(items: Iterable[str], lists: Iterable[str]) -> None:
                 raise InputError(f"{item}: the pattern matches no file (quote it so that the shell leaves it to genrecast, "
                                  f"and check the folder)")
     for list_file in lists:
-        if list_file != "-" and not os.access(list_file, os.R_OK):
+        if list_file != "-" and (Path(list_file).is_dir() or not os.access(list_file, os.R_OK)):
             raise InputError(f"--list {list_file}: cannot read it (give a text file with one audio path a line, or - for stdin)")
 
 

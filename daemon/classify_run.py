@@ -65,6 +65,8 @@ def check(options: ClassifyOptions) -> None:
         raise UsageError(f"--workers must be at least 1 (got {options.workers})")
     if options.resume and options.output is None:
         raise UsageError("--resume needs --output FILE: the JSON lines it reads to skip the files already done")
+    if options.output is not None and options.output.is_dir():
+        raise UsageError(f"--output {options.output} is a folder; give a file in it, e.g. {options.output / 'verdicts.jsonl'}")
     if options.output is not None and not options.resume and options.output.exists() and options.output.stat().st_size:
         raise UsageError(f"--output {options.output} exists: add --resume to go on with it, or choose a new file")
     if options.output is not None and not options.output.parent.is_dir():
@@ -74,6 +76,8 @@ def check(options: ClassifyOptions) -> None:
             import distributed  # noqa: F401
         except ImportError:
             raise UsageError(f"--workers and --scheduler need dask.distributed: {CLUSTER_EXTRA}") from None
+    if options.job.plot_dir is not None and Path(options.job.plot_dir).exists() and not Path(options.job.plot_dir).is_dir():
+        raise UsageError(f"--plot {options.job.plot_dir} is a file; give a folder for the timeline PNGs (it is created if missing)")
     if options.job.plot_dir is not None:
         try:
             import matplotlib  # noqa: F401

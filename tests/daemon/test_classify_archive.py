@@ -222,6 +222,12 @@ def test_bad_options_are_one_line(tmp_path: Path, archive: Path) -> None:
         ([f"{archive}/*.flac"], f"genrecast: error: {archive}/*.flac: the pattern matches no file (quote it so that the shell "
                                 "leaves it to genrecast, and check the folder)"),
         (["--workers", "0", str(archive)], "genrecast: error: --workers must be at least 1 (got 0)"),
+        (["-o", str(tmp_path), str(archive)], f"genrecast: error: --output {tmp_path} is a folder; give a file in it, "
+         f"e.g. {tmp_path / 'verdicts.jsonl'}"),
+        (["--list", str(tmp_path), str(archive)], f"genrecast: error: --list {tmp_path}: cannot read it (give a text file "
+         "with one audio path a line, or - for stdin)"),
+        (["--plot", str(existing), str(archive)], f"genrecast: error: --plot {existing} is a file; give a folder for the "
+         "timeline PNGs (it is created if missing)"),
         (["-o", str(tmp_path / "missing" / "x.jsonl"), str(archive)],
          f"genrecast: error: --output {tmp_path / 'missing' / 'x.jsonl'}: the folder {tmp_path / 'missing'} does not exist; "
          "create it or choose another file"),
