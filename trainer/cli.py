@@ -161,6 +161,11 @@ def register(app: typer.Typer) -> None:
         setup_logging()
         if missing := missing_train_modules():  # before any clip is classified
             fail(f"`genrecast evaluate` needs {', '.join(missing)}: {TRAIN_EXTRA_HINT}", 1)
+        if conditions is not None and not conditions.replace(",", "").strip():
+            fail(f"--conditions {conditions!r} names no condition; give names (e.g. clean,stereo), targets, quick or all")
+        written = out or (Path("genrecast-conditions") if conditions is not None else None)
+        if written is not None and written.exists() and not written.is_dir():
+            fail(f"--out {written} is a file; give a folder for the results (it is created if missing)")
         try:
             if conditions is not None:
                 from genrecast.trainer.robustness import evaluate_command

@@ -64,6 +64,11 @@ def test_unknown_condition_is_one_line(two_clips: Path, tmp_path: Path) -> None:
                    "--out", str(tmp_path / "o"))
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "unknown condition(s) loud" in proc.stderr and not (tmp_path / "o").exists()
+    (tmp_path / "f").write_text("")
+    for args, says in [(["--conditions", ",,"], "--conditions ',,' names no condition"),
+                       (["--conditions", "clean", "--out", str(tmp_path / "f")], f"--out {tmp_path / 'f'} is a file")]:
+        proc = run_cli("evaluate", str(default_bundle_path()), str(two_clips), *args)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and says in proc.stderr, proc.stderr
 
 
 def test_a_folder_of_one_genre_can_be_measured(gtzan_sample: Path, tmp_path: Path) -> None:
