@@ -197,9 +197,12 @@ def load_bundle(path: str | Path, *, require: str = "tflite") -> Bundle:
     if not isinstance(doc["model_id"], str) or not doc["model_id"]:
         raise BundleError(f"{meta_path}: model_id must be a non-empty string")
     try:
+        if not isinstance(doc["feature_config"], dict):
+            raise TypeError(f"an object, not {type(doc['feature_config']).__name__}")
         features = FeatureConfig.from_dict(doc["feature_config"])
     except (TypeError, ValueError) as exc:
-        raise BundleError(f"{meta_path}: {exc}") from None
+        raise BundleError(f"{meta_path}: feature_config is not valid ({exc}); restore the bundle's bundle.json "
+                          "or rebuild it with `genrecast train`") from None
     norm = doc["normalisation"]
     try:
         with np.errstate(over="ignore"):  # huge values become inf and fail the check below
