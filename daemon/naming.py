@@ -85,8 +85,13 @@ def named_sources(entries: list[str]) -> list[tuple[str, str]]:
 
 def source_name_problems(entries: list[str]) -> list[str]:
     """One problem per pair of sources whose names or slugs collide (case-insensitively,
-    as Home Assistant's entity ids are lower case), naming both SPECs and the fix."""
+    as Home Assistant's entity ids are lower case), naming both SPECs and the fix; and one if
+    more than one source reads stdin (``-``), which can feed only one."""
     problems, seen = [], {}
+    stdin = [name for name, spec in named_sources(entries) if spec == "-"]
+    if len(stdin) > 1:
+        problems.append(f"sources: {', '.join(stdin)} all read stdin (-), which can feed one source only; "
+                        "keep one, and give the others files, streams or a microphone")
     for name, spec in named_sources(entries):
         key = slug(name).lower()
         if key in seen:

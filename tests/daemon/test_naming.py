@@ -38,6 +38,9 @@ def test_clashes_are_named_with_the_fix():
     assert "'file:a/radio.wav' and 'file:b/radio.wav' both get the name 'file-radio'" in problems[0]
     assert "--source kitchen=file:b/radio.wav" in problems[0]
     assert "share the slug 'a_b'" in problems[1]
+    assert source_name_problems(["a=-", "b=-", "mic"]) == [
+        "sources: a, b all read stdin (-), which can feed one source only; keep one, and give the others files, "
+        "streams or a microphone"]
 
 
 def test_sources_table_with_names_and_daemon_id(tmp_path: Path):
