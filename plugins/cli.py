@@ -71,7 +71,7 @@ def _mqtt_settings(broker: Optional[str], prefix: Optional[str], config_path: Op
     if problems:
         raise ValueError("; ".join(problems))
     values = config.section("mqtt")
-    if broker:
+    if broker is not None:
         host, port = parse_broker(broker)
         values["host"] = host
         if port is not None:
@@ -96,12 +96,18 @@ def _tail(broker: Optional[str], prefix: Optional[str], file: Optional[Path], js
 
         if not daemon_id or (problem := daemon_id_problem(daemon_id)):
             _error(f"--daemon-id {daemon_id!r} {problem or 'must not be empty'}")
+    settings = None
+    if file is None:
+        try:  # bad options and settings: exit 2, before connecting
+            settings = _mqtt_settings(broker, prefix, config_path)
+        except (TailError, ValueError) as exc:
+            _error(str(exc))
     box: list = []
     try:
         if file is not None:
             run_tail_file(file, json_output, tail_box=box)
         else:
-            run_tail_mqtt(_mqtt_settings(broker, prefix, config_path), json_output, tail_box=box, daemon_id=daemon_id)
+            run_tail_mqtt(settings, json_output, tail_box=box, daemon_id=daemon_id)
     except KeyboardInterrupt:
         pass
     except BrokenPipeError:  # the reader went away (`tail --json | head`): a quiet, normal end

@@ -114,6 +114,16 @@ class TailView:
         return [line[:w] for line in lines]
 
 
+def _is_ip_address(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_broker(spec: str) -> tuple[str, int | None]:
     """``HOST``, ``HOST:PORT`` or ``[V6ADDR]:PORT`` → (host, port or None)."""
     spec = spec.strip()
@@ -122,6 +132,8 @@ def parse_broker(spec: str) -> tuple[str, int | None]:
         port = rest[1:] if rest.startswith(":") else ""
     elif spec.count(":") == 1:
         host, _, port = spec.partition(":")
+    elif ":" in spec and not _is_ip_address(spec):  # two colons or more: only a bare IPv6 address
+        raise TailError(f"broker {spec!r} is not HOST, HOST:PORT or [V6ADDR]:PORT")
     else:
         host, port = spec, ""
     if not host:

@@ -148,6 +148,9 @@ def test_view_and_broker_parsing(event_factory):
     assert parse_broker("broker.lan") == ("broker.lan", None)
     assert parse_broker("127.0.0.1:1884") == ("127.0.0.1", 1884)
     assert parse_broker("[::1]:1883") == ("::1", 1883)
+    assert parse_broker("fe80::1") == ("fe80::1", None)
+    with pytest.raises(TailError, match="is not HOST, HOST:PORT"):
+        parse_broker("a:b:c")
     with pytest.raises(TailError):
         parse_broker("host:99999")
 
@@ -156,6 +159,9 @@ def test_tail_errors_are_one_line(tmp_path):
     proc = subprocess.run([EXE, "tail", "--broker", "127.0.0.1:1"], capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert proc.stderr.startswith("genrecast: error: cannot connect") and "Traceback" not in proc.stderr
+    for args, says in [(["--broker", ""], "broker '' has no host"), (["--prefix", "#"], "prefix '#' must be")]:
+        proc = subprocess.run([EXE, "tail", *args], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and says in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
 
 
 def test_tail_file_waits_for_a_missing_file_and_says_so(tmp_path, event_factory):
