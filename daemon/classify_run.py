@@ -141,6 +141,9 @@ def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
     finally:
         if stream is not None:
             stream.close()
+    if not tally.files and not tally.skipped:
+        raise UsageError(f"nothing to classify: {' and '.join('--list ' + name for name in options.lists) or 'the inputs'} "
+                         "named no file; give audio paths, one a line")
     if options.archive:
         print(f"genrecast: {tally.summary(options.output)}", file=sys.stderr, flush=True)
     return 1 if tally.failed else 3 if tally.too_short else 0

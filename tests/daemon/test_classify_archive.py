@@ -232,6 +232,9 @@ def test_bad_options_are_one_line(tmp_path: Path, archive: Path) -> None:
          f"genrecast: error: --output {tmp_path / 'missing' / 'x.jsonl'}: the folder {tmp_path / 'missing'} does not exist; "
          "create it or choose another file"),
     ]
+    (tmp_path / "empty.txt").write_text("# nothing yet\n")
+    cases.append((["--list", str(tmp_path / "empty.txt")],
+                  f"genrecast: error: nothing to classify: --list {tmp_path / 'empty.txt'} named no file; give audio paths, one a line"))
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "readme.txt").write_text("no audio here\n")
     proc = run_cli("classify", str(tmp_path / "notes"))
