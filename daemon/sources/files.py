@@ -47,8 +47,15 @@ class FileInfo:
     soundfile: bool
 
 
+#: Suffixes libsndfile would hand to mpg123 (never exact, see above), which prints "Note: Illegal
+#: Audio-MPEG-Header" lines to fd 2 for a file that is not MPEG: ffmpeg alone judges them.
+_MPEG_SUFFIXES = frozenset({".mp3", ".mp2", ".mp1", ".mpga"})
+
+
 def _soundfile_info(path: Path) -> FileInfo | None:
     """:class:`FileInfo` when libsndfile reads ``path`` exactly as ffmpeg would, else None."""
+    if path.suffix.lower() in _MPEG_SUFFIXES:
+        return None
     try:
         import soundfile as sf
 

@@ -365,3 +365,12 @@ def test_a_file_that_fails_mid_way_is_logged_with_its_reason_not_a_traceback(cap
     assert [r.getMessage() for r in errors] == [
         "source file-broken stopped: file:broken.mp3: ffmpeg could not decode it (not decodable: ...)"]
     assert errors[0].exc_info is None
+
+
+def test_text_named_mp3_is_one_line_without_decoder_noise(tmp_path: Path) -> None:
+    """libsndfile would hand a .mp3 to mpg123, whose 'Note: Illegal Audio-MPEG-Header' lines went to stderr first."""
+    fake = tmp_path / "notes.mp3"
+    fake.write_text("not audio at all\n")
+    proc = run_cli("classify", str(fake))
+    assert proc.returncode == 1 and proc.stderr.splitlines() == [
+        f"genrecast: error: {fake}: not an audio file ffmpeg can decode (Invalid argument)"], proc.stderr
