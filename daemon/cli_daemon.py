@@ -150,10 +150,10 @@ def register(app: typer.Typer) -> None:
     def config_check(config_path: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE", help="TOML configuration file. \\[default: /etc/genrecast/config.toml if it exists]")) -> None:
         """Validate the configuration; list every problem and exit 1 if there is any."""
         from genrecast.daemon.config import load_config, world_readable_secret
-        from genrecast.daemon.service import source_problems
+        from genrecast.daemon.service import config_problems
 
         config = load_config(config_path)
-        problems = list(config.problems) or source_problems(config)
+        problems = config_problems(config)
         for problem in problems:
             typer.echo(f"genrecast: error: {problem}", err=True)
         for warning in [*config.warnings, world_readable_secret(config)]:

@@ -59,6 +59,30 @@ def source_problems(config: Config) -> list[str]:
     return problems
 
 
+def sink_problems(config: Config) -> list[str]:
+    """What ``run`` would refuse in the configured sinks: a name no built-in sink or installed
+    (and allowed) plugin has, or one named twice (one message, as ``run`` prints it)."""
+    from genrecast.plugins import SinkConfigError
+    from genrecast.plugins.sinks import build_sinks
+
+    try:
+        build_sinks(config["sinks"], {}, ["a", "b"])  # not started: names only
+    except SinkConfigError as exc:
+        return [str(exc)]
+    return []
+
+
+def config_problems(config: Config) -> list[str]:
+    """Every problem ``config check`` reports: the values' own, then, where the keys they rest
+    on are sound, the sources' (:func:`source_problems`) and the sinks' (:func:`sink_problems`)."""
+    problems = list(config.problems)
+    if not any(p.startswith(("sources", "input.", "shard")) for p in problems):
+        problems += source_problems(config)
+    if not any(p.startswith("sinks") for p in problems):
+        problems += sink_problems(config)
+    return problems
+
+
 def pipeline_settings(config: Config):
     from genrecast.daemon.pipeline import PipelineSettings
     from genrecast.daemon.smoothing import SmoothingSettings

@@ -79,6 +79,11 @@ def test_check_finds_the_sources_run_would_refuse(tmp_path: Path) -> None:
     assert "unknown source 'bogus:y'" in check.stderr and check.stderr.count("genrecast: error:") == 2  # every one
     path.write_text(f'sources = ["file:{tmp_path / "tone.wav"}"]\n')  # run would open it
     assert run_cli("config", "check", "--config", str(path)).returncode == 0
+    # a bad value, a missing file and an unknown sink: all three at once, as run would refuse the last two
+    path.write_text('sinks = ["stdout", "nosuch"]\nsources = ["file:/no/such.wav"]\n[mqtt]\nqos = 3\n')
+    check = run_cli("config", "check", "--config", str(path))
+    assert check.returncode == 1 and check.stderr.count("genrecast: error:") == 3, check.stderr
+    assert "mqtt.qos" in check.stderr and "no such file" in check.stderr and "unknown sink 'nosuch'" in check.stderr
 
 
 def test_run_refuses_a_bad_config_in_one_line(tmp_path: Path) -> None:
