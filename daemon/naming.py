@@ -63,8 +63,10 @@ def derived_name(spec: str, stream_number: int) -> str:
     if spec == "mic" or spec.startswith("mic:"):
         device = spec[4:].strip()
         return f"mic-{device}" if device else "mic"
-    if spec.startswith("file://"):
-        return f"file-{Path(spec[len('file://'):]).stem}"
+    if spec.startswith("file://"):  # percent-decoded, as the file is opened: file:///a%20b.wav is file-a b
+        from urllib.parse import unquote, urlsplit
+
+        return f"file-{Path(unquote(urlsplit(spec).path)).stem}"
     if spec.startswith("file:"):
         return f"file-{Path(spec[len('file:'):]).stem}"
     if "://" in spec:

@@ -16,6 +16,7 @@ def test_names_given_or_derived():
         ("mic", "mic"), ("kitchen", "mic:USB"), ("file-radio", "file:a/radio.wav"), ("file-x=y", "file:x=y.wav"),
         ("stream-1", "http://h/s?a=b"), ("stdin", "-"), ("stream-2", "https://h/2")]
     assert split_named("Küche=mic") == ("Küche", "mic")
+    assert named_sources(["file:///tmp/x/a%20b.wav"]) == [("file-a b", "file:///tmp/x/a%20b.wav")]  # as the bare path
 
 
 def test_an_existing_file_with_an_equals_sign_stays_a_path(tmp_path: Path, monkeypatch):
