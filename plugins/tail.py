@@ -145,7 +145,8 @@ def parse_broker(spec: str) -> tuple[str, int | None]:
 
 def follow_file(path: Path, stop: Callable[[], bool], last_lines: int = 10) -> Iterator[bytes | None]:
     """Yield complete lines of ``path`` as they are appended (starting with its last
-    ``last_lines`` lines), following rotation and truncation; yields None when idle.
+    ``last_lines`` lines; a file that does not exist yet, from its first line once it
+    appears), following rotation and truncation; yields None when idle.
     A final line without its newline is held back until it is completed."""
     handle = None
     inode = None
@@ -155,6 +156,7 @@ def follow_file(path: Path, stop: Callable[[], bool], last_lines: int = 10) -> I
             try:
                 handle = open(path, "rb")
             except FileNotFoundError:
+                last_lines = -1  # a log that appears later is read from its start, as `tail -F` does
                 yield None
                 time.sleep(POLL_SECONDS)
                 continue
@@ -240,8 +242,10 @@ class Tail:
 
 
 def _new_tail(title: str, json_output: bool, out: TextIO, tail_box: list | None) -> Tail:
-    """A Tail as wide as the terminal (at most WIDTH_COLUMNS), put in ``tail_box`` for the caller."""
-    width = min(WIDTH_COLUMNS, shutil.get_terminal_size((WIDTH_COLUMNS, 24)).columns)
+    """A Tail as wide as the terminal (at most WIDTH_COLUMNS; a pipe or file: lines uncut), put in
+    ``tail_box`` for the caller."""
+    tty = getattr(out, "isatty", lambda: False)()
+    width = min(WIDTH_COLUMNS, shutil.get_terminal_size((WIDTH_COLUMNS, 24)).columns) if tty else 1_000_000
     tail = Tail(TailView(title, width), json_output, out)
     if tail_box is not None:
         tail_box.append(tail)

@@ -169,9 +169,14 @@ def test_tail_file_waits_for_a_missing_file_and_says_so(tmp_path, event_factory)
     with _tail("--file", str(log), "--json") as proc:
         errors, out = Lines(proc.stderr), Lines(proc.stdout)
         errors.wait_for(lambda line: f"waiting for {log} to appear" in line and "does not exist yet" in line)
-        log.write_text(event_factory(7).to_json() + "\n")
-        assert GenreEvent.from_json(out.wait_for(lambda line: True)).seq == 7
+        log.write_text("".join(event_factory(seq).to_json() + "\n" for seq in range(24)))
+        seen = [GenreEvent.from_json(out.wait_for(lambda line: True)).seq for _ in range(24)]
+        assert seen == list(range(24))  # from its first line, not its last 10: it appeared while we waited
         errors.wait_for(lambda line: f"following {log}" in line)
+    deep = tmp_path / ("a-rather-long-folder-name-" * 3) / "later.jsonl"
+    deep.parent.mkdir()
+    with _tail("--file", str(deep)) as proc:  # the view, into a pipe: plain frames, lines uncut
+        Lines(proc.stdout).wait_for(lambda line: line.rstrip().endswith("(it does not exist yet; Ctrl-C quits)"))
 
 
 def test_tail_file_in_a_missing_folder_is_one_line(tmp_path):
