@@ -15,6 +15,23 @@ import typer
 from genrecast.daemon.cache import ensure_numba_cache
 from genrecast.daemon.stderr import private_stderr
 
+def _no_type_placeholders() -> None:
+    """Typer's rich help prints an argument's Python type (``<list[Path]>``) beside its metavar,
+    and ``<bool>`` beside ``--help``; our arguments and flags say what they take in their
+    metavar and help, so the type column stays empty for them (tests/test_help.py checks)."""
+    from typer.core import TyperArgument, TyperOption
+
+    TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
+    shown = TyperOption.display_type_rich
+
+    def option_type(self, ctx):
+        return None if self.is_flag and self.metavar is None else shown(self, ctx)
+
+    TyperOption.display_type_rich = option_type  # type: ignore[method-assign]
+
+
+_no_type_placeholders()
+
 app = typer.Typer(
     name="genrecast",
     help="Listen to audio, name its music genre every few seconds, and publish genre events.",

@@ -317,18 +317,18 @@ def load_config(path: Path | None = None, flags: dict[str, Any] | None = None, e
 
 
 #: ``GENRECAST_*`` variables that are not configuration keys but mean something elsewhere.
-OTHER_ENV = ("CONFIG", "CACHE_DIR", "PLUGINS", "BUNDLE", "TEST_DATA", "HA_VERSION", "HA_VENV")
+OTHER_ENV = ("CONFIG", "CACHE_DIR", "PLUGINS", "BUNDLE", "LOG_LEVEL", "TEST_DATA", "HA_VERSION", "HA_VENV")
 
 
 def unknown_env_warnings(env: dict[str, str] | os._Environ) -> list[str]:
     """One line per ``GENRECAST_*`` variable that is neither a key's (:func:`env_name`) nor one of
-    :data:`OTHER_ENV`, with the nearest key's variable where one is close (a typo is ignored
-    otherwise)."""
+    :data:`OTHER_ENV` but close to one of them (a typo, ignored otherwise), naming the nearest.
+    Names close to none are left alone: a plugin may read its own variables."""
     known = {env_name(k) for k in KEYS} | {ENV_PREFIX + name for name in OTHER_ENV}
     lines = []
     for name in sorted(n for n in env if n.startswith(ENV_PREFIX) and n not in known):
-        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
-        lines.append(f"{name} is not a genrecast setting and is ignored" + (f"; did you mean {close[0]}?" if close else ""))
+        if close := difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8):
+            lines.append(f"{name} is not a genrecast setting and is ignored; did you mean {close[0]}?")
     return lines
 
 

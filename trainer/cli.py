@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command(help=TRAIN_HELP)
     def train(
-        dataset: Optional[Path] = typer.Argument(None, metavar="[DATASET]", help="Folder of genre sub-folders with audio files (not with --table)."),
+        dataset: Optional[Path] = typer.Argument(None, metavar="DATASET", help="Folder of genre sub-folders with audio files (not with --table)."),
         out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Bundle directory to write."),
         table: Optional[Path] = typer.Option(None, "--table", metavar="FILE.csv", help="Train from a feature table CSV instead of audio."),
         exclude_dir: Optional[Path] = typer.Option(None, "--exclude-dir", metavar="DIR", help="(--table) leave out the rows of the clips in this genre folder (the default model leaves out ../shared/data/gtzan-sample)."),
