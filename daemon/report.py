@@ -196,7 +196,7 @@ def render_table(summary: Summary) -> list[str]:
     each category's share of the time (%)."""
     if not summary.events:
         why = [f"{summary.older} older than --since"] if summary.older else []
-        why += [f"{summary.skipped_lines} lines that are not genre events skipped: give the JSON-lines event logs "
+        why += [f"{_not_events(summary.skipped_lines)} skipped: give the JSON-lines event logs "
                 "of the logfile sink"] if summary.skipped_lines else []
         return ["no genre events in these logs" + (f" ({'; '.join(why)})" if why else "")]
     categories = summary.categories()
@@ -207,9 +207,16 @@ def render_table(summary: Summary) -> list[str]:
     lines.append("")
     if unit == "day":
         lines.append(f"({len(summary.by_hour)} hours, shown by day; --json has every hour)")
-    lines.append(f"{summary.events} events" + (f", {summary.older} older than --since left out" if summary.older else "")
-                 + (f", {summary.skipped_lines} lines that are not genre events skipped" if summary.skipped_lines else ""))
+    lines.append(f"{summary.events} event{'s' if summary.events != 1 else ''}"
+                 + (f", {summary.older} older than --since left out" if summary.older else "")
+                 + (f", {_not_events(summary.skipped_lines)} skipped"
+                    if summary.skipped_lines else ""))
     return lines
+
+
+def _not_events(n: int) -> str:
+    """``1 line that is not a genre event`` / ``3 lines that are not genre events``."""
+    return "1 line that is not a genre event" if n == 1 else f"{n} lines that are not genre events"
 
 
 def plot(summary: Summary, path: Path) -> None:

@@ -98,6 +98,8 @@ def test_since_leaves_out_older_events(real_log: Path, tmp_path: Path) -> None:
     assert every["events"] == len(lines) and every["skipped_lines"] == 1
     assert recent["events"] == len(lines) - half and recent["older"] == half
     assert len(every["seconds_by_hour"]) == len(recent["seconds_by_hour"]) + 1  # the older hour is gone
+    table = run_cli("report", str(log)).stdout.strip().splitlines()
+    assert table[-1] == f"{len(lines)} events, 1 line that is not a genre event skipped"
 
 
 def test_overlapping_windows_count_once_and_a_restart_counts_whole() -> None:
