@@ -18,7 +18,8 @@ STOP_DEADLINE_SECONDS = 8.0
 
 #: Exit status of `genrecast run` when a source ended on its own without any audio (an empty
 #: file or stdin, a wrong path in a pipe) or stopped on an error (an undecodable or truncated
-#: file): a log line names it, scripts can tell it from success, and systemd's
+#: file), or when a run that ended with its sources left events undelivered (a broker that never
+#: came): a log line names it, scripts can tell it from success, and systemd's
 #: ``Restart=on-failure`` restarts the service.
 EXIT_NO_AUDIO = 1
 
@@ -207,7 +208,17 @@ def run_daemon(config: Config) -> int:
         notifier.close()
     if pipeline.dropped_windows:
         log.warning("dropped %d windows because classification fell behind", pipeline.dropped_windows)
-    return EXIT_NO_AUDIO if pipeline.ended_without_audio or pipeline.failed_sources else 0
+    lost = undelivered(publisher) if not pipeline.stop_event.is_set() else {}
+    for name, count in lost.items():  # a run that ended with its sources: nothing may go missing unsaid
+        log.error("sink %s: %d events were never delivered (its log lines above say why)", name, count)
+    return EXIT_NO_AUDIO if pipeline.ended_without_audio or pipeline.failed_sources or lost else 0
+
+
+def undelivered(publisher) -> dict[str, int]:
+    """Per sink, the events it dropped or still held when the publisher stopped (0s left out)."""
+    counts = {name: int(values.get("dropped", 0)) + int(values.get("queue_depth", 0))
+              for name, values in publisher.stats().items()}
+    return {name: n for name, n in counts.items() if n}
 
 
 def _log_share(config: Config, sources: list, model_id: str) -> None:

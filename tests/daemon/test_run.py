@@ -138,3 +138,17 @@ def test_a_truncated_file_is_an_error_line_and_exit_1(tmp_path: Path, data_dir: 
     errors = [line for line in proc.stderr.splitlines() if "ERROR" in line]
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert len(errors) == 1 and "source file-cut stopped" in errors[0] and "Traceback" not in proc.stderr
+
+
+def test_events_a_sink_never_delivered_make_the_run_exit_1(gtzan_sample: Path) -> None:
+    """A file run whose MQTT broker never answers: every event is lost, and the exit status says so."""
+    import subprocess
+
+    from helpers import EXE, free_port
+
+    clip = gtzan_sample / "classical" / "classical.00000.wav"
+    env = {**os.environ, "GENRECAST_MQTT_PORT": str(free_port()), "GENRECAST_MQTT_CONNECT_TIMEOUT_SECONDS": "0.5"}
+    proc = subprocess.run([EXE, "run", "--source", f"file:{clip}", "--sink", "mqtt"], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "ERROR genrecast.daemon: sink mqtt: 10 events were never delivered" in proc.stderr
