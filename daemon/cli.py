@@ -15,6 +15,7 @@ import typer
 from genrecast.daemon.cache import ensure_numba_cache
 from genrecast.daemon.stderr import private_stderr
 
+
 def _no_type_placeholders() -> None:
     """Typer's rich help prints an argument's Python type (``<list[Path]>``) beside its metavar,
     and ``<bool>`` beside ``--help``; our arguments and flags say what they take in their

@@ -143,9 +143,9 @@ class Config:
     path: Path | None = None
     problems: list[str] = field(default_factory=list)
     plugin_sections: dict[str, dict[str, Any]] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    """Things that are not wrong for certain: a ``GENRECAST_*`` variable that names no key."""
     """Settings of third-party sinks (file sections named in ``sinks``), passed through as they are."""
+    warnings: list[str] = field(default_factory=list)
+    """Things that are not wrong for certain: a ``GENRECAST_*`` variable one typo from a setting's."""
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]

@@ -294,9 +294,9 @@ class Pipeline:
         self.event_counts: dict[tuple[str, str | None], int] = {}
         self.last_progress_monotonic = time.monotonic()
         self.ended_without_audio: list[str] = []
+        """Names of the sources that ended on their own before delivering a single sample."""
         self.failed_sources: list[str] = []
         """Sources that stopped on an error (an undecodable or truncated file, a source bug)."""
-        """Names of the sources that ended on their own before delivering a single sample."""
 
     # -- source side --------------------------------------------------------
     def _enqueue(self, items: list[PendingWindow]) -> None:
