@@ -145,7 +145,8 @@ class Config:
     plugin_sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Settings of third-party sinks (file sections named in ``sinks``), passed through as they are."""
     warnings: list[str] = field(default_factory=list)
-    """Things that are not wrong for certain: a ``GENRECAST_*`` variable one typo from a setting's."""
+    """Things that are not wrong for certain: a ``GENRECAST_*`` variable one typo from a setting's,
+    TLS files given while TLS is off."""
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
@@ -312,8 +313,11 @@ def load_config(path: Path | None = None, flags: dict[str, Any] | None = None, e
         from genrecast.daemon.naming import source_name_problems
 
         problems += source_name_problems(values["sources"])
+    unused_tls = [k for k in ("mqtt.ca_file", "mqtt.cert_file", "mqtt.key_file") if values[k]] if values["mqtt.tls"] is False else []
+    tls_warning = [f"{', '.join(unused_tls)} set but mqtt.tls is false, so unused: set mqtt.tls = true "
+                   "(GENRECAST_MQTT_TLS=true) to connect with TLS"] if unused_tls else []
     return Config(values=values, origins=origins, path=used_path, problems=problems, plugin_sections=plugin_sections,
-                  warnings=unknown_env_warnings(env))
+                  warnings=unknown_env_warnings(env) + tls_warning)
 
 
 #: ``GENRECAST_*`` variables that are not configuration keys but mean something elsewhere.

@@ -130,5 +130,10 @@ def test_a_misspelt_variable_a_folder_for_a_file_and_a_folder_for_the_config(tmp
     assert check.returncode == 1 and f"config file {tmp_path} is a folder; give the TOML file in it" in check.stderr
     missing = load_config(env={"GENRECAST_CONFIG": str(tmp_path / "nope.toml")})
     assert any(p.endswith("or unset GENRECAST_CONFIG") for p in missing.problems), missing.problems
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    assert load_config(None, env={"GENRECAST_MQTT_CA_FILE": str(ca)}).warnings == [
+        "mqtt.ca_file set but mqtt.tls is false, so unused: set mqtt.tls = true (GENRECAST_MQTT_TLS=true) to connect with TLS"]
+    assert load_config(None, env={"GENRECAST_MQTT_CA_FILE": str(ca), "GENRECAST_MQTT_TLS": "true"}).warnings == []
     typo = run_cli("config", "check", env={"PATH": "/usr/bin:/bin", "GENRECAST_SMOOTHING_WINDOZ": "3"})
     assert typo.returncode == 0 and "did you mean GENRECAST_SMOOTHING_WINDOWS?" in typo.stderr
