@@ -183,6 +183,8 @@ def register(app: typer.Typer) -> None:
             fail(f"`genrecast evaluate` needs {exc.name}: {TRAIN_EXTRA_HINT}", 1)
         except (ValueError, OSError) as exc:
             fail(str(exc))
+        if warning := metrics.get("split", {}).get("warning"):
+            typer.echo(f"genrecast: warning: {warning}", err=True)
         if json_output:
             typer.echo(json.dumps(metrics))
             return

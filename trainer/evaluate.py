@@ -28,6 +28,31 @@ def recorded_sizes(here: dict[str, int], recorded: dict[str, int]) -> dict[str, 
     return sizes
 
 
+def trained_on(bundle, dataset, track_ids: np.ndarray) -> set[str] | None:
+    """The tracks of ``track_ids`` the bundle had in training or validation: its recorded
+    ``trained_tracks``, else (older bundles), on the very dataset it was trained on (same
+    fingerprint), every track but its recorded test tracks; None when it cannot be known."""
+    prov = bundle.provenance
+    if prov.get("split") == "segment":  # windows of every track went to training
+        return set(track_ids.tolist())
+    if "trained_tracks" in prov:
+        return set(prov["trained_tracks"]) & set(track_ids.tolist())
+    if prov.get("dataset_fingerprint") and prov.get("dataset_fingerprint") == dataset.fingerprint() and "test_tracks" in prov:
+        return set(track_ids.tolist()) - set(prov["test_tracks"])
+    return None
+
+
+def overlap_warning(tested: set[str], trained: set[str] | None) -> str | None:
+    """A warning when some tested tracks were trained on (their figures flatter the model)."""
+    seen = sorted(tested & (trained or set()))
+    if not seen:
+        return None
+    examples = ", ".join(seen[:3]) + (", ..." if len(seen) > 3 else "")
+    return (f"{len(seen)} of the {len(tested)} test tracks ({examples}) were in the bundle's training or validation set, "
+            "so these figures are inflated; evaluate on tracks it never saw (the default --split recorded of a "
+            "track split, or another dataset)")
+
+
 def evaluate(
     bundle_path: Path,
     dataset_path: Path,
@@ -41,7 +66,9 @@ def evaluate(
     """Metrics of the bundle on a dataset's test tracks.
 
     ``split``: ``recorded`` (the test tracks stored in the bundle), ``track``,
-    ``segment`` or ``all`` (every track); ``split_lists`` overrides it.
+    ``segment`` or ``all`` (every track); ``split_lists`` overrides it. Where test tracks were
+    in the bundle's training or validation set (:func:`trained_on`), or the split mixes one
+    track's windows, ``metrics["split"]["warning"]`` says so (and report.md, with ``out``).
     """
     classifier = open_classifier(bundle_path, backend)
     bundle = classifier.bundle
@@ -72,6 +99,8 @@ def evaluate(
         raise ValueError(f"unknown split {split!r}; choose recorded, track, segment or all, or --split-lists DIR")
     if not chosen.test.any():
         raise ValueError("the chosen split has no test windows in this dataset")
+    tested = set(features.track_ids[chosen.test].tolist())
+    warning = "; ".join(w for w in (chosen.warning, overlap_warning(tested, trained_on(bundle, dataset, features.track_ids))) if w) or None
     probs = predict_batched(classifier, features.x[chosen.test])
     kwargs = dict(
         labels=list(bundle.labels), y_true=features.y[chosen.test], y_prob=probs,
@@ -82,9 +111,9 @@ def evaluate(
         sizes = recorded_sizes(sizes, bundle.provenance.get("split_sizes", {}))
     if out is None:
         metrics = compute_metrics(**kwargs)
-        metrics["split"] = {"name": chosen.name, "sizes": sizes}
+        metrics["split"] = {"name": chosen.name, "sizes": sizes, **({"warning": warning} if warning else {})}
         return metrics
     return write_report(
-        out, split_name=chosen.name, split_sizes=sizes, warning=chosen.warning,
+        out, split_name=chosen.name, split_sizes=sizes, warning=warning,
         title=f"genrecast evaluation of {bundle.model_id}", **kwargs,
     )

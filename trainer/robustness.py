@@ -75,20 +75,23 @@ def held_out_clips(bundle, dataset_dir: Path, split: str = "recorded") -> tuple[
     """
     clips = dataset_clips(dataset_dir, bundle.labels)
     prov = bundle.provenance
-    if split == "all":
-        chosen, what = clips, f"every clip of {dataset_dir}"
-    elif split == "recorded" and bundle.features.kind == "summary":
+    if split not in ("recorded", "all"):
+        raise ValueError(f"unknown split {split!r} for --conditions; choose recorded or all")
+    if bundle.features.kind == "summary":
         excluded = set(prov.get("excluded_ids", []))
         shifted = set((prov.get("augmentation") or {}).get("clip_ids", []))  # audio that gave feature shifts
-        chosen = [c for c in clips if (c.track_id in excluded or not GTZAN_ID.fullmatch(c.track_id))
-                  and c.track_id not in shifted]
+        held = [c for c in clips if (c.track_id in excluded or not GTZAN_ID.fullmatch(c.track_id))
+                and c.track_id not in shifted]
         what = f"the clips of {dataset_dir} whose table rows and audio the bundle never trained on"
-    elif split == "recorded":
-        tests = set(prov.get("test_tracks") or [])
-        chosen = [c for c in clips if c.track_id in tests]
-        what = f"the bundle's test tracks in {dataset_dir}"
     else:
-        raise ValueError(f"unknown split {split!r} for --conditions; choose recorded or all")
+        tests = set(prov.get("test_tracks") or []) if prov.get("split") != "segment" else set()
+        held = [c for c in clips if c.track_id in tests]
+        what = f"the bundle's test tracks in {dataset_dir}"
+    chosen = held
+    if split == "all":
+        chosen, trained = clips, len(clips) - len(held)
+        what = f"every clip of {dataset_dir}" + (f" ({trained} of the {len(clips)} trained on or gave feature shifts: "
+                                                 "their figures flatter the bundle)" if trained else "")
     if not chosen:
         raise ValueError(f"none of the clips of {dataset_dir} was left out of this bundle's training; "
                          "pass --split all to evaluate on every clip")

@@ -48,6 +48,10 @@ class Split:
     def test_tracks(self, track_ids: np.ndarray) -> list[str]:
         return sorted(set(track_ids[self.test].tolist()))
 
+    def trained_tracks(self, track_ids: np.ndarray) -> list[str]:
+        """Tracks with a window in training or validation (with a segment split: nearly all)."""
+        return sorted(set(track_ids[self.train | self.valid].tolist()))
+
 
 def _masks(track_ids: np.ndarray, parts: dict[str, set[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tuple(np.isin(track_ids, sorted(parts[p])) for p in ("train", "valid", "test"))  # type: ignore[return-value]

@@ -149,6 +149,7 @@ def train(dataset_path: Path, out: Path, cfg: FeatureConfig, settings: TrainSett
         "split": split.name,
         "split_sizes": split.sizes(features.track_ids),
         "test_tracks": split.test_tracks(features.track_ids),
+        "trained_tracks": split.trained_tracks(features.track_ids),
         "arch": settings.arch,
         "epochs_run": len(history.get("loss", [])),
         "epochs_max": settings.epochs,

@@ -101,3 +101,5 @@ def test_held_out_clips_leave_out_the_audio_that_gave_shifts(gtzan_sample: Path)
     assert sorted(c.track_id for c in clips) == sorted(EVALUATION_CLIPS)
     assert len(shifted & {p.stem for p in gtzan_sample.rglob("*.*")}) == 6
     assert "whose table rows and audio the bundle never trained on" in what
+    every, what = held_out_clips(bundle, gtzan_sample, "all")
+    assert len(every) == 19 and "(6 of the 19 trained on or gave feature shifts: their figures flatter the bundle)" in what

@@ -59,6 +59,21 @@ def test_evaluate_reproduces_the_training_numbers(trained_bundle: Path, gtzan_sa
     assert again["split"]["sizes"]["train_tracks"] == recorded_sizes["train_tracks"]
     assert again["split"]["sizes"]["valid_tracks"] == recorded_sizes["valid_tracks"]
     assert again["split"]["sizes"]["test_tracks"] == recorded_sizes["test_tracks"]
+    assert "warning" not in again["split"] and "inflated" not in proc.stderr  # its own test tracks: never trained on
+
+
+def test_evaluate_warns_when_it_tests_tracks_the_bundle_trained_on(trained_bundle: Path, gtzan_sample: Path) -> None:
+    prov = load_bundle(trained_bundle).provenance
+    trained = set(prov["trained_tracks"])
+    assert trained and not trained & set(prov["test_tracks"])
+    for args in (["--split", "all"], ["--split", "track", "--seed", "1"]):
+        proc = run_cli("evaluate", str(trained_bundle), str(gtzan_sample), "--json", *args)
+        assert proc.returncode == 0, proc.stderr
+        said = json.loads(proc.stdout)["split"]["warning"]
+        assert "were in the bundle's training or validation set, so these figures are inflated" in said
+        assert f"genrecast: warning: {said}" in proc.stderr
+    everything = run_cli("evaluate", str(trained_bundle), str(gtzan_sample), "--json", "--split", "all")
+    assert f"{len(trained)} of the " in json.loads(everything.stdout)["split"]["warning"]
 
 
 def test_keras_and_litert_agree_on_real_clips(trained_bundle: Path, gtzan_sample: Path) -> None:
