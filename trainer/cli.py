@@ -97,6 +97,19 @@ def register(app: typer.Typer) -> None:
 
         if table is None and dataset is None and detector_data is None:
             fail("give a DATASET folder, --table FILE.csv, or --detector-data DIR to add a music detector to --out")
+        if table is not None and dataset is not None:
+            fail(f"give a DATASET folder (a model from audio) or --table FILE.csv (a model from the table), not both ({dataset})")
+        given = {"--exclude-dir": exclude_dir is not None, "--selection": selection is not None,
+                 "--shifts-from": shifts_from is not None, "--cv-folds": cv_folds != 10}
+        if table is None and (flags := [f for f, on in given.items() if on]):
+            fail(f"{', '.join(flags)} only {'go' if len(flags) > 1 else 'goes'} with --table FILE.csv (a table model); "
+                 "a model from audio has no use for them")
+        given = {"--arch": arch != DEFAULT_ARCH, "--split": split != "track", "--augment": augment != 0,
+                 "--window-seconds": window_seconds != 3.0, "--n-mfcc": n_mfcc != 13, "--epochs": epochs != 100,
+                 "--scheduler": scheduler is not None}
+        if table is not None and (flags := [f for f, on in given.items() if on]):
+            fail(f"{', '.join(flags)} only {'go' if len(flags) > 1 else 'goes'} with a DATASET of audio; a table model "
+                 "(--table) is the MLP ensemble and SVC of the default model on the table's 30-s rows")
         if augment < 0:
             fail(f"--augment must be 0 or more copies (got {augment})")
         for flag, value in (("--epochs", epochs), ("--workers", workers)):
@@ -166,6 +179,9 @@ def register(app: typer.Typer) -> None:
         written = out or (Path("genrecast-conditions") if conditions is not None else None)
         if written is not None and written.exists() and not written.is_dir():
             fail(f"--out {written} is a file; give a folder for the results (it is created if missing)")
+        if written is not None and (written / "bundle.json").is_file():
+            fail(f"--out {written} holds a bundle: its own report.md and metrics.json would be overwritten; "
+                 "choose another folder")
         try:
             if conditions is not None:
                 from genrecast.trainer.robustness import evaluate_command

@@ -280,11 +280,10 @@ def table_command(
     attach_table_clips(out, table, exclude_dir, trained_ids, conditions, seed=seed)
     m = bundle.metrics
     extra = m.get("extra", {})
-    log.info(
-        "wrote %s: CV %.3f ± %.3f, %s test %.3f (%d tracks)",
-        bundle.path, extra.get("cv_accuracy_mean", float("nan")), extra.get("cv_accuracy_std", float("nan")),
-        m["split"]["name"], extra["test_accuracy"], m.get("windows", 0),
-    )
+    cv_text = (f"CV {extra['cv_accuracy_mean']:.3f} ± {extra['cv_accuracy_std']:.3f}" if "cv_accuracy_mean" in extra
+               else "no cross-validation (--cv-folds 0)")
+    log.info("wrote %s: %s, %s test %.3f (%d tracks)", bundle.path, cv_text, m["split"]["name"], extra["test_accuracy"],
+             m.get("windows", 0))
     return bundle
 
 

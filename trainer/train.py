@@ -120,6 +120,9 @@ def train(dataset_path: Path, out: Path, cfg: FeatureConfig, settings: TrainSett
 
     dataset = scan_dataset(dataset_path)
     features = extract_dataset(dataset, cfg, workers=settings.workers, scheduler=settings.scheduler)
+    if empty := [label for k, label in enumerate(dataset.labels) if not (features.y == k).any()]:
+        raise ValueError(f"genre folder(s) {', '.join(empty)} kept no usable audio once unreadable or too short files were "
+                         f"skipped ({len(features.skipped)} skipped; see the lines above); fix or remove them")
     split = make_split(features, settings)
     for part in ("train", "valid", "test"):
         if not getattr(split, part).any():

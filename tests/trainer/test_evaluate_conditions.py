@@ -66,7 +66,8 @@ def test_unknown_condition_is_one_line(two_clips: Path, tmp_path: Path) -> None:
     assert "unknown condition(s) loud" in proc.stderr and not (tmp_path / "o").exists()
     (tmp_path / "f").write_text("")
     for args, says in [(["--conditions", ",,"], "--conditions ',,' names no condition"),
-                       (["--conditions", "clean", "--out", str(tmp_path / "f")], f"--out {tmp_path / 'f'} is a file")]:
+                       (["--conditions", "clean", "--out", str(tmp_path / "f")], f"--out {tmp_path / 'f'} is a file"),
+                       (["--out", str(default_bundle_path())], "holds a bundle: its own report.md and metrics.json")]:
         proc = run_cli("evaluate", str(default_bundle_path()), str(two_clips), *args)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and says in proc.stderr, proc.stderr
 

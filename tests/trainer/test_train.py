@@ -139,3 +139,15 @@ def test_cli_errors_are_one_line(tmp_path: Path, trained_bundle: Path) -> None:
     (b / "bundle.json").write_text("{not json")
     proc = run_cli("classify", "--bundle", str(b), str(tmp_path / "x.wav"))
     assert proc.returncode == 2 and "is not valid JSON" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_genre_left_without_audio_stops_training(tmp_path: Path, gtzan_sample: Path) -> None:
+    """Two genre folders, but jazz holds only a text file: training on blues alone must not pass as a model of two."""
+    (tmp_path / "d" / "blues").mkdir(parents=True)
+    (tmp_path / "d" / "jazz").mkdir()
+    for clip in sorted((gtzan_sample / "blues").glob("blues.0000*.wav"))[:3]:
+        (tmp_path / "d" / "blues" / clip.name).symlink_to(clip)
+    (tmp_path / "d" / "jazz" / "j.wav").write_text("not audio\n")
+    proc = run_cli("train", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--epochs", "1", "--conditions", "none")
+    assert proc.returncode == 2 and not (tmp_path / "o" / "bundle.json").exists()
+    assert proc.stderr.strip().splitlines()[-1].startswith("genrecast: error: genre folder(s) jazz kept no usable audio")

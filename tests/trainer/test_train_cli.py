@@ -104,3 +104,17 @@ def test_evaluate_a_missing_bundle_names_no_flag(tmp_path: Path, data_dir: Path)
     assert proc.stderr.splitlines() == [
         f"genrecast: error: model bundle {tmp_path / 'no-bundle'} is not a directory; "
         "give the folder of a bundle made by `genrecast train`"]
+
+
+@pytest.mark.parametrize("args, says", [
+    (["DATA/gtzan-sample", "--table", "TABLE"], "give a DATASET folder (a model from audio) or --table FILE.csv"),
+    (["DATA/gtzan-sample", "--exclude-dir", "DATA/gtzan-sample"], "--exclude-dir only goes with --table FILE.csv"),
+    (["--table", "TABLE", "--epochs", "5", "--split", "segment"], "--split, --epochs only go with a DATASET of audio"),
+])
+def test_options_of_the_other_kind_of_model_are_refused(args: list[str], says: str, data_dir: Path, tmp_path: Path) -> None:
+    """They were silently ignored: --table trained the table model whatever --split or DATASET said."""
+    table = data_dir / "reference" / "features_30_sec.csv"
+    args = [a.replace("DATA", str(data_dir)).replace("TABLE", str(table)) for a in args]
+    proc = run_cli("train", *args, "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2 and says in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert not (tmp_path / "o").exists()
