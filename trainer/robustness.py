@@ -247,6 +247,7 @@ def attach_to_bundle(bundle_dir: Path, clips: Sequence[Clip], conditions: Sequen
                     "bundle as it is).", "", markdown_table(results)]
     else:
         section.append(f"Not measured: {description}.")
+        (bundle_dir / PLOT_FILE).unlink(missing_ok=True)  # an earlier bundle's plot in this folder would mislead
     metrics["conditions"] = results
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
     report_path.write_text(report_path.read_text().rstrip("\n") + "\n" + "\n".join(section) + "\n")

@@ -151,3 +151,14 @@ def test_a_genre_left_without_audio_stops_training(tmp_path: Path, gtzan_sample:
     proc = run_cli("train", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--epochs", "1", "--conditions", "none")
     assert proc.returncode == 2 and not (tmp_path / "o" / "bundle.json").exists()
     assert proc.stderr.strip().splitlines()[-1].startswith("genrecast: error: genre folder(s) jazz kept no usable audio")
+
+
+def test_an_unmeasured_bundle_keeps_no_earlier_conditions_plot(tmp_path: Path, trained_bundle: Path) -> None:
+    """Retrained into the same folder with --conditions none, the old conditions.png would pass for the new model's."""
+    from genrecast.trainer.robustness import PLOT_FILE, attach_to_bundle
+
+    b = _broken_copy(trained_bundle, tmp_path / "again")
+    assert (b / PLOT_FILE).is_file()
+    attach_to_bundle(b, [], [], "no conditions were asked for (--conditions none)")
+    assert not (b / PLOT_FILE).exists()
+    assert json.loads((b / "metrics.json").read_text())["conditions"] is None
