@@ -19,8 +19,7 @@ RUN_HELP = """Listen to one or more audio sources and publish a genre event for 
 SPEC is one of:  mic | mic:NAME_OR_INDEX | file:PATH | - (raw PCM on stdin) | URL (http, https, rtsp, ...).
 Give --source several times to listen to several sources in one process; NAME=SPEC names one (--source kitchen=mic), else it is named mic, mic-NAME, file-STEM, stdin or stream-N.
 
-\b
-Examples:
+\bExamples:
   # the default microphone and model, events on the terminal
   genrecast run
   # JSON lines, one per 3-s window
@@ -39,8 +38,7 @@ Exit status: 0; 1 if a source ended without any audio (e.g. an empty pipe) or st
 
 CLASSIFY_HELP = """Classify audio files: a timeline of windows and a verdict per file.
 
-\b
-Examples:
+\bExamples:
   genrecast classify song.mp3 other.wav
   # a folder, recursively, on 2 processes
   genrecast classify --json archive/ -o archive.jsonl --workers 2

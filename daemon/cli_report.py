@@ -13,8 +13,7 @@ REPORT_HELP = """Summarise event logs: each genre's share of the time (and not_m
 LOG... are the logfile sink's JSON-lines event logs: one daemon's, or every member's of a fleet (their sources add up).
 An event counts for the audio from its window's start to the next window's start (the whole window when none follows).
 
-\b
-Examples:
+\bExamples:
   genrecast report /var/log/genrecast/genrecast-events.jsonl
   # a whole fleet's logs, rotated ones too, the last day, as a chart
   genrecast report /var/log/genrecast/genrecast-events*.jsonl* \\

@@ -73,7 +73,7 @@ def test_help_keeps_the_extra_in_brackets(command: str, extra: str) -> None:
     assert extra in _help(command)
 
 
-@pytest.mark.parametrize("command", ["run", "classify", "report", "train"])
+@pytest.mark.parametrize("command", ["run", "classify", "report", "train", "evaluate"])
 def test_examples_fit_an_80_column_terminal(command: str) -> None:
     """Each example line (a comment, a command or its continuation) stays whole on its own line."""
     text = _help(command, columns=80)

@@ -22,8 +22,7 @@ With --detector-data DIR (a folder laid out as ../shared/data: music, speech, en
 bundle also gets a music detector, which gives speech and noise the state not_music instead of a genre.
 Without DATASET and --table, the detector is added to the existing bundle at --out.
 
-\b
-Examples:
+\bExamples:
   # a window model from GTZAN audio (Kaggle or original layout)
   genrecast train ~/gtzan/genres_original --out ~/models/cnn
   # the same with the artist-filtered split
@@ -164,8 +163,8 @@ def register(app: typer.Typer) -> None:
         conditions: Optional[str] = typer.Option(
             None, "--conditions", metavar="NAMES|all",
             help="Classify every held-out clip under these capture conditions (comma-separated names, or all, "
-            "targets, quick) as `genrecast classify` does; print per-condition accuracy and the verdicts unlike "
-            "clean, and write conditions.json, conditions.md and conditions.png to --out (default ./genrecast-conditions)."),
+            "targets, quick) as `genrecast classify` does; print per-condition accuracy and how many verdicts "
+            "differ from clean (conditions.json lists them), and write conditions.json, conditions.md and conditions.png to --out (default ./genrecast-conditions)."),
     ) -> None:
         import json
 
@@ -209,20 +208,16 @@ def register(app: typer.Typer) -> None:
 
 EVALUATE_HELP = """Re-evaluate a saved bundle on a dataset: per-window and per-track accuracy on a named split.
 
-Example (after the small `genrecast train` example of the README):
-
+\bExample (after the small `genrecast train` example of the README):
   genrecast evaluate /tmp/m ../shared/data/gtzan-sample
 
-With --conditions, the clips are classified as `genrecast classify` does (verdict = mean over
-windows) under named capture conditions (gain, stereo, sample rates, codecs, small speaker in a
-room, noise; see genrecast.trainer.conditions), for audio and feature-table bundles alike; the
-clips are the bundle's held-out ones (--split recorded) or all (--split all), never the reserved ids.
-Names: clean, gain-24dB, gain-3dB, gain+3dB, gain+6dB, stereo, rate-22.05k, rate-44.1k, rate-48k,
-wideband-16k, rate-8k, telephone-8k, mp3-128k, mp3-48k, aac-96k, mp3-128k-stereo-44.1k,
-aac-96k-stereo-44.1k, opus-32k, speaker, room, speaker-room, speaker-room-noise15dB,
-pink-noise-15dB, babble-10dB, environment-10dB; or all, targets (the robustness issue's table), quick:
+With --conditions, the clips are classified as `genrecast classify` does (verdict = mean over windows) under named capture conditions (gain, stereo, sample rates, codecs, small speaker in a room, noise; see genrecast.trainer.conditions), for audio and feature-table bundles alike; the clips are the bundle's held-out ones (--split recorded) or all (--split all), never the reserved ids.
 
-  genrecast evaluate daemon/default_bundle ../shared/data/gtzan-sample --conditions clean,gain-24dB,stereo --out /tmp/cond
+Names: clean, gain-24dB, gain-3dB, gain+3dB, gain+6dB, stereo, rate-22.05k, rate-44.1k, rate-48k, wideband-16k, rate-8k, telephone-8k, mp3-128k, mp3-48k, aac-96k, mp3-128k-stereo-44.1k, aac-96k-stereo-44.1k, opus-32k, speaker, room, speaker-room, speaker-room-noise15dB, pink-noise-15dB, babble-10dB, environment-10dB; or all, targets (the robustness issue's table), quick (clean, gain-24dB, stereo, mp3-128k-stereo-44.1k, speaker-room-noise15dB).
+
+\bExamples:
+  genrecast evaluate daemon/default_bundle ../shared/data/gtzan-sample \\
+      --conditions clean,gain-24dB,stereo --out /tmp/cond
 """
 
 

@@ -73,7 +73,8 @@ def evaluate(
     classifier = open_classifier(bundle_path, backend)
     bundle = classifier.bundle
     if bundle.features.kind != "mfcc":
-        raise ValueError(f"bundle {bundle_path} was trained on a feature table; evaluate it on audio with `genrecast classify`")
+        raise ValueError(f"bundle {bundle_path} was trained on a feature table, not on windows of this audio: measure it on "
+                         "audio with --conditions (e.g. --conditions clean), or classify files with `genrecast classify`")
     dataset = scan_dataset(dataset_path)
     if tuple(dataset.labels) != bundle.labels:
         raise ValueError(
