@@ -96,6 +96,11 @@ def register(app: typer.Typer) -> None:
 
         if table is None and dataset is None and detector_data is None:
             fail("give a DATASET folder, --table FILE.csv, or --detector-data DIR to add a music detector to --out")
+        for flag, path, kind in (("--table", table, "file"), ("--selection", selection, "file"), ("--exclude-dir", exclude_dir, "folder"),
+                                 ("--shifts-from", shifts_from, "folder"), ("--split-lists", split_lists, "folder"),
+                                 ("DATASET", dataset, "folder")):
+            if path is not None and not (path.is_file() if kind == "file" else path.is_dir()):
+                fail(f"{flag} {path}: no such {kind}" + (" (a folder; give the file)" if kind == "file" and path.is_dir() else ""))
         if table is not None and dataset is not None:
             fail(f"give a DATASET folder (a model from audio) or --table FILE.csv (a model from the table), not both ({dataset})")
         given = {"--exclude-dir": exclude_dir is not None, "--selection": selection is not None,

@@ -88,7 +88,9 @@ def read_table(csv_path: str | Path, columns: Iterable[str] = DEFAULT_SUMMARY_CO
     header = reader.fieldnames or []
     missing = [c for c in ("filename", "label", *columns) if c not in header]
     if missing:
-        raise ValueError(f"{csv_path} lacks the columns {missing}")
+        shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        raise ValueError(f"{csv_path} lacks {len(missing)} of the feature table's columns ({shown}); give the GTZAN "
+                         "feature table, e.g. ../shared/data/reference/features_30_sec.csv")
     ids, rows, names = [], [], []
     for n, row in enumerate(reader, start=2):
         try:

@@ -107,14 +107,21 @@ def test_evaluate_a_missing_bundle_names_no_flag(tmp_path: Path, data_dir: Path)
 
 
 @pytest.mark.parametrize("args, says", [
-    (["DATA/gtzan-sample", "--table", "TABLE"], "give a DATASET folder (a model from audio) or --table FILE.csv"),
-    (["DATA/gtzan-sample", "--exclude-dir", "DATA/gtzan-sample"], "--exclude-dir only goes with --table FILE.csv"),
+    (["@D/gtzan-sample", "--table", "TABLE"], "give a DATASET folder (a model from audio) or --table FILE.csv"),
+    (["@D/gtzan-sample", "--exclude-dir", "@D/gtzan-sample"], "--exclude-dir only goes with --table FILE.csv"),
     (["--table", "TABLE", "--epochs", "5", "--split", "segment"], "--split, --epochs only go with a DATASET of audio"),
+    (["--table", "@D/nope.csv"], "--table @D/nope.csv: no such file"),
+    (["--table", "TABLE", "--selection", "@D"], "--selection @D: no such file (a folder; give the file)"),
+    (["--table", "@D/README.md"], "@D/README.md lacks 54 of the feature table's columns (filename, label, "),
 ])
-def test_options_of_the_other_kind_of_model_are_refused(args: list[str], says: str, data_dir: Path, tmp_path: Path) -> None:
-    """They were silently ignored: --table trained the table model whatever --split or DATASET said."""
+def test_train_refuses_options_it_cannot_use(args: list[str], says: str, data_dir: Path, tmp_path: Path) -> None:
+    """Options of the other kind of model were silently ignored (--table trained the table model whatever --split
+    or DATASET said); missing paths gave a raw [Errno 2]; a table without its columns listed all 54."""
     table = data_dir / "reference" / "features_30_sec.csv"
-    args = [a.replace("DATA", str(data_dir)).replace("TABLE", str(table)) for a in args]
+    args = [a.replace("@D", str(data_dir)).replace("TABLE", str(table)) for a in args]
     proc = run_cli("train", *args, "--out", str(tmp_path / "o"))
-    assert proc.returncode == 2 and says in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    says = says.replace("@D", str(data_dir))
+    assert proc.returncode == 2 and says in proc.stderr and proc.stderr.strip().splitlines()[-1].startswith("genrecast: error:")
+    assert "Traceback" not in proc.stderr and [line for line in proc.stderr.splitlines() if "error" in line] == [
+        proc.stderr.strip().splitlines()[-1]], proc.stderr
     assert not (tmp_path / "o").exists()
