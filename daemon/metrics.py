@@ -31,7 +31,8 @@ class PipelineCollector:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         p = self.pipeline
-        yield CounterMetricFamily("genrecast_windows_classified", "Windows run through the model.", value=p.maker.classified)
+        yield CounterMetricFamily("genrecast_windows_classified", "Windows run through the models: the music detector, and the genre model where it hears music.",
+                                  value=p.maker.classified)
         yield CounterMetricFamily("genrecast_windows_dropped", "Windows dropped because classification fell behind.", value=p.dropped_windows)
         events = CounterMetricFamily("genrecast_events", "Events published, by state and genre.", labels=["state", "genre"])
         for (state, genre), count in sorted(p.event_counts.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
@@ -113,7 +114,7 @@ def start_metrics_server(pipeline, publisher, host: str, port: int, health=None)
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)  # resident memory, CPU, open fds
     registry.register(PipelineCollector(pipeline, publisher))
-    latency = Histogram("genrecast_classification_seconds", "Time to classify one batch of windows.",
+    latency = Histogram("genrecast_classification_seconds", "Time to run the models (music detector and genre model) on one batch of windows.",
                         buckets=LATENCY_BUCKETS_SECONDS, registry=registry)
     pipeline.maker.on_batch = lambda windows, seconds: latency.observe(seconds)
     server = make_server(host, port, health_app(make_wsgi_app(registry), health), Server, handler_class=QuietHandler)

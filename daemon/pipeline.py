@@ -196,21 +196,24 @@ class EventMaker:
         self.model_id = classifier.bundle.model_id
         self.settings = settings
         self.classified = 0
+        """Windows a model ran on: the music detector (talk stays ``not_music`` there), the genre model, or both."""
         self.on_batch: Callable[[int, float], None] | None = None
-        """Called with (windows, seconds) after each model call (metrics)."""
+        """Called with (windows, seconds of the detector and genre model together) after each batch (metrics)."""
 
     def events(self, pending: list[PendingWindow]) -> list[GenreEvent]:
         """Events for ``pending`` windows, in order."""
+        started = time.perf_counter()
         music = self._gate(pending)
         todo = [p for p in pending if p.features is not None and (id(p) not in music or music[id(p)].is_music)]
         probs: dict[int, np.ndarray] = {}
         if todo:
-            started = time.perf_counter()
             out = self.classifier.predict(np.stack([p.features for p in todo]))
-            self.classified += len(todo)
-            if self.on_batch is not None:
-                self.on_batch(len(todo), time.perf_counter() - started)
             probs = {id(p): row for p, row in zip(todo, out)}
+        judged = len(set(map(id, todo)) | set(music))  # windows a model ran on: the detector, the genre model or both
+        if judged:
+            self.classified += judged
+            if self.on_batch is not None:
+                self.on_batch(judged, time.perf_counter() - started)
         return [self._event(p, probs.get(id(p)), music.get(id(p))) for p in pending]
 
     def _gate(self, pending: list[PendingWindow]) -> dict[int, GateResult]:

@@ -213,7 +213,12 @@ def test_pipeline_gates_in_window_order_within_one_batch(gtzan_sample: Path) -> 
     settings = PipelineSettings()
     state = SourceState("s", classifier, settings)
     audio = load_audio(gtzan_sample / "rock" / "rock.00000.wav", 22050)
-    events = EventMaker(classifier, settings).events(state.windows(audio, 22050) + state.flush())
+    maker = EventMaker(classifier, settings)
+    batches = []
+    maker.on_batch = lambda windows, seconds: batches.append(windows)
+    events = maker.events(state.windows(audio, 22050) + state.flush())
+    # every window counts as classified (the Prometheus counter), the three not_music ones too
+    assert maker.classified == 10 and batches == [10]
     # K=2: leaves on window 4 (mean 0), stays out on window 6 (mean 0.45 < enter 0.6), back on window 7
     assert [e.state == "not_music" for e in events] == [False] * 4 + [True] * 3 + [False] * 3
     assert [e.music_probability for e in events] == pytest.approx(script)
