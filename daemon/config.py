@@ -348,7 +348,9 @@ def world_readable_secret(config: Config) -> str | None:
     if config.path.stat().st_mode & 0o004:
         if in_file == ["sources"]:
             return f"{config.path} holds credentials in a source URL and is readable by every user; chmod 640 it"
-        return f"{config.path} holds a password and is readable by every user; chmod 640 it, or use mqtt.password_file or LoadCredential="
+        return (f"{config.path} holds a password and is readable by every user: move it to mqtt.password_file, or for "
+                "the service to /etc/genrecast/mqtt_password (mode 600, handed over by LoadCredential=), and leave "
+                "the config without secrets (the service's dynamic user must read it, so chmod 640 would stop it)")
     return None
 
 

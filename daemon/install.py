@@ -290,7 +290,7 @@ def install(root: Path, executable: str | None = None, dry_run: bool = False) ->
 
     Raises:
         InstallError: ``executable`` is not an absolute path or holds a control character;
-            installing for real (``root`` is "/") and the sandbox would hide the
+            installing into ``/`` (for real or as a dry run) and the sandbox would hide the
             command, its interpreter or its package from the service.
         OSError: a file cannot be written.
     """
@@ -304,8 +304,8 @@ def install(root: Path, executable: str | None = None, dry_run: bool = False) ->
     problems = sandbox_problems(executable)
     if problems:
         message = f"ExecStart={executable} cannot start: {'; '.join(problems)}. Fix: {SANDBOX_FIX}"
-        if root == Path("/") and not dry_run:
-            raise InstallError(message)
+        if root == Path("/"):  # a dry run says so too, as the install would
+            raise InstallError(("would refuse: " if dry_run else "") + message)
         warnings.append(message)
     steps = plan(root, executable)
     for step in steps:
@@ -323,7 +323,22 @@ def install(root: Path, executable: str | None = None, dry_run: bool = False) ->
 
 def _check_kept_config(path: Path, fix: bool) -> list[str]:
     """An existing config must stay readable by the service; one that holds a secret is
-    left alone with a warning saying where the secret belongs."""
+    left alone with a warning saying where the secret belongs; one that is not valid TOML
+    (or has another problem ``config check`` finds in its values) is named, since the service
+    would not start with it."""
+    import tomllib
+
+    from genrecast.daemon.config import load_config
+
+    try:
+        tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        return [f"{path} is not valid TOML ({exc}): the service will not start until it is fixed "
+                f"(genrecast config check -c {path})"]
+    problems = load_config(path, env={}).problems
+    if problems:
+        return [f"{path}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                + f": the service will not start until it is fixed (genrecast config check -c {path})"]
     secrets = secrets_in_config(path.read_text())
     mode = path.stat().st_mode & 0o777
     if secrets:

@@ -47,6 +47,10 @@ def test_service_install_keeps_an_existing_config(tmp_path: Path) -> None:
     assert (tmp_path / "etc/genrecast/mqtt_password").stat().st_mode & 0o777 == 0o600
     verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
     assert verify.returncode == 0, verify.stderr
+    # a kept config the service could not start with is named (it was kept without a word)
+    (tmp_path / "etc/genrecast/config.toml").write_text("[mqtt]\nqos = 1\n[mqtt]\nport = 1883\n")
+    proc = run_cli("service", "install", "--root", str(tmp_path), "--executable", EXE)
+    assert proc.returncode == 0 and "config.toml is not valid TOML" in proc.stderr and "config check -c" in proc.stderr
 
 
 def test_install_flags_every_path_the_sandbox_hides(tmp_path: Path) -> None:
@@ -70,6 +74,8 @@ def test_install_flags_every_path_the_sandbox_hides(tmp_path: Path) -> None:
 def test_install_refuses_a_hidden_command_and_writes_nothing() -> None:
     unit = Path("/etc/systemd/system/genrecast.service")
     before = unit.stat().st_mtime_ns if unit.exists() else None
+    dry = run_cli("service", "install", "--dry-run", "--executable", "/home/pi/venv/bin/genrecast")
+    assert dry.returncode == 2 and "would refuse: " in dry.stderr and "ProtectHome=yes" in dry.stderr  # as the install would
     proc = run_cli("service", "install", "--executable", "/home/pi/venv/bin/genrecast")
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
