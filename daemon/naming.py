@@ -98,8 +98,8 @@ def source_name_problems(entries: list[str]) -> list[str]:
         key = slug(name).lower()
         if key in seen:
             other_name, other_spec = seen[key]
-            same = "the name" if other_name == name else f"names {other_name!r} and {name!r} that share the slug"
-            problems.append(f"sources: {other_spec!r} and {spec!r} both get {same} {slug(name)!r}; "
+            same = f"the name {name!r}" if other_name == name else f"names {other_name!r} and {name!r} that share the slug {slug(name)!r}"
+            problems.append(f"sources: {other_spec!r} and {spec!r} both get {same}; "
                             f"name them, e.g. --source kitchen={spec} or [[sources]] name = \"kitchen\"")
         else:
             seen[key] = (name, spec)

@@ -222,15 +222,20 @@ def undelivered(publisher) -> dict[str, int]:
 
 
 def _log_share(config: Config, sources: list, model_id: str) -> None:
+    from genrecast.daemon.shard import parse_shard
+
     names = ", ".join(s.name for s in sources)
     if not config["shard"]:
         log.info("listening to %s with model %s", names, model_id)
-    elif sources:
-        log.info("shard %s: listening to %d of the %d configured sources (%s) with model %s", config["shard"],
+        return
+    shard = str(parse_shard(config["shard"]))  # auto/N says which member it resolved to
+    shown = shard if shard == config["shard"].strip().replace("-of-", "/") else f"{config['shard']} (member {shard})"
+    if sources:
+        log.info("shard %s: listening to %d of the %d configured sources (%s) with model %s", shown,
                  len(sources), len(config["sources"]), names, model_id)
     else:
         log.warning("shard %s: none of the %d configured sources falls to this member; idling until stopped "
-                    "(a fleet with fewer sources than members has idle members)", config["shard"], len(config["sources"]))
+                    "(a fleet with fewer sources than members has idle members)", shown, len(config["sources"]))
 
 
 def _install_signal_handlers(pipeline, publisher) -> None:

@@ -105,3 +105,21 @@ def test_run_with_a_bad_shard_is_one_line(value: str, why: str) -> None:
         origin = "flag" if not env else "env GENRECAST_SHARD"
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
         assert proc.stderr.startswith(f"genrecast: error: invalid configuration: shard ({origin}): {why}")
+
+
+def test_the_log_names_the_member_auto_resolved_to(monkeypatch, caplog) -> None:
+    import logging
+    import socket
+
+    from genrecast.daemon.config import load_config
+    from genrecast.daemon.service import _log_share
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "genrecast-2")
+    config = load_config(None, {"shard": "auto/3", "sources": ["a=mic", "b=mic:x", "c=mic:y"]}, env={})
+
+    class Source:
+        name = "b"
+
+    with caplog.at_level(logging.INFO, logger="genrecast.daemon"):
+        _log_share(config, [Source()], "model-x")
+    assert "shard auto/3 (member 3/3): listening to 1 of the 3 configured sources (b)" in caplog.text
