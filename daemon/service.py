@@ -151,7 +151,8 @@ class Watchdog:
             if not self.ready and (waiting or not self.pipeline.sources or any(self._has_audio(s) for s in self.pipeline.sources)):
                 self.ready = True
                 self.notifier.send("READY=1", self.status())
-                log.info("ready: model loaded and %s", f"waiting to retry {', '.join(waiting)}" if waiting else "audio arriving")
+                log.info("ready: model loaded and %s", f"waiting to retry {', '.join(waiting)}" if waiting
+                         else "audio arriving" if self.pipeline.sources else "no source of its own (an idle fleet member)")
                 continue
             if self.ready:
                 if self.healthy():
