@@ -230,7 +230,8 @@ def _log_share(config: Config, sources: list, model_id: str) -> None:
         log.info("listening to %s with model %s", names, model_id)
         return
     shard = str(parse_shard(config["shard"]))  # auto/N says which member it resolved to
-    shown = shard if shard == config["shard"].strip().replace("-of-", "/") else f"{config['shard']} (member {shard})"
+    given = config["shard"].strip()
+    shown = given if shard == given.replace("-of-", "/") else f"{given} (member {shard})"
     if sources:
         log.info("shard %s: listening to %d of the %d configured sources (%s) with model %s", shown,
                  len(sources), len(config["sources"]), names, model_id)

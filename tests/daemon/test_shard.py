@@ -123,3 +123,7 @@ def test_the_log_names_the_member_auto_resolved_to(monkeypatch, caplog) -> None:
     with caplog.at_level(logging.INFO, logger="genrecast.daemon"):
         _log_share(config, [Source()], "model-x")
     assert "shard auto/3 (member 3/3): listening to 1 of the 3 configured sources (b)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="genrecast.daemon"):  # a systemd instance's K-of-N, as written
+        _log_share(load_config(None, {"shard": "3-of-3", "sources": ["a=mic", "b=mic:x", "c=mic:y"]}, env={}), [Source()], "m")
+    assert "shard 3-of-3: listening to 1 of the 3 configured sources (b)" in caplog.text
