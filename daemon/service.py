@@ -229,9 +229,8 @@ def _log_share(config: Config, sources: list, model_id: str) -> None:
     if not config["shard"]:
         log.info("listening to %s with model %s", names, model_id)
         return
-    shard = str(parse_shard(config["shard"]))  # auto/N says which member it resolved to
-    given = config["shard"].strip()
-    shown = given if shard == given.replace("-of-", "/") else f"{given} (member {shard})"
+    given = config["shard"].strip()  # as written (a systemd instance's K-of-N); auto/N adds the member it resolved to
+    shown = f"{given} (member {parse_shard(given)})" if given.startswith("auto") else given
     if sources:
         log.info("shard %s: listening to %d of the %d configured sources (%s) with model %s", shown,
                  len(sources), len(config["sources"]), names, model_id)
