@@ -214,6 +214,7 @@ class Tail:
             event = GenreEvent.from_json(payload)
         except ValueError as exc:
             self.view.skipped += 1
+            self._dirty = True  # the view's counter changed
             log.debug("skipped a payload that is not a genre event: %s", exc)
             return
         if self.json_output:

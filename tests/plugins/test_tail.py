@@ -235,3 +235,19 @@ def test_view_says_when_a_source_is_band_limited(event_factory):
     view.update(dataclasses.replace(event_factory(1, genre="rock"), bandwidth_hz=3962.0, band_limited=True))
     lines = view.render()
     assert any(line.endswith("dBFS  band-limited to 4.0 kHz") for line in lines), lines
+
+
+def test_view_redraws_when_only_unparseable_payloads_arrive(event_factory):
+    """The view's `skipped` counter is shown as it grows, not only at exit."""
+    import io
+
+    from genrecast.plugins.tail import Tail
+
+    out = io.StringIO()
+    tail = Tail(TailView("test"), json_output=False, out=out)
+    tail.draw(force=True)
+    assert "skipped 0" in out.getvalue()
+    tail.handle(b"not json")
+    tail.handle(b'{"no": "event"}')
+    tail.draw(force=True)
+    assert "skipped 2" in out.getvalue()
