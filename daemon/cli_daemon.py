@@ -32,7 +32,7 @@ Give --source several times to listen to several sources in one process; NAME=SP
       genrecast run --source - --format s16le --rate 22050
 
 Stops on Ctrl-C or SIGTERM after classifying what is buffered; a finite source (a file, stdin) ends the run at its end.
-Exit status: 0; 1 if a source ended without any audio (e.g. an empty pipe) or stopped on an error (e.g. a truncated file), or a run that ended with its sources left events undelivered (e.g. no MQTT broker); 2 for a bad option, source or configuration.
+Exit status: 0; 1 if a source ended without any audio (e.g. an empty pipe) or stopped on an error (e.g. a truncated file), or a run that ended with its sources left events undelivered (e.g. no MQTT broker, a plugin that raised); 2 for a bad option, source or configuration.
 """
 
 

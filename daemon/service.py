@@ -216,8 +216,9 @@ def run_daemon(config: Config) -> int:
 
 
 def undelivered(publisher) -> dict[str, int]:
-    """Per sink, the events it dropped or still held when the publisher stopped (0s left out)."""
-    counts = {name: int(values.get("dropped", 0)) + int(values.get("queue_depth", 0))
+    """Per sink, the events it dropped, still held when the publisher stopped, or raised on
+    without keeping them for a retry (0s left out)."""
+    counts = {name: sum(int(values.get(key, 0)) for key in ("dropped", "queue_depth", "lost_to_errors"))
               for name, values in publisher.stats().items()}
     return {name: n for name, n in counts.items() if n}
 

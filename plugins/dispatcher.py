@@ -76,6 +76,8 @@ class _Worker:
         self.delivered = 0
         self.errors = 0
         self.dropped = 0
+        self.in_hand = 0
+        """1 while the sink handles an event (so a sink abandoned mid-event still counts it)."""
         self._dropped_logged = 0
         self._stopping = False
         self._deadline_monotonic = float("inf")
@@ -100,7 +102,8 @@ class _Worker:
 
     @property
     def queue_depth(self) -> int:
-        return len(self._queue)
+        """Events queued or in the sink's hands, not yet delivered."""
+        return len(self._queue) + self.in_hand
 
     def _next(self) -> GenreEvent | None:
         """The next event, or None when stopping with an empty queue (or past the deadline)."""
@@ -125,6 +128,7 @@ class _Worker:
                 if self._stopping:
                     break
                 continue
+            self.in_hand = 1
             try:
                 self.sink.handle(event)
                 self.delivered += 1
@@ -134,6 +138,8 @@ class _Worker:
                 self._errors_log.log(logging.ERROR, "sink %s failed on an event (%d errors so far): %s: %s",
                                      name, self.errors, type(exc).__name__, exc,
                                      exc_info=None if isinstance(exc, OSError) else exc)
+            finally:
+                self.in_hand = 0
             if self.dropped != self._dropped_logged and self._drops_log.log(
                     logging.WARNING, "sink %s is falling behind: %d events dropped so far (queue of %d full)",
                     name, self.dropped, self.queue_size):
@@ -233,7 +239,9 @@ class Dispatcher:
         for worker in self._workers:
             worker.thread.join(max(0.0, deadline - time.monotonic()) + 0.2)
             if worker.thread.is_alive():
-                log.warning("sink %s did not stop within %.1f s; abandoning it", worker.sink.name, deadline_seconds)
+                log.warning("sink %s did not stop within %.1f s; abandoning it with %d events undelivered (%d delivered, "
+                            "%d errors)", worker.sink.name, deadline_seconds, worker.queue_depth, worker.delivered,
+                            worker.errors)
 
     def reopen(self) -> None:
         """Ask every sink to reopen its files; takes no lock, so a signal handler may call it."""
@@ -241,15 +249,20 @@ class Dispatcher:
             worker.reopen_requested = True
 
     def stats(self) -> dict[str, dict[str, Any]]:
-        """``{sink: {"delivered", "errors", "dropped", "queue_depth", ...the sink's own}}``.
+        """``{sink: {"delivered", "errors", "dropped", "queue_depth", "lost_to_errors", ...the sink's own}}``.
 
         A sink that buffers events itself (the MQTT sink while its broker is away) may
         report its own ``dropped`` and ``queue_depth``; they are added to the dispatcher's,
-        so both numbers cover every event the sink has not delivered or has lost."""
+        so both numbers cover every event the sink has not delivered or has lost.
+        ``queue_depth`` includes an event the sink is handling. ``lost_to_errors``: events the
+        sink raised on that it does not hold for a retry (``errors``, for a sink that reports no
+        ``queue_depth`` of its own; 0 for one that does, as it counts those it keeps there)."""
         result: dict[str, dict[str, Any]] = {}
         for worker in self._workers:
             values, own_dropped, own_depth = sink_stats(worker.sink)
+            holds_failed = "queue_depth" in values  # such a sink keeps an event it raised on, and counts it there
             values.update(delivered=worker.delivered, errors=worker.errors,
-                          dropped=worker.dropped + own_dropped, queue_depth=worker.queue_depth + own_depth)
+                          dropped=worker.dropped + own_dropped, queue_depth=worker.queue_depth + own_depth,
+                          lost_to_errors=0 if holds_failed else worker.errors)
             result[worker.sink.name] = values
         return result

@@ -5,6 +5,8 @@ Settings (``[stdout]``): ``json`` (bool, default false).
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -12,6 +14,8 @@ from typing import Any, TextIO
 from genrecast.daemon.events import GenreEvent
 from genrecast.plugins import hookimpl
 from genrecast.plugins.settings import settings_from_dict
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ class StdoutSink:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
         self.settings = StdoutSettings()
+        self.reader_gone = False
+        """True once a write met a broken pipe (``genrecast run | head``): later events are not printed."""
 
     @hookimpl
     def genrecast_sink_start(self, config: dict[str, Any], labels: list[str]) -> None:
@@ -63,6 +69,14 @@ class StdoutSink:
 
     @hookimpl
     def genrecast_sink_event(self, event: GenreEvent) -> None:
+        if self.reader_gone:
+            return
         stream = self.stream or sys.stdout
-        stream.write((event.to_json() if self.settings.json else format_line(event)) + "\n")
-        stream.flush()
+        try:
+            stream.write((event.to_json() if self.settings.json else format_line(event)) + "\n")
+            stream.flush()
+        except BrokenPipeError:  # the reader went away, as `head` does: a wish, not a failure
+            self.reader_gone = True
+            log.info("stdout: the reader went away (broken pipe); events go on to the other sinks only")
+            if stream is sys.stdout:  # Python would complain flushing it at exit (see its signal docs on SIGPIPE)
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

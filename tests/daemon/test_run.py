@@ -152,3 +152,22 @@ def test_events_a_sink_never_delivered_make_the_run_exit_1(gtzan_sample: Path) -
                           timeout=120, env=env)
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "ERROR genrecast.daemon: sink mqtt: 10 events were never delivered" in proc.stderr
+
+
+def test_a_reader_that_goes_away_is_not_a_failure(gtzan_sample: Path) -> None:
+    """`genrecast run | head -n 2`: the stdout sink stops printing at the broken pipe, says so once,
+    and the run still exits 0 (events are not 'undelivered': the reader did not want them)."""
+    import subprocess
+
+    from helpers import EXE
+
+    clip = gtzan_sample / "classical" / "classical.00000.wav"
+    # ~290 JSON events of ~1 kB: more than a pipe holds, so the pipe surely breaks while the run writes
+    proc = subprocess.Popen([EXE, "run", "--source", f"file:{clip}", "--json", "--hop-seconds", "0.1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = [proc.stdout.readline() for _ in range(2)]
+    proc.stdout.close()
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert all(line.startswith("{") for line in lines)
+    assert stderr.count("stdout: the reader went away (broken pipe)") == 1 and "Traceback" not in stderr

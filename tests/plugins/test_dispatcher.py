@@ -69,7 +69,9 @@ def test_raising_blocking_and_slow_sinks_do_not_delay_others(event_factory, wait
             waiter(lambda: dispatcher.stats()["raising"]["errors"] == n, what="every error counted")
             stats = dispatcher.stats()
             assert stats["blocking"]["dropped"] == n - 1 - 10  # one in handle(), ten queued
-            assert stats["good"] == {"own": 1, "delivered": n, "errors": 0, "dropped": 0, "queue_depth": 0}
+            assert stats["good"] == {"own": 1, "delivered": n, "errors": 0, "dropped": 0, "queue_depth": 0,
+                                     "lost_to_errors": 0}
+            assert stats["blocking"]["queue_depth"] == 11  # one in handle(), ten queued
             error_lines = [r for r in caplog.records if "raising" in r.getMessage()]
             assert len(error_lines) == 1, "errors are logged at most once per interval"
     finally:
@@ -99,10 +101,36 @@ def test_stop_abandons_a_blocked_sink_at_the_deadline(event_factory, waiter, cap
     dispatcher.start()
     dispatcher.publish(event_factory(0))
     waiter(blocked.in_handle.is_set)
+    dispatcher.publish(event_factory(1))
     with caplog.at_level(logging.WARNING):
         dispatcher.stop(0.2)
-    assert good.stopped and "blocked did not stop" in caplog.text
+    assert good.stopped and "blocked did not stop within 0.2 s; abandoning it with 2 events undelivered" in caplog.text
+    assert dispatcher.stats()["blocked"]["queue_depth"] == 2  # the one in its hands counts
+    from genrecast.daemon.service import undelivered
+
+    assert undelivered(dispatcher) == {"blocked": 2}
     gate.set()
+
+
+def test_events_a_sink_raised_on_count_as_undelivered_unless_it_keeps_them(event_factory, waiter):
+    """A plugin that fails on every event makes `run` exit 1 like a broker that never came; a sink
+    that keeps what it failed on for a retry (and reports its own queue_depth) counts them there."""
+    from genrecast.daemon.service import undelivered
+
+    class KeepingSink(FakeSink):
+        def stats(self) -> dict:
+            return {"queue_depth": 0}  # it retried and delivered them
+
+    raising, keeping, good = FakeSink("raising", "raise"), KeepingSink("keeping", "raise"), FakeSink("good")
+    dispatcher = Dispatcher([raising, keeping, good], error_log_interval_seconds=3600)
+    dispatcher.start()
+    for seq in range(3):
+        dispatcher.publish(event_factory(seq))
+    dispatcher.stop(10.0)
+    stats = dispatcher.stats()
+    assert stats["raising"]["errors"] == stats["raising"]["lost_to_errors"] == 3
+    assert stats["keeping"]["errors"] == 3 and stats["keeping"]["lost_to_errors"] == 0
+    assert undelivered(dispatcher) == {"raising": 3}
 
 
 def test_reopen_runs_in_the_sink_thread(event_factory, waiter):
