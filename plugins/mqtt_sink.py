@@ -1,5 +1,6 @@
-"""The ``mqtt`` sink: the client thread and its queue. What it publishes (topics, payloads,
-Home Assistant discovery) is in :mod:`genrecast.plugins.ha_discovery`; its settings in
+"""The ``mqtt`` sink: the client thread, its connection and its queue. What it publishes after
+each connect and for each event is in :mod:`genrecast.plugins.mqtt_publishing`; topics, payloads
+and Home Assistant discovery in :mod:`genrecast.plugins.ha_discovery`; its settings in
 :mod:`genrecast.plugins.mqtt_settings`; size limits and disconnect reasons in
 :mod:`genrecast.plugins.mqtt_guard`; reading back what it left retained in
 :mod:`genrecast.plugins.mqtt_readback`.
@@ -29,10 +30,10 @@ from typing import Any
 from genrecast.daemon.backoff import Backoff
 from genrecast.daemon.events import GenreEvent
 from genrecast.plugins import hookimpl
-from genrecast.plugins.ha_discovery import (ENTITY_KINDS, Topics, discovery_messages, genre_change_payload,
-                                            state_payload)
-from genrecast.plugins.manager import genrecast_version
-from genrecast.plugins.mqtt_guard import ConnectionWatch, fit_payload
+from genrecast.plugins.ha_discovery import Topics
+from genrecast.plugins.dispatcher import DEFAULT_ERROR_LOG_INTERVAL_SECONDS, RateLimitedLog
+from genrecast.plugins.mqtt_guard import ConnectionWatch
+from genrecast.plugins.mqtt_publishing import INFLIGHT_WINDOW, MqttPublishing
 from genrecast.plugins.mqtt_readback import ReadBack, legacy_configs
 from genrecast.plugins.mqtt_throttle import StateThrottle
 from genrecast.plugins.mqtt_settings import MqttSettings
@@ -41,15 +42,13 @@ __all__ = ["INFLIGHT_WINDOW", "MqttSettings", "MqttSink"]
 
 log = logging.getLogger(__name__)
 
-INFLIGHT_WINDOW = 20
-"""Messages handed to paho and not yet acknowledged, at most (paho's own queue stays this small)."""
 LOOP_SECONDS = 0.05
 """Longest wait of one network-loop turn (bounds the latency of a queued event)."""
 STABLE_SECONDS = 10.0
 """A connection up this long resets the reconnect backoff (quickly lost ones keep backing off)."""
 
 
-class MqttSink:
+class MqttSink(MqttPublishing):
     """Publishes events to an MQTT broker (paho-mqtt 2.x, MQTT 5); never raises on broker trouble."""
 
     def __init__(self) -> None:
@@ -85,7 +84,10 @@ class MqttSink:
         self.connect_attempts = 0
         self.events_published = 0
         self.offline_dropped = 0
+        self._drops_log = RateLimitedLog(log, DEFAULT_ERROR_LOG_INTERVAL_SECONDS)
         self.refused = 0
+        self._offline_reason = "not connected yet"
+        """Why the sink is not connected, in words, for the closing line."""
 
     # -- hooks -------------------------------------------------------------------------
     @hookimpl
@@ -98,6 +100,9 @@ class MqttSink:
             if len(self._queue) >= (self.settings.queue_size if self.settings else 1):
                 self._queue.popleft()
                 self.offline_dropped += 1
+                self._drops_log.log(logging.WARNING, "MQTT: the queue of %d events waiting for the broker is full, so "
+                                    "the oldest are dropped (%d so far; raise mqtt.queue_size to keep more)",
+                                    self.settings.queue_size, self.offline_dropped)
             self._queue.append(event)
 
     @hookimpl
@@ -186,6 +191,7 @@ class MqttSink:
         s = self.settings
         assert s is not None
         if reason_code.is_failure:
+            self._offline_reason = f"the broker refused the connection: {reason_code}"
             self._report(logging.ERROR, f"MQTT broker {s.host}:{s.port} refused the connection: {reason_code}"
                          f" (check username/password/client_id); retrying")
             return
@@ -204,9 +210,12 @@ class MqttSink:
         if not was or self._stop_requested.is_set():
             return
         why = self._watch.disconnected(getattr(reason_code, "value", None))
+        # paho gives "Unspecified error" (128) for a socket the broker or the network closed
+        said = "the broker went away or the network dropped" if getattr(reason_code, "value", None) == 128 else reason_code
+        self._offline_reason = f"the connection was lost ({said})"
         log.log(logging.DEBUG if self._watch.flapping else logging.WARNING,
                 "MQTT: lost the connection to %s:%d (%s); reconnecting, events wait in a queue of %d",
-                s.host, s.port, reason_code, s.queue_size)
+                s.host, s.port, said, s.queue_size)
         if why:
             log.error("MQTT: %s", why)
 
@@ -238,6 +247,7 @@ class MqttSink:
             try:
                 self._client = self._make_client()
             except (OSError, ValueError) as exc:  # unreadable or invalid CA, certificate or key file
+                self._offline_reason = f"TLS setup failed: {exc}"
                 self._report(logging.ERROR, f"MQTT: TLS setup failed (ca_file {s.ca_file or '-'}, cert_file "
                              f"{s.cert_file or '-'}, key_file {s.key_file or '-'}): {exc}; retrying")
                 self._client = None
@@ -246,6 +256,7 @@ class MqttSink:
             s.connect(self._client)
         except (OSError, ValueError) as exc:
             what = "TLS handshake failed with" if isinstance(exc, ssl.SSLError) else "cannot connect to"
+            self._offline_reason = f"{what} {s.host}:{s.port}: {exc}"
             self._report(logging.ERROR, f"MQTT: {what} {s.host}:{s.port}: {exc}; retrying")
             return False
         self._socket_open = True
@@ -278,136 +289,6 @@ class MqttSink:
             log.exception("MQTT sink thread failed")
             self.connected = False
 
-    # -- client thread: publishing -------------------------------------------------------
-    def _report_once(self, key: str, message: str) -> None:
-        if key not in self._reported_sizes:
-            self._reported_sizes.add(key)
-            log.warning("%s", message)
-
-    def _publish(self, topic: str, payload: Any, qos: int, retain: bool) -> bool:
-        """Publish ``payload`` (str, or a dict sent as JSON), shrunk or skipped if it is over the
-        broker's size limit (logged once per kind of topic, with the reason and the size)."""
-        fitted = fit_payload(topic, payload, qos, self._max_packet_bytes)
-        data, dropped = fitted.data, ", ".join(fitted.dropped)
-        kind = topic.rsplit("/", 2)[-2] if topic.endswith("/config") else topic.rsplit("/", 1)[-1]
-        kind = next((k for k in ENTITY_KINDS[::-1] if kind.endswith(k)), kind)
-        if data is None:
-            self.refused += 1
-            self._report_once(f"skip:{kind}", f"MQTT: a {fitted.packet_bytes}-byte message to {topic} is over the "
-                              f"broker's maximum packet size of {self._max_packet_bytes} bytes even without "
-                              f"{dropped or 'optional parts'}; skipped (raise max_packet_size on the broker)")
-            return False
-        if dropped:
-            self._report_once(f"shrink:{kind}", f"MQTT: a {fitted.packet_bytes}-byte message to {topic} is over the "
-                              f"broker's maximum packet size of {self._max_packet_bytes} bytes; sent without {dropped} "
-                              f"(raise max_packet_size on the broker to keep them)")
-        info = self._client.publish(topic, data, qos=qos, retain=retain)
-        if info.rc not in (0, 4):  # MQTT_ERR_SUCCESS, MQTT_ERR_NO_CONN (kept by paho for QoS > 0)
-            log.warning("MQTT: publish to %s failed (rc %s)", topic, info.rc)
-            return False
-        if info.mid in self._early_acks:
-            self._early_acks.discard(info.mid)
-        elif qos > 0 or info.rc == 0:
-            self._pending_mids[info.mid] = (topic, len(data))
-        return True
-
-    def _after_connect(self) -> None:
-        s, t = self.settings, self.topics
-        assert s is not None and t is not None
-        self._just_connected = False
-        self._resync = True  # paho re-sends unacknowledged events first; new ones wait for them
-        self._discovered.clear()
-        for source in self.sources:
-            if source not in self._fresh:  # no state of this run yet: Home Assistant shows it unavailable
-                self._publish(t.source(source, "availability"), "offline", qos=1, retain=True)
-        self._publish(t.status, "online", qos=1, retain=True)
-        assert self._readback is not None
-        self._readback.start(self._client, self._publish)
-        if s.discovery:
-            self._client.subscribe(f"{s.discovery_prefix}/status", qos=1)
-        self._republish_states()
-
-    def _discovery(self, source: str) -> dict[str, dict[str, Any]]:
-        s, t = self.settings, self.topics
-        assert s is not None and t is not None
-        return discovery_messages(t, source, self.labels, genrecast_version(), s.expire_after_seconds())
-
-    def _publish_state(self, event: GenreEvent, force: bool = False) -> None:
-        """The retained state: at once on a change of genre, else at most every state_interval_seconds;
-        a state held back goes out when the interval is over (:meth:`_publish_due_states`)."""
-        s, t = self.settings, self.topics
-        assert s is not None and t is not None
-        payload = state_payload(event)
-        if payload is None:
-            return
-        if not self._throttle.offer(event.source, payload["genre"], event, time.monotonic(), force):
-            return
-        self._publish(t.source(event.source, "state"), payload, qos=s.qos, retain=True)
-        if event.source not in self._fresh:
-            self._fresh.add(event.source)
-            self._publish(t.source(event.source, "availability"), "online", qos=1, retain=True)
-
-    def _publish_due_states(self, everything: bool = False) -> None:
-        """Held-back states whose interval is over (``everything``: all of them, at shutdown)."""
-        for event in self._throttle.due(time.monotonic(), everything):
-            self._publish_state(event, force=True)
-
-    def _announce_change(self, event: GenreEvent) -> None:
-        """A genre-change event when the smoothed genre differs from the last one announced
-        (in this run or, read back from the retained state, the last)."""
-        s, t = self.settings, self.topics
-        assert s is not None and t is not None
-        genre = event.smoothed_genre
-        assert self._readback is not None
-        previous = self._readback.last_genres.get(event.source)
-        if genre is None or genre == previous:
-            return
-        self._readback.last_genres[event.source] = genre
-        self._publish(t.source(event.source, "genre_change"), genre_change_payload(event, previous), qos=s.qos,
-                      retain=False)
-
-    def _republish_states(self) -> None:
-        """Publish every source's latest state again (after a reconnect, for Home Assistant)."""
-        for event in list(self._latest.values()):
-            self._publish_state(event, force=True)
-
-    def _discover(self, source: str) -> None:
-        for topic, payload in self._discovery(source).items():
-            self._publish(topic, payload, qos=1, retain=True)
-        self._discovered.add(source)
-
-    def _pump(self) -> None:
-        """Hand queued events to paho, in order, keeping at most INFLIGHT_WINDOW unacknowledged."""
-        s, t = self.settings, self.topics
-        assert s is not None and t is not None
-        assert self._readback is not None
-        if not self._readback.done and not self._readback.timed_out():
-            return  # the last genres are not known yet
-        if self._resend_discovery:
-            self._resend_discovery = False
-            self._discovered.clear()
-            self._republish_states()
-        if s.discovery:
-            for source in [src for src in [*self.sources, *self._latest] if src not in self._discovered]:
-                self._discover(source)
-        if self._resync:
-            if self._pending_mids:
-                return
-            self._resync = False
-        while len(self._pending_mids) < INFLIGHT_WINDOW:
-            with self._queue_lock:
-                if not self._queue:
-                    break
-                event = self._queue.popleft()
-            self._latest[event.source] = event
-            if s.discovery and event.source not in self._discovered:
-                self._discover(event.source)
-            if self._publish(t.source(event.source, "event"), event.to_dict(), qos=s.qos, retain=False):
-                self.events_published += 1
-            self._publish_state(event)
-            self._announce_change(event)
-        self._publish_due_states()
-
     def _shutdown(self) -> None:
         s, t = self.settings, self.topics
         assert s is not None and t is not None
@@ -434,7 +315,7 @@ class MqttSink:
                         break
         left = self._events_waiting()
         if left:
-            log.warning("MQTT: stopped with %d events undelivered (broker %s)", left,
-                        "connected" if self.connected else "unreachable")
+            log.warning("MQTT: stopped with %d events undelivered (%s)", left,
+                        "still connected when the shutdown deadline passed" if self.connected else self._offline_reason)
         self.connected = False
         self._socket_open = False

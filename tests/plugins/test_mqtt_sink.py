@@ -121,6 +121,45 @@ def test_broker_outage_loses_no_event(start_broker, recorder, mqtt_dispatcher, e
     assert stats["reconnects"] >= 1 and stats["offline_dropped"] == 0
 
 
+@pytest.mark.slow
+def test_a_broker_restarted_without_persistence_gets_availability_again(start_broker, recorder, mqtt_dispatcher,
+                                                                         event_factory, waiter):
+    """The eclipse-mosquitto image keeps nothing across a restart: the retained `online` of a source
+    that has a state is sent again on the reconnect, or Home Assistant's entities (availability
+    mode `all`) stay unavailable until the daemon restarts."""
+    broker = start_broker(persistence=False)
+    dispatcher, sink = mqtt_dispatcher(broker, sources=["radio", "idle"])
+    root = sink.topics.root
+    waiter(lambda: sink.connected)
+    dispatcher.publish(event_factory(0))  # radio has a state in this run; idle has none
+    waiter(lambda: "radio" in sink._fresh, what="radio's first state")
+    broker.stop()
+    waiter(lambda: not sink.connected, what="the sink to notice the outage")
+    broker.start()
+    waiter(lambda: sink.connected, what="the reconnect")
+    rec = recorder(broker, [f"{root}/+/availability"])  # what a subscriber now gets retained
+    waiter(lambda: {m.topic: m.payload for m in rec.messages} == {f"{root}/radio/availability": b"online",
+                                                                   f"{root}/idle/availability": b"offline"},
+           what="radio online and idle offline, retained on the restarted broker")
+
+
+def test_a_full_outage_queue_is_logged_and_the_closing_line_says_why(start_broker, mqtt_dispatcher, event_factory,
+                                                                     waiter, caplog):
+    """Drops while the broker is away are logged (rate-limited), not only counted; the closing line
+    names the reason the events stayed (a refused login is not 'unreachable')."""
+    broker = start_broker(users={"genrecast": "right"})
+    with caplog.at_level(logging.INFO, logger="genrecast.plugins.mqtt_sink"):
+        dispatcher, sink = mqtt_dispatcher(broker, username="genrecast", password="wrong", queue_size=2)
+        waiter(lambda: sink.connect_attempts >= 1, what="a first attempt")
+        for seq in range(5):
+            dispatcher.publish(event_factory(seq))
+        waiter(lambda: sink.offline_dropped == 3, what="three drops")
+        dispatcher.stop(0.5)
+    assert "MQTT: the queue of 2 events waiting for the broker is full, so the oldest are dropped (1 so far" in caplog.text
+    assert caplog.text.count("the oldest are dropped") == 1, "rate-limited"
+    assert "MQTT: stopped with 2 events undelivered (the broker refused the connection: Not authorized)" in caplog.text
+
+
 def test_wrong_password_logs_and_retries(start_broker, mqtt_dispatcher, waiter, caplog):
     broker = start_broker(users={"genrecast": "right"})
     with caplog.at_level(logging.INFO, logger="genrecast.plugins.mqtt_sink"):
