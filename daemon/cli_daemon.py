@@ -159,7 +159,11 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"genrecast: warning: {warning}", err=True)
         if problems:
             raise typer.Exit(1)
-        typer.echo(f"configuration OK ({config.path or 'defaults and environment only'})")
+        from genrecast.plugins.manager import BUILTIN_PLUGINS
+
+        plugins = [name for name in config["sinks"] if name not in BUILTIN_PLUGINS]
+        typer.echo(f"configuration OK ({config.path or 'defaults and environment only'})"
+                   + (f"; the plugin sink {', '.join(plugins)} checks its own settings when run starts it" if plugins else ""))
 
     @app.command(help=CLASSIFY_HELP)
     def classify(

@@ -143,7 +143,9 @@ class Config:
     path: Path | None = None
     problems: list[str] = field(default_factory=list)
     plugin_sections: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Settings of third-party sinks (file sections named in ``sinks``), passed through as they are."""
+    """Settings of third-party sinks, passed through as they are (:mod:`genrecast.daemon.plugin_config`)."""
+    plugin_origins: dict[str, str] = field(default_factory=dict)
+    """Where each plugin setting (``section.key``) came from."""
     warnings: list[str] = field(default_factory=list)
     """Things that are not wrong for certain: a ``GENRECAST_*`` variable one typo from a setting's,
     TLS files given while TLS is off."""
@@ -179,6 +181,12 @@ class Config:
             elif key == "sources" and isinstance(value, list):
                 value = [redact_url(v) if isinstance(v, str) else v for v in value]
             rows.append((key, value, self.origins[key]))
+        from genrecast.daemon.plugin_config import is_secret
+
+        for section, values in sorted(self.plugin_sections.items()):
+            for leaf, value in sorted(values.items()):
+                key = f"{section}.{leaf}"
+                rows.append((key, REDACTED if is_secret(key) and value else value, self.plugin_origins.get(key, "")))
         return rows
 
 
@@ -297,14 +305,12 @@ def load_config(path: Path | None = None, flags: dict[str, Any] | None = None, e
     for key, value in (flags or {}).items():
         if value is not None:
             values[key], origins[key] = value, "flag"
-    plugin_sections: dict[str, dict[str, Any]] = {}
-    builtin_sections = {k.partition(".")[0] for k in KEYS}
-    for key, value in unknown.items():
-        section, _, leaf = key.partition(".")
-        if leaf and section not in builtin_sections and isinstance(values["sinks"], list) and section in values["sinks"]:
-            plugin_sections.setdefault(section, {})[leaf] = value
-        else:
-            problems.append(f"{path}: unknown key {key!r}{_suggest(key)}")
+    from genrecast.daemon.plugin_config import env_prefix, merge_plugin_settings, plugin_names
+
+    plugins = plugin_names(values["sinks"], {k.partition(".")[0] for k in KEYS})
+    plugin = merge_plugin_settings(unknown, f"file {path}", plugins, env, ENV_PREFIX)
+    problems += [f"{path}: unknown key {key!r}{_suggest(key)}" for key in plugin.unknown]
+    plugin_env = tuple(env_prefix(name, ENV_PREFIX) for name in plugins)
     for key in KEYS:
         _validate(key, values[key], origins[key], problems)
     if not values["sources"]:
@@ -316,8 +322,9 @@ def load_config(path: Path | None = None, flags: dict[str, Any] | None = None, e
     unused_tls = [k for k in ("mqtt.ca_file", "mqtt.cert_file", "mqtt.key_file") if values[k]] if values["mqtt.tls"] is False else []
     tls_warning = [f"{', '.join(unused_tls)} set but mqtt.tls is false, so unused: set mqtt.tls = true "
                    "(GENRECAST_MQTT_TLS=true) to connect with TLS"] if unused_tls else []
-    return Config(values=values, origins=origins, path=used_path, problems=problems, plugin_sections=plugin_sections,
-                  warnings=unknown_env_warnings(env) + tls_warning)
+    env_warnings = [w for w in unknown_env_warnings(env) if not w.startswith(plugin_env)]  # a plugin's own variable
+    return Config(values=values, origins=origins, path=used_path, problems=problems, plugin_sections=plugin.sections,
+                  plugin_origins=plugin.origins, warnings=env_warnings + tls_warning)
 
 
 #: ``GENRECAST_*`` variables that are not configuration keys but mean something elsewhere.

@@ -31,22 +31,28 @@ def register(app: typer.Typer) -> None:
 
     @app.command("plugins")
     def plugins_command(json_output: bool = typer.Option(False, "--json", metavar="", help="Print JSON.")) -> None:
-        """List the loaded plugins (built-in and from the 'genrecast' entry-point group) with version and hooks.
+        """List the plugins (built-in and from the 'genrecast' entry-point group) with version and hooks,
+        and those installed that did not load, with the reason (exit 1 if there is any).
 
         GENRECAST_PLUGINS=name1,name2 limits which third-party plugins load."""
         from genrecast.plugins.manager import list_plugins, make_plugin_manager
 
-        logging.basicConfig(level=logging.WARNING, format="genrecast: %(levelname)s: %(message)s")
-        infos = list_plugins(make_plugin_manager())
+        logging.basicConfig(level=logging.WARNING, format="genrecast: %(levelname)s: %(message)s")  # says why one did not load
+        pm = make_plugin_manager()
+        infos = list_plugins(pm)
         if json_output:
-            typer.echo(json.dumps([info.to_dict() for info in infos], indent=2))
-            return
-        rows = [("NAME", "VERSION", "PACKAGE", "SINK", "HOOKS")] + [
-            (i.name, i.version, i.distribution + (" (built-in)" if i.builtin else ""), "yes" if i.sink else "no",
-             ", ".join(h.removeprefix("genrecast_") for h in i.hooks)) for i in infos]
-        widths = [max(len(r[c]) for r in rows) for c in range(4)]
-        for row in rows:
-            typer.echo("  ".join(cell.ljust(widths[c]) for c, cell in enumerate(row[:4])) + "  " + row[4])
+            rows_json = [{**info.to_dict(), "loaded": True} for info in infos]
+            rows_json += [{"name": name, "loaded": False, "error": why} for name, why in sorted(pm.failed.items())]
+            typer.echo(json.dumps(rows_json, indent=2))
+        else:
+            rows = [("NAME", "VERSION", "PACKAGE", "SINK", "HOOKS")] + [
+                (i.name, i.version, i.distribution + (" (built-in)" if i.builtin else ""), "yes" if i.sink else "no",
+                 ", ".join(h.removeprefix("genrecast_") for h in i.hooks)) for i in infos]
+            widths = [max(len(r[c]) for r in rows) for c in range(4)]
+            for row in rows:
+                typer.echo("  ".join(cell.ljust(widths[c]) for c, cell in enumerate(row[:4])) + "  " + row[4])
+        if pm.failed:
+            raise typer.Exit(1)
 
     @app.command("tail", help=TAIL_HELP)
     def tail_command(

@@ -199,11 +199,13 @@ class Dispatcher:
         self._stopped = False
 
     def start(self) -> None:
-        """Start every sink, then the workers. Idempotent."""
+        """Start every sink, then the workers. Idempotent. Third-party sinks start first: one that
+        refuses its settings stops the start before a built-in one has done anything outside (the
+        MQTT sink publishes Home Assistant discovery as soon as it connects)."""
         if self._started:
             return
         started: list[Sink] = []
-        for sink in self.sinks:
+        for sink in sorted(self.sinks, key=lambda s: bool(getattr(s, "builtin", False))):
             try:
                 sink.start()
             except Exception as exc:

@@ -49,11 +49,22 @@ def allowed_plugins(env: Mapping[str, str] | None = None) -> set[str] | None:
     return names or None
 
 
-def make_plugin_manager(load_entrypoints: bool = True, env: Mapping[str, str] | None = None) -> pluggy.PluginManager:
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager, remembering each entry-point plugin's distribution and why a plugin did
+    not load (``failed``: plugin name → reason in words), for ``genrecast plugins`` and for
+    ``run``'s message about a sink that is installed but broken."""
+
+    def __init__(self) -> None:
+        super().__init__(PROJECT_NAME)
+        self.distributions: dict[str, metadata.Distribution] = {}
+        self.failed: dict[str, str] = {}
+
+
+def make_plugin_manager(load_entrypoints: bool = True, env: Mapping[str, str] | None = None) -> PluginManager:
     """A fresh manager with the hookspecs, new instances of the built-in sinks and the
     allowed entry-point plugins. A plugin that fails to load or implements an unknown
-    ``genrecast_*`` hook is logged and left out; it never stops the others."""
-    pm = pluggy.PluginManager(PROJECT_NAME)
+    ``genrecast_*`` hook is logged, recorded in ``failed`` and left out; it never stops the others."""
+    pm = PluginManager()
     pm.add_hookspecs(hookspecs)
     for name, factory in _builtin_factories().items():
         pm.register(factory(), name=name)
@@ -63,7 +74,14 @@ def make_plugin_manager(load_entrypoints: bool = True, env: Mapping[str, str] | 
     return pm
 
 
-def _load_entrypoints(pm: pluggy.PluginManager, allowed: set[str] | None) -> None:
+def installed_plugins() -> dict[str, str]:
+    """Entry-point plugin name → its distribution's name, for every installed one (none loaded)."""
+    return {ep.name: ep.dist.name if ep.dist is not None else "" for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _load_entrypoints(pm: PluginManager, allowed: set[str] | None) -> None:
+    """Load each allowed entry point itself (by the entry point, not by its name: pluggy's
+    ``load_setuptools_entrypoints(name=...)`` takes the first of that name from any distribution)."""
     seen: set[str] = set()
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist_name = ep.dist.name if ep.dist is not None else ""
@@ -72,12 +90,21 @@ def _load_entrypoints(pm: pluggy.PluginManager, allowed: set[str] | None) -> Non
             continue
         seen.update((ep.name, dist_name))
         if pm.has_plugin(ep.name):
-            log.error("plugin %s from %s not loaded: a plugin of that name is already registered", ep.name, dist_name)
+            holder = pm.distributions[ep.name].name if ep.name in pm.distributions else "genrecast (built-in)"
+            why = f"the name {ep.name!r} is taken by {holder}"
+            log.error("plugin %s from %s not loaded: %s; uninstall one of them, or pick one with %s=%s",
+                      ep.name, dist_name, why, PLUGINS_ENV, dist_name)
+            pm.failed.setdefault(f"{ep.name} ({dist_name})", why)
             continue
         try:
-            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=ep.name)
+            pm.register(ep.load(), name=ep.name)
         except Exception as exc:  # a broken third-party plugin must not stop the daemon
-            log.error("plugin %s from %s failed to load: %s: %s", ep.name, dist_name, type(exc).__name__, exc)
+            why = f"{type(exc).__name__}: {exc}"
+            log.error("plugin %s from %s failed to load: %s", ep.name, dist_name, why)
+            pm.failed[ep.name] = f"{dist_name} failed to load: {why}"
+            continue
+        if ep.dist is not None:
+            pm.distributions[ep.name] = ep.dist
     for name in sorted((allowed or set()) - seen):
         log.warning("%s names %r, but no installed plugin has that name", PLUGINS_ENV, name)
 
@@ -89,7 +116,11 @@ def _check_pending(pm: pluggy.PluginManager) -> None:
             pm.check_pending()
             return
         except pluggy.PluginValidationError as exc:
-            log.error("plugin %s left out: %s", pm.get_name(exc.plugin), exc)
+            name = pm.get_name(exc.plugin)
+            log.error("plugin %s left out: %s", name, exc)
+            if isinstance(pm, PluginManager):
+                pm.failed[name] = f"left out: {exc}"
+                pm.distributions.pop(name, None)
             pm.unregister(exc.plugin)
 
 
@@ -127,18 +158,18 @@ def genrecast_version() -> str:
 
 def list_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
     """Every registered plugin with its version and hooks, built-ins first."""
-    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    dists = getattr(pm, "distributions", {})
     infos = []
     for name, plugin in pm.list_name_plugin():
         if plugin is None:
             continue
         hooks = sorted(caller.name for caller in (pm.get_hookcallers(plugin) or []))
-        dist = dists.get(id(plugin))
+        dist = dists.get(name)
         builtin = name in BUILTIN_PLUGINS and dist is None
         infos.append(PluginInfo(
             name=name,
             version=genrecast_version() if dist is None else str(dist.version),
-            distribution="genrecast" if dist is None else str(dist.project_name),
+            distribution="genrecast" if dist is None else str(dist.name),
             builtin=builtin, hooks=hooks, sink="genrecast_sink_event" in hooks,
         ))
     return sorted(infos, key=lambda i: (not i.builtin, i.name))

@@ -21,6 +21,10 @@ class PluginSink:
                  config: Mapping[str, Any], labels: Sequence[str], sources: Sequence[str] = (),
                  daemon_id: str = "") -> None:
         self.name, self.plugin = name, plugin
+        from genrecast.plugins.manager import BUILTIN_PLUGINS
+
+        self.builtin = name in BUILTIN_PLUGINS and name not in getattr(pm, "distributions", {})
+        """One of genrecast's own sinks (started after the plugins, see :meth:`Dispatcher.start`)."""
         self.config, self.labels = dict(config), list(labels)
         self.sources = list(sources)
         if not daemon_id:
@@ -75,7 +79,7 @@ def build_sinks(names: Sequence[str], settings: Mapping[str, Mapping[str, Any]],
     built-in instances and the allowed entry-point plugins). Raises
     :class:`~genrecast.plugins.SinkConfigError` for an unknown or repeated name.
     """
-    from genrecast.plugins.manager import make_plugin_manager, sink_names
+    from genrecast.plugins.manager import make_plugin_manager
 
     pm = pm or make_plugin_manager()
     if not names:
@@ -86,7 +90,22 @@ def build_sinks(names: Sequence[str], settings: Mapping[str, Mapping[str, Any]],
             raise SinkConfigError(f"sink {name!r} is named twice")
         plugin = pm.get_plugin(name)
         if plugin is None:
-            raise SinkConfigError(f"unknown sink {name!r}; available: {', '.join(sink_names(pm))} "
-                                  "(a third-party sink must be installed and allowed by GENRECAST_PLUGINS)")
+            raise SinkConfigError(_missing_sink(name, pm))
         sinks.append(PluginSink(name, plugin, pm, settings.get(name, {}), labels, sources, daemon_id))
     return sinks
+
+
+def _missing_sink(name: str, pm: pluggy.PluginManager) -> str:
+    """Why no sink ``name`` is registered, and the fix: a plugin that is installed but did not
+    load, one that ``GENRECAST_PLUGINS`` leaves out, or a name nothing installed has."""
+    from genrecast.plugins.manager import PLUGINS_ENV, installed_plugins, sink_names
+
+    available = ", ".join(sink_names(pm))
+    failed = getattr(pm, "failed", {})
+    if name in failed:
+        return f"sink {name!r} is installed but did not load ({failed[name]}); fix or reinstall it (genrecast plugins shows why)"
+    if name in (installed := installed_plugins()):
+        return (f"sink {name!r} (from {installed[name]}) is installed but {PLUGINS_ENV} leaves it out; "
+                f"add {name} to {PLUGINS_ENV} or unset it")
+    return (f"unknown sink {name!r}; available: {available} "
+            "(a third-party sink must be installed into this environment: pip install it, then genrecast plugins lists it)")

@@ -150,6 +150,12 @@ def test_start_errors_stop_the_started_sinks():
     assert first.stopped
     with pytest.raises(SinkConfigError, match="sink crash failed to start: RuntimeError: boom"):
         Dispatcher([FakeSink("crash", "start-crash")]).start()
+    # a plugin that refuses its settings stops the start before a built-in sink (MQTT) does anything
+    builtin = FakeSink("mqtt")
+    builtin.builtin = True
+    with pytest.raises(SinkConfigError, match=r"\[badcfg\] bad"):
+        Dispatcher([builtin, FakeSink("badcfg", "bad-config")]).start()
+    assert not builtin.started
 
 
 class HoldingSink(FakeSink):

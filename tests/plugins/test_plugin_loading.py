@@ -1,0 +1,112 @@
+"""Which plugin loads, and what a user is told when one does not: distributions installed for
+real on a path (a ``*.dist-info`` with ``entry_points.txt``, as ``pip install --target`` leaves
+them), found by ``importlib.metadata`` like any other."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from genrecast.plugins import SinkConfigError
+from genrecast.plugins.manager import list_plugins, make_plugin_manager
+from genrecast.plugins.sinks import build_sinks
+from helpers import run_cli
+
+SINK_CODE = """from genrecast.plugins import hookimpl
+WHO = {who!r}
+
+@hookimpl
+def genrecast_sink_event(event):
+    pass
+"""
+
+
+def install(root: Path, dist: str, entry: str, code: str) -> str:
+    """Install distribution ``dist`` (version 0.1.0) into ``root`` with one ``genrecast`` entry
+    point ``entry`` → a new module holding ``code``; returns the module's name."""
+    module = f"gc_plugin_{uuid.uuid4().hex[:8]}"
+    (root / f"{module}.py").write_text(code)
+    info = root / f"{dist.replace('-', '_')}-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text(f"[genrecast]\n{entry} = {module}\n")
+    return module
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    """A folder on sys.path (and PYTHONPATH, for the command) to install distributions into."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.delenv("GENRECAST_PLUGINS", raising=False)
+    importlib.invalidate_caches()
+    yield tmp_path
+    importlib.invalidate_caches()
+
+
+def test_genrecast_plugins_picks_the_named_distribution_of_two_with_one_entry_name(site, monkeypatch):
+    first = install(site, "gc-beep-one", "beep", SINK_CODE.format(who="one"))
+    second = install(site, "gc-beep-two", "beep", SINK_CODE.format(who="two"))
+    for dist, module in (("gc-beep-one", first), ("gc-beep-two", second)):
+        monkeypatch.setenv("GENRECAST_PLUGINS", dist)
+        pm = make_plugin_manager()
+        assert pm.get_plugin("beep").__name__ == module
+        assert {i.name: i.distribution for i in list_plugins(pm)}["beep"] == dist
+    monkeypatch.delenv("GENRECAST_PLUGINS")
+    pm = make_plugin_manager()  # both allowed: one wins, the other is named with who holds the name
+    loser = next(iter(pm.failed))
+    assert loser in ("beep (gc-beep-one)", "beep (gc-beep-two)")
+    assert pm.failed[loser] == f"the name 'beep' is taken by {list_plugins(pm)[-1].distribution}"
+
+
+def test_an_installed_plugin_that_fails_to_load_is_named_with_its_reason(site):
+    install(site, "gc-broken", "broken", "raise ImportError('needs the requests package')\n")
+    pm = make_plugin_manager()
+    with pytest.raises(SinkConfigError, match=r"sink 'broken' is installed but did not load \(gc-broken failed to load: "
+                                              r"ImportError: needs the requests package\)"):
+        build_sinks(["broken"], {}, ["rock"], pm=pm)
+    proc = run_cli("plugins", "--json", timeout=60, env=os.environ.copy())
+    assert proc.returncode == 1, proc.stderr
+    rows = {row["name"]: row for row in json.loads(proc.stdout)}
+    assert rows["broken"]["loaded"] is False and "ImportError: needs the requests package" in rows["broken"]["error"]
+    assert rows["stdout"]["loaded"] is True
+    assert "plugin broken from gc-broken failed to load: ImportError: needs the requests package" in proc.stderr
+
+
+def test_a_plugin_genrecast_plugins_leaves_out_is_not_called_unknown(site, monkeypatch):
+    install(site, "gc-quiet", "quiet", SINK_CODE.format(who="quiet"))
+    monkeypatch.setenv("GENRECAST_PLUGINS", "something-else")
+    with pytest.raises(SinkConfigError, match=r"sink 'quiet' \(from gc-quiet\) is installed but GENRECAST_PLUGINS "
+                                              r"leaves it out; add quiet to GENRECAST_PLUGINS or unset it"):
+        build_sinks(["quiet"], {}, ["rock"])
+    with pytest.raises(SinkConfigError, match=r"unknown sink 'nosuch'; available: logfile, mqtt, stdout"):
+        build_sinks(["nosuch"], {}, ["rock"])
+
+
+def test_a_plugin_section_and_its_variables_are_the_plugins_settings(site, tmp_path):
+    """`[beep]` is accepted while beep is installed but not chosen (`--sink stdout` turns it off
+    without breaking the file); GENRECAST_BEEP_* variables override the file as TOML values or
+    text; `config show` lists them with their origins, secrets hidden."""
+    from genrecast.daemon.config import load_config
+
+    install(site, "gc-beep", "beep", SINK_CODE.format(who="beep"))
+    path = tmp_path / "beep.toml"
+    path.write_text('[beep]\ngenres = ["rock"]\nvolume = 3\n[nosuch]\nx = 1\n')
+    config = load_config(path, env={"GENRECAST_BEEP_GENRES": '["jazz", "blues"]', "GENRECAST_BEEP_NAME": "kitchen",
+                                    "GENRECAST_BEEP_API_TOKEN": "s3cret"})
+    assert config.problems == [f"{path}: unknown key 'nosuch.x'"]
+    assert config.section("beep") == {"genres": ["jazz", "blues"], "volume": 3, "name": "kitchen", "api_token": "s3cret"}
+    rows = {key: (value, origin) for key, value, origin in config.show()}
+    assert rows["beep.genres"] == (["jazz", "blues"], "env GENRECAST_BEEP_GENRES")
+    assert rows["beep.volume"] == (3, f"file {path}") and rows["beep.api_token"][0] == "********"
+    assert not config.warnings, "a plugin's own variables are not typos"
+    path.write_text('sinks = ["stdout", "beep"]\n[beep]\ngenres = ["rock"]\n')
+    check = run_cli("config", "check", "-c", str(path), timeout=60, env=os.environ.copy())
+    assert check.returncode == 0, check.stderr
+    assert "the plugin sink beep checks its own settings when run starts it" in check.stdout
+    assert load_config(path, flags={"sinks": ["stdout"]}, env={}).problems == []  # run --sink stdout
