@@ -24,7 +24,8 @@ from genrecast.daemon.bandwidth import BandwidthMonitor, BandwidthState
 from genrecast.daemon.classifier import Classifier
 from genrecast.daemon.detector import MusicGate
 from genrecast.daemon.events import GenreEvent, utc_now
-from genrecast.daemon.features import RollingSummary, window_features
+from genrecast.daemon.context import GenreContext
+from genrecast.daemon.features import window_features
 from genrecast.daemon.music_features import MIN_SECONDS, music_features
 from genrecast.daemon.smoothing import Smoother, SmoothingSettings, level_dbfs
 from genrecast.daemon.sources.base import SourceError
@@ -80,8 +81,7 @@ class SourceState:
         self.seq = 0
         self.windows_made = 0
         self.invalid_windows = 0
-        self._rolling = RollingSummary(cfg) if cfg.kind == "summary" else None
-        self._rolled_until_seconds = 0.0  # audio clock up to which the rolling context has audio
+        self._context = GenreContext(cfg, self.silence_dbfs) if cfg.kind == "summary" else None
         self.last_audio_monotonic: float | None = None
         self.bandwidth = BandwidthMonitor(cfg.sample_rate)
 
@@ -126,8 +126,8 @@ class SourceState:
     def _prepare_features(self, window: Window) -> PendingWindow:
         with np.errstate(all="ignore"):  # NaN/inf audio is reported below, not warned about
             level = level_dbfs(window.samples)
-        if self._rolling is not None:
-            self._roll(window, finite=math.isfinite(level))
+        if self._context is not None:
+            self._context.take(window, level)
         if not math.isfinite(level):
             self.invalid_windows += 1
             if self.invalid_windows == 1 or self.invalid_windows % 100 == 0:
@@ -151,23 +151,9 @@ class SourceState:
         samples = window.samples[: max(real, int(MIN_SECONDS * self.cfg.sample_rate) + 1, self._detector_cfg.n_fft)]
         return music_features(samples, self._detector_cfg)
 
-    def _roll(self, window: Window, finite: bool) -> None:
-        """Feed the window's audio not seen before into the rolling summary context
-        (silence included); garbage audio starts the context afresh."""
-        if not finite:
-            self._rolling = RollingSummary(self.cfg)
-            self._rolled_until_seconds = window.end_seconds
-            return
-        rate = self.cfg.sample_rate
-        real = int(round((window.end_seconds - window.start_seconds) * rate))  # a final window is zero-padded
-        new = int(round((window.end_seconds - max(window.start_seconds, self._rolled_until_seconds)) * rate))
-        if new > 0:
-            self._rolling.push(window.samples[max(0, real - new) : real])
-        self._rolled_until_seconds = max(self._rolled_until_seconds, window.end_seconds)
-
     def _summary(self, window: Window, level: float) -> PendingWindow:
-        """Table statistics over the last ``context_seconds`` of audio (see RollingSummary)."""
-        return PendingWindow(self, window, self._rolling.features(), level, round(self._rolling.covered_seconds, 3))
+        """Table statistics over the last ``context_seconds`` of audio, silence left out (see GenreContext)."""
+        return PendingWindow(self, window, self._context.features(), level, round(self._context.covered_seconds, 3))
 
 
 @dataclass(frozen=True)

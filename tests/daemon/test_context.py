@@ -1,0 +1,69 @@
+"""Silence does not enter the genre model's 30-s context (genrecast.daemon.context): a clip
+after silence is classified as the clip alone, through the real `classify` and the default bundle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from helpers import run_cli
+
+from genrecast.daemon.context import GenreContext
+from genrecast.daemon.features import DEFAULT_SUMMARY_COLUMNS, FeatureConfig
+from genrecast.daemon.windowing import Window
+
+RATE = 22050
+
+
+def _windows(path: Path) -> list[dict]:
+    proc = run_cli("classify", "--json", str(path), timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return [row for row in map(json.loads, proc.stdout.splitlines()) if row.get("type") == "window"]
+
+
+@pytest.fixture(scope="module")
+def jazz(gtzan_sample: Path) -> np.ndarray:
+    samples, rate = sf.read(gtzan_sample / "jazz" / "jazz.00016.wav", dtype="float32")
+    assert rate == RATE and samples.ndim == 1
+    return samples
+
+
+@pytest.mark.parametrize("lead", ["digital silence", "hiss under the gate"])
+def test_a_clip_after_silence_is_classified_as_the_clip_alone(jazz, tmp_path, lead):
+    """9 s of silence (or of hiss at -75 dBFS, under the -65 dBFS gate) before a jazz clip: the
+    windows after it get the clip's own probabilities (10 s of digital silence made them
+    'classical 0.89' for 20 s when silence was part of the context); within 0.002, as the band
+    stage's resampling of each window sees the audio around it."""
+    rng = np.random.default_rng(0)
+    quiet = np.zeros(9 * RATE, np.float32) if lead == "digital silence" else \
+        (rng.standard_normal(9 * RATE) * 10 ** (-75 / 20)).astype(np.float32)
+    alone, after = tmp_path / "alone.wav", tmp_path / "after.wav"
+    sf.write(alone, jazz, RATE, subtype="FLOAT")
+    sf.write(after, np.concatenate([quiet, jazz]), RATE, subtype="FLOAT")
+    own, shifted = _windows(alone), _windows(after)
+    assert [w["state"] for w in shifted[:3]] == ["silence"] * 3
+    for a, b in zip(own, shifted[3:], strict=True):
+        assert a["genre"] == b["genre"] == "jazz" and a["probability"] == pytest.approx(b["probability"], abs=2e-3)
+
+
+def test_the_context_starts_where_the_sound_does_and_afresh_after_a_gap():
+    cfg = FeatureConfig(kind="summary", columns=DEFAULT_SUMMARY_COLUMNS, context_seconds=30.0, window_seconds=3.0)
+    rng = np.random.default_rng(1)
+    sound = (0.1 * rng.standard_normal(3 * RATE)).astype(np.float32)
+    window = lambda samples, start: Window(samples=samples, start_seconds=start, end_seconds=start + 3.0)  # noqa: E731
+
+    context = GenreContext(cfg, silence_dbfs=-65.0)
+    half = np.concatenate([np.zeros(RATE + RATE // 2, np.float32), sound[: RATE + RATE // 2]])
+    context.take(window(half, 0.0), level_dbfs=-23.0)
+    # 1.5 s of silence left out, to the hop (512 samples): the context holds 1.5 s and a few samples
+    assert 1.5 <= context.covered_seconds < 1.5 + cfg.hop_length / RATE
+    context.take(window(sound, 3.0), level_dbfs=-20.0)
+    assert context.covered_seconds == pytest.approx(4.5, abs=0.03)
+    context.take(window(np.zeros(3 * RATE, np.float32), 6.0), level_dbfs=-120.0)  # a gap
+    assert context.features() is None
+    context.take(window(sound, 9.0), level_dbfs=-20.0)
+    assert context.covered_seconds == pytest.approx(3.0)
