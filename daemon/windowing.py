@@ -3,7 +3,9 @@
 Memory is bounded whatever the input rate: the buffer never holds more than
 one window plus one incoming block, because windows leave as soon as they are full.
 With a band stage (``FeatureConfig.band_stage_hz``), a source at or below the target rate has
-each window band-limited as it leaves, with the audio around it as context (no latency).
+each window band-limited as it leaves, with the audio around it as context: a window leaves
+once :data:`BAND_LOOKAHEAD` samples after it have arrived (93 ms at 22.05 kHz), or at the end
+of a finite source, so its samples are the same whatever blocks the source delivers in.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ MIN_FINAL_FRACTION = 0.5
 #: Samples (at the target rate) before a window that its band stage sees (soxr's 2x filters
 #: reach about 1200 samples either side).
 BAND_HISTORY = 4096
-#: At most this many samples after a window that its band stage sees, where they have arrived;
-#: past what has arrived, the window's end is mirrored (:func:`genrecast.daemon.audio.band_limit`).
+#: Samples after a window that its band stage sees: the window waits for them, except at the end
+#: of a finite source, where its end is mirrored (:func:`genrecast.daemon.audio.band_limit`).
 BAND_LOOKAHEAD = 2048
 
 
@@ -106,8 +108,14 @@ class Windower:
             self._skip -= gap
             self._buffer_start += gap
         self._buffer = np.concatenate([self._buffer, block]) if len(self._buffer) else block.copy()
+        # a band-staged window waits for the audio after it, so its samples never depend on how
+        # the source cut its blocks (classify's 10-s blocks, a file source's 0.1-s ones, a stream's)
+        return self._cut(self.window_samples + (BAND_LOOKAHEAD if self._band_staged() else 0))
+
+    def _cut(self, needed: int) -> list[Window]:
+        """The windows the buffer completes while it holds at least ``needed`` samples."""
         windows = []
-        while len(self._buffer) >= self.window_samples:
+        while len(self._buffer) >= max(needed, self.window_samples):
             windows.append(self._window(self._buffer[: self.window_samples],
                                         self._buffer[self.window_samples : self.window_samples + BAND_LOOKAHEAD]))
             self._last_end = self._buffer_start + self.window_samples
@@ -127,9 +135,9 @@ class Windower:
         return bool(self.band_stage_hz) and self._rate is not None and self._rate <= self.target_rate
 
     def _staged(self, samples: np.ndarray, after: np.ndarray) -> np.ndarray:
-        """``samples`` (the start of the buffer; ``after``: what has arrived after them) with the
-        band stage where it applies, else a copy. With the audio around it as context, so
-        consecutive windows join without a seam; no waiting for audio that has not arrived."""
+        """``samples`` (the start of the buffer; ``after``: the audio after them, shorter only at the
+        end of a finite source) with the band stage where it applies, else a copy. With the audio
+        around it as context, so consecutive windows join without a seam."""
         if not self._band_staged():
             return samples.copy()
         context = np.concatenate([self._history, samples, after])
@@ -145,6 +153,7 @@ class Windower:
         holds at least ``min_fraction`` of a window of audio not yet classified."""
         windows = self._drain_resampler()
         self._resampler = None
+        windows += self._cut(self.window_samples)  # full windows that waited for audio after them
         fresh = self._buffer_start + len(self._buffer) - max(self._buffer_start, self._last_end)
         if len(self._buffer) and fresh >= min_fraction * self.window_samples:
             start = self._buffer_start / self.target_rate
