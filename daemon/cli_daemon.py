@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -192,6 +193,9 @@ def register(app: typer.Typer) -> None:
                                   scheduler=scheduler, output=output, resume=resume)
         try:
             code = run_classify(options)
+        except BrokenPipeError:  # classify ... | head: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
         except (UsageError, BundleError, ValueError, OSError) as exc:
             fail(str(exc))
         except RuntimeError as exc:  # genrecast.daemon.cluster.ClusterError

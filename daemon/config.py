@@ -171,15 +171,15 @@ class Config:
     def show(self) -> list[tuple[str, Any, str]]:
         """(key, value, origin) rows with secrets redacted (passwords, and credentials in source
         URLs); values as the configuration holds them (str, int, float, bool, list)."""
-        from genrecast.daemon.redact import redact_url
+        from genrecast.daemon.redact import redact_text
 
         rows = []
         for key in KEYS:
             value = self.values[key]
             if KEYS[key].secret and value:
                 value = REDACTED
-            elif key == "sources" and isinstance(value, list):
-                value = [redact_url(v) if isinstance(v, str) else v for v in value]
+            elif key == "sources" and isinstance(value, list):  # NAME=URL too
+                value = [redact_text(v) if isinstance(v, str) else v for v in value]
             rows.append((key, value, self.origins[key]))
         from genrecast.daemon.plugin_config import is_secret
 
@@ -222,6 +222,14 @@ def _coerce_env(key: str, raw: str) -> Any:
     kind = KEYS[key].type
     types = kind if isinstance(kind, tuple) else (kind,)
     if list in types:
+        if raw.lstrip().startswith("["):  # a TOML array: entries may hold commas
+            try:
+                value = tomllib.loads(f"v = {raw}")["v"]
+            except tomllib.TOMLDecodeError as exc:
+                raise ValueError(f"is not a TOML array of strings ({exc}); e.g. '[\"a.wav\", \"b,c.wav\"]'") from None
+            if not all(isinstance(v, str) for v in value):
+                raise ValueError("expects an array of strings")
+            return value
         return [part.strip() for part in raw.split(",") if part.strip()]
     if bool in types:
         if raw.lower() in ("1", "true", "yes", "on"):
@@ -346,10 +354,12 @@ def unknown_env_warnings(env: dict[str, str] | os._Environ) -> list[str]:
 def world_readable_secret(config: Config) -> str | None:
     """A warning if the config file holds a secret (a password, or credentials in a source
     URL) and other users can read it."""
+    from genrecast.daemon.naming import split_named
     from genrecast.daemon.redact import has_secret
 
     in_file = [k for k, s in KEYS.items() if config.values[k] and config.origins[k].startswith("file")
-               and (s.secret or (k == "sources" and any(isinstance(v, str) and has_secret(v) for v in config.values[k])))]
+               and (s.secret or (k == "sources" and any(isinstance(v, str) and has_secret(split_named(v)[1])
+                                                      for v in config.values[k])))]
     if config.path is None or not in_file:
         return None
     if config.path.stat().st_mode & 0o004:

@@ -40,7 +40,7 @@ class GenreContext:
         """Feed the window's audio not taken before; ``level_dbfs`` is the whole window's RMS level
         (NaN or infinite for garbage audio, -inf for digital silence)."""
         rate = self.cfg.sample_rate
-        real = int(round((window.end_seconds - window.start_seconds) * rate))  # a final window is zero-padded
+        real = len(window.real(rate))  # a final window is zero-padded
         new = int(round((window.end_seconds - max(window.start_seconds, self._until_seconds)) * rate))
         self._until_seconds = max(self._until_seconds, window.end_seconds)
         if not np.isfinite(level_dbfs) or level_dbfs < self.silence_dbfs:

@@ -16,6 +16,8 @@ import socket
 import unicodedata
 from pathlib import Path
 
+from genrecast.daemon.redact import redact_text
+
 SLUG_ALLOWED = re.compile(r"[^A-Za-z0-9_-]")
 DAEMON_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _NAMED_SPEC = re.compile(r"^(?P<name>[^=:/\\]+)=(?P<spec>.+)$")
@@ -99,8 +101,8 @@ def source_name_problems(entries: list[str]) -> list[str]:
         if key in seen:
             other_name, other_spec = seen[key]
             same = f"the name {name!r}" if other_name == name else f"names {other_name!r} and {name!r} that share the slug {slug(name)!r}"
-            problems.append(f"sources: {other_spec!r} and {spec!r} both get {same}; "
-                            f"name them, e.g. --source kitchen={spec} or [[sources]] name = \"kitchen\"")
+            problems.append(redact_text(f"sources: {other_spec!r} and {spec!r} both get {same}; "
+                                        f"name them, e.g. --source kitchen={spec} or [[sources]] name = \"kitchen\""))
         else:
             seen[key] = (name, spec)
     return problems

@@ -114,8 +114,7 @@ class SourceState:
     def _bandwidth(self, window: Window, audible: bool) -> BandwidthState:
         """Update the bandwidth estimate with an audible window's real audio; log once when the
         source turns out band-limited."""
-        real = int(round((window.end_seconds - window.start_seconds) * self.cfg.sample_rate))
-        state = self.bandwidth.update(window.samples[:real] if audible else None)
+        state = self.bandwidth.update(window.real(self.cfg.sample_rate) if audible else None)
         if state.newly_limited:
             log.warning("source %s: its audio is band-limited to about %.1f kHz, below the %.1f kHz the model was "
                         "trained on (8-kHz telephone or 16-kHz audio resampled up?), so genres are less reliable; "
@@ -125,7 +124,7 @@ class SourceState:
 
     def _prepare_features(self, window: Window) -> PendingWindow:
         with np.errstate(all="ignore"):  # NaN/inf audio is reported below, not warned about
-            level = level_dbfs(window.samples)
+            level = level_dbfs(window.real(self.cfg.sample_rate))  # a final window's zero padding is not quiet audio
         if self._context is not None:
             self._context.take(window, level)
         if not math.isfinite(level):
@@ -147,7 +146,7 @@ class SourceState:
         """The detector's input from the window's real audio (a final window's zero padding left out)."""
         if self._detector_cfg is None:
             return None
-        real = int(round((window.end_seconds - window.start_seconds) * self.cfg.sample_rate))
+        real = len(window.real(self.cfg.sample_rate))
         samples = window.samples[: max(real, int(MIN_SECONDS * self.cfg.sample_rate) + 1, self._detector_cfg.n_fft)]
         return music_features(samples, self._detector_cfg)
 

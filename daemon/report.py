@@ -15,6 +15,7 @@ or ``uncertain``. Hours are UTC hours of the event's ``utc`` (when it was made).
 
 from __future__ import annotations
 
+import gzip
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -125,7 +126,8 @@ class Summary:
 
 
 def read_lines(paths: Iterable[Path], progress: bool = False) -> Iterator[bytes]:
-    """Every line of every file in order (with a progress bar by bytes on a terminal).
+    """Every line of every file in order (with a progress bar by bytes on a terminal); gzip
+    files (a rotated log that logrotate compressed) are read through gzip.
 
     Raises:
         ReportError: a file cannot be read.
@@ -139,13 +141,26 @@ def read_lines(paths: Iterable[Path], progress: bool = False) -> Iterator[bytes]
         raise ReportError(f"cannot read {exc.filename}: {exc.strerror} (give the logfile sink's event logs)") from None
     with Progress(progress, total, "reading event logs", lines=False) as advance:
         for path in paths:
+            compressed = _is_gzip(path)
             try:
-                with open(path, "rb") as f:
+                with (gzip.open(path, "rb") if compressed else open(path, "rb")) as f:
                     for line in f:
-                        advance(len(line))
+                        if not compressed:
+                            advance(len(line))
                         yield line
-            except OSError as exc:
-                raise ReportError(f"cannot read {path}: {exc.strerror or exc}") from None
+            except (OSError, EOFError) as exc:  # EOFError: a gzip file cut short
+                raise ReportError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+            if compressed:
+                advance(path.stat().st_size)
+
+
+def _is_gzip(path: Path) -> bool:
+    """Whether ``path`` starts with gzip's magic bytes (logrotate's ``compress``: ``*.jsonl.1.gz``)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(2) == b"\x1f\x8b"
+    except OSError:
+        return False
 
 
 def summarise(lines: Iterable[bytes], since: datetime | None = None) -> Summary:

@@ -38,6 +38,10 @@ class Window:
     start_seconds: float
     end_seconds: float
 
+    def real(self, rate: int) -> np.ndarray:
+        """The window's audio without a final window's zero padding (``rate``: its sample rate)."""
+        return self.samples[: int(round((self.end_seconds - self.start_seconds) * rate))]
+
 
 class Windower:
     """Turns blocks of mono audio at any rate into windows of ``window_samples``

@@ -31,14 +31,15 @@ CLOCK_WIDTH = 10
 WINDOW_WIDTH = 23
 
 
-def format_line(event: GenreEvent) -> str:
+def format_line(event: GenreEvent, source_width: int = 0) -> str:
     """One readable line: time, source, audio clock, this window's result, smoothed genre.
 
     ``2024-05-01T12:00:03.000Z  radio  @3.0s       rock       0.83          smoothed rock 0.74``;
     a silent window shows ``silence    (-63 dBFS)``, an uncertain one ``uncertain  (rock 0.21)``,
     talk or noise ``not_music  (music 0.03)`` (its P(music)); `` *changed*`` marks the event
     where the smoothed genre changed. The clock and window columns have fixed widths
-    (:data:`CLOCK_WIDTH`, :data:`WINDOW_WIDTH`), so a source's lines stay aligned."""
+    (:data:`CLOCK_WIDTH`, :data:`WINDOW_WIDTH`), so a source's lines stay aligned; ``source_width``
+    pads the source name, so several sources' lines do too."""
     if event.state == "silence":
         window = f"{'silence':<10} ({event.level_dbfs:.0f} dBFS)"
     elif event.state == "uncertain":
@@ -51,7 +52,7 @@ def format_line(event: GenreEvent) -> str:
     smoothed = f"smoothed {event.smoothed_genre} {event.smoothed_probability:.2f}" if event.smoothed_genre else "smoothed -"
     changed = "  *changed*" if event.changed else ""
     clock = f"@{event.audio_start_seconds:.1f}s"
-    return f"{event.utc}  {event.source}  {clock:<{CLOCK_WIDTH}}  {window:<{WINDOW_WIDTH}}  {smoothed}{changed}"
+    return f"{event.utc}  {event.source:<{source_width}}  {clock:<{CLOCK_WIDTH}}  {window:<{WINDOW_WIDTH}}  {smoothed}{changed}"
 
 
 class StdoutSink:
@@ -60,12 +61,14 @@ class StdoutSink:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
         self.settings = StdoutSettings()
+        self.source_width = 0
         self.reader_gone = False
         """True once a write met a broken pipe (``genrecast run | head``): later events are not printed."""
 
     @hookimpl
-    def genrecast_sink_start(self, config: dict[str, Any], labels: list[str]) -> None:
+    def genrecast_sink_start(self, config: dict[str, Any], labels: list[str], sources: list[str]) -> None:
         self.settings = settings_from_dict(StdoutSettings, config, "stdout")
+        self.source_width = max(map(len, sources), default=0)
 
     @hookimpl
     def genrecast_sink_event(self, event: GenreEvent) -> None:
@@ -73,7 +76,7 @@ class StdoutSink:
             return
         stream = self.stream or sys.stdout
         try:
-            stream.write((event.to_json() if self.settings.json else format_line(event)) + "\n")
+            stream.write((event.to_json() if self.settings.json else format_line(event, self.source_width)) + "\n")
             stream.flush()
         except BrokenPipeError:  # the reader went away, as `head` does: a wish, not a failure
             self.reader_gone = True

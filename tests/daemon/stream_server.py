@@ -9,7 +9,8 @@ request with HTTP Basic credentials ARG (``user:password``), else 401; ``hold``:
 accept the request and never send a byte; ``garbage``: answer with 20 KB of text
 that is not audio; ``stall``: serve FILE once,
 paced, then keep the connection open without another byte (a stream that hangs);
-``missing``: answer 404. Binds 127.0.0.1 only and prints
+``missing``: answer 404; ``file``: serve FILE once, whole, with its length, and close (a
+hosted MP3 or podcast episode: it ends). Binds 127.0.0.1 only and prints
 ``ready PORT`` once listening; with ``auth`` it prints ``auth OK`` or ``auth REFUSED``
 on stderr for each request.
 """
@@ -59,10 +60,15 @@ def make_handler(mode: str, payload: bytes, arg: str = "") -> type[BaseHTTPReque
             self.send_header("Content-Type", "audio/mpeg")
             if mode == "garbage":
                 self.send_header("Content-Length", str(len(garbage)))
+            if mode == "file":
+                self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             try:
                 if mode == "garbage":  # like a server answering with an error page
                     self.wfile.write(garbage)
+                    return
+                if mode == "file":
+                    self.wfile.write(payload)
                     return
                 while True:  # a live stream never ends
                     for i in range(0, len(payload), chunk_bytes):

@@ -137,3 +137,29 @@ def test_a_misspelt_variable_a_folder_for_a_file_and_a_folder_for_the_config(tmp
     assert load_config(None, env={"GENRECAST_MQTT_CA_FILE": str(ca), "GENRECAST_MQTT_TLS": "true"}).warnings == []
     typo = run_cli("config", "check", env={"PATH": "/usr/bin:/bin", "GENRECAST_SMOOTHING_WINDOZ": "3"})
     assert typo.returncode == 0 and "did you mean GENRECAST_SMOOTHING_WINDOWS?" in typo.stderr
+
+
+def test_credentials_of_a_named_source_stay_hidden(tmp_path):
+    """`radio=URL` (and [[sources]] name/spec) hide the password and token as a bare URL does:
+    in config show, in the name-collision message, and the world-readable warning names them."""
+    from genrecast.daemon.config import load_config, world_readable_secret
+
+    config = load_config(None, env={"GENRECAST_SOURCES": "radio=http://listener:s3cret@radio.example/live.mp3?token=abc"})
+    shown = dict((k, v) for k, v, _ in config.show())["sources"]
+    assert shown == ["radio=http://listener:********@radio.example/live.mp3?token=********"]
+    clash = load_config(None, env={"GENRECAST_SOURCES": "radio=http://u:s3cret@a.invalid/x,radio=http://u:s3cret@b.invalid/y"})
+    assert clash.problems and all("s3cret" not in p for p in clash.problems), clash.problems
+    path = tmp_path / "config.toml"
+    path.write_text('sources = ["radio=http://listener:s3cret@radio.example/live.mp3"]\n')
+    path.chmod(0o644)
+    assert "credentials in a source URL" in (world_readable_secret(load_config(path, env={})) or "")
+
+
+def test_a_list_from_the_environment_may_be_a_toml_array():
+    """GENRECAST_SOURCES splits on commas, which URLs and paths may hold: a TOML array keeps them."""
+    from genrecast.daemon.config import load_config
+
+    url = "http://127.0.0.1:18765/live.mp3?codecs=mp3,aac"
+    config = load_config(None, env={"GENRECAST_SOURCES": f'["{url}", "mic"]'})
+    assert config["sources"] == [url, "mic"]
+    assert "GENRECAST_SOURCES: is not a TOML array" in load_config(None, env={"GENRECAST_SOURCES": '["a'}).problems[0]

@@ -83,3 +83,16 @@ def test_run_and_classify_give_the_same_windows(data_dir, clip):
     assert len(live) == len(offline) == 10
     for a, b in zip(live, offline):
         assert a["probabilities"] == b["probabilities"] and a["audio_start_seconds"] == b["audio_start_seconds"]
+
+
+def test_a_final_window_is_not_made_quieter_by_its_padding(tmp_path):
+    """A 4.6-s file at -63.5 dBFS: its last window (3.0-4.6 s) is heard at its own level, not
+    with the zero padding counted (which put it at -66.7 dBFS, under the -65 dBFS gate: silence)."""
+    rng = np.random.default_rng(2)
+    noise = rng.standard_normal(int(4.6 * RATE))
+    noise *= 10 ** (-63.5 / 20) / np.sqrt(np.mean(noise ** 2))
+    path = tmp_path / "quiet.wav"
+    sf.write(path, noise.astype(np.float32), RATE, subtype="FLOAT")
+    last = _windows(path)[-1]
+    assert last["audio_start_seconds"] == 3.0 and last["state"] != "silence"
+    assert last["level_dbfs"] == pytest.approx(-63.5, abs=0.3)

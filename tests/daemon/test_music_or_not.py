@@ -173,7 +173,8 @@ def test_prometheus_counts_windows_per_state(data_dir: Path) -> None:
     from genrecast.daemon.audio import load_audio
 
     music = load_audio(data_dir.joinpath(*MUSIC_BEFORE), PCM_RATE)[: 9 * PCM_RATE]
-    talk = load_audio(data_dir.joinpath(*TALK), PCM_RATE)[: 15 * PCM_RATE]
+    # 0.2 s past the 8th window: a band-staged window waits for the 93 ms after it
+    talk = load_audio(data_dir.joinpath(*TALK), PCM_RATE)[: 15 * PCM_RATE + PCM_RATE // 5]
     pcm = (np.clip(np.concatenate([music, talk]), -1, 1) * 32767).astype("<i2").tobytes()
     port = free_port()
     env = {**os.environ, "GENRECAST_METRICS_ENABLED": "true", "GENRECAST_METRICS_PORT": str(port)}

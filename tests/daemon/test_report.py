@@ -169,3 +169,22 @@ def test_long_logs_show_days_and_the_busiest_sources(tmp_path: Path) -> None:
     png = tmp_path / "long.png"
     plot(summary, png)
     assert _png_size(png) == (1200, 800)
+
+
+def test_a_rotated_log_that_logrotate_compressed_is_read(real_log: Path, tmp_path: Path) -> None:
+    """logrotate's `compress` leaves events-....jsonl.1.gz: report reads it as the plain log; a
+    gzip file cut short is a one-line error."""
+    import gzip
+    import shutil
+
+    rotated = tmp_path / "events.jsonl.1.gz"
+    with open(real_log, "rb") as src, gzip.open(rotated, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    plain = json.loads(run_cli("report", str(real_log), "--json").stdout)
+    both = run_cli("report", str(real_log), str(rotated), "--json")
+    assert both.returncode == 0, both.stderr
+    assert json.loads(both.stdout)["events"] == 2 * plain["events"]
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(rotated.read_bytes()[:200])
+    proc = run_cli("report", str(cut))
+    assert proc.returncode == 2 and proc.stderr.startswith(f"genrecast: error: cannot read {cut}") and "Traceback" not in proc.stderr

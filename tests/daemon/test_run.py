@@ -171,3 +171,18 @@ def test_a_reader_that_goes_away_is_not_a_failure(gtzan_sample: Path) -> None:
     assert proc.returncode == 0, stderr[-2000:]
     assert all(line.startswith("{") for line in lines)
     assert stderr.count("stdout: the reader went away (broken pipe)") == 1 and "Traceback" not in stderr
+
+
+def test_classify_into_a_reader_that_goes_away_exits_0(gtzan_sample: Path) -> None:
+    """`classify ... | head -n 2` ended with 'genrecast: error: [Errno 32] Broken pipe', exit 2."""
+    import subprocess
+
+    from helpers import EXE
+
+    clip = gtzan_sample / "classical" / "classical.00000.wav"
+    proc = subprocess.Popen([EXE, "classify", "--json", "--hop-seconds", "0.1", str(clip)],  # more than a pipe holds
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = [proc.stdout.readline() for _ in range(2)]
+    proc.stdout.close()
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and stderr == "" and all(line.startswith("{") for line in lines), stderr

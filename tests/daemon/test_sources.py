@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -330,6 +331,20 @@ def test_stream_reconnects_after_the_server_dies_and_reports_a_rate_change(
     assert "recovered after" in log_text
     assert source.ffmpeg_pid is not None and not Path(f"/proc/{source.ffmpeg_pid}").exists()
     assert ffmpeg_children() == []
+
+
+@pytest.mark.service
+def test_a_url_that_ends_at_once_backs_off(stream_servers: StreamServers, stream_mp3s: dict[int, Path],
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    """A hosted 12-s MP3 decodes in a moment and ends: the retries back off (0.1, 0.2, 0.4 s ...)
+    instead of fetching it again every 0.1 s (1 s of audio used to count as a healthy connection)."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    port, _ = stream_servers.start("file", stream_mp3s[22050])
+    source = fast_stream(f"http://127.0.0.1:{port}/episode.mp3")
+    with Runner(source):
+        wait_for(lambda: "(failure 3)" in messages(caplog), 30, "three ends of the stream")
+    delays = re.findall(r"ended \(end of stream\); reconnecting in ([0-9.]+) s", messages(caplog))
+    assert [float(d) for d in delays[:3]] == [0.1, 0.2, 0.4], messages(caplog)
 
 
 @pytest.mark.service

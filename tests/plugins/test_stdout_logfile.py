@@ -39,18 +39,25 @@ def test_stdout_readable_lines(event_factory):
     late = format_line(event_factory(1200, genre="rock", probability=0.83))  # @3600.0s
     lines = [music, silence, uncertain, not_music, late]
     assert len({line.index("smoothed") for line in lines}) == 1, "\n".join(lines)  # the columns line up
+    # several sources: the names are padded to the longest configured one, so they line up too
+    stream = io.StringIO()
+    sink = StdoutSink(stream)
+    sink.genrecast_sink_start({}, LABELS, ["radio", "file-silentstart"])
+    for source in ("radio", "file-silentstart"):
+        sink.genrecast_sink_event(dataclasses.replace(event_factory(1, genre="rock"), source=source))
+    assert len({line.index("@3.0s") for line in stream.getvalue().splitlines()}) == 1, stream.getvalue()
 
 
 def test_stdout_json_lines_parse_back(event_factory):
     stream = io.StringIO()
     sink = StdoutSink(stream)
-    sink.genrecast_sink_start({"json": True}, LABELS)
+    sink.genrecast_sink_start({"json": True}, LABELS, ["radio"])
     events = [event_factory(i) for i in range(3)] + [event_factory(3, state="silence")]
     for event in events:
         sink.genrecast_sink_event(event)
     assert [GenreEvent.from_json(line) for line in stream.getvalue().splitlines()] == events
     with pytest.raises(SinkConfigError, match="json must be bool"):
-        sink.genrecast_sink_start({"json": "yes"}, LABELS)
+        sink.genrecast_sink_start({"json": "yes"}, LABELS, ["radio"])
 
 
 def test_logfile_rotation_keeps_count_and_every_line_parses(tmp_path, event_factory):
