@@ -287,30 +287,37 @@ class Pipeline:
         """Sources that stopped on an error (an undecodable or truncated file, a source bug)."""
 
     # -- source side --------------------------------------------------------
-    def _enqueue(self, items: list[PendingWindow]) -> None:
+    def _enqueue(self, items: list[PendingWindow], wait: bool = False) -> None:
+        """Queue windows for the classifier. A full queue drops its oldest window (a live source
+        must not fall behind real time), unless ``wait``: a finite source (a file, stdin) waits for
+        room instead, so it loses nothing to a slow model."""
         if not items:
             return
         with self._cond:
             for item in items:
+                while wait and len(self._pending) >= self.settings.max_pending_windows and not self.stop_event.is_set():
+                    self._cond.wait(0.5)
                 if len(self._pending) >= self.settings.max_pending_windows:
                     self._pending.popleft()
                     self.dropped_windows += 1
                     if self.dropped_windows == 1 or self.dropped_windows % 100 == 0:
                         log.warning("classification is behind real time: dropped %d oldest windows so far", self.dropped_windows)
                 self._pending.append(item)
-            self._cond.notify()
+            self._cond.notify_all()
 
     def _run_source(self, source) -> None:
         state = self.states[source.name]
         heard = [0]
 
+        finite = bool(getattr(source, "finite", False))
+
         def deliver(block, rate) -> None:
             heard[0] += len(block)
-            self._enqueue(state.windows(block, rate))
+            self._enqueue(state.windows(block, rate), wait=finite)
 
         try:
             source.run(deliver, self.stop_event)
-            self._enqueue(state.flush())
+            self._enqueue(state.flush(), wait=finite)
             if not heard[0] and not self.stop_event.is_set():
                 self.ended_without_audio.append(source.name)
                 log.warning("source %s ended without any audio (nothing was classified); check what feeds it", source.name)
@@ -342,6 +349,7 @@ class Pipeline:
                     return []
                 self._cond.wait(remaining)
             batch = [self._pending.popleft() for _ in range(min(self.settings.max_batch, len(self._pending)))]
+            self._cond.notify_all()  # room for a finite source that waits
             return batch
 
     def run(self) -> None:

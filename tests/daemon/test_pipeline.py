@@ -88,3 +88,29 @@ def test_classify_cli_table_json_and_bad_files(trained_bundle: Path, gtzan_sampl
     assert "Traceback" not in proc.stderr
     table = run_cli("classify", "--bundle", str(trained_bundle), str(clip))
     assert table.returncode == 0 and "verdict:" in table.stdout and "27.0s" in table.stdout
+
+
+def test_a_finite_source_waits_for_a_slow_model_and_loses_nothing(trained_bundle: Path, gtzan_sample: Path) -> None:
+    """A file or stdin is not real time: when classification falls behind, it waits for room in
+    the queue instead of dropping its oldest windows (a live source still drops, to keep up)."""
+    from helpers import wait_for
+
+    classifier = open_classifier(trained_bundle)
+    release, predict = threading.Event(), classifier.predict
+
+    def slow_predict(features):
+        release.wait(60)  # the model is stuck until the queue has filled up
+        return predict(features)
+
+    classifier.predict = slow_predict
+    audio = load_audio(gtzan_sample / "jazz" / "jazz.00000.wav", 22050)[: 22050 * 30]
+    events = []
+    pipeline = Pipeline(classifier, [ArraySource("jazz", audio, 22050)], events.append,
+                        PipelineSettings(max_pending_windows=2, max_batch=1))
+    runner = threading.Thread(target=pipeline.run)
+    runner.start()
+    wait_for(lambda: len(pipeline._pending) == 2, 60, "the queue to fill up while the model is stuck")
+    release.set()
+    runner.join(120)
+    assert not runner.is_alive()
+    assert pipeline.dropped_windows == 0 and [e.audio_start_seconds for e in events] == [3.0 * k for k in range(10)]
