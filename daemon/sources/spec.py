@@ -10,7 +10,7 @@ from genrecast.daemon.sources.base import AudioSource, SourceError
 from genrecast.daemon.sources.files import FileSource
 from genrecast.daemon.sources.mic import MicSource
 from genrecast.daemon.sources.stdin import StdinSource
-from genrecast.daemon.sources.stream import StreamSource
+from genrecast.daemon.sources.stream import STREAM_PROTOCOLS, StreamSource
 
 SPEC_HELP = "use mic, mic:NAME_OR_INDEX, file:PATH, - (raw PCM on stdin) or a URL such as http://host/stream"
 
@@ -57,5 +57,12 @@ def parse_source(spec: str, *, name: str | None = None, realtime: bool = False, 
     if Path(spec).exists():
         return FileSource(spec, name=name, realtime=realtime, loop=loop)
     if "://" in spec:
+        scheme = spec.partition("://")[0].lower()
+        if scheme not in STREAM_PROTOCOLS:  # ffmpeg would refuse it on every retry, forever
+            raise SourceError(f"{redact_url(spec)}: {scheme!r} is not a protocol genrecast streams; use one of "
+                              f"{', '.join(STREAM_PROTOCOLS[:6])} ... (check the URL's spelling)")
         return StreamSource(spec, name=name, stall_seconds=stall_seconds, backoff_max_seconds=backoff_max_seconds)
+    if "/" in spec or Path(spec).suffix:
+        raise SourceError(f"no such file: {spec} (a path must exist when the daemon starts; check it, or give a URL "
+                          f"or mic)")
     raise SourceError(f"unknown source {redact_url(spec)!r}: {SPEC_HELP}")

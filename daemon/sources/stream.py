@@ -22,6 +22,9 @@ _stream_numbers = itertools.count(1)
 #: Protocols ffmpeg may use for a URL handed over in a concat list (see :func:`_secret_input`).
 _PROTOCOLS = ("fd,pipe,file,http,https,tcp,tls,crypto,httpproxy,hls,applehttp,data,rtsp,rtsps,rtp,srtp,udp,"
               "rtmp,rtmps,rtmpt,rtmpts,mmsh,mmst,ftp,sftp,icecast,srt")
+#: The URL schemes a stream source takes (the network protocols of :data:`_PROTOCOLS`, most used first).
+STREAM_PROTOCOLS = ("http", "https", "icecast", "hls", "rtsp", "rtmp", "rtsps", "rtp", "srtp", "udp", "tcp", "tls",
+                    "rtmps", "rtmpt", "rtmpts", "mmsh", "mmst", "ftp", "sftp", "srt")
 
 
 #: Seconds ffmpeg may take to open and probe a stream before its first output, on top of

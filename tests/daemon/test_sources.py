@@ -126,6 +126,14 @@ def test_unknown_spec_is_a_source_error(spec: str) -> None:
         parse_source(spec)
 
 
+def test_a_url_ffmpeg_can_never_open_and_a_missing_bare_path_are_named() -> None:
+    """'htp://' was retried forever ('unsupported protocol'); a missing bare path was an 'unknown source'."""
+    with pytest.raises(SourceError, match=r"htp://u:\*+@x/y: 'htp' is not a protocol genrecast streams; use one of http"):
+        parse_source("htp://u:secret@x/y")
+    with pytest.raises(SourceError, match=r"no such file: music/nothere.mp3 \(a path must exist"):
+        parse_source("music/nothere.mp3")
+
+
 def test_missing_file_is_a_source_error() -> None:
     with pytest.raises(SourceError, match="no such file"):
         parse_source("file:/nonexistent/clip.wav")
