@@ -98,6 +98,18 @@ class SourceState:
         self.windows_made += len(windows)
         return [self._prepare(w) for w in windows]
 
+    def restart(self) -> list[PendingWindow]:
+        """The source reconnected: the windows of the audio before the break (as at the end of a
+        file), then a fresh genre context and bandwidth estimate for the new connection's audio,
+        which may be another programme (the smoothed genre and the music gate carry on)."""
+        windows = self.windower.restart()
+        self.windows_made += len(windows)
+        pending = [self._prepare(w) for w in windows]  # still with the old connection's context
+        if self._context is not None:
+            self._context = GenreContext(self.cfg, self.silence_dbfs)
+        self.bandwidth = BandwidthMonitor(self.cfg.sample_rate)
+        return pending
+
     def too_short_message(self) -> str | None:
         """Why nothing was classified, when the audio so far is shorter than one window
         (e.g. after :meth:`flush` of a 1-s clip); None once a window was made."""
@@ -310,8 +322,12 @@ class Pipeline:
         heard = [0]
 
         finite = bool(getattr(source, "finite", False))
+        connection = [getattr(source, "restarts", 0)]  # a stream or microphone counts its reconnects
 
         def deliver(block, rate) -> None:
+            if getattr(source, "restarts", 0) != connection[0]:  # the first audio after a reconnect
+                connection[0] = source.restarts
+                self._enqueue(state.restart(), wait=finite)
             heard[0] += len(block)
             self._enqueue(state.windows(block, rate), wait=finite)
 

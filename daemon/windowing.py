@@ -152,6 +152,18 @@ class Windower:
         return Window(samples=self._staged(samples, after), start_seconds=start,
                       end_seconds=start + len(samples) / self.target_rate)
 
+    def restart(self) -> list[Window]:
+        """A break in the source's audio (a stream that reconnected): the windows of the audio so
+        far, as at the end of a finite source (:meth:`flush`), then a fresh start for what follows
+        (no window holds audio from both sides; the resampler and band stage start anew), on the
+        same audio clock."""
+        windows = self.flush()
+        self._buffer_start = self._last_end = int(round(self._input_seconds * self.target_rate))
+        self._skip = 0
+        self._history = np.zeros(0, dtype=np.float32)
+        self._rate = None  # the next block sets up a new resampler (flush dropped the old one)
+        return windows
+
     def flush(self, min_fraction: float = MIN_FINAL_FRACTION) -> list[Window]:
         """At the end of a finite source: the last partial window (zero-padded) if it
         holds at least ``min_fraction`` of a window of audio not yet classified."""

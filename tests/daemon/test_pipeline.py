@@ -114,3 +114,35 @@ def test_a_finite_source_waits_for_a_slow_model_and_loses_nothing(trained_bundle
     runner.join(120)
     assert not runner.is_alive()
     assert pipeline.dropped_windows == 0 and [e.audio_start_seconds for e in events] == [3.0 * k for k in range(10)]
+
+
+class ReconnectingSource(ArraySource):
+    """Delivers ``audio`` and then, as a new connection (``restarts`` + 1), ``after``."""
+
+    finite = True
+
+    def __init__(self, name: str, audio: np.ndarray, after: np.ndarray, rate: int) -> None:
+        super().__init__(name, audio, rate)
+        self.after, self.restarts = after, 0
+
+    def run(self, deliver, stop: threading.Event) -> None:
+        super().run(deliver, stop)
+        self.restarts += 1
+        self.audio = self.after
+        super().run(deliver, stop)
+
+
+def test_a_reconnect_starts_the_windows_and_the_context_afresh(gtzan_sample: Path) -> None:
+    """7.5 s of jazz, then a reconnect to metal: no window holds both, the jazz before the break
+    is classified as a file's end is, and the metal windows are those of the metal alone (their
+    context held the old connection's jazz for 30 s, and one window mixed the two)."""
+    jazz = load_audio(gtzan_sample / "jazz" / "jazz.00016.wav", 22050)[: int(22050 * 7.5)]
+    metal = load_audio(gtzan_sample / "metal" / "metal.00000.wav", 22050)[: 22050 * 15]
+    _, events = _run(None, [ReconnectingSource("radio", jazz, metal, 22050)])
+    _, alone = _run(None, [ArraySource("radio", metal, 22050)])
+    assert [(e.audio_start_seconds, e.audio_end_seconds) for e in events[:3]] == [(0.0, 3.0), (3.0, 6.0), (6.0, 7.5)]
+    after = events[3:]
+    assert [e.audio_start_seconds for e in after] == [7.5 + 3.0 * k for k in range(5)]
+    assert [e.context_seconds for e in after] == [e.context_seconds for e in alone] and after[0].context_seconds == 3.0
+    for a, b in zip(after, alone, strict=True):
+        assert a.probabilities == b.probabilities
