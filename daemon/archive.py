@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 #: File name endings a directory is searched for (globs and lists take whatever they name).
 AUDIO_SUFFIXES = frozenset({
@@ -73,18 +73,32 @@ def check_inputs(items: Iterable[str], lists: Iterable[str]) -> None:
             raise InputError(f"--list {list_file}: cannot read it (give a text file with one audio path a line, or - for stdin)")
 
 
-def iter_inputs(items: Iterable[str], lists: Iterable[str] = (), skip: set[str] | frozenset[str] = frozenset()) -> Iterator[str]:
-    """Every file the inputs name, once, lazily: an existing file as given; a directory's audio
-    files (:data:`AUDIO_SUFFIXES`), recursively; a glob's matches (``**`` recurses), sorted per
-    pattern only as :func:`glob.iglob` yields them; then every list file's lines. Paths in
-    ``skip`` (done by an earlier run) are left out."""
+def path_key(path: str) -> str:
+    """What makes two names of a file one (``a.mp3``, ``./a.mp3``, ``dir/../a.mp3``): the absolute,
+    normalised path (against the working directory; links are not followed)."""
+    return os.path.normpath(os.path.abspath(path))
+
+
+def iter_inputs(items: Iterable[str], lists: Iterable[str] = (), skip: set[str] | frozenset[str] = frozenset(),
+                on_skip: Callable[[], None] | None = None) -> Iterator[str]:
+    """Every file the inputs name, once (by :func:`path_key`), lazily: an existing file as given;
+    a directory's audio files (:data:`AUDIO_SUFFIXES`), recursively; a glob's matches (``**``
+    recurses), sorted per pattern only as :func:`glob.iglob` yields them; then every list file's
+    lines. Paths whose key is in ``skip`` (done by an earlier run) are left out, each calling
+    ``on_skip``."""
     seen: set[str] = set()
 
     def fresh(paths: Iterable[str]) -> Iterator[str]:
         for path in paths:
-            if path not in seen and path not in skip:
-                seen.add(path)
-                yield path
+            key = path_key(path)
+            if key in seen:
+                continue
+            seen.add(key)
+            if key in skip:
+                if on_skip is not None:
+                    on_skip()
+                continue
+            yield path
 
     for item in items:
         path = Path(item)
@@ -102,7 +116,7 @@ def iter_inputs(items: Iterable[str], lists: Iterable[str] = (), skip: set[str] 
 
 def resume_output(path: Path) -> set[str]:
     """The files an earlier run finished in the JSON lines at ``path`` (a ``verdict`` or an
-    ``error`` line), after cutting the file back to the end of the last such line: the window
+    ``error`` line; their :func:`path_key`, so ``./a.mp3`` matches ``a.mp3``), after cutting the file back to the end of the last such line: the window
     lines of a file whose verdict never came, and a last line cut short by a kill, are removed,
     so that file is classified again and appears once. A missing file is an empty start."""
     done: set[str] = set()
@@ -119,7 +133,7 @@ def resume_output(path: Path) -> set[str]:
             except ValueError:
                 continue
             if isinstance(record, dict) and record.get("type") in CLOSING_TYPES and isinstance(record.get("file"), str):
-                done.add(record["file"])
+                done.add(path_key(record["file"]))
                 keep = offset
     if keep < path.stat().st_size:
         os.truncate(path, keep)

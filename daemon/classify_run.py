@@ -116,7 +116,7 @@ def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
     cached_classifier(options.job.bundle, options.job.backend)  # a bad bundle fails here, in one line
     done = resume_output(options.output) if options.resume and options.output else set()
     stream = open(options.output, "a", encoding="utf-8") if options.output else None
-    tally = Tally(skipped=len(done))
+    tally = Tally()
 
     def write(text: str) -> None:
         target = stream or out or sys.stdout  # looked up each time: a progress bar may be redirecting stdout
@@ -127,7 +127,10 @@ def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
         with ArchiveProgress(options.archive) as progress:
             if options.archive:
                 count_in_background(progress, options.inputs, options.lists, done)
-            for outcome in _outcomes(iter_inputs(options.inputs, options.lists, done), options, write):
+            def skipped() -> None:
+                tally.skipped += 1
+
+            for outcome in _outcomes(iter_inputs(options.inputs, options.lists, done, skipped), options, write):
                 if outcome.text:
                     write(outcome.text)
                 if outcome.message:

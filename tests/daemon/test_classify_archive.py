@@ -284,3 +284,22 @@ def test_a_terminal_shows_files_hours_and_time_left(archive: Path, tmp_path: Pat
     assert "9/9 files" in bar and " h of audio" in bar and "ETA" in bar, screen
     assert "genrecast: classified 9 files" in screen and "EXIT=0" in screen and "Traceback" not in screen
     assert len([r for r in records(out) if r["type"] == "verdict"]) == 9 < n
+
+
+def test_two_names_of_one_file_are_one_file_and_resume_counts_what_it_skipped(gtzan_sample: Path, tmp_path: Path,
+                                                                              monkeypatch) -> None:
+    """`classify a.wav ./a.wav` gave two verdicts; a --resume that named it ./a.wav classified it
+    again, and the summary counted every finished file as skipped, matched or not."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(gtzan_sample / "jazz" / "jazz.00016.wav", "a.wav")
+    shutil.copy(gtzan_sample / "rock" / "rock.00000.wav", "b.wav")
+    twice = run_cli("classify", "--json", "a.wav", "./a.wav", "sub/../a.wav", timeout=120, cwd=tmp_path)
+    verdicts = lambda text: [row for row in map(json.loads, text.splitlines()) if row["type"] == "verdict"]  # noqa: E731
+    assert twice.returncode == 0 and len(verdicts(twice.stdout)) == 1, twice.stdout[-500:]
+    first = run_cli("classify", "a.wav", "b.wav", "-o", "out.jsonl", timeout=120, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = run_cli("classify", "./a.wav", "-o", "out.jsonl", "--resume", timeout=120, cwd=tmp_path)
+    assert again.returncode == 0 and "classified 0 files" in again.stderr and "; 1 skipped" in again.stderr, again.stderr
+    assert [row["file"] for row in verdicts((tmp_path / "out.jsonl").read_text())] == ["a.wav", "b.wav"]
