@@ -127,11 +127,17 @@ class Watchdog:
     def _waiting(self) -> list[str]:
         return [s.name for s in self.pipeline.sources if getattr(s, "waiting_to_retry", False)]
 
+    def _crashed(self) -> list[str]:
+        """Live sources (streams, microphones) whose thread ended on an unexpected error: they
+        retry everything they expect, so only a restart of the service brings them back."""
+        return [s.name for s in self.pipeline.sources
+                if not getattr(s, "finite", False) and s.name in self.pipeline.failed_sources]
+
     def healthy(self) -> bool:
-        """The classifier loop made progress within the limit and some source is live (or this
-        fleet member has no source to listen to)."""
+        """The classifier loop made progress within the limit, no live source crashed, and some
+        source is live (or this fleet member has no source to listen to)."""
         limit = self.limit_seconds
-        if time.monotonic() - self.pipeline.last_progress_monotonic >= limit:
+        if time.monotonic() - self.pipeline.last_progress_monotonic >= limit or self._crashed():
             return False
         return not self.pipeline.sources or any(self._has_audio(s, limit) or (hasattr(s, "loop_alive") and s.loop_alive(limit))
                    for s in self.pipeline.sources)
@@ -157,6 +163,10 @@ class Watchdog:
             if self.ready:
                 if self.healthy():
                     self.notifier.send("WATCHDOG=1", self.status())
+                elif crashed := self._crashed():
+                    self.notifier.send(self.status() + f" (source {', '.join(crashed)} crashed)")
+                    log.error("source %s stopped on an error (logged above); not petting the watchdog, so systemd "
+                              "restarts the service", ", ".join(crashed))
                 else:
                     self.notifier.send(self.status() + " (stalled)")
                     log.warning("pipeline stalled: no progress for %.0f s; not petting the watchdog", self.limit_seconds)

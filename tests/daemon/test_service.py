@@ -172,3 +172,24 @@ def test_prometheus_counters_move(trained_bundle: Path, rock_pcm: bytes, notify_
     finally:
         proc.stdin.close()
         proc.wait(timeout=30)
+
+
+def test_a_crashed_live_source_makes_the_daemon_unhealthy():
+    """A stream or microphone retries what it expects; one whose thread died on an unexpected error
+    is gone until the service restarts, so the watchdog stops petting (and /healthz says 503) even
+    while other sources are live. A file that failed is not a reason: it has ended."""
+    import time
+    import types
+
+    from genrecast.daemon.service import Watchdog
+
+    live, other, file = (types.SimpleNamespace(name=n, finite=f) for n, f in (("radio", False), ("mic", False), ("clip", True)))
+    heard = types.SimpleNamespace(last_audio_monotonic=time.monotonic())
+    pipeline = types.SimpleNamespace(sources=[live, other, file], failed_sources=[], last_progress_monotonic=time.monotonic(),
+                                     states={"radio": heard, "mic": heard, "clip": heard})
+    watchdog = Watchdog(pipeline, notifier=None, timeout_seconds=30)
+    assert watchdog.healthy()
+    pipeline.failed_sources.append("clip")
+    assert watchdog.healthy()
+    pipeline.failed_sources.append("radio")
+    assert not watchdog.healthy() and watchdog._crashed() == ["radio"]
