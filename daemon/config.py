@@ -70,7 +70,8 @@ MIN_HOP_SECONDS, MAX_HOP_SECONDS = 0.1, 60.0
 #: settings' own (a test keeps them equal) and their ranges allow what the sinks allow.
 KEYS: dict[str, Key] = {
     "sinks": Key(list, ["stdout"], "Sinks events go to, by name: stdout, mqtt, logfile or a plugin's."),
-    "sources": Key(list, ["mic"], "Audio sources: SPEC or NAME=SPEC; SPEC is mic, mic:NAME_OR_INDEX, file:PATH, - or a URL."),
+    "sources": Key(list, ["mic"], "Audio sources: SPEC or NAME=SPEC; SPEC is mic, mic:NAME_OR_INDEX, file:PATH, - or a URL "
+                   "(or [[sources]] tables of name = \"...\" and spec = \"...\")."),
     "daemon_id": Key(str, "", "This daemon's id: namespaces its MQTT topics, client id and Home Assistant device "
                      "(empty: the host name; give each daemon on one host its own).", _daemon_id,
                      empty_means="the host name"),
@@ -80,7 +81,8 @@ KEYS: dict[str, Key] = {
     "model.bundle": Key(str, "", "Model bundle directory; empty for the built-in model.", must_exist="folder",
                         empty_means="the built-in model"),
     "model.backend": Key(str, "litert", "Classifier backend: litert (no tensorflow) or keras.", _choice("litert", "keras")),
-    "windowing.hop_seconds": Key((int, float), 0.0, "Seconds between window starts; 0 means the window length.",
+    "windowing.hop_seconds": Key((int, float), 0.0, "Seconds between window starts; 0 means the window length (a longer "
+                                  "hop skips the audio between windows, and the 30-s statistics cover the windows' audio only).",
                                   _zero_or_range(MIN_HOP_SECONDS, MAX_HOP_SECONDS),
                                   empty_means="the window length"),
     "smoothing.silence_dbfs": Key((int, float), DEFAULT_SILENCE_DBFS, "Windows below this RMS level (dBFS) are 'silence'.", _range(-200, 0)),
@@ -301,6 +303,8 @@ def load_config(path: Path | None = None, flags: dict[str, Any] | None = None, e
         given_by = "unset GENRECAST_CONFIG" if env.get(ENV_PREFIX + "CONFIG") and path == Path(env[ENV_PREFIX + "CONFIG"]) else "drop --config"
         if path.is_dir():
             problems.append(f"config file {path} is a folder; give the TOML file in it (e.g. {path / 'config.toml'})")
+        elif path.exists():
+            problems.append(f"config file {path} is not a regular file; give a TOML file (see systemd/config.example.toml)")
         else:
             problems.append(f"config file {path} does not exist; create it (see systemd/config.example.toml) or {given_by}")
     for key in KEYS:

@@ -163,3 +163,11 @@ def test_a_list_from_the_environment_may_be_a_toml_array():
     config = load_config(None, env={"GENRECAST_SOURCES": f'["{url}", "mic"]'})
     assert config["sources"] == [url, "mic"]
     assert "GENRECAST_SOURCES: is not a TOML array" in load_config(None, env={"GENRECAST_SOURCES": '["a'}).problems[0]
+
+
+def test_a_config_that_is_not_a_regular_file_is_named_so():
+    """`--config /dev/null` said the file 'does not exist'."""
+    from genrecast.daemon.config import load_config
+
+    assert load_config(Path("/dev/null"), env={}).problems == [
+        "config file /dev/null is not a regular file; give a TOML file (see systemd/config.example.toml)"]
