@@ -37,7 +37,8 @@ def test_stdout_readable_lines(event_factory):
     not_music = format_line(talk)
     assert "not_music  (music 0.03)" in not_music and "smoothed -" in not_music, not_music
     late = format_line(event_factory(1200, genre="rock", probability=0.83))  # @3600.0s
-    lines = [music, silence, uncertain, not_music, late]
+    widest = format_line(event_factory(5, state="uncertain", genre="classical", probability=0.77))
+    lines = [music, silence, uncertain, not_music, late, widest]
     assert len({line.index("smoothed") for line in lines}) == 1, "\n".join(lines)  # the columns line up
     # several sources: the names are padded to the longest configured one, so they line up too
     stream = io.StringIO()
