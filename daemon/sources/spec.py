@@ -61,6 +61,8 @@ def parse_source(spec: str, *, name: str | None = None, realtime: bool = False, 
         if scheme not in STREAM_PROTOCOLS:  # ffmpeg would refuse it on every retry, forever
             raise SourceError(f"{redact_url(spec)}: {scheme!r} is not a protocol genrecast streams; use one of "
                               f"{', '.join(STREAM_PROTOCOLS[:6])} ... (check the URL's spelling)")
+        if not urlsplit(spec).netloc:
+            raise SourceError(f"{redact_url(spec)}: no host in the URL; e.g. http://radio.example/live.mp3")
         return StreamSource(spec, name=name, stall_seconds=stall_seconds, backoff_max_seconds=backoff_max_seconds)
     if "/" in spec or Path(spec).suffix:
         raise SourceError(f"no such file: {spec} (a path must exist when the daemon starts; check it, or give a URL "

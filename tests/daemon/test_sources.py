@@ -132,6 +132,8 @@ def test_a_url_ffmpeg_can_never_open_and_a_missing_bare_path_are_named() -> None
         parse_source("htp://u:secret@x/y")
     with pytest.raises(SourceError, match=r"no such file: music/nothere.mp3 \(a path must exist"):
         parse_source("music/nothere.mp3")
+    with pytest.raises(SourceError, match=r"http://: no host in the URL"):
+        parse_source("http://")
 
 
 def test_missing_file_is_a_source_error() -> None:
