@@ -16,7 +16,8 @@ import numpy as np
 from genrecast.daemon.audio import BLOCK_SECONDS, open_audio
 from genrecast.daemon.classifier import Classifier
 from genrecast.daemon.events import GenreEvent
-from genrecast.daemon.pipeline import EventMaker, PipelineSettings, SourceState
+from genrecast.daemon.pipeline import EventMaker, PipelineSettings
+from genrecast.daemon.source_state import SourceState
 from genrecast.daemon.progress import Progress
 from genrecast.daemon.windowing import MIN_FINAL_FRACTION
 

@@ -11,7 +11,11 @@ start or pause with silence; statistics over silence and music together describe
 - while the context is empty (at the start, after a gap), the leading blocks of a window's new
   audio whose RMS level is under the gate are left out too, so the context starts where the
   sound does, to the hop (``cfg.hop_length`` samples, 23 ms at 22.05 kHz);
-- a window with NaN or infinite samples starts the context afresh after it.
+- a window with NaN or infinite samples starts the context afresh after it;
+- so does a window that the music detector's gate calls not music (talk, room tone above the
+  gate, noise): the genre of what follows is found from its own audio (the talk before a song
+  no longer sways the song's first 30 s). The gate leaves music up to 3 windows into talk,
+  so those windows enter the context and are dropped with it when the gate turns.
 
 Audio above the gate always enters, so a gain that keeps the audio above the gate changes
 nothing here (see the level-invariance design in :mod:`genrecast.daemon.features`); and since
@@ -36,14 +40,15 @@ class GenreContext:
         self._empty = True
         self._until_seconds = 0.0  # audio clock up to which this source's audio was taken (or skipped)
 
-    def take(self, window: Window, level_dbfs: float) -> None:
+    def take(self, window: Window, level_dbfs: float, gap: bool = False) -> None:
         """Feed the window's audio not taken before; ``level_dbfs`` is the whole window's RMS level
-        (NaN or infinite for garbage audio, -inf for digital silence)."""
+        (NaN or infinite for garbage audio, -inf for digital silence). ``gap``: the window is not
+        music (the music detector's gate says so), so it is a gap as silence is."""
         rate = self.cfg.sample_rate
         real = len(window.real(rate))  # a final window is zero-padded
         new = int(round((window.end_seconds - max(window.start_seconds, self._until_seconds)) * rate))
         self._until_seconds = max(self._until_seconds, window.end_seconds)
-        if not np.isfinite(level_dbfs) or level_dbfs < self.silence_dbfs:
+        if gap or not np.isfinite(level_dbfs) or level_dbfs < self.silence_dbfs:
             if not self._empty:  # a gap (or garbage): the next sound starts a new context
                 self._rolling, self._empty = RollingSummary(self.cfg), True
             return

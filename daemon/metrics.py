@@ -114,7 +114,7 @@ def start_metrics_server(pipeline, publisher, host: str, port: int, health=None)
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)  # resident memory, CPU, open fds
     registry.register(PipelineCollector(pipeline, publisher))
-    latency = Histogram("genrecast_classification_seconds", "Time to run the models (music detector and genre model) on one batch of windows.",
+    latency = Histogram("genrecast_classification_seconds", "Time to run the genre model on one batch of windows (the music detector runs as each window is cut).",
                         buckets=LATENCY_BUCKETS_SECONDS, registry=registry)
     pipeline.maker.on_batch = lambda windows, seconds: latency.observe(seconds)
     server = make_server(host, port, health_app(make_wsgi_app(registry), health), Server, handler_class=QuietHandler)

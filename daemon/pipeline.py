@@ -1,11 +1,11 @@
 """The listening pipeline: sources → windows → features → music detector → classifier → events.
 
-Each source runs in its own thread and turns its audio into windows and
-features; one classifier thread takes the waiting windows (batched across
-sources), runs the music detector (when the bundle has one) and gates the windows that
-are not music, classifies the others, applies the gates and smoothing, and hands each
-:class:`GenreEvent` to ``publish``. If classification falls behind, the oldest
-waiting windows are dropped and counted, so memory stays bounded.
+Each source runs in its own thread and turns its audio into windows, runs the music detector
+(when the bundle has one) through the source's gate, and computes the features
+(:mod:`genrecast.daemon.source_state`); one classifier thread takes the waiting windows
+(batched across sources), classifies those that are music, applies the smoothing, and hands
+each :class:`GenreEvent` to ``publish``. If classification falls behind a live source, the
+oldest waiting windows are dropped and counted, so memory stays bounded (a file or stdin waits).
 """
 
 from __future__ import annotations
@@ -20,16 +20,11 @@ from typing import Callable
 
 import numpy as np
 
-from genrecast.daemon.bandwidth import BandwidthMonitor, BandwidthState
 from genrecast.daemon.classifier import Classifier
-from genrecast.daemon.detector import MusicGate
 from genrecast.daemon.events import GenreEvent, utc_now
-from genrecast.daemon.context import GenreContext
-from genrecast.daemon.features import window_features
-from genrecast.daemon.music_features import MIN_SECONDS, music_features
-from genrecast.daemon.smoothing import Smoother, SmoothingSettings, level_dbfs
+from genrecast.daemon.smoothing import SmoothingSettings
+from genrecast.daemon.source_state import GateResult, PendingWindow, SourceState
 from genrecast.daemon.sources.base import SourceError
-from genrecast.daemon.windowing import MIN_FINAL_FRACTION, Window, Windower
 
 log = logging.getLogger(__name__)
 
@@ -47,139 +42,6 @@ class PipelineSettings:
     """Most windows classified in one call."""
 
 
-@dataclass
-class PendingWindow:
-    """A window with its features, waiting to be classified."""
-
-    source: "SourceState"
-    window: Window
-    features: np.ndarray | None
-    """None when the audio is not finite or silent (no classification needed)."""
-    level_dbfs: float
-    context_seconds: float | None
-    music_features: np.ndarray | None = None
-    """The music detector's input (None without a detector, or when ``features`` is None)."""
-    bandwidth: BandwidthState = BandwidthState(None, None)
-    """The source's bandwidth estimate after this window."""
-
-
-class SourceState:
-    """Everything the pipeline keeps per source: windowing, feature context, smoothing, sequence."""
-
-    def __init__(self, name: str, classifier: Classifier, settings: PipelineSettings) -> None:
-        cfg = classifier.bundle.features
-        self.name = name
-        self.cfg = cfg
-        hop = settings.hop_seconds or cfg.window_seconds
-        self.windower = Windower(name, cfg.sample_rate, cfg.window_samples, max(1, int(round(hop * cfg.sample_rate))),
-                                 cfg.band_stage_hz)
-        self.smoother = Smoother(len(classifier.bundle.labels), settings.smoothing)
-        detector = getattr(classifier, "detector", None)
-        self.gate = MusicGate(detector.spec.gate) if detector is not None else None
-        self._detector_cfg = detector.spec.features if detector is not None else None
-        self.silence_dbfs = settings.smoothing.silence_dbfs
-        self.seq = 0
-        self.windows_made = 0
-        self.invalid_windows = 0
-        self._context = GenreContext(cfg, self.silence_dbfs) if cfg.kind == "summary" else None
-        self.last_audio_monotonic: float | None = None
-        self.bandwidth = BandwidthMonitor(cfg.sample_rate)
-
-    def windows(self, block: np.ndarray, rate: int) -> list[PendingWindow]:
-        """Feed a block of mono audio; return the windows it completed, with features."""
-        self.last_audio_monotonic = time.monotonic()
-        windows = self.windower.push(block, rate)
-        self.windows_made += len(windows)
-        return [self._prepare(w) for w in windows]
-
-    def flush(self) -> list[PendingWindow]:
-        """The last windows of a finite source."""
-        windows = self.windower.flush()
-        self.windows_made += len(windows)
-        return [self._prepare(w) for w in windows]
-
-    def restart(self) -> list[PendingWindow]:
-        """The source reconnected: the windows of the audio before the break (as at the end of a
-        file), then a fresh genre context and bandwidth estimate for the new connection's audio,
-        which may be another programme (the smoothed genre and the music gate carry on)."""
-        windows = self.windower.restart()
-        self.windows_made += len(windows)
-        pending = [self._prepare(w) for w in windows]  # still with the old connection's context
-        if self._context is not None:
-            self._context = GenreContext(self.cfg, self.silence_dbfs)
-        self.bandwidth = BandwidthMonitor(self.cfg.sample_rate)
-        return pending
-
-    def too_short_message(self) -> str | None:
-        """Why nothing was classified, when the audio so far is shorter than one window
-        (e.g. after :meth:`flush` of a 1-s clip); None once a window was made."""
-        if self.windows_made:
-            return None
-        return (f"{self.windower.consumed_seconds:.2f} s of audio is shorter than one {self.cfg.window_seconds:g}-s window "
-                f"(at least {MIN_FINAL_FRACTION * self.cfg.window_seconds:g} s is needed); nothing was classified")
-
-    def _prepare(self, window: Window) -> PendingWindow:
-        pending = self._prepare_features(window)
-        pending.bandwidth = self._bandwidth(window, audible=pending.features is not None)
-        return pending
-
-    def _bandwidth(self, window: Window, audible: bool) -> BandwidthState:
-        """Update the bandwidth estimate with an audible window's real audio; log once when the
-        source turns out band-limited."""
-        state = self.bandwidth.update(window.real(self.cfg.sample_rate) if audible else None)
-        if state.newly_limited:
-            log.warning("source %s: its audio is band-limited to about %.1f kHz, below the %.1f kHz the model was "
-                        "trained on (8-kHz telephone or 16-kHz audio resampled up?), so genres are less reliable; "
-                        "feed it at %g kHz or more if you can (events say band_limited: true)",
-                        self.name, state.bandwidth_hz / 1000, self.cfg.sample_rate / 2000, self.cfg.sample_rate / 1000)
-        return state
-
-    def _prepare_features(self, window: Window) -> PendingWindow:
-        with np.errstate(all="ignore"):  # NaN/inf audio is reported below, not warned about
-            level = level_dbfs(window.real(self.cfg.sample_rate))  # a final window's zero padding is not quiet audio
-        if self._context is not None:
-            self._context.take(window, level)
-        if not math.isfinite(level):
-            self.invalid_windows += 1
-            if self.invalid_windows == 1 or self.invalid_windows % 100 == 0:
-                log.warning("source %s: window at %.1f s holds NaN or infinite samples (%d so far); not classified",
-                            self.name, window.start_seconds, self.invalid_windows)
-            return PendingWindow(self, window, None, level, None)
-        if level < self.silence_dbfs:
-            return PendingWindow(self, window, None, level, None)
-        if self.cfg.kind == "mfcc":
-            pending = PendingWindow(self, window, window_features(window.samples, self.cfg), level, None)
-        else:
-            pending = self._summary(window, level)
-        pending.music_features = self._music_features(window)
-        return pending
-
-    def _music_features(self, window: Window) -> np.ndarray | None:
-        """The detector's input from the window's real audio (a final window's zero padding left out)."""
-        if self._detector_cfg is None:
-            return None
-        real = len(window.real(self.cfg.sample_rate))
-        samples = window.samples[: max(real, int(MIN_SECONDS * self.cfg.sample_rate) + 1, self._detector_cfg.n_fft)]
-        return music_features(samples, self._detector_cfg)
-
-    def _summary(self, window: Window, level: float) -> PendingWindow:
-        """Table statistics over the last ``context_seconds`` of audio, silence left out (see GenreContext)."""
-        return PendingWindow(self, window, self._context.features(), level, round(self._context.covered_seconds, 3))
-
-
-@dataclass(frozen=True)
-class GateResult:
-    """The music detector's verdict on one window, after the source's gate took it in."""
-
-    is_music: bool
-    p_music: float
-    """The window's P(music)."""
-    smoothed: float
-    """The gate's smoothed P(music) after this window."""
-    left_music: bool
-    """This window turned the gate from music to not_music."""
-
-
 def _unit(value: float) -> float:
     return round(min(1.0, max(0.0, value)), 5)
 
@@ -195,12 +57,13 @@ class EventMaker:
         self.classified = 0
         """Windows a model ran on: the music detector (talk stays ``not_music`` there), the genre model, or both."""
         self.on_batch: Callable[[int, float], None] | None = None
-        """Called with (windows, seconds of the detector and genre model together) after each batch (metrics)."""
+        """Called with (windows, seconds of the genre model) after each batch (metrics; the music detector
+        runs as each window is cut, in its source's thread)."""
 
     def events(self, pending: list[PendingWindow]) -> list[GenreEvent]:
         """Events for ``pending`` windows, in order."""
         started = time.perf_counter()
-        music = self._gate(pending)
+        music = {id(p): p.gate for p in pending if p.gate is not None}  # judged as each window was cut
         todo = [p for p in pending if p.features is not None and (id(p) not in music or music[id(p)].is_music)]
         probs: dict[int, np.ndarray] = {}
         if todo:
@@ -212,22 +75,6 @@ class EventMaker:
             if self.on_batch is not None:
                 self.on_batch(judged, time.perf_counter() - started)
         return [self._event(p, probs.get(id(p)), music.get(id(p))) for p in pending]
-
-    def _gate(self, pending: list[PendingWindow]) -> dict[int, GateResult]:
-        """Run the music detector on the windows that have its features and update each
-        source's gate in window order: {id(window): its GateResult}."""
-        detector = getattr(self.classifier, "detector", None)
-        todo = [p for p in pending if p.music_features is not None]
-        if detector is None or not todo:
-            return {}
-        p_music = detector.predict(np.stack([p.music_features for p in todo]))[:, 0]
-        out = {}
-        for p, value in zip(todo, p_music):
-            value = float(value) if math.isfinite(value) else 0.0
-            was_music = p.source.gate.is_music
-            is_music, _ = p.source.gate.update(value)
-            out[id(p)] = GateResult(is_music, value, p.source.gate.smoothed, left_music=was_music and not is_music)
-        return out
 
     def _event(self, p: PendingWindow, prob: np.ndarray | None, music: GateResult | None) -> GenreEvent:
         settings = self.settings.smoothing

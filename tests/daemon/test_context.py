@@ -96,3 +96,22 @@ def test_a_final_window_is_not_made_quieter_by_its_padding(tmp_path):
     last = _windows(path)[-1]
     assert last["audio_start_seconds"] == 3.0 and last["state"] != "silence"
     assert last["level_dbfs"] == pytest.approx(-63.5, abs=0.3)
+
+
+def test_talk_before_music_stays_out_of_the_music_context(data_dir, jazz, tmp_path):
+    """9 s of talk (well above the silence gate) and then the jazz clip: the gate keeps the talk
+    `not_music`, and the music's windows are those of the clip heard from where the gate let it in,
+    not statistics of talk and jazz together (the talk used to sway the song's first 30 s)."""
+    import librosa
+
+    talk, _ = librosa.load(data_dir / "music-speech" / "speech" / "comedy1.flac", sr=RATE, mono=True)
+    talk = talk[: 9 * RATE].astype(np.float32)
+    mix, alone = tmp_path / "talk-then-jazz.wav", tmp_path / "jazz-from-3s.wav"
+    sf.write(mix, np.concatenate([talk, jazz]), RATE, subtype="FLOAT")
+    windows = _windows(mix)
+    assert [w["state"] for w in windows[:3]] == ["not_music"] * 3
+    first = next(k for k, w in enumerate(windows) if w["state"] == "music")
+    assert windows[first]["context_seconds"] == 3.0, "the context starts with the music the gate let in"
+    sf.write(alone, jazz[(first - 3) * 3 * RATE:], RATE, subtype="FLOAT")
+    for a, b in zip(windows[first:], _windows(alone)):
+        assert a["genre"] == b["genre"] and a["probability"] == pytest.approx(b["probability"], abs=2e-3)
