@@ -107,7 +107,8 @@ class SourceState:
 
     def _prepare(self, window: Window) -> PendingWindow:
         pending = self._prepare_features(window)
-        pending.bandwidth = self._bandwidth(window, audible=pending.features is not None)
+        audible = math.isfinite(pending.level_dbfs) and pending.level_dbfs >= self.silence_dbfs  # talk too
+        pending.bandwidth = self._bandwidth(window, audible=audible)
         return pending
 
     def _bandwidth(self, window: Window, audible: bool) -> BandwidthState:

@@ -141,3 +141,15 @@ def test_classify_flags_a_16k_file_in_its_window_events(converted: dict[int, lis
     windows = [json.loads(line) for line in proc.stdout.splitlines() if json.loads(line)["type"] == "window"]
     assert windows[-1]["band_limited"] is True and 7000 < windows[-1]["bandwidth_hz"] < 8000
     assert len(_flag_lines(proc.stderr)) == 1
+
+
+def test_talk_at_8k_is_band_limited_too(data_dir: Path, tmp_path: Path) -> None:
+    """Windows the music detector calls not music stay out of the genre context, but not out of the
+    bandwidth estimate: a talk station on a telephone-grade line is still flagged."""
+    talk = tmp_path / "talk-8k.wav"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(data_dir / "music-speech" / "speech" / "comedy1.flac"),
+                    "-ar", "8000", "-ac", "1", "-t", "20", str(talk)], check=True, timeout=60)
+    proc = run_cli("classify", "--json", str(talk), timeout=120)
+    windows = [row for row in map(json.loads, proc.stdout.splitlines()) if row["type"] == "window"]
+    assert windows and all(w["state"] == "not_music" for w in windows)
+    assert windows[-1]["band_limited"] is True and windows[-1]["bandwidth_hz"] < 4500
