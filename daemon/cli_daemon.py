@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -194,7 +193,9 @@ def register(app: typer.Typer) -> None:
         try:
             code = run_classify(options)
         except BrokenPipeError:  # classify ... | head: the reader has what it wanted
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            from genrecast.daemon.stderr import stdout_to_devnull
+
+            stdout_to_devnull()
             raise typer.Exit(0) from None
         except (UsageError, BundleError, ValueError, OSError) as exc:
             fail(str(exc))

@@ -1,4 +1,5 @@
-"""Keep our log lines when a library points file descriptor 2 elsewhere, and drop known noise.
+"""Keep our log lines when a library points file descriptor 2 elsewhere, drop known noise, and
+let a stdout whose reader went away go quietly.
 
 sounddevice points fd 2 at ``/dev/null`` while PortAudio initialises (at import and at every
 re-initialisation, i.e. every microphone retry) to hide ALSA's chatter. Anything another thread
@@ -10,6 +11,8 @@ C libraries' own noise still goes where the library sends it.
 :func:`dropping_lines` is the other direction: it catches what C code writes to fd 2 for the
 length of one call and writes it back, less the lines it was asked to drop (LiteRT's
 "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.", which it has no switch for).
+
+:func:`stdout_to_devnull` is for a broken pipe on stdout (``genrecast ... | head``).
 """
 
 from __future__ import annotations
@@ -45,6 +48,13 @@ def private_stderr() -> TextIO:
         _private = os.fdopen(os.dup(fd), "w", buffering=1, encoding=encoding, errors="backslashreplace")
         sys.stderr = _private
         return _private
+
+
+def stdout_to_devnull() -> None:
+    """Point fd 1 at ``/dev/null`` after its reader went away (a ``BrokenPipeError``), so the
+    flush at exit cannot fail again (Python's documented way; see its ``signal`` module docs on
+    SIGPIPE)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 @contextlib.contextmanager

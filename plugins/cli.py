@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -117,7 +116,9 @@ def _tail(broker: Optional[str], prefix: Optional[str], file: Optional[Path], js
     except KeyboardInterrupt:
         pass
     except BrokenPipeError:  # the reader went away (`tail --json | head`): a quiet, normal end
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exit's flush cannot fail again
+        from genrecast.daemon.stderr import stdout_to_devnull
+
+        stdout_to_devnull()
         raise typer.Exit(0) from None
     except (TailError, ValueError, OSError) as exc:
         _error(str(exc), 1)

@@ -6,7 +6,6 @@ Settings (``[stdout]``): ``json`` (bool, default false).
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -81,5 +80,7 @@ class StdoutSink:
         except BrokenPipeError:  # the reader went away, as `head` does: a wish, not a failure
             self.reader_gone = True
             log.info("stdout: the reader went away (broken pipe); events go on to the other sinks only")
-            if stream is sys.stdout:  # Python would complain flushing it at exit (see its signal docs on SIGPIPE)
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            if stream is sys.stdout:
+                from genrecast.daemon.stderr import stdout_to_devnull
+
+                stdout_to_devnull()
