@@ -13,6 +13,7 @@ The thresholds are chosen on validation files by the trainer and stored in the b
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from dataclasses import dataclass
 
@@ -78,14 +79,18 @@ class MusicGate:
 
 
 class MusicDetector:
-    """The bundle's ``detector.tflite`` on LiteRT: features (batch x columns) → batch x 3 probabilities."""
+    """The bundle's ``detector.tflite`` on LiteRT: features (batch x columns) → batch x 3 probabilities.
+    Safe to call from several threads (the sources' threads share it; LiteRT's interpreter is not)."""
 
     def __init__(self, spec, num_threads: int = 1) -> None:
         from genrecast.daemon.litert import LiteRTModel
 
         self.spec = spec
         self._model = LiteRTModel(spec.tflite_path, num_threads)
+        self._lock = threading.Lock()
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """``features``: batch x len(columns), raw; returns batch x (music, speech, other), rows summing to 1."""
-        return self._model.run(((np.asarray(features, dtype=np.float32) - self.spec.mean) / self.spec.std).astype(np.float32))
+        inputs = ((np.asarray(features, dtype=np.float32) - self.spec.mean) / self.spec.std).astype(np.float32)
+        with self._lock:
+            return self._model.run(inputs)

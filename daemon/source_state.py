@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -61,7 +60,6 @@ class SourceState:
         self.smoother = Smoother(len(classifier.bundle.labels), settings.smoothing)
         detector = getattr(classifier, "detector", None)
         self._detector = detector
-        self._detector_lock = detector_lock(classifier)
         self.gate = MusicGate(detector.spec.gate) if detector is not None else None
         self._detector_cfg = detector.spec.features if detector is not None else None
         self.silence_dbfs = settings.smoothing.silence_dbfs
@@ -150,8 +148,7 @@ class SourceState:
         order, before the window's genre context is updated: what is not music stays out of it)."""
         if self._detector is None or features is None:
             return None
-        with self._detector_lock:  # one LiteRT interpreter, shared by the sources' threads
-            value = float(self._detector.predict(features[None, :])[0, 0])
+        value = float(self._detector.predict(features[None, :])[0, 0])
         value = value if math.isfinite(value) else 0.0
         was_music = self.gate.is_music
         is_music, _ = self.gate.update(value)
@@ -181,16 +178,3 @@ class GateResult:
     """The gate's smoothed P(music) after this window."""
     left_music: bool
     """This window turned the gate from music to not_music."""
-
-
-_LOCK_FOR_LOCKS = threading.Lock()
-
-
-def detector_lock(classifier: Classifier) -> threading.Lock:
-    """The lock around ``classifier``'s music detector, one per classifier: its LiteRT interpreter
-    is shared by the sources' threads and is not thread-safe."""
-    with _LOCK_FOR_LOCKS:
-        lock = getattr(classifier, "detector_lock", None)
-        if lock is None:
-            lock = classifier.detector_lock = threading.Lock()
-        return lock
