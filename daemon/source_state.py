@@ -104,8 +104,10 @@ class SourceState:
                 f"(at least {MIN_FINAL_FRACTION * self.cfg.window_seconds:g} s is needed); nothing was classified")
 
     def _prepare(self, window: Window) -> PendingWindow:
-        pending = self._prepare_features(window)
-        audible = math.isfinite(pending.level_dbfs) and pending.level_dbfs >= self.silence_dbfs  # talk too
+        with np.errstate(all="ignore"):  # NaN/inf audio is reported below, not warned about
+            level = level_dbfs(window.real(self.cfg.sample_rate))  # a final window's zero padding is not quiet audio
+        audible = math.isfinite(level) and level >= self.silence_dbfs  # talk too: it counts for the bandwidth
+        pending = self._prepare_features(window, level, audible)
         pending.bandwidth = self._bandwidth(window, audible=audible)
         return pending
 
@@ -120,18 +122,15 @@ class SourceState:
                         self.name, state.bandwidth_hz / 1000, self.cfg.sample_rate / 2000, self.cfg.sample_rate / 1000)
         return state
 
-    def _prepare_features(self, window: Window) -> PendingWindow:
-        with np.errstate(all="ignore"):  # NaN/inf audio is reported below, not warned about
-            level = level_dbfs(window.real(self.cfg.sample_rate))  # a final window's zero padding is not quiet audio
-        if self._context is not None and not (math.isfinite(level) and level >= self.silence_dbfs):
-            self._context.take(window, level)  # garbage or silence: a gap in the context
-        if not math.isfinite(level):
-            self.invalid_windows += 1
-            if self.invalid_windows == 1 or self.invalid_windows % 100 == 0:
-                log.warning("source %s: window at %.1f s holds NaN or infinite samples (%d so far); not classified",
-                            self.name, window.start_seconds, self.invalid_windows)
-            return PendingWindow(self, window, None, level, None)
-        if level < self.silence_dbfs:
+    def _prepare_features(self, window: Window, level: float, audible: bool) -> PendingWindow:
+        if not audible:  # garbage or silence: not classified, and a gap in the context
+            if self._context is not None:
+                self._context.take(window, level)
+            if not math.isfinite(level):
+                self.invalid_windows += 1
+                if self.invalid_windows == 1 or self.invalid_windows % 100 == 0:
+                    log.warning("source %s: window at %.1f s holds NaN or infinite samples (%d so far); not classified",
+                                self.name, window.start_seconds, self.invalid_windows)
             return PendingWindow(self, window, None, level, None)
         features = self._music_features(window)
         gate = self._judge(features)
