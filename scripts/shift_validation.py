@@ -55,7 +55,7 @@ def validate(copies: int, neighbours: int, epochs: int, svc_c: float = T.DEFAULT
         held = np.flatnonzero(group == g)
         train = pool.without(sh.tracks[held].tolist())
         model, _, mean, std = T.fit_rows(replace(T.DEFAULT_MLP, svc_c=svc_c), train.x, train.y, len(labels), seed=seed + g,
-                                         test_ids=sh.tracks[held].tolist(), augmentation=aug)
+                                         test_ids=sh.tracks[held].tolist(), augmentation=aug, columns=train.columns)
 
         def verdicts(rows: np.ndarray) -> np.ndarray:  # (..., contexts, columns) -> (...) label indices
             prob = T.predict(model, (rows.reshape(-1, rows.shape[-1]) - mean) / std)

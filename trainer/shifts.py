@@ -232,12 +232,15 @@ def measure_shifts(data_dir: Path, exclude: Iterable[str], cfg: FeatureConfig, *
 
 
 def augment(x: np.ndarray, y: np.ndarray, clean: np.ndarray, deltas: np.ndarray, copies: int,
-            rng: np.random.Generator, scale: np.ndarray, neighbours: int = NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
+            rng: np.random.Generator, scale: np.ndarray, neighbours: int = NEIGHBOURS,
+            near_by: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``copies`` shifted copies of every row of ``x`` (rows x columns): each adds one measured
     shift (``deltas``: clips x shifts x columns) of one of the ``neighbours`` clips whose clean
     row (``clean``: clips x columns) is nearest to it, distances in units of ``scale`` (the
-    columns' std). Returns the originals followed by the copies, and their labels."""
-    d = (((x[:, None, :] - clean[None]) / scale) ** 2).sum(axis=2)
+    columns' std) over the columns ``near_by`` (indices; all when None: the model's inputs).
+    Returns the originals followed by the copies, and their labels."""
+    cols = slice(None) if near_by is None else near_by
+    d = (((x[:, None, cols] - clean[None, :, cols]) / scale[cols]) ** 2).sum(axis=2)
     near = np.argsort(d, axis=1, kind="stable")[:, :neighbours]
     out = [x]
     for _ in range(copies):
@@ -259,15 +262,16 @@ class Augmentation:
     """Epochs of a fit on the augmented rows (``copies + 1`` times as many rows per epoch)."""
 
     def rows(self, x: np.ndarray, y: np.ndarray, test_ids: Iterable[str], scale: np.ndarray,
-             seed: int) -> tuple[np.ndarray, np.ndarray]:
+             seed: int, near_by: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Training rows ``x`` (rows x columns, level-normalised, not standardised) and their
-        labels ``y``, with their shifted copies (:func:`augment`); ``scale``: the columns' std."""
+        labels ``y``, with their shifted copies (:func:`augment`); ``scale``: the columns' std;
+        ``near_by``: the columns (indices) that find a row's nearest clips, all when None."""
         usable = np.flatnonzero(~np.isin(self.shifts.tracks, sorted(set(test_ids))))
         if not self.copies or not len(usable):
             return x, y
         rng = np.random.default_rng([seed, 0x5417])
         return augment(x, y, self.shifts.clean[usable, -1], self.shifts.deltas(usable), self.copies, rng, scale,
-                       min(self.neighbours, len(usable)))
+                       min(self.neighbours, len(usable)), near_by)
 
     def describe(self) -> dict[str, object]:
         """Provenance for the bundle's metrics."""

@@ -168,6 +168,7 @@ def train_from_table(
     model, history, mean, std = fit_rows(
         config, table.x[train_mask], table.y[train_mask], len(table.labels), seed=seed,
         test_ids=table.ids[test_mask].tolist(), augmentation=augmentation, validation=(table.x[test_mask], ys),
+        columns=table.columns,
     )
     test_prob = predict(model, (table.x[test_mask] - mean) / std)
     test_acc = float((test_prob.argmax(axis=1) == ys).mean())
@@ -201,7 +202,8 @@ def train_from_table(
 
     # The shipped model: every row that is not excluded.
     log.info("final model: training on all %d non-excluded tracks", len(pool.ids))
-    final, _, mean, std = fit_rows(config, pool.x, pool.y, len(table.labels), seed=seed, augmentation=augmentation)
+    final, _, mean, std = fit_rows(config, pool.x, pool.y, len(table.labels), seed=seed, augmentation=augmentation,
+                                   columns=table.columns)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     extra["test_accuracy"] = round(test_acc, 4)
@@ -263,8 +265,8 @@ def table_command(
         if splits_dir is not None:
             log.info("using the artist-filtered lists at %s", splits_dir)
     selection = json.loads(Path(selection_file).read_text()) if selection_file else None
-    # The selection chooses the MLPs; the SVC member was chosen after it (see DEFAULT_MLP).
-    config = replace(choose(selection), svc_c=DEFAULT_MLP.svc_c) if selection else DEFAULT_MLP
+    # The selection chooses the MLPs; the SVC member and the left-out columns were chosen after it (see DEFAULT_MLP).
+    config = replace(choose(selection), svc_c=DEFAULT_MLP.svc_c, left_out=DEFAULT_MLP.left_out) if selection else DEFAULT_MLP
     if selection and config != DEFAULT_MLP:
         log.warning("the selection chose %s, not the default %s", config.label(), DEFAULT_MLP.label())
     log.info("model: %s", config.label())

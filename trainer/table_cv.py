@@ -42,16 +42,17 @@ def standardise_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fit_rows(cfg: MLPConfig, x: np.ndarray, y: np.ndarray, n_labels: int, *, seed: int, test_ids: Iterable[str] = (),
-             augmentation: Augmentation | None = None, validation: tuple[np.ndarray, np.ndarray] | None = None):
-    """Standardise level-normalised rows ``x`` (stats of these clean rows), add the shifted copies
-    of ``augmentation`` (never shifts measured on ``test_ids``) and :func:`fit`. Returns
+             augmentation: Augmentation | None = None, validation: tuple[np.ndarray, np.ndarray] | None = None,
+             columns: tuple[str, ...] = ()):
+    """Standardise level-normalised rows ``x`` (rows x ``columns``; stats of these clean rows), add the
+    shifted copies of ``augmentation`` (never shifts measured on ``test_ids``) and :func:`fit`. Returns
     (model, history, mean, std); ``validation`` is given unstandardised."""
     mean, std = standardise_stats(x)
     if augmentation is not None:
-        x, y = augmentation.rows(x, y, test_ids, std, seed)
+        x, y = augmentation.rows(x, y, test_ids, std, seed, cfg.kept(tuple(columns)) if cfg.left_out else None)
         cfg = replace(cfg, epochs=augmentation.epochs)
     val = ((validation[0] - mean) / std, validation[1]) if validation is not None else None
-    model, history = fit(cfg, (x - mean) / std, y, n_labels, seed=seed, validation=val)
+    model, history = fit(cfg, (x - mean) / std, y, n_labels, seed=seed, columns=columns, validation=val)
     return model, history, mean, std
 
 
@@ -64,7 +65,7 @@ def cross_validate(cfg: MLPConfig, table: Table, *, n_folds: int = 10, seed: int
     for k in range(n_folds):
         train, test = folds != k, folds == k
         model, _, mean, std = fit_rows(cfg, table.x[train], table.y[train], len(table.labels), seed=seed + k,
-                                       test_ids=table.ids[test].tolist(), augmentation=augmentation)
+                                       test_ids=table.ids[test].tolist(), augmentation=augmentation, columns=table.columns)
         prob = predict(model, (table.x[test] - mean) / std)
         accuracies.append(float((prob.argmax(axis=1) == table.y[test]).mean()))
         log.info(

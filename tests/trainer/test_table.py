@@ -150,6 +150,8 @@ def test_default_bundle_provenance(table_csv: Path, gtzan_sample: Path) -> None:
     # Shift augmentation (robust to rooms, codecs, rates) cost the MLPs clean cross-validation (0.741
     # without, 0.722 with); the calibrated SVC member brings it back to the robustness issue's 0.74.
     assert prov["model_config"]["svc_c"] == 3.0
+    # the dynamics (the level-normalised RMS columns) are left out of the model's input: see DEFAULT_MLP
+    assert prov["model_config"]["left_out"] == ["rms_mean", "rms_var"]
     assert metrics["extra"]["cv_accuracy_mean"] >= 0.74
     assert len(metrics["extra"]["cv"]["fold_accuracies"]) == 10
     assert metrics["split"]["name"] == "artist-filtered"

@@ -63,3 +63,44 @@ def test_a_label_without_rows_is_refused(rows) -> None:
     keep = y != 3
     with pytest.raises(ValueError, match="all 10 labels"):
         fit_svc(x[keep], y[keep], 3.0, 10)
+
+
+def test_left_out_columns_reach_neither_the_mlps_nor_the_svc(rows, tmp_path: Path) -> None:
+    """A left-out column (the default model's rms_mean / rms_var) may take any value: the exported
+    model gives the same probabilities; every other column still matters."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from genrecast.daemon.features import DEFAULT_SUMMARY_COLUMNS
+    from genrecast.trainer.export import export_tflite
+
+    x, y, unseen = rows
+    columns = DEFAULT_SUMMARY_COLUMNS
+    cfg = MLPConfig(hidden=(16,), members=2, epochs=2, svc_c=3.0, left_out=("rms_mean", "rms_var"))
+    model, _ = fit(cfg, x, y, 10, seed=0, columns=columns)
+    moved = unseen.copy()
+    for name in cfg.left_out:
+        moved[:, columns.index(name)] = np.random.default_rng(1).normal(0.0, 5.0, len(moved))
+    np.testing.assert_array_equal(predict(model, moved), predict(model, unseen))
+    kept = unseen.copy()
+    kept[:, columns.index("mfcc2_mean")] += 3.0
+    assert np.abs(predict(model, kept) - predict(model, unseen)).max() > 1e-3
+
+    # the same through LiteRT, as the daemon runs it
+    export_tflite(model, tmp_path / "m.tflite")
+    interpreter = Interpreter(str(tmp_path / "m.tflite"))
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    for a, b in zip(unseen[:5].astype(np.float32), moved[:5].astype(np.float32)):
+        got = []
+        for row in (a, b):
+            interpreter.set_tensor(inp["index"], row[None])
+            interpreter.invoke()
+            got.append(interpreter.get_tensor(out["index"])[0].copy())
+        np.testing.assert_array_equal(got[0], got[1])
+
+
+def test_a_left_out_column_must_be_a_feature_column(rows) -> None:
+    x, y, _ = rows
+    with pytest.raises(ValueError, match="tempo"):
+        fit(MLPConfig(hidden=(8,), members=1, epochs=1, left_out=("tempo",)), x, y, 10, seed=0,
+            columns=tuple(f"c{i}" for i in range(x.shape[1])))
