@@ -63,6 +63,8 @@ class StdoutSink:
         self.source_width = 0
         self.reader_gone = False
         """True once a write met a broken pipe (``genrecast run | head``): later events are not printed."""
+        self.not_printed = 0
+        """Events that came after the reader went away (the one whose write broke included)."""
 
     @hookimpl
     def genrecast_sink_start(self, config: dict[str, Any], labels: list[str], sources: list[str]) -> None:
@@ -72,6 +74,7 @@ class StdoutSink:
     @hookimpl
     def genrecast_sink_event(self, event: GenreEvent) -> None:
         if self.reader_gone:
+            self.not_printed += 1
             return
         stream = self.stream or sys.stdout
         try:
@@ -79,8 +82,20 @@ class StdoutSink:
             stream.flush()
         except BrokenPipeError:  # the reader went away, as `head` does: a wish, not a failure
             self.reader_gone = True
+            self.not_printed += 1
             log.info("stdout: the reader went away (broken pipe); events go on to the other sinks only")
             if stream is sys.stdout:
                 from genrecast.daemon.stderr import stdout_to_devnull
 
                 stdout_to_devnull()
+
+    @hookimpl
+    def genrecast_sink_stats(self) -> dict[str, Any]:
+        """``not_printed``: events after the reader went away (not counted as dropped: the reader
+        chose to stop, so a run that ends this way is not a failure)."""
+        return {"not_printed": self.not_printed}
+
+    @hookimpl
+    def genrecast_sink_stop(self, deadline_seconds: float) -> None:
+        if self.not_printed:
+            log.info("stdout: %d events were not printed after the reader went away", self.not_printed)

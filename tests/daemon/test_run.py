@@ -171,6 +171,10 @@ def test_a_reader_that_goes_away_is_not_a_failure(gtzan_sample: Path) -> None:
     assert proc.returncode == 0, stderr[-2000:]
     assert all(line.startswith("{") for line in lines)
     assert stderr.count("stdout: the reader went away (broken pipe)") == 1 and "Traceback" not in stderr
+    # and at the end it says how many events it did not print (the pipe broke on one, at least)
+    import re
+
+    assert int(re.search(r"stdout: (\d+) events were not printed after the reader went away", stderr).group(1)) >= 1
 
 
 def test_classify_into_a_reader_that_goes_away_exits_0(gtzan_sample: Path) -> None:
