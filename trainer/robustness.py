@@ -82,14 +82,19 @@ def held_out_clips(bundle, dataset_dir: Path, split: str = "recorded") -> tuple[
         shifted = set((prov.get("augmentation") or {}).get("clip_ids", []))  # audio that gave feature shifts
         held = [c for c in clips if (c.track_id in excluded or not GTZAN_ID.fullmatch(c.track_id))
                 and c.track_id not in shifted]
+        trained = len(clips) - len(held)  # a GTZAN id whose row it kept, or whose audio gave shifts
         what = f"the clips of {dataset_dir} whose table rows and audio the bundle never trained on"
     else:
         tests = set(prov.get("test_tracks") or []) if prov.get("split") != "segment" else set()
         held = [c for c in clips if c.track_id in tests]
+        if prov.get("split") != "segment" and "trained_tracks" in prov:  # what it trained and validated on
+            trained = len({c.track_id for c in clips} & set(prov["trained_tracks"]))
+        else:  # a segment split trained on windows of every track; an older bundle does not say
+            trained = len(clips) - len(held)
         what = f"the bundle's test tracks in {dataset_dir}"
     chosen = held
     if split == "all":
-        chosen, trained = clips, len(clips) - len(held)
+        chosen = clips
         what = f"every clip of {dataset_dir}" + (f" ({trained} of the {len(clips)} trained on or gave feature shifts: "
                                                  "their figures flatter the bundle)" if trained else "")
     if not chosen:
@@ -116,12 +121,13 @@ def evaluate_conditions(classifier, clips: Sequence[Clip], conditions: Sequence[
 
     Returns ``{"seed", "clips": [ids], "labels": {id: genre}, "conditions": [{"name",
     "tracks", "right", "track_accuracy", "windows", "window_accuracy",
-    "differs_from_clean"}], "verdicts": {condition: {id: genre or None}}}``; the first
-    condition is the reference of ``differs_from_clean`` (``clean`` from
-    :func:`~genrecast.trainer.conditions.named`). Raises
-    :class:`~genrecast.daemon.audio.AudioDecodeError` for a clip that does not decode.
+    "differs_from_clean"}], "verdicts": {condition: {id: genre or None}}, "skipped": {id: why}}``;
+    the first condition is the reference of ``differs_from_clean`` (``clean`` from
+    :func:`~genrecast.trainer.conditions.named`). A clip that does not decode, or is shorter
+    than one window, is skipped (logged, listed in ``skipped``), as the trainer skips it.
     """
-    from genrecast.daemon.audio import load_audio
+    from genrecast.daemon.audio import AudioDecodeError, load_audio
+    from genrecast.daemon.windowing import MIN_FINAL_FRACTION
     from genrecast.daemon.pipeline import PipelineSettings
     from genrecast.daemon.progress import Progress
 
@@ -129,10 +135,21 @@ def evaluate_conditions(classifier, clips: Sequence[Clip], conditions: Sequence[
     settings = PipelineSettings()
     verdicts: dict[str, dict[str, str | None]] = {c.name: {} for c in conditions}
     windows = {c.name: [0, 0] for c in conditions}  # right, total
+    skipped: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="genrecast-conditions-") as tmp, \
             Progress(progress, len(clips) * len(conditions), "clips × conditions") as advance:
         for clip in clips:
-            y = load_audio(clip.path, rate)
+            try:
+                y = load_audio(clip.path, rate)
+            except AudioDecodeError as exc:
+                skipped[clip.track_id] = str(exc)
+            else:
+                if len(y) < MIN_FINAL_FRACTION * classifier.bundle.features.window_samples:  # classify's "too short"
+                    skipped[clip.track_id] = f"{clip.path}: {len(y) / rate:.2f} s of audio is shorter than one window"
+            if clip.track_id in skipped:
+                log.warning("skipped %s", skipped[clip.track_id])
+                advance(len(conditions))
+                continue
             for condition in conditions:
                 audio = condition.apply(y, rate, condition_rng(seed, condition.name, clip.track_id))
                 result = classify_audio(audio, classifier, settings, Path(tmp))
@@ -142,7 +159,10 @@ def evaluate_conditions(classifier, clips: Sequence[Clip], conditions: Sequence[
                     windows[condition.name][0] += bool(probs) and max(probs, key=probs.get) == clip.label
                     windows[condition.name][1] += 1
                 advance(1)
-    truth = {c.track_id: c.label for c in clips}
+    truth = {c.track_id: c.label for c in clips if c.track_id not in skipped}
+    if not truth:
+        raise ValueError(f"none of the {len(clips)} clips could be measured (every one was skipped: "
+                         f"{next(iter(skipped.values()))}); give audio that ffmpeg decodes, one window long or more")
     reference = verdicts[conditions[0].name]
     rows = []
     for condition in conditions:
@@ -155,7 +175,8 @@ def evaluate_conditions(classifier, clips: Sequence[Clip], conditions: Sequence[
             "windows": total_windows, "window_accuracy": round(right_windows / total_windows, 4) if total_windows else 0.0,
             "differs_from_clean": sum(got[t] != reference[t] for t in truth),
         })
-    return {"seed": seed, "clips": sorted(truth), "labels": truth, "conditions": rows, "verdicts": verdicts}
+    return {"seed": seed, "clips": sorted(truth), "labels": truth, "conditions": rows, "verdicts": verdicts,
+            "skipped": skipped}
 
 
 def markdown_table(results: dict[str, Any]) -> str:
@@ -214,7 +235,9 @@ def evaluate_command(bundle_path: Path, dataset_dir: Path, names: str, *, split:
     classifier = open_classifier(bundle_path, backend)
     clips, description = held_out_clips(classifier.bundle, dataset_dir, split)
     results = evaluate_conditions(classifier, clips, conditions, seed=seed)
-    results["description"] = f"{description} ({len(clips)} clips; seed {seed})"
+    skipped = results["skipped"]
+    results["description"] = (f"{description} ({len(results['clips'])} clips; seed {seed}"
+                              + (f"; {len(skipped)} skipped: {', '.join(sorted(skipped))}" if skipped else "") + ")")
     results["bundle"] = classifier.bundle.model_id
     title = f"{classifier.bundle.model_id} under capture conditions"
     write_conditions(out, results, title)

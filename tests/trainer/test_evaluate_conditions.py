@@ -104,3 +104,50 @@ def test_held_out_clips_leave_out_the_audio_that_gave_shifts(gtzan_sample: Path)
     assert "whose table rows and audio the bundle never trained on" in what
     every, what = held_out_clips(bundle, gtzan_sample, "all")
     assert len(every) == 19 and "(6 of the 19 trained on or gave feature shifts: their figures flatter the bundle)" in what
+
+
+def test_held_out_clips_count_as_trained_only_what_an_audio_bundle_trained_on(gtzan_sample: Path, tmp_path: Path) -> None:
+    """`--split all` on clips an audio bundle never saw said '9 of the 9 trained on': it counted
+    every clip that was no recorded test track. It counts the recorded trained tracks now."""
+    from types import SimpleNamespace
+
+    from genrecast.trainer.robustness import held_out_clips
+
+    for clip in ("jazz/jazz.00000.wav", "jazz/jazz.00016.wav", "rock/rock.00000.wav"):
+        (tmp_path / clip).parent.mkdir(exist_ok=True)
+        (tmp_path / clip).symlink_to(gtzan_sample / clip)
+    labels = ("jazz", "rock")
+
+    def bundle(**prov):
+        return SimpleNamespace(labels=labels, provenance=prov, features=SimpleNamespace(kind="mfcc"))
+
+    _, what = held_out_clips(bundle(split="track", test_tracks=["x.00001"], trained_tracks=["x.00002"]), tmp_path, "all")
+    assert what == f"every clip of {tmp_path}"  # none of them trained on: no warning
+    _, what = held_out_clips(bundle(split="track", test_tracks=["jazz.00000"], trained_tracks=["rock.00000"]), tmp_path, "all")
+    assert "(1 of the 3 trained on" in what
+    clips, _ = held_out_clips(bundle(split="track", test_tracks=["jazz.00000"], trained_tracks=["rock.00000"]), tmp_path)
+    assert [c.track_id for c in clips] == ["jazz.00000"]
+    _, what = held_out_clips(bundle(split="segment", test_tracks=["jazz.00000"]), tmp_path, "all")
+    assert "(3 of the 3 trained on" in what  # a segment split trains on windows of every track
+
+
+def test_clips_that_cannot_be_measured_are_skipped_and_listed(gtzan_sample: Path, tmp_path: Path) -> None:
+    """A corrupt file aborted `evaluate --conditions` (so a GTZAN copy with its known-corrupt
+    jazz.00054 could never run) and a 1-s file counted as a wrong verdict; both are skipped and
+    listed now, as the trainer does, and the rest is measured."""
+    import subprocess
+
+    data = tmp_path / "data"
+    (data / "jazz").mkdir(parents=True)
+    (data / "jazz" / "jazz.00000.wav").symlink_to(gtzan_sample / CLIPS[0])
+    (data / "jazz" / "jazz.00097.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage")
+    subprocess.run(["ffmpeg", "-v", "error", "-t", "1", "-i", str(gtzan_sample / CLIPS[0]), str(data / "jazz" / "jazz.00098.wav")],
+                   check=True)
+    proc = run_cli("evaluate", str(default_bundle_path()), str(data), "--conditions", "clean", "--split", "all", "--json",
+                   "--out", str(tmp_path / "o"), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads(proc.stdout)
+    assert results["clips"] == ["jazz.00000"] and sorted(results["skipped"]) == ["jazz.00097", "jazz.00098"]
+    assert "shorter than one window" in results["skipped"]["jazz.00098"]
+    assert "2 skipped: jazz.00097, jazz.00098" in results["description"]
+    assert "skipped" in proc.stderr and "Traceback" not in proc.stderr
