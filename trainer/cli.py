@@ -136,10 +136,16 @@ def register(app: typer.Typer) -> None:
         if missing := missing_train_modules():
             fail(f"`genrecast train` needs {', '.join(missing)}: {TRAIN_EXTRA_HINT}", 1)
         from genrecast.trainer.export import quiet_tensorflow
+        from genrecast.trainer.out_dir import prepare_bundle_dir
 
         quiet_tensorflow()
         setup_logging()
         logging.getLogger("tensorflow").setLevel(logging.WARNING)  # not "Assets written to /tmp/..." per export
+        if table is not None or dataset is not None:  # before any work: a new bundle goes there
+            try:
+                prepare_bundle_dir(out)
+            except ValueError as exc:
+                fail(str(exc))
         try:
             if table is not None:
                 from genrecast.trainer.table import table_command
@@ -181,8 +187,11 @@ def register(app: typer.Typer) -> None:
         if conditions is not None and not conditions.replace(",", "").strip():
             fail(f"--conditions {conditions!r} names no condition; give names (e.g. clean,stereo), targets, quick or all")
         written = out or (Path("genrecast-conditions") if conditions is not None else None)
-        if written is not None and written.exists() and not written.is_dir():
-            fail(f"--out {written} is a file; give a folder for the results (it is created if missing)")
+        if written is not None:
+            from genrecast.trainer.out_dir import writable_problem
+
+            if problem := writable_problem(written):
+                fail(problem)
         if written is not None and (written / "bundle.json").is_file():
             fail(f"--out {written} holds a bundle: its own report.md and metrics.json would be overwritten; "
                  "choose another folder")

@@ -66,6 +66,7 @@ from genrecast.trainer.table_data import (  # noqa: F401  (re-exported)
     track_id,
     training_exclusions,
 )
+from genrecast.trainer.out_dir import EVALUATION_SUBDIR  # noqa: F401  (the evaluation model's folder; re-exported)
 from genrecast.trainer.table_model import (  # noqa: F401  (re-exported)
     DEFAULT_MLP,
     MAX_BUNDLE_BYTES,
@@ -87,8 +88,6 @@ log = logging.getLogger(__name__)
 #: among its augmentation.
 BAND_STAGE_HZ = 44100
 
-#: Sub-directory of a table bundle holding the evaluation model (trained without the test tracks).
-EVALUATION_SUBDIR = "evaluation"
 
 
 def train_from_table(

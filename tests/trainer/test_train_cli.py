@@ -125,3 +125,37 @@ def test_train_refuses_options_it_cannot_use(args: list[str], says: str, data_di
     assert "Traceback" not in proc.stderr and [line for line in proc.stderr.splitlines() if "error" in line] == [
         proc.stderr.strip().splitlines()[-1]], proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_train_checks_its_out_folder_before_any_work(tmp_path: Path, data_dir: Path) -> None:
+    """`--out` a file, or a folder of other things, used to fail (or be written into) only after
+    training; both are refused at once now, in one line, and the folder is left as it was."""
+    table = str(data_dir / "reference" / "features_30_sec.csv")
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "notes.txt").write_text("mine")
+    for out, says in ((tmp_path / "afile", "is a file; give a folder"),
+                      (tmp_path / "notes", "is a folder that holds no bundle, and it is not empty")):
+        proc = run_cli("train", "--table", table, "--out", str(out), timeout=120)
+        assert proc.returncode == 2 and says in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+        assert "accuracy" not in proc.stderr  # no fold was trained
+    assert (tmp_path / "notes" / "notes.txt").read_text() == "mine" and (tmp_path / "afile").read_text() == "x"
+
+
+def test_a_bundle_folder_is_cleared_of_the_old_bundles_files(tmp_path: Path) -> None:
+    """Training into a folder that holds a bundle replaces it: none of the old bundle's files (its
+    detector, selection, evaluation model, plots) stays beside the new one; other files are kept."""
+    import shutil
+
+    from genrecast.daemon.bundle import default_bundle_path
+    from genrecast.trainer.out_dir import prepare_bundle_dir, writable_problem
+
+    out = tmp_path / "b"
+    shutil.copytree(default_bundle_path(), out)
+    (out / "notes.txt").write_text("mine")
+    prepare_bundle_dir(out)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    prepare_bundle_dir(tmp_path / "new" / "deeper")  # missing: fine, nothing made yet
+    assert not (tmp_path / "new").exists()
+    assert "is a file" in writable_problem(out / "notes.txt")
+    assert "no folder can be made there" in writable_problem(out / "notes.txt" / "sub")
