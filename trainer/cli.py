@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option("track", metavar="NAME", help="track (grouped by track, honest) or segment (the tutorial's inflated random split of windows)."),
         split_lists: Optional[Path] = typer.Option(None, metavar="DIR", help="Folder with train/valid/test lists of file names (overrides --split)."),
         epochs: int = typer.Option(100, metavar="N", help="Most epochs (at least 1); early stopping on validation loss ends sooner."),
-        seed: int = typer.Option(0, metavar="N", help="Seed of split, initialisation and shuffling."),
+        seed: int = typer.Option(0, metavar="N", min=0, help="Seed of split, initialisation and shuffling (0 or more)."),
         augment: int = typer.Option(0, "--augment", metavar="N", help="(audio) Add N copies of every TRAINING file, each "
                                     "under a random capture condition (gain, room, small speaker, codec, stereo, sample "
                                     "rate, noise; seeded by --seed), before the features. Validation and test tracks stay "
@@ -89,7 +89,8 @@ def register(app: typer.Typer) -> None:
             "quick", "--conditions", metavar="NAMES|quick|all|none",
             help="Capture conditions of the robustness table in report.md and metrics.json, measured on the held-out "
             "full clips (the test tracks; for --table, the clips of --exclude-dir, else of gtzan-sample in the data "
-            "folder, that it never trained on; never reserved ids). quick: "
+            "folder, that it never trained on; never reserved ids; not measured with --split segment, which holds out "
+            "no track). quick: "
             "clean, gain-24dB, stereo, mp3-128k-stereo-44.1k, speaker-room-noise15dB; all: every condition; none: skip."),
     ) -> None:
         from genrecast.daemon.cli import fail, setup_logging
@@ -100,7 +101,9 @@ def register(app: typer.Typer) -> None:
                                  ("--shifts-from", shifts_from, "folder"), ("--split-lists", split_lists, "folder"),
                                  ("DATASET", dataset, "folder")):
             if path is not None and not (path.is_file() if kind == "file" else path.is_dir()):
-                fail(f"{flag} {path}: no such {kind}" + (" (a folder; give the file)" if kind == "file" and path.is_dir() else ""))
+                hint = (" (a folder; give the file)" if kind == "file" and path.is_dir() else
+                        " (a file; give the folder of genre sub-folders that holds it)" if kind == "folder" and path.is_file() else "")
+                fail(f"{flag} {path}: no such {kind}{hint}")
         if table is not None and dataset is not None:
             fail(f"give a DATASET folder (a model from audio) or --table FILE.csv (a model from the table), not both ({dataset})")
         given = {"--exclude-dir": exclude_dir is not None, "--selection": selection is not None,
@@ -168,7 +171,7 @@ def register(app: typer.Typer) -> None:
         dataset: Path = typer.Argument(..., metavar="DATASET", help="Folder of genre sub-folders with audio files."),
         split: str = typer.Option("recorded", metavar="NAME", help="recorded (the bundle's own test tracks), track, segment or all."),
         split_lists: Optional[Path] = typer.Option(None, metavar="DIR", help="Folder with train/valid/test lists (its test list is used)."),
-        seed: int = typer.Option(0, metavar="N", help="Seed for --split track|segment, and of the --conditions (rooms, noise)."),
+        seed: int = typer.Option(0, metavar="N", min=0, help="Seed for --split track|segment, and of the --conditions (rooms, noise); 0 or more."),
         out: Optional[Path] = typer.Option(None, metavar="DIR", help="Also write metrics.json, report.md and plots here."),
         json_output: bool = typer.Option(False, "--json", metavar="", help="Print the metrics as JSON."),
         conditions: Optional[str] = typer.Option(

@@ -90,7 +90,7 @@ def evaluate(
             raise ValueError(f"bundle {bundle_path} records no test tracks; pass --split track|segment|all")
         chosen = tracks_split(features.track_ids, tests, bundle.provenance.get("split", "recorded"))
     elif split == "track":
-        chosen = track_split(features.y, features.track_ids, seed=seed)
+        chosen = track_split(features.y, features.track_ids, seed=seed, labels=list(bundle.labels))
     elif split == "segment":
         chosen = segment_split(len(features.y), seed=seed)
     elif split == "all":
@@ -99,7 +99,11 @@ def evaluate(
     else:
         raise ValueError(f"unknown split {split!r}; choose recorded, track, segment or all, or --split-lists DIR")
     if not chosen.test.any():
-        raise ValueError("the chosen split has no test windows in this dataset")
+        if split == "recorded" and split_lists is None:
+            raise ValueError(f"none of the bundle's {len(bundle.provenance.get('test_tracks') or [])} recorded test tracks "
+                             f"is in {dataset_path}; give the dataset it was trained on, or --split all to measure "
+                             "every track here (the output says if it trained on any)")
+        raise ValueError(f"the chosen split has no test windows in {dataset_path}; try another --split or more tracks")
     tested = set(features.track_ids[chosen.test].tolist())
     warning = "; ".join(w for w in (chosen.warning, overlap_warning(tested, trained_on(bundle, dataset, features.track_ids))) if w) or None
     probs = predict_batched(classifier, features.x[chosen.test])

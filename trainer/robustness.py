@@ -294,6 +294,9 @@ def attach_test_tracks(bundle_dir: Path, dataset, test_tracks: Sequence[str], na
     conditions = _conditions_or_none(names)
     description = (f"the test tracks of the {split_name} split (full files)" if conditions
                    else "no conditions were asked for (--conditions none)")
+    if split_name == "segment" and conditions:  # its test windows' tracks are training tracks too
+        clips, description = [], ("a segment split holds out windows, not tracks: every full clip was trained on, "
+                                  "so its figures would flatter the model (train with --split track or --split-lists)")
     return attach_to_bundle(bundle_dir, clips, conditions, description, seed=seed)
 
 

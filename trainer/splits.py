@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -58,9 +59,13 @@ def _masks(track_ids: np.ndarray, parts: dict[str, set[str]]) -> tuple[np.ndarra
 
 
 def track_split(
-    y: np.ndarray, track_ids: np.ndarray, *, test_fraction: float = 0.2, valid_fraction: float = 0.15, seed: int = 0
+    y: np.ndarray, track_ids: np.ndarray, *, test_fraction: float = 0.2, valid_fraction: float = 0.15, seed: int = 0,
+    labels: Sequence[str] | None = None,
 ) -> Split:
-    """Stratified by label, grouped by track: every track's windows on one side only."""
+    """Stratified by label, grouped by track: every track's windows on one side only. A genre gives
+    test tracks only from 3 tracks; the split's ``warning`` names those that give none (by
+    ``labels``, the names of ``y``'s indices, where given). Raises :class:`SplitError` when no
+    genre gives test or validation tracks."""
     rng = np.random.default_rng(seed)
     parts: dict[str, set[str]] = {"train": set(), "valid": set(), "test": set()}
     track_label = {t: int(l) for t, l in zip(track_ids.tolist(), y.tolist())}
@@ -73,8 +78,15 @@ def track_split(
         parts["valid"].update(tracks[n_test : n_test + n_valid])
         parts["train"].update(tracks[n_test + n_valid :])
     if not parts["test"] or not parts["valid"]:
-        raise SplitError("too few tracks for a track split: each genre needs at least 3 tracks (or use --split-lists)")
-    return Split("track", *_masks(track_ids, parts))
+        raise SplitError("too few tracks for a track split: a genre gives test tracks only from 3 tracks (and validation "
+                         "ones from 2 left after those), and none does here; add tracks or use --split-lists")
+    untested = sorted(set(track_label.values()) - {track_label[t] for t in parts["test"]})
+    warning = None
+    if untested:
+        names = [labels[i] if labels is not None else str(i) for i in untested]
+        warning = (f"{len(untested)} of {len(set(track_label.values()))} genres have fewer than 3 tracks, so none of "
+                   f"their tracks is tested ({', '.join(names)}): the test figures leave them out")
+    return Split("track", *_masks(track_ids, parts), warning=warning)
 
 
 def read_list(path: Path) -> set[str]:

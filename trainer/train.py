@@ -6,7 +6,7 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -51,7 +51,7 @@ class TrainSettings:
     (:mod:`genrecast.trainer.augment`); validation and test tracks are never augmented."""
 
 
-def make_split(features: FeatureSet, settings: TrainSettings) -> Split:
+def make_split(features: FeatureSet, settings: TrainSettings, labels: Sequence[str] | None = None) -> Split:
     """The split the settings ask for; prints a warning for ``segment``."""
     if settings.split_lists is not None:
         split, missing = list_split(features.y, features.track_ids, settings.split_lists, seed=settings.seed)
@@ -64,7 +64,10 @@ def make_split(features: FeatureSet, settings: TrainSettings) -> Split:
         return split
     if settings.split != "track":
         raise ValueError(f"unknown split {settings.split!r}; choose track or segment, or --split-lists DIR")
-    return track_split(features.y, features.track_ids, seed=settings.seed)
+    split = track_split(features.y, features.track_ids, seed=settings.seed, labels=labels)
+    if split.warning:
+        print(f"WARNING: {split.warning}", file=sys.stderr)
+    return split
 
 
 def normalisation(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -123,7 +126,7 @@ def train(dataset_path: Path, out: Path, cfg: FeatureConfig, settings: TrainSett
     if empty := [label for k, label in enumerate(dataset.labels) if not (features.y == k).any()]:
         raise ValueError(f"genre folder(s) {', '.join(empty)} kept no usable audio once unreadable or too short files were "
                          f"skipped ({len(features.skipped)} skipped; see the lines above); fix or remove them")
-    split = make_split(features, settings)
+    split = make_split(features, settings, dataset.labels)
     for part in ("train", "valid", "test"):
         if not getattr(split, part).any():
             raise ValueError(f"the {split.name} split has no {part} windows; use a larger dataset or other split lists")

@@ -69,3 +69,16 @@ def test_segment_split_mixes_tracks_and_warns() -> None:
     assert len(train & test) > 500  # siblings of test windows are trained on
     assert "inflated" in split.warning
     assert not (split.train & split.test).any()
+
+
+def test_track_split_names_the_genres_it_cannot_test() -> None:
+    """A genre gives test tracks only from 3 tracks; the error said 'each genre needs at least 3'
+    though a dataset with some smaller genres trains fine (those genres are just never tested).
+    The split now says which genres that is, and the error states the rule."""
+    y = np.repeat([0, 0, 0, 1, 2, 2], 4)
+    ids = np.repeat([f"g.{i:05d}" for i in range(6)], 4)
+    split = track_split(y, ids, seed=0, labels=["blues", "jazz", "rock"])
+    assert split.warning and "2 of 3 genres have fewer than 3 tracks" in split.warning and "(jazz, rock)" in split.warning
+    assert track_split(np.repeat([0, 0, 0], 2), np.repeat(["a", "b", "c"], 2), seed=0).warning is None
+    with pytest.raises(SplitError, match="a genre gives test tracks only from 3 tracks"):
+        track_split(np.repeat([0, 0, 1, 1], 2), np.repeat(["a", "b", "c", "d"], 2), seed=0)

@@ -76,6 +76,14 @@ def test_evaluate_warns_when_it_tests_tracks_the_bundle_trained_on(trained_bundl
     assert f"{len(trained)} of the " in json.loads(everything.stdout)["split"]["warning"]
 
 
+def test_evaluate_on_a_dataset_without_its_test_tracks_says_what_to_do(trained_bundle: Path, data_dir: Path) -> None:
+    """It said only 'the chosen split has no test windows in this dataset'."""
+    proc = run_cli("evaluate", str(trained_bundle), str(data_dir / "gtzan-more"))
+    error = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert proc.returncode == 2 and len(error) == 1, proc.stderr[-2000:]
+    assert "recorded test tracks is in" in error[0] and "--split all" in error[0] and "Traceback" not in proc.stderr
+
+
 def test_keras_and_litert_agree_on_real_clips(trained_bundle: Path, gtzan_sample: Path) -> None:
     bundle = load_bundle(trained_bundle, require="keras")
     cfg = bundle.features
@@ -92,7 +100,11 @@ def test_segment_split_warns(tmp_path: Path, gtzan_sample: Path) -> None:
     proc = run_cli("train", str(gtzan_sample), "--out", str(tmp_path / "seg"), "--split", "segment", "--epochs", "1", "--arch", "mlp")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "WARNING: segment split" in proc.stderr
-    assert "inflated" in (tmp_path / "seg" / "report.md").read_text()
+    report = (tmp_path / "seg" / "report.md").read_text()
+    assert "inflated" in report
+    # no robustness table measured on clips it trained on (it showed 20 of 25 'right' on its training audio)
+    assert "Not measured: a segment split holds out windows, not tracks" in report
+    assert json.loads((tmp_path / "seg" / "metrics.json").read_text())["conditions"] is None
 
 
 def _broken_copy(src: Path, dst: Path) -> Path:
