@@ -29,6 +29,12 @@ Columns (:data:`DETECTOR_COLUMNS`), over the STFT frames of one window:
   shared chroma filterbank (as :func:`genrecast.daemon.features.chroma_frames`, A440 tuning): the entropy
   of each frame's pitch-class distribution (noise spreads it), the strongest class's share,
   and the correlation of consecutive frames' chroma (held notes and chords keep it high).
+* ``onset_periodicity``, ``fine_stability``, ``peak_moves`` (since 2026-12-01; see
+  :func:`_harmonic_motion`): how strongly the onsets repeat at a beat's lags, how well the partials
+  at 200-2000 Hz hold from frame to frame, and how often the strongest low partial moves. They are
+  the columns that still tell speech from music in a reverberant room. Detectors trained before
+  them use the first 52 columns (:data:`DETECTOR_COLUMNS_52`), which :func:`music_features` still
+  gives for their config.
 """
 
 from __future__ import annotations
@@ -41,14 +47,17 @@ from genrecast.daemon.features import FeatureConfig, _chroma_basis, _dct_matrix3
 
 N_MFCC = 12
 
-DETECTOR_COLUMNS: tuple[str, ...] = (
+DETECTOR_COLUMNS_52: tuple[str, ...] = (
     tuple(f"mfcc{k}_{stat}" for k in range(1, N_MFCC + 1) for stat in ("mean", "std"))
     + tuple(f"dmfcc{k}_std" for k in range(1, N_MFCC + 1))
     + ("flatness_mean", "flatness_std", "flux_mean", "flux_std", "zcr_mean", "zcr_std",
        "centroid_mean", "centroid_std", "low_energy", "pause", "energy_db_std", "modulation_4hz",
        "chroma_entropy_mean", "chroma_entropy_std", "chroma_peak_mean", "chroma_stability")
 )
-"""The detector's input columns, in model order (52)."""
+"""The first detectors' input columns, in model order (52): a prefix of :data:`DETECTOR_COLUMNS`."""
+
+DETECTOR_COLUMNS: tuple[str, ...] = DETECTOR_COLUMNS_52 + ("onset_periodicity", "fine_stability", "peak_moves")
+"""The detector's input columns, in model order (55)."""
 
 #: Shortest audio (seconds) that gets detector features; shorter windows are too short to judge.
 MIN_SECONDS = 0.25
@@ -89,8 +98,8 @@ def music_features(samples: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 
     ``samples``: the window's real audio (any length from :data:`MIN_SECONDS`; not
     zero-padded, since padding would read as a pause). Returns float32 of shape
-    ``(len(DETECTOR_COLUMNS),)``. Raises ``ValueError`` for audio shorter than
-    :data:`MIN_SECONDS` or one FFT frame.
+    ``(len(cfg.columns),)``: :data:`DETECTOR_COLUMNS`, or its first 52 for an older detector's
+    config. Raises ``ValueError`` for audio shorter than :data:`MIN_SECONDS` or one FFT frame.
     """
     y = np.asarray(samples, dtype=np.float32)
     if len(y) < max(cfg.n_fft, MIN_SECONDS * cfg.sample_rate):
@@ -135,5 +144,42 @@ def music_features(samples: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     columns = [np.stack([mfcc.mean(axis=1), mfcc.std(axis=1)], axis=1).ravel(), delta.std(axis=1),
                [flatness.mean(), flatness.std(), flux.mean(), flux.std(), zcr.mean(), zcr.std(),
                 centroid.mean(), centroid.std(), low_energy, pause, energy_db.std(), modulation,
-                entropy.mean(), entropy.std(), share.max(axis=1).mean(), stability.mean()]]
-    return np.concatenate([np.asarray(c, dtype=np.float64) for c in columns]).astype(np.float32)
+                entropy.mean(), entropy.std(), share.max(axis=1).mean(), stability.mean()],
+               _harmonic_motion(power, mel_db, cfg)]
+    values = np.concatenate([np.asarray(c, dtype=np.float64) for c in columns]).astype(np.float32)
+    return values[:len(cfg.columns)] if cfg.columns else values
+
+
+@functools.lru_cache(maxsize=8)
+def _band_bins(cfg: FeatureConfig, low: float, high: float) -> np.ndarray:
+    """Indices of the FFT bins strictly between ``low`` and ``high`` Hz."""
+    freqs = np.fft.rfftfreq(cfg.n_fft, d=1.0 / cfg.sample_rate)
+    return np.flatnonzero((freqs > low) & (freqs < high))
+
+
+def _harmonic_motion(power: np.ndarray, mel_db: np.ndarray, cfg: FeatureConfig) -> list[float]:
+    """The three columns added for reverberant rooms, from the window's power spectrogram (bins x
+    frames) and its mel dB spectrogram. Chosen on the validation files (never the test files): under
+    the small-speaker room each alone separated their speech from music with a ROC AUC of 0.79-0.83,
+    and with them the detector's validation cross-entropy fell from 0.295 to 0.262:
+
+    * ``onset_periodicity``: the highest normalised autocorrelation of the onset strength (the
+      positive mel dB flux, averaged over bands) at lags of 0.3-1.0 s: a beat repeats, syllables do not.
+    * ``fine_stability``: mean correlation of the log power spectrum at 200-2000 Hz, at full FFT
+      resolution, between frames two hops apart: held notes keep their partials, a speaking
+      voice's pitch glides move them.
+    * ``peak_moves``: share of frames whose strongest bin in 80-1000 Hz differs from the last frame's.
+    """
+    onset = np.maximum(np.diff(mel_db, axis=1), 0.0).mean(axis=0).astype(np.float64)
+    onset -= onset.mean()
+    ac = np.correlate(onset, onset, "full")[len(onset) - 1:]
+    fps = cfg.sample_rate / cfg.hop_length
+    low, high = int(0.3 * fps), min(int(1.0 * fps), len(ac) - 1)
+    periodicity = float(ac[low:high + 1].max() / ac[0]) if high >= low and ac[0] > _TINY else 0.0
+    band = np.log(power[_band_bins(cfg, 200.0, 2000.0)].astype(np.float64) + _TINY)
+    band -= band.mean(axis=0, keepdims=True)
+    norms = np.linalg.norm(band, axis=0) + _TINY
+    stability = float(np.mean(np.sum(band[:, 2:] * band[:, :-2], axis=0) / (norms[2:] * norms[:-2]))) if band.shape[1] > 2 else 1.0
+    peaks = np.argmax(power[_band_bins(cfg, 80.0, 1000.0)], axis=0)
+    moves = float(np.mean(np.diff(peaks) != 0)) if len(peaks) > 1 else 0.0
+    return [periodicity, stability, moves]

@@ -82,6 +82,21 @@ def test_a_detector_config_cannot_drop_columns() -> None:
         FeatureConfig(kind="detector", columns=DETECTOR_COLUMNS[:-1])
 
 
+def test_a_detector_of_the_first_52_columns_still_gets_them(data_dir: Path) -> None:
+    """Bundles whose detector was trained before the three room columns keep working: their config
+    names the first 52 columns, and music_features gives exactly those values."""
+    from dataclasses import replace
+
+    from genrecast.daemon.audio import load_audio
+    from genrecast.daemon.music_features import DETECTOR_COLUMNS_52
+
+    cfg = detector_config()
+    old = replace(cfg, columns=DETECTOR_COLUMNS_52)
+    assert DETECTOR_COLUMNS[:52] == DETECTOR_COLUMNS_52 and len(DETECTOR_COLUMNS) == 55
+    clip = load_audio(data_dir / "gtzan-sample" / "jazz" / "jazz.00016.wav", cfg.sample_rate)[: cfg.window_samples]
+    np.testing.assert_array_equal(music_features(clip, old), music_features(clip, cfg)[:52])
+
+
 def test_default_bundle_ships_a_detector_with_validated_thresholds() -> None:
     bundle = load_bundle(default_bundle_path())
     assert bundle.format_version == 2
