@@ -71,7 +71,6 @@ class MLPConfig:
         return np.asarray([i for i, c in enumerate(columns) if c not in self.left_out], dtype=np.int64)
 
 
-
 #: The default bundle is package data: all its files together stay under this many bytes (the SVC
 #: member's ~3,500 support vectors and pair weights take ~1.4 MB in each of its three model files).
 MAX_BUNDLE_BYTES = 8_000_000
