@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -139,16 +140,18 @@ def register(app: typer.Typer) -> None:
         if missing := missing_train_modules():
             fail(f"`genrecast train` needs {', '.join(missing)}: {TRAIN_EXTRA_HINT}", 1)
         from genrecast.trainer.export import quiet_tensorflow
-        from genrecast.trainer.out_dir import prepare_bundle_dir
+        from genrecast.trainer.out_dir import check_bundle_dir, clear_stale_bundle_files
 
         quiet_tensorflow()
         setup_logging()
         logging.getLogger("tensorflow").setLevel(logging.WARNING)  # not "Assets written to /tmp/..." per export
-        if table is not None or dataset is not None:  # before any work: a new bundle goes there
+        new_bundle = table is not None or dataset is not None
+        if new_bundle:  # before any work: a new bundle goes there
             try:
-                prepare_bundle_dir(out)
+                check_bundle_dir(out)
             except ValueError as exc:
                 fail(str(exc))
+        started = time.time()
         try:
             if table is not None:
                 from genrecast.trainer.table import table_command
@@ -162,6 +165,8 @@ def register(app: typer.Typer) -> None:
                              scheduler, augment)
             if detector_data is not None:
                 _train_detector(detector_data, out, seed, workers)
+            if new_bundle:  # the run succeeded: an older bundle's leftovers (its detector, say) go
+                clear_stale_bundle_files(out, started)
         except (ValueError, OSError) as exc:
             fail(str(exc))
 

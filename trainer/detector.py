@@ -14,7 +14,7 @@
    singing outside the test side. Each window keeps its level (dBFS); the silence gate is
    chosen on the clean validation music (:func:`genrecast.trainer.detector_eval.choose_silence_gate`) and the
    windows under it are left out, as the daemon never runs the detector on them.
-3. A small Keras MLP ensemble (5 parallel 52 → 64 → 32 → 3 branches, softmax over music / speech /
+3. A small Keras MLP ensemble (5 parallel 55 → 64 → 32 → 3 branches, softmax over music / speech /
    other, averaged), class-weighted, fixed epochs, deterministic (one thread, fixed seeds).
 4. The gate's thresholds are chosen on the validation files
    (:func:`genrecast.trainer.detector_eval.choose_gate`); the test files are then

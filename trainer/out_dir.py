@@ -1,27 +1,32 @@
-"""The folder a trainer command writes a bundle into: checked before any work starts.
+"""The folder a trainer command writes a bundle into: checked before any work starts, and
+cleared of an older bundle's leftovers only once the new bundle is written.
 
 ``genrecast train --out DIR`` used to find out only after training that DIR was a file or
 on a read-only file system (a raw ``[Errno 30]``), and training into a folder that held
-another bundle left that bundle's detector, selection and evaluation model beside the new
-one. :func:`prepare_bundle_dir` settles all of it up front.
+another bundle left that bundle's music detector and evaluation model beside the new one.
+:func:`check_bundle_dir` settles the first up front; :func:`clear_stale_bundle_files` the
+second, after a successful run, so a run that fails leaves the old bundle's files alone.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import shutil
 from pathlib import Path
 
 from genrecast.daemon.bundle import BUNDLE_JSON, DETECTOR_KERAS, DETECTOR_TFLITE, KERAS_FILE, TFLITE_FILE
 
 log = logging.getLogger(__name__)
 
-#: What a bundle folder may hold that the trainer writes (files, and the table model's evaluation folder).
+#: Files the trainer writes into a bundle folder (``selection.json`` is not among them: the trainer
+#: only reads it, and ``scripts/make_default_bundle.sh`` puts it there before training).
 BUNDLE_FILES = (BUNDLE_JSON, KERAS_FILE, TFLITE_FILE, DETECTOR_KERAS, DETECTOR_TFLITE, "metrics.json", "report.md",
-                "selection.json", "confusion.png", "curves.png", "conditions.png")
+                "confusion.png", "curves.png", "conditions.png")
 #: Sub-directory of a table bundle holding the evaluation model (trained without the test tracks).
 EVALUATION_SUBDIR = "evaluation"
+#: What else a bundle folder may hold without being "a folder of other things".
+_BUNDLE_EXTRAS = ("selection.json", EVALUATION_SUBDIR)
 
 
 def writable_problem(path: Path, flag: str = "--out") -> str | None:
@@ -30,8 +35,8 @@ def writable_problem(path: Path, flag: str = "--out") -> str | None:
     path = Path(path)
     if path.exists() and not path.is_dir():
         return f"{flag} {path} is a file; give a folder (it is created if missing)"
-    existing = path
-    while not existing.exists():
+    existing = Path(os.path.abspath(path))
+    while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         return f"{flag} {path}: {existing} is a file, so no folder can be made there; give another path"
@@ -41,27 +46,49 @@ def writable_problem(path: Path, flag: str = "--out") -> str | None:
     return None
 
 
-def prepare_bundle_dir(out: Path, flag: str = "--out") -> None:
-    """Check ``out`` before training writes a new bundle there: it must be writable and either
-    missing, empty, or a bundle folder, whose bundle files are then removed (so none of the old
-    bundle's files stays beside the new one; other files are kept). Raises ``ValueError`` with a
-    one-line reason otherwise; a non-empty folder without a bundle is never touched."""
+def _is_bundle_folder(out: Path) -> bool:
+    """``out`` holds a genrecast bundle (a bundle.json with its format version and labels), or only
+    what a bundle run writes (an interrupted one leaves no bundle.json)."""
+    meta = out / BUNDLE_JSON
+    if meta.is_file():
+        try:
+            doc = json.loads(meta.read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(doc, dict) and "format_version" in doc and "labels" in doc
+    return all(p.name in BUNDLE_FILES or p.name in _BUNDLE_EXTRAS for p in out.iterdir())
+
+
+def check_bundle_dir(out: Path, flag: str = "--out") -> None:
+    """Before any work: ``out`` must be writable and missing, empty or a bundle folder (which the
+    new bundle then replaces). Raises ``ValueError`` with a one-line reason otherwise; nothing is
+    touched either way."""
     out = Path(out)
     problem = writable_problem(out, flag)
     if problem:
         raise ValueError(problem)
-    if not out.is_dir() or not any(out.iterdir()):
-        return
-    if not (out / BUNDLE_JSON).is_file():
-        raise ValueError(f"{flag} {out} is a folder that holds no bundle, and it is not empty; give a new or empty folder "
-                         "(nothing there was touched)")
-    removed = [name for name in BUNDLE_FILES if (out / name).is_file()]
-    for name in removed:
-        (out / name).unlink()
-    if (out / EVALUATION_SUBDIR / BUNDLE_JSON).is_file():
-        shutil.rmtree(out / EVALUATION_SUBDIR)
-        removed.append(EVALUATION_SUBDIR + "/")
-    log.info("replacing the bundle in %s (removed %s)", out, ", ".join(removed))
-    others = sorted(p.name for p in out.iterdir())
-    if others:
-        log.warning("%s also holds %s, which are not bundle files: kept", out, ", ".join(others[:5]) + (" ..." if len(others) > 5 else ""))
+    if out.is_dir() and any(out.iterdir()) and not _is_bundle_folder(out):
+        raise ValueError(f"{flag} {out} is a folder that holds no genrecast bundle, and it is not empty; give a new or "
+                         "empty folder (nothing there was touched)")
+
+
+def clear_stale_bundle_files(out: Path, since: float) -> list[str]:
+    """After a successful run that started at ``since`` (``time.time()``): remove the bundle files
+    of ``out`` (and of its ``evaluation/`` folder) that the run did not write, i.e. an older bundle's
+    leftovers such as its music detector. Other files are kept. Returns what was removed."""
+    out = Path(out)
+    removed = []
+    for folder, prefix in ((out, ""), (out / EVALUATION_SUBDIR, EVALUATION_SUBDIR + "/")):
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        for name in BUNDLE_FILES:
+            path = folder / name
+            if path.is_file() and not path.is_symlink() and path.stat().st_mtime < since:
+                path.unlink()
+                removed.append(prefix + name)
+    evaluation = out / EVALUATION_SUBDIR
+    if evaluation.is_dir() and not evaluation.is_symlink() and not any(evaluation.iterdir()):
+        evaluation.rmdir()
+    if removed:
+        log.info("removed the previous bundle's %s from %s", ", ".join(removed), out)
+    return removed

@@ -264,7 +264,9 @@ def attach_to_bundle(bundle_dir: Path, clips: Sequence[Clip], conditions: Sequen
         results = evaluate_conditions(open_classifier(bundle_dir, "litert"), clips, conditions, seed=seed)
         results["description"] = description
         plot_conditions(results, bundle_dir / PLOT_FILE, f"{bundle_dir.name} under capture conditions")
-        section += [f"On {description} ({len(clips)} clips; seed {seed}; plot: `{PLOT_FILE}`), classified as "
+        skipped = results["skipped"]
+        counted = f"{len(results['clips'])} clips" + (f", {len(skipped)} skipped: {', '.join(sorted(skipped))}" if skipped else "")
+        section += [f"On {description} ({counted}; seed {seed}; plot: `{PLOT_FILE}`), classified as "
                     "`genrecast classify` does (verdict = mean over windows), by the model as trained here: a music "
                     "detector added afterwards is not in these figures (`genrecast evaluate --conditions` measures the "
                     "bundle as it is).", "", markdown_table(results)]

@@ -135,27 +135,55 @@ def test_train_checks_its_out_folder_before_any_work(tmp_path: Path, data_dir: P
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "notes.txt").write_text("mine")
     for out, says in ((tmp_path / "afile", "is a file; give a folder"),
-                      (tmp_path / "notes", "is a folder that holds no bundle, and it is not empty")):
+                      (tmp_path / "notes", "is a folder that holds no genrecast bundle, and it is not empty")):
         proc = run_cli("train", "--table", table, "--out", str(out), timeout=120)
         assert proc.returncode == 2 and says in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
         assert "accuracy" not in proc.stderr  # no fold was trained
     assert (tmp_path / "notes" / "notes.txt").read_text() == "mine" and (tmp_path / "afile").read_text() == "x"
 
 
-def test_a_bundle_folder_is_cleared_of_the_old_bundles_files(tmp_path: Path) -> None:
-    """Training into a folder that holds a bundle replaces it: none of the old bundle's files (its
-    detector, selection, evaluation model, plots) stays beside the new one; other files are kept."""
+def test_an_old_bundles_leftovers_go_only_after_a_successful_run(tmp_path: Path, gtzan_sample: Path) -> None:
+    """Training into a folder that holds a bundle replaces it: once the run has succeeded, none of
+    the old bundle's files that it did not rewrite (its detector, its evaluation model) stays beside
+    the new one; other files (notes, selection.json, a file in evaluation/) are kept. A run that
+    fails touches nothing. Folders of other things are refused, a half-written bundle folder is not."""
+    import json
+    import os
     import shutil
+    import time
 
     from genrecast.daemon.bundle import default_bundle_path
-    from genrecast.trainer.out_dir import prepare_bundle_dir, writable_problem
+    from genrecast.trainer.out_dir import check_bundle_dir, clear_stale_bundle_files, writable_problem
 
     out = tmp_path / "b"
     shutil.copytree(default_bundle_path(), out)
     (out / "notes.txt").write_text("mine")
-    prepare_bundle_dir(out)
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
-    prepare_bundle_dir(tmp_path / "new" / "deeper")  # missing: fine, nothing made yet
+    (out / "evaluation" / "my_notes.txt").write_text("mine too")
+    before = sorted(p.name for p in out.rglob("*"))
+    failed = run_cli("train", str(gtzan_sample), "--out", str(out), "--arch", "nope", timeout=300)
+    assert failed.returncode == 2 and sorted(p.name for p in out.rglob("*")) == before
+
+    check_bundle_dir(out)  # a bundle folder: fine
+    started = time.time()
+    for old in out.rglob("*"):  # the old bundle's files were written long ago
+        os.utime(old, (started - 60, started - 60))
+    (out / "model.tflite").write_bytes(b"new")  # what the new run wrote
+    (out / "bundle.json").write_text(json.dumps({"format_version": 2, "labels": ["a", "b"]}))
+    removed = clear_stale_bundle_files(out, started)
+    assert "detector.tflite" in removed and "evaluation/model.tflite" in removed and "model.tflite" not in removed
+    assert sorted(p.name for p in out.iterdir()) == ["bundle.json", "evaluation", "model.tflite", "notes.txt", "selection.json"]
+    assert sorted(p.name for p in (out / "evaluation").iterdir()) == ["my_notes.txt"]
+
+    half = tmp_path / "half"  # an interrupted run: bundle files, no bundle.json yet
+    (half / "evaluation").mkdir(parents=True)
+    (half / "metrics.json").write_text("{}")
+    check_bundle_dir(half)
+    other = tmp_path / "other"  # another tool's bundle.json
+    other.mkdir()
+    (other / "bundle.json").write_text('{"name": "my-web-app"}')
+    with pytest.raises(ValueError, match="holds no genrecast bundle"):
+        check_bundle_dir(other)
+    check_bundle_dir(tmp_path / "new" / "deeper")  # missing: fine, nothing made yet
     assert not (tmp_path / "new").exists()
     assert "is a file" in writable_problem(out / "notes.txt")
     assert "no folder can be made there" in writable_problem(out / "notes.txt" / "sub")
