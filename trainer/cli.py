@@ -76,7 +76,7 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option("track", metavar="NAME", help="track (grouped by track, honest) or segment (the tutorial's inflated random split of windows)."),
         split_lists: Optional[Path] = typer.Option(None, metavar="DIR", help="Folder with train/valid/test lists of file names (overrides --split)."),
         epochs: int = typer.Option(100, metavar="N", help="Most epochs (at least 1); early stopping on validation loss ends sooner."),
-        seed: int = typer.Option(0, metavar="N", min=0, help="Seed of split, initialisation and shuffling (0 or more)."),
+        seed: int = typer.Option(0, metavar="N", help="Seed of split, initialisation and shuffling (0 or more)."),
         augment: int = typer.Option(0, "--augment", metavar="N", help="(audio) Add N copies of every TRAINING file, each "
                                     "under a random capture condition (gain, room, small speaker, codec, stereo, sample "
                                     "rate, noise; seeded by --seed), before the features. Validation and test tracks stay "
@@ -120,6 +120,8 @@ def register(app: typer.Typer) -> None:
                  "(--table) is the MLP ensemble and SVC of the default model on the table's 30-s rows")
         if augment < 0:
             fail(f"--augment must be 0 or more copies (got {augment})")
+        if seed < 0:
+            fail(f"--seed must be 0 or more (got {seed})")
         for flag, value in (("--epochs", epochs), ("--workers", workers)):
             if value is not None and value < 1:
                 fail(f"{flag} must be at least 1 (got {value})")
@@ -176,7 +178,7 @@ def register(app: typer.Typer) -> None:
         dataset: Path = typer.Argument(..., metavar="DATASET", help="Folder of genre sub-folders with audio files."),
         split: str = typer.Option("recorded", metavar="NAME", help="recorded (the bundle's own test tracks), track, segment or all."),
         split_lists: Optional[Path] = typer.Option(None, metavar="DIR", help="Folder with train/valid/test lists (its test list is used)."),
-        seed: int = typer.Option(0, metavar="N", min=0, help="Seed for --split track|segment, and of the --conditions (rooms, noise); 0 or more."),
+        seed: int = typer.Option(0, metavar="N", help="Seed for --split track|segment, and of the --conditions (rooms, noise); 0 or more."),
         out: Optional[Path] = typer.Option(None, metavar="DIR", help="Also write metrics.json, report.md and plots here."),
         json_output: bool = typer.Option(False, "--json", metavar="", help="Print the metrics as JSON."),
         conditions: Optional[str] = typer.Option(
@@ -192,6 +194,8 @@ def register(app: typer.Typer) -> None:
         setup_logging()
         if missing := missing_train_modules():  # before any clip is classified
             fail(f"`genrecast evaluate` needs {', '.join(missing)}: {TRAIN_EXTRA_HINT}", 1)
+        if seed < 0:
+            fail(f"--seed must be 0 or more (got {seed})")
         if conditions is not None and not conditions.replace(",", "").strip():
             fail(f"--conditions {conditions!r} names no condition; give names (e.g. clean,stereo), targets, quick or all")
         written = out or (Path("genrecast-conditions") if conditions is not None else None)
