@@ -17,7 +17,8 @@ start or pause with silence; statistics over silence and music together describe
   no longer sways the song's first 30 s). The gate leaves music up to 3 windows into talk,
   so those windows enter the context and are dropped with it when the gate turns.
 
-Audio above the gate always enters, so a gain that keeps the audio above the gate changes
+Which windows are gaps is judged once, by the caller (:class:`~genrecast.daemon.source_state.SourceState`,
+which also decides from it what to classify). Audio above the gate always enters, so a gain that keeps the audio above the gate changes
 nothing here (see the level-invariance design in :mod:`genrecast.daemon.features`); and since
 ``classify`` and ``run`` share this class, both see the same context.
 """
@@ -40,16 +41,16 @@ class GenreContext:
         self._empty = True
         self._until_seconds = 0.0  # audio clock up to which this source's audio was taken (or skipped)
 
-    def take(self, window: Window, level_dbfs: float, gap: bool = False) -> None:
-        """Feed the window's audio not taken before; ``level_dbfs`` is the whole window's RMS level
-        (NaN or infinite for garbage audio, -inf for digital silence). ``gap``: the window is not
-        music (the music detector's gate says so), so it is a gap as silence is."""
+    def take(self, window: Window, gap: bool = False) -> None:
+        """Feed the window's audio not taken before. ``gap``: the window is a gap, not audio for the
+        context: under the silence gate, garbage (NaN or infinite samples), or not music (the music
+        detector's gate says so); the caller judges it, once, for the classification too."""
         rate = self.cfg.sample_rate
         real = len(window.real(rate))  # a final window is zero-padded
         new = int(round((window.end_seconds - max(window.start_seconds, self._until_seconds)) * rate))
         self._until_seconds = max(self._until_seconds, window.end_seconds)
-        if gap or not np.isfinite(level_dbfs) or level_dbfs < self.silence_dbfs:
-            if not self._empty:  # a gap (or garbage): the next sound starts a new context
+        if gap:
+            if not self._empty:  # the next sound starts a new context
                 self._rolling, self._empty = RollingSummary(self.cfg), True
             return
         if new <= 0:

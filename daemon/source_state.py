@@ -39,8 +39,6 @@ class PendingWindow:
     """None when the audio is not finite or silent (no classification needed)."""
     level_dbfs: float
     context_seconds: float | None
-    music_features: np.ndarray | None = None
-    """The music detector's input (None without a detector, or for a silent or invalid window)."""
     gate: "GateResult | None" = None
     """The music detector's verdict on this window, through the source's gate (None without a detector)."""
     bandwidth: BandwidthState = BandwidthState(None, None)
@@ -61,7 +59,6 @@ class SourceState:
         detector = getattr(classifier, "detector", None)
         self._detector = detector
         self.gate = MusicGate(detector.spec.gate) if detector is not None else None
-        self._detector_cfg = detector.spec.features if detector is not None else None
         self.silence_dbfs = settings.smoothing.silence_dbfs
         self.seq = 0
         self.windows_made = 0
@@ -125,41 +122,36 @@ class SourceState:
     def _prepare_features(self, window: Window, level: float, audible: bool) -> PendingWindow:
         if not audible:  # garbage or silence: not classified, and a gap in the context
             if self._context is not None:
-                self._context.take(window, level)
+                self._context.take(window, gap=True)
             if not math.isfinite(level):
                 self.invalid_windows += 1
                 if self.invalid_windows == 1 or self.invalid_windows % 100 == 0:
                     log.warning("source %s: window at %.1f s holds NaN or infinite samples (%d so far); not classified",
                                 self.name, window.start_seconds, self.invalid_windows)
             return PendingWindow(self, window, None, level, None)
-        features = self._music_features(window)
-        gate = self._judge(features)
+        gate = self._judge(window)
         if self.cfg.kind == "mfcc":
             pending = PendingWindow(self, window, window_features(window.samples, self.cfg), level, None)
         else:  # talk or noise (the gate says not music) is a gap in the context too, as silence is
-            self._context.take(window, level, gap=gate is not None and not gate.is_music)
+            self._context.take(window, gap=gate is not None and not gate.is_music)
             pending = self._summary(window, level)
-        pending.music_features, pending.gate = features, gate
+        pending.gate = gate
         return pending
 
-    def _judge(self, features: np.ndarray | None) -> "GateResult | None":
-        """The music detector on one window's features, through this source's gate (in window
-        order, before the window's genre context is updated: what is not music stays out of it)."""
-        if self._detector is None or features is None:
+    def _judge(self, window: Window) -> "GateResult | None":
+        """The music detector on the window's real audio (a final window's zero padding left out),
+        through this source's gate (in window order, before the window's genre context is updated:
+        what is not music stays out of it); None without a detector."""
+        if self._detector is None:
             return None
-        value = float(self._detector.predict(features[None, :])[0, 0])
+        cfg = self._detector.spec.features
+        real = len(window.real(self.cfg.sample_rate))
+        samples = window.samples[: max(real, int(MIN_SECONDS * self.cfg.sample_rate) + 1, cfg.n_fft)]
+        value = float(self._detector.predict(music_features(samples, cfg)[None, :])[0, 0])
         value = value if math.isfinite(value) else 0.0
         was_music = self.gate.is_music
         is_music, _ = self.gate.update(value)
         return GateResult(is_music, value, self.gate.smoothed, left_music=was_music and not is_music)
-
-    def _music_features(self, window: Window) -> np.ndarray | None:
-        """The detector's input from the window's real audio (a final window's zero padding left out)."""
-        if self._detector_cfg is None:
-            return None
-        real = len(window.real(self.cfg.sample_rate))
-        samples = window.samples[: max(real, int(MIN_SECONDS * self.cfg.sample_rate) + 1, self._detector_cfg.n_fft)]
-        return music_features(samples, self._detector_cfg)
 
     def _summary(self, window: Window, level: float) -> PendingWindow:
         """Table statistics over the last ``context_seconds`` of audio, silence left out (see GenreContext)."""

@@ -61,10 +61,9 @@ class StdoutSink:
         self.stream = stream
         self.settings = StdoutSettings()
         self.source_width = 0
-        self.reader_gone = False
-        """True once a write met a broken pipe (``genrecast run | head``): later events are not printed."""
         self.not_printed = 0
-        """Events that came after the reader went away (the one whose write broke included)."""
+        """Events that came after the reader went away (``genrecast run | head``; the one whose write
+        met the broken pipe included): once there is one, nothing more is printed."""
 
     @hookimpl
     def genrecast_sink_start(self, config: dict[str, Any], labels: list[str], sources: list[str]) -> None:
@@ -73,7 +72,7 @@ class StdoutSink:
 
     @hookimpl
     def genrecast_sink_event(self, event: GenreEvent) -> None:
-        if self.reader_gone:
+        if self.not_printed:  # the reader went away
             self.not_printed += 1
             return
         stream = self.stream or sys.stdout
@@ -81,7 +80,6 @@ class StdoutSink:
             stream.write((event.to_json() if self.settings.json else format_line(event, self.source_width)) + "\n")
             stream.flush()
         except BrokenPipeError:  # the reader went away, as `head` does: a wish, not a failure
-            self.reader_gone = True
             self.not_printed += 1
             log.info("stdout: the reader went away (broken pipe); events go on to the other sinks only")
             if stream is sys.stdout:

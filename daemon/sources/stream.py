@@ -19,12 +19,12 @@ from genrecast.daemon.sources.reconnect import _Reconnecting
 _OUTPUT_RATE = re.compile(r"Stream #\d+:\d+.*?: Audio: pcm_f32le\b.*?(\d+) Hz")
 _stream_numbers = itertools.count(1)
 
-#: Protocols ffmpeg may use for a URL handed over in a concat list (see :func:`_secret_input`).
-_PROTOCOLS = ("fd,pipe,file,http,https,tcp,tls,crypto,httpproxy,hls,applehttp,data,rtsp,rtsps,rtp,srtp,udp,"
-              "rtmp,rtmps,rtmpt,rtmpts,mmsh,mmst,ftp,sftp,icecast,srt")
-#: The URL schemes a stream source takes (the network protocols of :data:`_PROTOCOLS`, most used first).
+#: The URL schemes a stream source takes (network protocols ffmpeg reads, most used first).
 STREAM_PROTOCOLS = ("http", "https", "icecast", "hls", "rtsp", "rtmp", "rtsps", "rtp", "srtp", "udp", "tcp", "tls",
                     "rtmps", "rtmpt", "rtmpts", "mmsh", "mmst", "ftp", "sftp", "srt")
+#: Protocols ffmpeg may use for a URL handed over in a concat list (see :func:`_secret_input`):
+#: the stream protocols and the local ones ffmpeg needs around them.
+_PROTOCOLS = ",".join(("fd", "pipe", "file", "crypto", "httpproxy", "applehttp", "data") + STREAM_PROTOCOLS)
 
 
 #: Seconds ffmpeg may take to open and probe a stream before its first output, on top of

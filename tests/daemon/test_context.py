@@ -59,14 +59,14 @@ def test_the_context_starts_where_the_sound_does_and_afresh_after_a_gap():
 
     context = GenreContext(cfg, silence_dbfs=-65.0)
     half = np.concatenate([np.zeros(RATE + RATE // 2, np.float32), sound[: RATE + RATE // 2]])
-    context.take(window(half, 0.0), level_dbfs=-23.0)
+    context.take(window(half, 0.0))
     # 1.5 s of silence left out, to the hop (512 samples): the context holds 1.5 s and a few samples
     assert 1.5 <= context.covered_seconds < 1.5 + cfg.hop_length / RATE
-    context.take(window(sound, 3.0), level_dbfs=-20.0)
+    context.take(window(sound, 3.0))
     assert context.covered_seconds == pytest.approx(4.5, abs=0.03)
-    context.take(window(np.zeros(3 * RATE, np.float32), 6.0), level_dbfs=-120.0)  # a gap
+    context.take(window(np.zeros(3 * RATE, np.float32), 6.0), gap=True)  # silence: a gap
     assert context.features() is None
-    context.take(window(sound, 9.0), level_dbfs=-20.0)
+    context.take(window(sound, 9.0))
     assert context.covered_seconds == pytest.approx(3.0)
 
 
