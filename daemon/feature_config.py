@@ -93,11 +93,11 @@ class FeatureConfig:
             if self.context_seconds < self.window_seconds:
                 problems.append("context_seconds must be at least window_seconds")
         if self.kind == "detector":
-            from genrecast.daemon.music_features import DETECTOR_COLUMNS, DETECTOR_COLUMNS_52
+            from genrecast.daemon.music_features import DETECTOR_COLUMN_SETS
 
-            if tuple(self.columns) not in (DETECTOR_COLUMNS, DETECTOR_COLUMNS_52):
+            if tuple(self.columns) not in DETECTOR_COLUMN_SETS:
                 problems.append("a detector config's columns must be music_features.DETECTOR_COLUMNS "
-                                "(or the first detectors' DETECTOR_COLUMNS_52)")
+                                "(or an older detector's DETECTOR_COLUMNS_52 or _55)")
         if self.band_stage_hz and not self.sample_rate < self.band_stage_hz <= 192000:
             problems.append(f"band_stage_hz {self.band_stage_hz} must be 0 or above sample_rate (at most 192000)")
         if self.level not in LEVEL_MODES:

@@ -32,9 +32,14 @@ Columns (:data:`DETECTOR_COLUMNS`), over the STFT frames of one window:
 * ``onset_periodicity``, ``fine_stability``, ``peak_moves`` (since 2026-12-01; see
   :func:`_harmonic_motion`): how strongly the onsets repeat at a beat's lags, how well the partials
   at 200-2000 Hz hold from frame to frame, and how often the strongest low partial moves. They are
-  the columns that still tell speech from music in a reverberant room. Detectors trained before
-  them use the first 52 columns (:data:`DETECTOR_COLUMNS_52`), which :func:`music_features` still
-  gives for their config.
+  columns that still tell speech from music in a reverberant room.
+* ``log_tuning_concentration``, ``log_tuning_consistency`` (since 2026-12-01; see :func:`_tuning`): how
+  closely the window's spectral peaks sit on one semitone grid. Notes of tuned instruments and
+  singers do, whatever the tuning reference; a speaking voice's pitch glides over every
+  position, and a room's reverberation does not change a frequency.
+
+Detectors trained before the last columns use a prefix (:data:`DETECTOR_COLUMNS_52`,
+:data:`DETECTOR_COLUMNS_55`), which :func:`music_features` still gives for their config.
 """
 
 from __future__ import annotations
@@ -56,8 +61,14 @@ DETECTOR_COLUMNS_52: tuple[str, ...] = (
 )
 """The first detectors' input columns, in model order (52): a prefix of :data:`DETECTOR_COLUMNS`."""
 
-DETECTOR_COLUMNS: tuple[str, ...] = DETECTOR_COLUMNS_52 + ("onset_periodicity", "fine_stability", "peak_moves")
-"""The detector's input columns, in model order (55)."""
+DETECTOR_COLUMNS_55: tuple[str, ...] = DETECTOR_COLUMNS_52 + ("onset_periodicity", "fine_stability", "peak_moves")
+"""The second detectors' input columns (55): a prefix of :data:`DETECTOR_COLUMNS`."""
+
+DETECTOR_COLUMNS: tuple[str, ...] = DETECTOR_COLUMNS_55 + ("log_tuning_concentration", "log_tuning_consistency")
+"""The detector's input columns, in model order (57)."""
+
+#: Every column list a detector may have been trained on, oldest first (each a prefix of the next).
+DETECTOR_COLUMN_SETS: tuple[tuple[str, ...], ...] = (DETECTOR_COLUMNS_52, DETECTOR_COLUMNS_55, DETECTOR_COLUMNS)
 
 #: Shortest audio (seconds) that gets detector features; shorter windows are too short to judge.
 MIN_SECONDS = 0.25
@@ -98,8 +109,8 @@ def music_features(samples: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 
     ``samples``: the window's real audio (any length from :data:`MIN_SECONDS`; not
     zero-padded, since padding would read as a pause). Returns float32 of shape
-    ``(len(cfg.columns),)``: :data:`DETECTOR_COLUMNS`, or its first 52 for an older detector's
-    config. Raises ``ValueError`` for audio shorter than :data:`MIN_SECONDS` or one FFT frame.
+    ``(len(cfg.columns),)``: :data:`DETECTOR_COLUMNS`, or its first 52 or 55 for an older
+    detector's config. Raises ``ValueError`` for audio shorter than :data:`MIN_SECONDS` or one FFT frame.
     """
     y = np.asarray(samples, dtype=np.float32)
     if len(y) < max(cfg.n_fft, MIN_SECONDS * cfg.sample_rate):
@@ -118,11 +129,7 @@ def music_features(samples: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     flux = np.sqrt(np.sum(np.diff(unit, axis=1) ** 2, axis=0))
     centroid = (_mel_centres(cfg) @ unit) / (cfg.sample_rate / 2)
 
-    padded = np.pad(y, cfg.n_fft // 2)
-    signs = np.signbit(padded)
-    crossings = np.concatenate(([0], np.cumsum(signs[1:] != signs[:-1], dtype=np.int64)))
-    starts = np.arange(0, len(padded) - cfg.n_fft + 1, cfg.hop_length)
-    zcr = (crossings[starts + cfg.n_fft - 1] - crossings[starts]) / (cfg.n_fft - 1)  # sign changes within each frame
+    zcr = _zero_crossing_rate(y, cfg)
 
     energy = power.sum(axis=0, dtype=np.float64) + _TINY
     energy_db = 10.0 * np.log10(energy)
@@ -144,10 +151,34 @@ def music_features(samples: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     columns = [np.stack([mfcc.mean(axis=1), mfcc.std(axis=1)], axis=1).ravel(), delta.std(axis=1),
                [flatness.mean(), flatness.std(), flux.mean(), flux.std(), zcr.mean(), zcr.std(),
                 centroid.mean(), centroid.std(), low_energy, pause, energy_db.std(), modulation,
-                entropy.mean(), entropy.std(), share.max(axis=1).mean(), stability.mean()],
-               _harmonic_motion(power, mel_db, cfg)]
+                entropy.mean(), entropy.std(), share.max(axis=1).mean(), stability.mean()]]
+    wanted = len(cfg.columns) if cfg.columns else len(DETECTOR_COLUMNS)
+    if wanted > len(DETECTOR_COLUMNS_52):  # an older detector's config: not what it never uses
+        columns.append(_harmonic_motion(power, mel_db, cfg))
+    if wanted > len(DETECTOR_COLUMNS_55):
+        columns.append(_tuning(power, cfg))
     values = np.concatenate([np.asarray(c, dtype=np.float64) for c in columns]).astype(np.float32)
-    return values[:len(cfg.columns)] if cfg.columns else values
+    return values[:wanted]
+
+
+def _zero_crossing_rate(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Sign changes within each centred frame (zero padding, as the STFT's frames) over the frame's
+    ``n_fft - 1`` sample pairs, shape (frames,). Counted per hop-long block and summed per frame
+    (frames span whole blocks when ``n_fft`` is a multiple of the hop): the same counts as a
+    running sum over every sample pair, at a fraction of the cost on noisy audio."""
+    n, hop = cfg.n_fft, cfg.hop_length
+    signs = np.signbit(np.pad(y, n // 2))
+    starts = np.arange(0, len(signs) - n + 1, hop)
+    if n % hop:
+        crossings = np.concatenate(([0], np.cumsum(signs[1:] != signs[:-1], dtype=np.int64)))
+        return (crossings[starts + n - 1] - crossings[starts]) / (n - 1)
+    blocks = len(signs) // hop + 1
+    changes = np.zeros(blocks * hop, dtype=bool)  # changes[j]: between samples j and j + 1
+    np.not_equal(signs[1:], signs[:-1], out=changes[:len(signs) - 1])
+    before = np.concatenate(([0], np.cumsum(np.count_nonzero(changes.reshape(blocks, hop), axis=1))))
+    first = starts // hop
+    # a frame starting at s holds the changes s .. s + n - 2: its blocks, less the change at s + n - 1
+    return (before[first + n // hop] - before[first] - changes[starts + n - 1]) / (n - 1)
 
 
 @functools.lru_cache(maxsize=8)
@@ -176,10 +207,112 @@ def _harmonic_motion(power: np.ndarray, mel_db: np.ndarray, cfg: FeatureConfig) 
     fps = cfg.sample_rate / cfg.hop_length
     low, high = int(0.3 * fps), min(int(1.0 * fps), len(ac) - 1)
     periodicity = float(ac[low:high + 1].max() / ac[0]) if high >= low and ac[0] > _TINY else 0.0
-    band = np.log(power[_band_bins(cfg, 200.0, 2000.0)].astype(np.float64) + _TINY)
+    bins = _band_bins(cfg, 200.0, 2000.0)
+    band = np.log(power[bins[0]:bins[-1] + 1] + np.float32(_TINY))  # float32: the cost is in these logarithms
     band -= band.mean(axis=0, keepdims=True)
-    norms = np.linalg.norm(band, axis=0) + _TINY
-    stability = float(np.mean(np.sum(band[:, 2:] * band[:, :-2], axis=0) / (norms[2:] * norms[:-2]))) if band.shape[1] > 2 else 1.0
-    peaks = np.argmax(power[_band_bins(cfg, 80.0, 1000.0)], axis=0)
+    norms = np.sqrt(np.einsum("ij,ij->j", band, band)) + np.float32(_TINY)
+    stability = float(np.mean(np.einsum("ij,ij->j", band[:, 2:], band[:, :-2]) / (norms[2:] * norms[:-2]))) \
+        if band.shape[1] > 2 else 1.0
+    bins = _band_bins(cfg, 80.0, 1000.0)
+    peaks = np.argmax(power[bins[0]:bins[-1] + 1], axis=0)
     moves = float(np.mean(np.diff(peaks) != 0)) if len(peaks) > 1 else 0.0
     return [periodicity, stability, moves]
+
+
+#: Band (Hz) whose spectral peaks :func:`_tuning` places on the semitone grid: a voice's and most
+#: instruments' fundamentals and first partials (a 2048-point FFT bin is 1.2 semitones at 150 Hz,
+#: and parabolic interpolation places a held partial to a fraction of a bin).
+TUNING_BAND_HZ = (150.0, 2000.0)
+#: Peaks count within this many dB under the band's loudest bin of their frame; their weight is
+#: their height above that floor.
+TUNING_RANGE_DB = 30.0
+#: Added before the logarithm of both tuning columns: keeps a window without peaks finite.
+TUNING_LOG_OFFSET = 0.01
+
+
+def _tuning(power: np.ndarray, cfg: FeatureConfig) -> list[float]:
+    """How well the window's spectral peaks fit one semitone grid (equal temperament, any reference).
+
+    Each local maximum of a frame's log power spectrum in :data:`TUNING_BAND_HZ`, within
+    :data:`TUNING_RANGE_DB` of the frame's band maximum, is located to a fraction of a bin by
+    parabolic interpolation of the dB values (Smith & Serra 1987), and its frequency becomes a phase,
+    ``exp(2 pi i * 12 log2(f / 440))``: one turn per semitone, so every note of one tuning has
+    the same phase. Weighted by height above the floor:
+
+    * concentration: length of the mean phase vector over all peaks of the window
+      (0: peaks anywhere between the semitones, 1: all on one grid).
+    * consistency: length of the mean of the frames' unit phase vectors (do the
+      frames agree on the grid, however many peaks each has).
+
+    Both are 0 for a window without peaks, and enter the model as ``ln(TUNING_LOG_OFFSET + value)``:
+    the logarithm spreads the low values where speech (median 0.03 on the clean validation files)
+    and music (5th percentile 0.12) part. On the validation files (never the test files) the
+    concentration alone tells speech from music with a ROC AUC of 0.996 clean, 0.952 in a room and
+    0.949 through a small speaker into a room (the columns before it: 0.79-0.83 in the rooms). The
+    band and the range were chosen there too, against their cost: 250-4000 Hz and 40 dB gave 0.997 /
+    0.954 / 0.954 at twice the time. With both columns the detector's validation cross-entropy fell
+    from 0.262 to 0.214, and to 0.191 with the logarithm.
+
+    Returns ``[log_tuning_concentration, log_tuning_consistency]``.
+    """
+    bins = _band_bins(cfg, *TUNING_BAND_HZ)
+    spectra = power.T[:, bins[0] - 1:bins[-1] + 2]  # frames x (the band and a bin either side); a view
+    concentration, consistency = _tuning_kernel()(spectra, float(bins[0]), cfg.sample_rate / cfg.n_fft, TUNING_RANGE_DB)
+    return [float(np.log(TUNING_LOG_OFFSET + concentration)), float(np.log(TUNING_LOG_OFFSET + consistency))]
+
+
+@functools.cache
+def _tuning_kernel():
+    """The peak loop of :func:`_tuning`, compiled with numba on first use (cached on disk under
+    ``NUMBA_CACHE_DIR``): per peak it needs three logarithms, a log2 and a sine and cosine, which
+    as numpy array steps cost twice as much (0.11 against 0.06 ms a window on one core).
+
+    ``kernel(spectra, first_bin, bin_hz, range_db)``: ``spectra`` is the power of frames x bins (the
+    band's bins with one more on either side, ``first_bin`` the index of the band's first); returns
+    (concentration, consistency) as floats."""
+    import numba
+
+    def kernel(spectra, first_bin, bin_hz, range_db):
+        frames, rows = spectra.shape
+        tiny = 1e-10
+        ratio = 10.0 ** (-range_db / 10.0)
+        turns = 2.0 * np.pi * 12.0 / np.log(2.0)  # radians per natural-log unit of frequency: a turn a semitone
+        db = 10.0 / np.log(10.0)
+        total_c = total_s = total_w = unit_c = unit_s = 0.0
+        framed = 0
+        for t in range(frames):
+            top = 0.0
+            spectrum = spectra[t]
+            for i in range(1, rows - 1):
+                top = max(top, spectrum[i])
+            floor = top * ratio
+            log_floor = np.log(floor + tiny)
+            frame_c = frame_s = 0.0
+            for i in range(1, rows - 1):
+                c = spectrum[i]
+                if c > spectrum[i - 1] and c >= spectrum[i + 1] and c > floor:
+                    log_c = np.log(c + tiny)
+                    left = np.log(spectrum[i - 1] + tiny) - log_c
+                    right = np.log(spectrum[i + 1] + tiny) - log_c
+                    curvature = left + right  # of the log spectrum around the peak, < 0 at a true maximum
+                    offset = 0.5 * (left - right) / curvature if curvature < 0 else 0.0
+                    angle = turns * (np.log((first_bin + i - 1 + offset) * bin_hz) - np.log(440.0))
+                    weight = db * (log_c - log_floor)  # dB above the frame's floor
+                    frame_c += weight * np.cos(angle)
+                    frame_s += weight * np.sin(angle)
+                    total_w += weight
+            total_c += frame_c
+            total_s += frame_s
+            size = np.hypot(frame_c, frame_s)
+            if size > tiny:
+                unit_c += frame_c / size
+                unit_s += frame_s / size
+                framed += 1
+        if total_w <= 0.0:
+            return 0.0, 0.0
+        return np.hypot(total_c, total_s) / total_w, (np.hypot(unit_c, unit_s) / framed if framed else 0.0)
+
+    try:
+        return numba.njit(cache=True, nogil=True)(kernel)
+    except RuntimeError:  # no writable cache location (a read-only install without NUMBA_CACHE_DIR): compile each run
+        return numba.njit(nogil=True)(kernel)

@@ -132,12 +132,23 @@ def _frames(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
 _scratch = threading.local()
 
 
+#: Buffer shapes kept per thread: a source's window alternates between the genre path's frames
+#: and the music detector's (another hop, so another shape), and each must keep its own buffer.
+_SCRATCH_SHAPES = 4
+
+
 def _windowed(frames: np.ndarray) -> np.ndarray:
-    """``frames`` times the Hann window, in a per-thread buffer reused while the shape stays
-    the same: a fresh 1-MB array every window costs more in page faults than the FFT itself."""
-    buffer = getattr(_scratch, "windowed", None)
-    if buffer is None or buffer.shape != frames.shape:
-        buffer = _scratch.windowed = np.empty(frames.shape, dtype=np.float32)
+    """``frames`` times the Hann window, in a per-thread buffer reused for each shape seen lately:
+    a fresh 1-MB array every window costs more in page faults than the FFT itself."""
+    buffers = getattr(_scratch, "windowed", None)
+    if buffers is None:
+        buffers = _scratch.windowed = {}
+    buffer = buffers.pop(frames.shape, None)
+    if buffer is None:
+        buffer = np.empty(frames.shape, dtype=np.float32)
+        while len(buffers) >= _SCRATCH_SHAPES:  # forget the least recently used shape
+            buffers.pop(next(iter(buffers)))
+    buffers[frames.shape] = buffer  # most recently used last
     return np.multiply(frames, _hann32(frames.shape[1]), out=buffer)
 
 

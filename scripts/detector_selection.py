@@ -45,7 +45,7 @@ def score(data: str, name: str, seed: int = 0) -> None:
     prepared = prepare(data, seed=seed)
     model = fit(prepared.x, prepared.y, replace(CANDIDATES[name], seed=seed))
     valid = _predict(model, prepared.valid, prepared.mean, prepared.std)
-    gate, choice = choose_gate(valid)
+    gate, choice = choose_gate(_predict(model, prepared.valid_conditions, prepared.mean, prepared.std))
     print(json.dumps({"settings": name, "validation_loss": round(validation_loss(valid), 4),
                       "gate": [gate.enter, gate.leave], "validation_shares": choice["validation_accuracy"]}), flush=True)
 

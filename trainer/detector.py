@@ -14,10 +14,10 @@
    singing outside the test side. Each window keeps its level (dBFS); the silence gate is
    chosen on the clean validation music (:func:`genrecast.trainer.detector_eval.choose_silence_gate`) and the
    windows under it are left out, as the daemon never runs the detector on them.
-3. A small Keras MLP ensemble (5 parallel 55 → 64 → 32 → 3 branches, softmax over music / speech /
+3. A small Keras MLP ensemble (5 parallel 57 → 64 → 32 → 3 branches, softmax over music / speech /
    other, averaged), class-weighted, fixed epochs, deterministic (one thread, fixed seeds).
-4. The gate's thresholds are chosen on the validation files
-   (:func:`genrecast.trainer.detector_eval.choose_gate`); the test files are then
+4. The gate's thresholds are chosen on the validation files, each under every one of
+   :data:`TEST_CONDITIONS` (:func:`genrecast.trainer.detector_eval.choose_gate`); the test files are then
    judged clean and under every condition of :data:`TEST_CONDITIONS`.
 5. ``detector.keras``, ``detector.tflite`` and bundle.json's ``detector`` entry are
    written into the bundle (format 2), and a "Music detector" section into its report.md.
@@ -48,7 +48,7 @@ from genrecast.trainer.detector_windows import RANDOM, extract_all, generated_wi
 from genrecast.trainer.singing import SUNG
 from genrecast.trainer.detector_data import SPLITS, Item, inventory
 from genrecast.trainer.detector_eval import (
-    FileWindows, choose_gate, choose_silence_gate, confusion, gate_states, misses, report_section, target_figures,
+    FileWindows, by_condition, choose_gate, choose_silence_gate, confusion, gate_states, misses, report_section, target_figures,
     with_silence_gate,
 )
 
@@ -146,6 +146,8 @@ class Prepared:
     std: np.ndarray
     silence_dbfs: float
     silence_rule: str
+    valid_conditions: list[FileWindows] = dataclasses.field(default_factory=list)
+    """The validation files once under each of :data:`TEST_CONDITIONS`: where the gate is chosen."""
 
     def items_in(self, split: str) -> list[Item]:
         """The files of one split (``train``, ``valid`` or ``test``)."""
@@ -173,16 +175,20 @@ def prepare(data: str | Path, *, seed: int = 0, jobs: int | None = None) -> Prep
     train += extract_all(sung(train_items), [SUNG], cfg, seed, eval_min, jobs, "detector: sung speech, training")
     train.append(generated_windows(GENERATED_WINDOWS, cfg, task_seed(seed, "generated-train"), "generated-train"))
     valid = extract_all(valid_items, augment, cfg, seed, eval_min, jobs, "detector: validation windows")
+    valid_conditions = extract_all(valid_items, list(TEST_CONDITIONS), cfg, seed, eval_min, jobs,
+                                   "detector: validation windows under the test conditions")
     valid += extract_all(sung(valid_items), [SUNG], cfg, seed, eval_min, jobs, "detector: sung speech, validation")
     valid.append(generated_windows(GENERATED_WINDOWS // 4, cfg, task_seed(seed, "generated-valid"), "generated-valid"))
     test = extract_all(test_items, list(TEST_CONDITIONS), cfg, seed, eval_min, jobs, "detector: test windows")
     test.append(generated_windows(GENERATED_WINDOWS // 4, cfg, task_seed(seed, "generated-test"), "generated-test"))
     silence_dbfs, silence_rule = choose_silence_gate([f for f in valid if f.condition == "clean"])
-    train, valid, test = (with_silence_gate(files, silence_dbfs) for files in (train, valid, test))
+    train, valid, test, valid_conditions = (with_silence_gate(files, silence_dbfs)
+                                            for files in (train, valid, test, valid_conditions))
     x, y = training_matrix(train)
     mean = x.mean(axis=0)
     std = np.where(x.std(axis=0) > 1e-8, x.std(axis=0), 1.0)
-    return Prepared(cfg, train, valid, test, items, (x - mean) / std, y, mean, std, silence_dbfs, silence_rule)
+    return Prepared(cfg, train, valid, test, items, (x - mean) / std, y, mean, std, silence_dbfs, silence_rule,
+                    valid_conditions)
 
 
 def sung(items: list[Item]) -> list[Item]:
@@ -216,12 +222,10 @@ def train_detector(data: str | Path, bundle_dir: str | Path, *, seed: int = 0, j
     model = fit(prepared.x, prepared.y, settings)
 
     valid_p = _predict(model, prepared.valid, prepared.mean, prepared.std)
-    gate, choice = choose_gate(valid_p)
+    gate, choice = choose_gate(_predict(model, prepared.valid_conditions, prepared.mean, prepared.std))
     test_p = _predict(model, prepared.test, prepared.mean, prepared.std)
-    by_condition: dict[str, list[FileWindows]] = {}
-    for f in test_p:
-        by_condition.setdefault(f.condition, []).append(f)
-    figures = {name: target_figures(files, gate) for name, files in by_condition.items()}
+    test_by_condition = by_condition(test_p)
+    figures = {name: target_figures(files, gate) for name, files in test_by_condition.items()}
     generated = [f for f in test_p if f.kind == "generated"]
     metrics: dict[str, Any] = {
         "gate": {"enter": gate.enter, "leave": gate.leave, "windows": gate.windows, "delay_windows": gate.delay_windows()},
@@ -234,7 +238,7 @@ def train_detector(data: str | Path, bundle_dir: str | Path, *, seed: int = 0, j
         "training_windows": {label: int((prepared.y == k).sum()) for k, label in enumerate(DETECTOR_LABELS)},
         "test": figures,
         "generated_noise_not_music": round(float(np.mean([s != "music" for f in generated for s in gate_states(f, gate)])), 4),
-        "confusion": {"clean": confusion(by_condition["clean"])},
+        "confusion": {"clean": confusion(test_by_condition["clean"])},
         "settings": {**settings.__dict__, "hidden": list(settings.hidden), "augmented_copies": AUGMENTED_COPIES,
                      "augmented_copies_speech_and_other": AUGMENTED_COPIES_SCARCE},
         "splits": {split: sorted({i.group for i in prepared.items_in(split)}) for split in ("valid", "test")},

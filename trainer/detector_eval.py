@@ -89,40 +89,53 @@ def wanted(label: str, state: str) -> bool:
     return state == "music" if label == "music" else state in ("not_music", "silence")
 
 
-def class_accuracy(files: list[FileWindows], gate: GateSettings) -> dict[str, float]:
-    """Per class label, the share of windows in a wanted state."""
-    right: dict[str, list[bool]] = {c: [] for c in DETECTOR_LABELS}
+def by_condition(files: list[FileWindows]) -> dict[str, list[FileWindows]]:
+    """The files grouped by their condition's name, in first-seen order."""
+    groups: dict[str, list[FileWindows]] = {}
     for f in files:
-        right[f.label] += [wanted(f.label, s) for s in gate_states(f, gate)]
-    return {c: float(np.mean(v)) if v else float("nan") for c, v in right.items()}
+        groups.setdefault(f.condition, []).append(f)
+    return groups
 
 
 def choose_gate(valid: list[FileWindows]) -> tuple[GateSettings, dict[str, Any]]:
     """The (enter, leave) pair on :data:`THRESHOLD_GRID` (leave <= enter) chosen on the validation
-    files (all their conditions): the most music windows kept as music among the pairs that meet
-    the speech and other targets (:data:`TARGETS`); when none does, the best worst class. Ties go
-    to the mean share, then the widest hysteresis, then the lower enter."""
+    files under the test conditions (``valid``: each file once per condition, as
+    :data:`genrecast.trainer.detector.TEST_CONDITIONS` gives them): among the pairs that meet the
+    speech and environment targets (:data:`TARGETS`, :func:`target_figures`' shares) under *every*
+    condition, the one that keeps the most music windows as music, averaged over the conditions;
+    when none does, the best worst speech or environment share. Ties go to the widest hysteresis,
+    then the lower enter.
+
+    Why per condition: the issue's targets hold per condition (a room must not let talk through),
+    and a rule on all conditions pooled let the easy ones (clean, gains, codecs) carry the
+    reverberant rooms, whose speech then failed its target on validation (85-90 %)."""
     if not any((~f.silent).any() for f in valid):
         raise ValueError("the detector's validation files have no windows above the silence gate; "
                          "--detector-data needs music, speech and environment recordings on every side of the split")
+    groups = by_condition(valid)
     best = None
     for enter in THRESHOLD_GRID:
         for leave in THRESHOLD_GRID:
             if leave > enter:
                 continue
             gate = GateSettings(enter=float(enter), leave=float(leave), windows=GATE_WINDOWS)
-            acc = class_accuracy(valid, gate)
-            values = [v for v in acc.values() if np.isfinite(v)]
-            meets = acc["speech"] >= TARGETS["speech"] and acc["other"] >= TARGETS["environment"]
-            key = (meets, round(acc["music"] if meets else min(values), 4), round(float(np.mean(values)), 4),
-                   round(enter - leave, 2), -enter)
+            figures = {name: target_figures(files, gate) for name, files in groups.items()}
+            kept = [f[kind]["share"] for f in figures.values() for kind in ("speech", "environment")
+                    if f[kind]["share"] is not None]
+            music = [f["music"]["share"] for f in figures.values() if f["music"]["share"] is not None]
+            meets = all(f[kind]["share"] is None or f[kind]["share"] >= TARGETS[kind]
+                        for f in figures.values() for kind in ("speech", "environment"))
+            score = float(np.mean(music)) if meets and music else min(kept, default=0.0)
+            key = (meets, round(score, 4), round(enter - leave, 2), -enter)
             if best is None or key > best[0]:
-                best = (key, gate, acc)
-    key, gate, acc = best
-    rule = ("the most music windows kept among the pairs with speech >= 95 % and other >= 90 % right"
-            if key[0] else "no pair met the speech and other targets: the best worst class")
-    return gate, {"rule": f"validation files, 0.05 grid: {rule}",
-                  "validation_accuracy": {k: round(v, 4) for k, v in acc.items()}}
+                best = (key, gate, figures)
+    key, gate, figures = best
+    rule = ("the most music windows kept (mean over the conditions) among the pairs with speech >= 95 % and "
+            "environment >= 90 % right under every condition" if key[0] else
+            "no pair met the speech and environment targets under every condition: the best worst share")
+    shares = {name: {kind: (None if f[kind]["share"] is None else round(f[kind]["share"], 4))
+                     for kind in ("speech", "environment", "music")} for name, f in figures.items()}
+    return gate, {"rule": f"validation files under the test conditions, 0.05 grid: {rule}", "validation_accuracy": shares}
 
 
 def target_figures(files: list[FileWindows], gate: GateSettings) -> dict[str, Any]:
@@ -168,6 +181,16 @@ def confusion(files: list[FileWindows]) -> dict[str, Any]:
     return {"labels": list(DETECTOR_LABELS), "matrix": matrix.tolist()}
 
 
+def _shares_text(shares: dict[str, Any]) -> str:
+    """The gate choice's validation shares in a line: per condition (the current rule) speech /
+    environment / music in %; an older bundle's pooled shares as they were stored."""
+    if not all(isinstance(v, dict) for v in shares.values()):
+        return str(shares)
+    pct = lambda v: "-" if v is None else f"{v * 100:.0f}"  # noqa: E731
+    return "speech / environment / music %: " + ", ".join(
+        f"{name} {pct(v['speech'])}/{pct(v['environment'])}/{pct(v['music'])}" for name, v in shares.items())
+
+
 def report_section(metrics: dict[str, Any]) -> str:
     """Markdown for the bundle's report.md (and the README): targets per condition, confusion, gate."""
     gate = metrics["gate"]
@@ -176,7 +199,7 @@ def report_section(metrics: dict[str, Any]) -> str:
         "",
         f"Gate: P(music) averaged over {gate['windows']} windows of 3 s; the state turns `not_music` below "
         f"{gate['leave']:.2f} and `music` again at {gate['enter']:.2f} (chosen on the validation files, "
-        f"validation shares {metrics['gate_choice']['validation_accuracy']}).",
+        f"validation shares {_shares_text(metrics['gate_choice']['validation_accuracy'])}).",
         f"Files: {metrics['files']}.",
         "",
         "Window-level shares on the test files (never trained on, never used for a choice):",

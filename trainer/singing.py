@@ -13,7 +13,13 @@ envelope, D4C for aperiodicity, 5-ms frames. Voiced frames are held 1.5-3 times 
 unvoiced ones, consonants and pauses, keep their length); each voiced stretch gets notes of
 0.2-0.8 s from a major scale around the speaker's median F0, with vibrato (4.5-6.5 Hz,
 ±0.2-0.6 semitone, after a 0.15-s onset; Sundberg 1987, "The Science of the Singing Voice")
-and 40-ms glides between notes.
+and 40-ms glides between notes. Unaccompanied singers are not in perfect tune: each note
+misses its scale degree by a normal error (its spread drawn per recording, 0.1-0.5 semitone),
+and the tonic drifts as a random walk from note to note (0.1 semitone a note), as in
+measurements of occasional singers (Dalla Bella, Giguère & Peretz 2007, "Singing proficiency
+in the general population", JASA 121(2); Mauch, Frieler & Dixon 2014, "Intonation in
+unaccompanied singing", JASA 136(1)). Without these errors the sung copies sat on an exact
+grid, which taught the detector that a voice off the grid is talk.
 """
 
 from __future__ import annotations
@@ -30,13 +36,19 @@ SCALE = (-5, -3, -1, 0, 2, 4, 5, 7, 9, 11, 12)
 MIN_VOICED_FRAMES = 20
 #: Shorter recordings (a spoken digit) are not sung: too little to carry a melody.
 MIN_SECONDS = 2.0
+#: Range (semitones) of the per-recording spread of the notes' intonation errors.
+NOTE_ERROR_SEMITONES = (0.1, 0.5)
+#: Standard deviation (semitones) of the tonic's random-walk step from one note to the next.
+DRIFT_SEMITONES = 0.1
 #: Frames of the moving average that turns the steps between notes into 40-ms glides.
 GLIDE_FRAMES = max(1, int(40 / FRAME_MS))
 
 
 def _melody(voiced: np.ndarray, tonic_semitones: float, rng: np.random.Generator) -> np.ndarray:
-    """F0 (Hz) per frame: notes over each voiced run, 0 where unvoiced."""
+    """F0 (Hz) per frame: notes over each voiced run (with intonation errors), 0 where unvoiced."""
     f0 = np.zeros(len(voiced))
+    spread = rng.uniform(*NOTE_ERROR_SEMITONES)
+    drift = 0.0
     edges = np.flatnonzero(np.diff(np.concatenate(([0], voiced.astype(np.int8), [0]))))
     for start, end in zip(edges[::2], edges[1::2]):
         k = start
@@ -45,7 +57,8 @@ def _melody(voiced: np.ndarray, tonic_semitones: float, rng: np.random.Generator
             t = np.arange(n - k) * FRAME_MS / 1000
             depth = rng.uniform(0.2, 0.6)
             vibrato = depth * np.sin(2 * np.pi * rng.uniform(4.5, 6.5) * t) * np.clip((t - 0.15) / 0.2, 0.0, 1.0)
-            f0[k:n] = tonic_semitones + rng.choice(SCALE) + vibrato
+            drift += rng.normal(0.0, DRIFT_SEMITONES)
+            f0[k:n] = tonic_semitones + drift + rng.choice(SCALE) + rng.normal(0.0, spread) + vibrato
             k = n
         run = f0[start:end]
         if len(run) > GLIDE_FRAMES:  # smooth the steps between notes (in semitones)

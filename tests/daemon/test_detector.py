@@ -82,19 +82,64 @@ def test_a_detector_config_cannot_drop_columns() -> None:
         FeatureConfig(kind="detector", columns=DETECTOR_COLUMNS[:-1])
 
 
-def test_a_detector_of_the_first_52_columns_still_gets_them(data_dir: Path) -> None:
-    """Bundles whose detector was trained before the three room columns keep working: their config
-    names the first 52 columns, and music_features gives exactly those values."""
+@pytest.mark.parametrize("count", [52, 55])
+def test_an_older_detector_still_gets_its_columns(data_dir: Path, count: int) -> None:
+    """Bundles whose detector was trained before the room columns (52) or the tuning columns (55)
+    keep working: their config names a prefix of the columns, and music_features gives exactly
+    those values."""
     from dataclasses import replace
 
     from genrecast.daemon.audio import load_audio
-    from genrecast.daemon.music_features import DETECTOR_COLUMNS_52
+    from genrecast.daemon.music_features import DETECTOR_COLUMN_SETS
+
+    columns = next(c for c in DETECTOR_COLUMN_SETS if len(c) == count)
+    cfg = detector_config()
+    old = replace(cfg, columns=columns)
+    assert DETECTOR_COLUMNS[:count] == columns and len(DETECTOR_COLUMNS) == 57
+    clip = load_audio(data_dir / "gtzan-sample" / "jazz" / "jazz.00016.wav", cfg.sample_rate)[: cfg.window_samples]
+    np.testing.assert_array_equal(music_features(clip, old), music_features(clip, cfg)[:count])
+
+
+def _tuning_columns(samples: np.ndarray) -> np.ndarray:
+    cfg = detector_config()
+    return music_features(samples.astype(np.float32), cfg)[[DETECTOR_COLUMNS.index("log_tuning_concentration"),
+                                                            DETECTOR_COLUMNS.index("log_tuning_consistency")]]
+
+
+def test_tuning_columns_see_notes_on_one_grid_whatever_the_reference() -> None:
+    """Held notes of an equal-tempered scale (a 432-Hz reference, not 440) with their partials sit
+    on one grid; the same partials gliding as a voice's pitch does do not; and a window of silence
+    has no peaks at all (the logarithm's floor, not a NaN)."""
+    sr, cfg = 22050, detector_config()
+    t = np.arange(cfg.window_samples) / sr
+    notes = np.zeros_like(t)
+    for k, semitone in enumerate((0, 4, 7, 12, 9, 5)):  # half-second notes of a scale
+        f0 = 432.0 * 2 ** ((semitone - 12) / 12)
+        part = (t >= k * 0.5) & (t < (k + 1) * 0.5)
+        notes[part] = sum(np.sin(2 * np.pi * h * f0 * t[part]) / h for h in (1, 2, 4))
+    glide = 180.0 * 2 ** (np.sin(2 * np.pi * 0.7 * t) * 0.5)  # +-6 semitones, slowly, as intonation moves
+    phase = 2 * np.pi * np.cumsum(glide) / sr
+    voice = sum(np.sin(h * phase) / h for h in (1, 2, 3, 4))
+    held, glided = _tuning_columns(0.3 * notes), _tuning_columns(0.3 * voice)
+    assert held[0] > np.log(0.5) and held[1] > np.log(0.5)
+    assert glided[0] < held[0] - 1.0 and glided[1] < held[1]
+    np.testing.assert_allclose(_tuning_columns(np.zeros(cfg.window_samples)), np.log(0.01), rtol=1e-6)
+
+
+def test_tuning_columns_tell_real_speech_from_real_music(data_dir: Path) -> None:
+    """On real recordings: a sung or played window's peaks sit on a grid far more than a talker's."""
+    from genrecast.daemon.audio import load_audio
 
     cfg = detector_config()
-    old = replace(cfg, columns=DETECTOR_COLUMNS_52)
-    assert DETECTOR_COLUMNS[:52] == DETECTOR_COLUMNS_52 and len(DETECTOR_COLUMNS) == 55
-    clip = load_audio(data_dir / "gtzan-sample" / "jazz" / "jazz.00016.wav", cfg.sample_rate)[: cfg.window_samples]
-    np.testing.assert_array_equal(music_features(clip, old), music_features(clip, cfg)[:52])
+
+    def concentration(path: Path) -> float:
+        y = load_audio(path, cfg.sample_rate)
+        return float(np.median([_tuning_columns(y[i:i + cfg.window_samples])[0]
+                                for i in range(0, len(y) - cfg.window_samples, cfg.window_samples)]))
+
+    speech = [concentration(data_dir / "music-speech" / "speech" / name) for name in ("comedy1.flac", "allison.flac")]
+    music = [concentration(data_dir / "gtzan-sample" / g / f"{g}.00000.wav") for g in ("classical", "jazz", "country")]
+    assert max(speech) < min(music)
 
 
 def test_default_bundle_ships_a_detector_with_validated_thresholds() -> None:
@@ -253,3 +298,23 @@ def test_a_detector_for_other_windows_than_the_genre_model_is_refused(tmp_path: 
     (out / "bundle.json").write_text(json.dumps(doc))
     with pytest.raises(BundleError, match="16000 Hz but the genre model"):
         load_bundle(out)
+
+
+@pytest.mark.parametrize("hop", [1024, 512, 700])
+def test_the_zero_crossing_rate_counts_every_sign_change_of_each_frame(hop: int) -> None:
+    """The block-wise count equals the plain definition: sign changes between consecutive samples of
+    each centred, zero-padded frame, over its n_fft - 1 pairs (700: a hop that does not divide n_fft)."""
+    from dataclasses import replace
+
+    from genrecast.daemon.music_features import _zero_crossing_rate
+
+    cfg = replace(detector_config(), hop_length=hop)
+    rng = np.random.default_rng(hop)
+    for length in (cfg.window_samples, 40001, cfg.n_fft):
+        y = rng.normal(size=length).astype(np.float32)
+        y[rng.random(length) < 0.2] = 0.0  # zeros count as positive, as np.signbit has it
+        padded = np.pad(y, cfg.n_fft // 2)
+        starts = range(0, len(padded) - cfg.n_fft + 1, hop)
+        expected = [np.count_nonzero(np.diff(np.signbit(padded[s:s + cfg.n_fft]).astype(int))) / (cfg.n_fft - 1)
+                    for s in starts]
+        np.testing.assert_array_equal(_zero_crossing_rate(y, cfg), expected)

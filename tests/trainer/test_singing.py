@@ -46,3 +46,23 @@ def test_the_condition_is_seeded_and_skips_what_cannot_be_sung(speech: np.ndarra
     assert len(sing(speech[: int(MIN_SECONDS * RATE) - 1], RATE, np.random.default_rng(0))) == 0
     noise = np.random.default_rng(0).normal(0, 0.1, 3 * RATE).astype(np.float32)
     assert len(sing(noise, RATE, np.random.default_rng(0))) == 0
+
+
+def _grid_concentration(f0_hz: np.ndarray, tonic_semitones: float) -> float:
+    """How closely the voiced frames' pitch sits on the tonic's semitone grid (1: exactly)."""
+    semis = 12 * np.log2(f0_hz[f0_hz > 0] / 440.0) - tonic_semitones
+    return float(np.abs(np.mean(np.exp(2j * np.pi * semis))))
+
+
+def test_the_melody_is_sung_out_of_tune_as_people_sing(monkeypatch) -> None:
+    """Each note misses its scale degree and the tonic drifts: the sung copies must not sit on an
+    exact grid, or the detector learns that a voice off the grid (real a cappella) is talk."""
+    from genrecast.trainer import singing
+
+    voiced = np.ones(2000, bool)  # 10 s of voice at 5-ms frames
+    sung = [_grid_concentration(singing._melody(voiced, 0.0, np.random.default_rng(s)), 0.0) for s in range(5)]
+    monkeypatch.setattr(singing, "NOTE_ERROR_SEMITONES", (0.0, 0.0))
+    monkeypatch.setattr(singing, "DRIFT_SEMITONES", 0.0)
+    exact = [_grid_concentration(singing._melody(voiced, 0.0, np.random.default_rng(s)), 0.0) for s in range(5)]
+    assert min(exact) > 0.35  # vibrato alone spreads the pitch but keeps it centred on the grid
+    assert max(sung) < min(exact) - 0.15
