@@ -135,11 +135,14 @@ _scratch = threading.local()
 #: Buffer shapes kept per thread: a source's window alternates between the genre path's frames
 #: and the music detector's (another hop, so another shape), and each must keep its own buffer.
 _SCRATCH_SHAPES = 4
+#: Larger buffers (a whole clip's frames) are not kept: each clip length would hold its own.
+_SCRATCH_MAX_BYTES = 4 << 20
 
 
 def _windowed(frames: np.ndarray) -> np.ndarray:
-    """``frames`` times the Hann window, in a per-thread buffer reused for each shape seen lately:
-    a fresh 1-MB array every window costs more in page faults than the FFT itself."""
+    """``frames`` times the Hann window, in a per-thread buffer reused for each shape seen lately
+    (up to :data:`_SCRATCH_MAX_BYTES`): a fresh 1-MB array every window costs more in page faults
+    than the FFT itself."""
     buffers = getattr(_scratch, "windowed", None)
     if buffers is None:
         buffers = _scratch.windowed = {}
@@ -148,7 +151,8 @@ def _windowed(frames: np.ndarray) -> np.ndarray:
         buffer = np.empty(frames.shape, dtype=np.float32)
         while len(buffers) >= _SCRATCH_SHAPES:  # forget the least recently used shape
             buffers.pop(next(iter(buffers)))
-    buffers[frames.shape] = buffer  # most recently used last
+    if buffer.nbytes <= _SCRATCH_MAX_BYTES:
+        buffers[frames.shape] = buffer  # most recently used last
     return np.multiply(frames, _hann32(frames.shape[1]), out=buffer)
 
 

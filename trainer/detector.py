@@ -146,7 +146,7 @@ class Prepared:
     std: np.ndarray
     silence_dbfs: float
     silence_rule: str
-    valid_conditions: list[FileWindows] = dataclasses.field(default_factory=list)
+    valid_conditions: list[FileWindows]
     """The validation files once under each of :data:`TEST_CONDITIONS`: where the gate is chosen."""
 
     def items_in(self, split: str) -> list[Item]:
@@ -156,7 +156,7 @@ class Prepared:
 
 def prepare(data: str | Path, *, seed: int = 0, jobs: int | None = None) -> Prepared:
     """Windows and features of every file of ``data`` (:func:`inventory`): training and validation
-    files clean and under random capture conditions, test files under
+    files clean and under random capture conditions, validation and test files under each of
     :data:`TEST_CONDITIONS`; the silence gate chosen on the clean validation
     music. Features are cached (see :func:`extract_all`). Raises ``ValueError`` for a missing folder."""
     jobs = jobs or os.cpu_count() or 1

@@ -100,6 +100,23 @@ def test_an_older_detector_still_gets_its_columns(data_dir: Path, count: int) ->
     np.testing.assert_array_equal(music_features(clip, old), music_features(clip, cfg)[:count])
 
 
+@pytest.mark.parametrize("count", [52, 55])
+def test_an_older_detector_does_not_pay_for_columns_it_never_reads(count: int, monkeypatch) -> None:
+    from dataclasses import replace
+
+    import genrecast.daemon.music_features as mf
+
+    def never(*args, **kwargs):
+        raise AssertionError("computed a column the detector does not use")
+
+    monkeypatch.setattr(mf, "_tuning", never)
+    if count == 52:
+        monkeypatch.setattr(mf, "_harmonic_motion", never)
+    columns = next(c for c in mf.DETECTOR_COLUMN_SETS if len(c) == count)
+    window = np.random.default_rng(0).normal(0, 0.1, detector_config().window_samples).astype(np.float32)
+    assert mf.music_features(window, replace(detector_config(), columns=columns)).shape == (count,)
+
+
 def _tuning_columns(samples: np.ndarray) -> np.ndarray:
     cfg = detector_config()
     return music_features(samples.astype(np.float32), cfg)[[DETECTOR_COLUMNS.index("log_tuning_concentration"),

@@ -133,15 +133,16 @@ def _files(condition: str, label: str, kind: str, p_music: list[float], n: int =
 
 
 def test_the_gate_is_chosen_so_that_every_condition_meets_the_speech_target() -> None:
-    """Clean and codec speech is easy (P(music) 0.05); in the room one of its two talkers reads 0.6.
-    Pooled over the conditions that is under 5 % of the speech windows, inside a 95 % target, so a rule on
-    the pooled shares may let the room's talk through (the gate below shows it); the rule must not,
-    and must keep every condition's music (0.9, the room's 0.7) as music."""
+    """Clean and codec speech is easy (P(music) 0.05); in the room one of its two talkers reads 0.6,
+    and its music only 0.55. Pooled over the conditions the talker is under 5 % of the speech
+    windows, inside a 95 % target, so the rule that maximised the music kept on the pooled shares let
+    him through to keep the room's music (the gate below shows such a pair); the rule must keep every
+    condition's talk out, at the room music's expense."""
     from genrecast.daemon.detector import GateSettings
     from genrecast.trainer.detector_eval import choose_gate, target_figures
 
     valid = []
-    for condition, music_p in (("clean", 0.9), ("mp3-48k", 0.9), ("room", 0.7)):
+    for condition, music_p in (("clean", 0.9), ("mp3-48k", 0.9), ("room", 0.55)):
         valid += _files(condition, "other", "environment", [0.02] * 6)
         valid += _files(condition, "music", "gtzan", [music_p] * 6)
         valid += _files(condition, "speech", "speech", [0.05] * 6, n=10 if condition != "room" else 1)
@@ -157,5 +158,6 @@ def test_the_gate_is_chosen_so_that_every_condition_meets_the_speech_target() ->
     assert all(speech(gate, c) >= 0.95 for c in ("clean", "mp3-48k", "room"))
     shares = choice["validation_accuracy"]
     assert set(shares) == {"clean", "mp3-48k", "room"}
-    assert all(s["music"] == 1.0 and s["environment"] == 1.0 for s in shares.values())
+    assert shares["clean"]["music"] == shares["mp3-48k"]["music"] == 1.0
+    assert all(s["environment"] == 1.0 for s in shares.values())
     assert "every condition" in choice["rule"]
