@@ -45,6 +45,7 @@ Detectors trained before the last columns use a prefix (:data:`DETECTOR_COLUMNS_
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -157,35 +158,33 @@ def music_features(samples: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
         columns.append(_harmonic_motion(power, mel_db, cfg))
     if wanted > len(DETECTOR_COLUMNS_55):
         columns.append(_tuning(power, cfg))
-    values = np.concatenate([np.asarray(c, dtype=np.float64) for c in columns]).astype(np.float32)
-    return values[:wanted]
+    return np.concatenate([np.asarray(c, dtype=np.float64) for c in columns]).astype(np.float32)
 
 
 def _zero_crossing_rate(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """Sign changes within each centred frame (zero padding, as the STFT's frames) over the frame's
-    ``n_fft - 1`` sample pairs, shape (frames,). Counted per hop-long block and summed per frame
-    (frames span whole blocks when ``n_fft`` is a multiple of the hop): the same counts as a
-    running sum over every sample pair, at a fraction of the cost on noisy audio."""
+    ``n_fft - 1`` sample pairs, shape (frames,). Counted per block of ``gcd(n_fft, hop)`` samples
+    (every frame spans whole blocks) and summed per frame: the same counts as a running sum over
+    every sample pair, at a fraction of the cost on noisy audio."""
     n, hop = cfg.n_fft, cfg.hop_length
+    size = math.gcd(n, hop)
     signs = np.signbit(np.pad(y, n // 2))
     starts = np.arange(0, len(signs) - n + 1, hop)
-    if n % hop:
-        crossings = np.concatenate(([0], np.cumsum(signs[1:] != signs[:-1], dtype=np.int64)))
-        return (crossings[starts + n - 1] - crossings[starts]) / (n - 1)
-    blocks = len(signs) // hop + 1
-    changes = np.zeros(blocks * hop, dtype=bool)  # changes[j]: between samples j and j + 1
+    blocks = len(signs) // size + 1
+    changes = np.zeros(blocks * size, dtype=bool)  # changes[j]: between samples j and j + 1
     np.not_equal(signs[1:], signs[:-1], out=changes[:len(signs) - 1])
-    before = np.concatenate(([0], np.cumsum(np.count_nonzero(changes.reshape(blocks, hop), axis=1))))
-    first = starts // hop
+    before = np.concatenate(([0], np.cumsum(np.count_nonzero(changes.reshape(blocks, size), axis=1))))
+    first = starts // size
     # a frame starting at s holds the changes s .. s + n - 2: its blocks, less the change at s + n - 1
-    return (before[first + n // hop] - before[first] - changes[starts + n - 1]) / (n - 1)
+    return (before[first + n // size] - before[first] - changes[starts + n - 1]) / (n - 1)
 
 
 @functools.lru_cache(maxsize=8)
-def _band_bins(cfg: FeatureConfig, low: float, high: float) -> np.ndarray:
-    """Indices of the FFT bins strictly between ``low`` and ``high`` Hz."""
+def _band(cfg: FeatureConfig, low: float, high: float) -> slice:
+    """The FFT bins strictly between ``low`` and ``high`` Hz, as a slice of the bin axis."""
     freqs = np.fft.rfftfreq(cfg.n_fft, d=1.0 / cfg.sample_rate)
-    return np.flatnonzero((freqs > low) & (freqs < high))
+    inside = np.flatnonzero((freqs > low) & (freqs < high))
+    return slice(int(inside[0]), int(inside[-1]) + 1)
 
 
 def _harmonic_motion(power: np.ndarray, mel_db: np.ndarray, cfg: FeatureConfig) -> list[float]:
@@ -209,14 +208,12 @@ def _harmonic_motion(power: np.ndarray, mel_db: np.ndarray, cfg: FeatureConfig) 
     fps = cfg.sample_rate / cfg.hop_length
     low, high = int(0.3 * fps), min(int(1.0 * fps), len(ac) - 1)
     periodicity = float(ac[low:high + 1].max() / ac[0]) if high >= low and ac[0] > _TINY else 0.0
-    bins = _band_bins(cfg, 200.0, 2000.0)
-    band = np.log(power[bins[0]:bins[-1] + 1] + np.float32(_TINY))  # float32: the cost is in these logarithms
+    band = np.log(power[_band(cfg, 200.0, 2000.0)] + np.float32(_TINY))  # float32: the cost is in these logarithms
     band -= band.mean(axis=0, keepdims=True)
     norms = np.sqrt(np.einsum("ij,ij->j", band, band)) + np.float32(_TINY)
     stability = float(np.mean(np.einsum("ij,ij->j", band[:, 2:], band[:, :-2]) / (norms[2:] * norms[:-2]))) \
         if band.shape[1] > 2 else 1.0
-    bins = _band_bins(cfg, 80.0, 1000.0)
-    peaks = np.argmax(power[bins[0]:bins[-1] + 1], axis=0)
+    peaks = np.argmax(power[_band(cfg, 80.0, 1000.0)], axis=0)
     moves = float(np.mean(np.diff(peaks) != 0)) if len(peaks) > 1 else 0.0
     return [periodicity, stability, moves]
 
@@ -230,7 +227,6 @@ TUNING_BAND_HZ = (150.0, 2000.0)
 TUNING_RANGE_DB = 30.0
 #: Added before the logarithm of both tuning columns: keeps a window without peaks finite.
 TUNING_LOG_OFFSET = 0.01
-
 
 
 def _tuning(power: np.ndarray, cfg: FeatureConfig) -> list[float]:
@@ -263,8 +259,8 @@ def _tuning(power: np.ndarray, cfg: FeatureConfig) -> list[float]:
 
     Returns ``[log_tuning_concentration, log_tuning_consistency]``.
     """
-    bins = _band_bins(cfg, *TUNING_BAND_HZ)
-    band = power[bins[0] - 1:bins[-1] + 2]  # the band and a bin either side, bins x frames
+    bins = _band(cfg, *TUNING_BAND_HZ)
+    band = power[bins.start - 1:bins.stop + 1]  # the band and a bin either side, bins x frames
     centre, left, right = band[1:-1], band[:-2], band[2:]
     floor = centre.max(axis=0) * 10.0 ** (-TUNING_RANGE_DB / 10.0)
     rows, frames = np.nonzero((centre > left) & (centre >= right) & (centre > floor))
@@ -274,7 +270,7 @@ def _tuning(power: np.ndarray, cfg: FeatureConfig) -> list[float]:
     l, c, r = (10.0 * np.log10(v[rows, frames].astype(np.float64) + _TINY) for v in (left, centre, right))
     curvature = l - 2.0 * c + r  # of the dB spectrum around the peak: < 0 at a true maximum
     offset = np.where(curvature < 0, 0.5 * (l - r) / np.where(curvature < 0, curvature, -1.0), 0.0)
-    hz = (bins[rows] + offset) * (cfg.sample_rate / cfg.n_fft)
+    hz = (bins.start + rows + offset) * (cfg.sample_rate / cfg.n_fft)
     weight = c - 10.0 * np.log10(floor[frames].astype(np.float64) + _TINY)  # dB above the frame's floor
     phase = weight * np.exp(2j * np.pi * 12.0 * np.log2(hz / 440.0))
     concentration = float(np.abs(phase.sum()) / weight.sum())

@@ -179,6 +179,12 @@ def evaluate_conditions(classifier, clips: Sequence[Clip], conditions: Sequence[
             "skipped": skipped}
 
 
+def clips_counted(results: dict[str, Any]) -> str:
+    """"N clips", and the skipped ones by name, of :func:`evaluate_conditions`' results."""
+    skipped = results["skipped"]
+    return f"{len(results['clips'])} clips" + (f"; {len(skipped)} skipped: {', '.join(sorted(skipped))}" if skipped else "")
+
+
 def markdown_table(results: dict[str, Any]) -> str:
     """The per-condition table as Markdown (one row per condition)."""
     n = len(results["clips"])
@@ -235,9 +241,7 @@ def evaluate_command(bundle_path: Path, dataset_dir: Path, names: str, *, split:
     classifier = open_classifier(bundle_path, backend)
     clips, description = held_out_clips(classifier.bundle, dataset_dir, split)
     results = evaluate_conditions(classifier, clips, conditions, seed=seed)
-    skipped = results["skipped"]
-    results["description"] = (f"{description} ({len(results['clips'])} clips; seed {seed}"
-                              + (f"; {len(skipped)} skipped: {', '.join(sorted(skipped))}" if skipped else "") + ")")
+    results["description"] = f"{description} ({clips_counted(results)}; seed {seed})"
     results["bundle"] = classifier.bundle.model_id
     title = f"{classifier.bundle.model_id} under capture conditions"
     write_conditions(out, results, title)
@@ -264,9 +268,7 @@ def attach_to_bundle(bundle_dir: Path, clips: Sequence[Clip], conditions: Sequen
         results = evaluate_conditions(open_classifier(bundle_dir, "litert"), clips, conditions, seed=seed)
         results["description"] = description
         plot_conditions(results, bundle_dir / PLOT_FILE, f"{bundle_dir.name} under capture conditions")
-        skipped = results["skipped"]
-        counted = f"{len(results['clips'])} clips" + (f", {len(skipped)} skipped: {', '.join(sorted(skipped))}" if skipped else "")
-        section += [f"On {description} ({counted}; seed {seed}; plot: `{PLOT_FILE}`), classified as "
+        section += [f"On {description} ({clips_counted(results)}; seed {seed}; plot: `{PLOT_FILE}`), classified as "
                     "`genrecast classify` does (verdict = mean over windows), by the model as trained here: a music "
                     "detector added afterwards is not in these figures (`genrecast evaluate --conditions` measures the "
                     "bundle as it is).", "", markdown_table(results)]
