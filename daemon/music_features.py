@@ -138,8 +138,7 @@ def music_features(samples: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     pause = np.mean(energy_db < energy_db.max() - 30.0)
     envelope = energy_db - energy_db.mean()
     spectrum = np.abs(np.fft.rfft(envelope)) ** 2
-    rates = np.fft.rfftfreq(len(envelope), d=cfg.hop_length / cfg.sample_rate)
-    modulation = spectrum[(rates >= 2) & (rates <= 8)].sum() / max(spectrum[1:].sum(), _TINY)
+    modulation = spectrum[_syllable_rates(cfg, len(envelope))].sum() / max(spectrum[1:].sum(), _TINY)
 
     # the shared chroma filterbank (as chroma_frames, A440), applied bins-first: power is bins x frames
     chroma = (_chroma_basis_t(cfg) @ power).T.astype(np.float64)  # frames x 12
@@ -149,10 +148,13 @@ def music_features(samples: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     norms = np.maximum(np.linalg.norm(centred, axis=1), _TINY)
     stability = np.sum(centred[1:] * centred[:-1], axis=1) / (norms[1:] * norms[:-1])
 
+    # the per-frame series' means and spreads in two calls (each row reduced as alone)
+    series = np.stack([flatness, zcr, centroid, entropy, share.max(axis=1), energy_db])
+    means, spreads = series.mean(axis=1), series.std(axis=1)
     columns = [np.stack([mfcc.mean(axis=1), mfcc.std(axis=1)], axis=1).ravel(), delta.std(axis=1),
-               [flatness.mean(), flatness.std(), flux.mean(), flux.std(), zcr.mean(), zcr.std(),
-                centroid.mean(), centroid.std(), low_energy, pause, energy_db.std(), modulation,
-                entropy.mean(), entropy.std(), share.max(axis=1).mean(), stability.mean()]]
+               [means[0], spreads[0], flux.mean(), flux.std(), means[1], spreads[1],
+                means[2], spreads[2], low_energy, pause, spreads[5], modulation,
+                means[3], spreads[3], means[4], stability.mean()]]
     wanted = len(cfg.columns) if cfg.columns else len(DETECTOR_COLUMNS)
     if wanted > len(DETECTOR_COLUMNS_52):  # an older detector's config: skip the columns it does not use
         columns.append(_harmonic_motion(power, mel_db, cfg))
@@ -168,7 +170,8 @@ def _zero_crossing_rate(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     every sample pair, at a fraction of the cost on noisy audio."""
     n, hop = cfg.n_fft, cfg.hop_length
     size = math.gcd(n, hop)
-    signs = np.signbit(np.pad(y, n // 2))
+    signs = np.zeros(len(y) + 2 * (n // 2), dtype=bool)  # the zero padding's signs
+    np.signbit(y, out=signs[n // 2 : n // 2 + len(y)])
     starts = np.arange(0, len(signs) - n + 1, hop)
     blocks = len(signs) // size + 1
     changes = np.zeros(blocks * size, dtype=bool)  # changes[j]: between samples j and j + 1
@@ -177,6 +180,13 @@ def _zero_crossing_rate(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     first = starts // size
     # a frame starting at s holds the changes s .. s + n - 2: its blocks, less the change at s + n - 1
     return (before[first + n // size] - before[first] - changes[starts + n - 1]) / (n - 1)
+
+
+@functools.lru_cache(maxsize=8)
+def _syllable_rates(cfg: FeatureConfig, frames: int) -> np.ndarray:
+    """Which bins of the rfft of a ``frames``-long frame-energy envelope are 2-8 Hz (the syllable rates)."""
+    rates = np.fft.rfftfreq(frames, d=cfg.hop_length / cfg.sample_rate)
+    return (rates >= 2) & (rates <= 8)
 
 
 @functools.lru_cache(maxsize=8)
@@ -263,21 +273,26 @@ def _tuning(power: np.ndarray, cfg: FeatureConfig) -> list[float]:
     band = power[bins.start - 1:bins.stop + 1]  # the band and a bin either side, bins x frames
     centre, left, right = band[1:-1], band[:-2], band[2:]
     floor = centre.max(axis=0) * 10.0 ** (-TUNING_RANGE_DB / 10.0)
-    rows, frames = np.nonzero((centre > left) & (centre >= right) & (centre > floor))
+    peak = np.greater(centre, left)
+    peak &= centre >= right
+    peak &= centre > floor
+    rows, frames = np.nonzero(peak)
     if not len(rows):
         return [float(np.log(TUNING_LOG_OFFSET))] * 2
     # dB only at the peaks and their neighbours: the same peaks, a fraction of the logarithms
-    l, c, r = (10.0 * np.log10(v[rows, frames].astype(np.float64) + _TINY) for v in (left, centre, right))
+    l, c, r = 10.0 * np.log10(np.stack([v[rows, frames] for v in (left, centre, right)]).astype(np.float64) + _TINY)
     curvature = l - 2.0 * c + r  # of the dB spectrum around the peak: < 0 at a true maximum
     offset = np.where(curvature < 0, 0.5 * (l - r) / np.where(curvature < 0, curvature, -1.0), 0.0)
     hz = (bins.start + rows + offset) * (cfg.sample_rate / cfg.n_fft)
     weight = c - 10.0 * np.log10(floor[frames].astype(np.float64) + _TINY)  # dB above the frame's floor
-    phase = weight * np.exp(2j * np.pi * 12.0 * np.log2(hz / 440.0))
-    concentration = float(np.abs(phase.sum()) / weight.sum())
-    per_frame = np.bincount(frames, weights=phase.real, minlength=band.shape[1]) \
-        + 1j * np.bincount(frames, weights=phase.imag, minlength=band.shape[1])
-    size = np.abs(per_frame)
-    unit = per_frame[size > _TINY] / size[size > _TINY]  # the frames with peaks
-    consistency = float(np.abs(unit.mean())) if len(unit) else 0.0
+    angle = 2.0 * np.pi * 12.0 * np.log2(hz / 440.0)  # the phase, weight * exp(i angle), as two real parts
+    cos, sin = weight * np.cos(angle), weight * np.sin(angle)
+    concentration = float(math.hypot(cos.sum(), sin.sum()) / weight.sum())
+    per_cos = np.bincount(frames, weights=cos, minlength=band.shape[1])
+    per_sin = np.bincount(frames, weights=sin, minlength=band.shape[1])
+    size = np.hypot(per_cos, per_sin)
+    kept = size > _TINY  # the frames with peaks
+    consistency = float(math.hypot(np.mean(per_cos[kept] / size[kept]), np.mean(per_sin[kept] / size[kept]))) \
+        if kept.any() else 0.0
     return [float(np.log(TUNING_LOG_OFFSET + concentration)), float(np.log(TUNING_LOG_OFFSET + consistency))]
 

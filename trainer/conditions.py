@@ -215,17 +215,19 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".au")
 
 
 @functools.lru_cache(maxsize=8)
-def recordings(folders: tuple[str, ...], sample_rate: int, root: str) -> tuple[np.ndarray, ...]:
+def recordings(folders: tuple[str, ...], sample_rate: int, root: str, exclude: tuple[str, ...] = ()) -> tuple[np.ndarray, ...]:
     """Every recording in ``root``/``folder`` for the ``folders``, decoded at ``sample_rate``
-    (sorted by path; synthetic tones left out; cached). Raises ValueError when a folder is
-    missing or holds no audio."""
+    (sorted by path; synthetic tones and the files whose resolved paths are in ``exclude``
+    left out; cached). Raises ValueError when a folder is missing or holds no audio."""
     from genrecast.daemon.audio import load_audio
 
+    left_out = set(exclude)
     paths: list[Path] = []
     for folder in folders:
         where = Path(root) / folder
         found = sorted(p for p in where.glob("*") if p.suffix.lower() in AUDIO_SUFFIXES
-                       and not any(t in p.stem.lower() for t in SYNTHETIC_SOUNDS)) if where.is_dir() else []
+                       and not any(t in p.stem.lower() for t in SYNTHETIC_SOUNDS)
+                       and str(p.resolve()) not in left_out) if where.is_dir() else []
         if not found:
             raise ValueError(f"no recordings in {where} for the noise conditions; "
                              "set GENRECAST_TEST_DATA to a folder laid out as ../shared/data")
@@ -240,11 +242,11 @@ def _loop(sound: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def babble(y: np.ndarray, sample_rate: int, rng: np.random.Generator, snr_db: float, talkers: int = 6,
-           folders: tuple[str, ...] = ("speech", "music-speech/speech")) -> np.ndarray:
+           folders: tuple[str, ...] = ("speech", "music-speech/speech"), exclude: tuple[str, ...] = ()) -> np.ndarray:
     """Babble at ``snr_db``: ``talkers`` voices talking at once, each a chain of random speech
     recordings (from random starts) at the same RMS level, from ``folders`` under
-    :func:`noise_data_root`."""
-    pool = recordings(tuple(folders), sample_rate, str(noise_data_root()))
+    :func:`noise_data_root`, never one of ``exclude`` (resolved paths: another model's held-out files)."""
+    pool = recordings(tuple(folders), sample_rate, str(noise_data_root()), tuple(exclude))
     crowd = np.zeros(len(y), dtype=np.float64)
     for _ in range(talkers):
         voice: list[np.ndarray] = []
@@ -256,10 +258,11 @@ def babble(y: np.ndarray, sample_rate: int, rng: np.random.Generator, snr_db: fl
 
 
 def environment(y: np.ndarray, sample_rate: int, rng: np.random.Generator, snr_db: float,
-                folder: str = "environment") -> np.ndarray:
+                folder: str = "environment", exclude: tuple[str, ...] = ()) -> np.ndarray:
     """One recorded environment sound (rain, traffic, a cafe, ...; chosen by ``rng`` from
-    ``folder`` under :func:`noise_data_root`, looped from a random start) at ``snr_db``."""
-    pool = recordings((folder,), sample_rate, str(noise_data_root()))
+    ``folder`` under :func:`noise_data_root`, never one of ``exclude``, looped from a random
+    start) at ``snr_db``."""
+    pool = recordings((folder,), sample_rate, str(noise_data_root()), tuple(exclude))
     return add_at_snr(y, _loop(pool[int(rng.integers(len(pool)))], len(y), rng), snr_db)
 
 
@@ -371,11 +374,13 @@ def random_condition(rng: np.random.Generator) -> Condition:
     return Condition("+".join(s.name for s in steps), chain, {"steps": tuple(steps)})
 
 
-def random_capture(rng: np.random.Generator) -> Condition:
+def random_capture(rng: np.random.Generator, exclude: tuple[str, ...] = ()) -> Condition:
     """One genre-training augmentation over every kind of :data:`SUITE`, drawn from ``rng``:
     :func:`random_condition`'s steps, each with some chance a capture format first (stereo
     with a random pan, 8/16/44.1/48 kHz, MP3/AAC/Opus at 32-192 kbit/s), and babble or an
-    environment sound at 5-30 dB SNR in place of coloured noise."""
+    environment sound at 5-30 dB SNR in place of coloured noise, never made from the
+    recordings in ``exclude`` (resolved paths: the music detector's held-out speech and
+    environment files, which must not reach its training windows even as background)."""
     base = list(random_condition(rng).kwargs["steps"])
     if rng.random() < 0.5:
         fmt: dict[str, Any] = {"rate": int(rng.choice([8000, 16000, 22050, 44100, 48000]))}
@@ -388,7 +393,10 @@ def random_capture(rng: np.random.Generator) -> Condition:
     if rng.random() < 0.3:
         kind = babble if rng.random() < 0.5 else environment
         base = [s for s in base if s.name != "noise"]
-        base.insert(len(base) - 1, Condition(kind.__name__, kind, {"snr_db": float(rng.uniform(5, 30))}))
+        kwargs: dict[str, Any] = {"snr_db": float(rng.uniform(5, 30))}
+        if exclude:
+            kwargs["exclude"] = tuple(exclude)
+        base.insert(len(base) - 1, Condition(kind.__name__, kind, kwargs))
     return Condition("+".join(s.name for s in base), chain, {"steps": tuple(base)})
 
 

@@ -44,7 +44,8 @@ from genrecast.daemon.detector import DETECTOR_LABELS
 from genrecast.daemon.features import FeatureConfig
 from genrecast.daemon.music_features import detector_config
 from genrecast.trainer import conditions as cond
-from genrecast.trainer.detector_windows import RANDOM, extract_all, generated_windows, task_seed, training_matrix, window_labels
+from genrecast.trainer.detector_windows import RandomCapture, extract_all, generated_windows, task_seed, training_matrix, window_labels
+from genrecast.trainer.music_bed import bed_conditions, beds_by_split
 from genrecast.trainer.singing import SUNG
 from genrecast.trainer.detector_data import SPLITS, Item, inventory
 from genrecast.trainer.detector_eval import (
@@ -168,16 +169,26 @@ def prepare(data: str | Path, *, seed: int = 0, jobs: int | None = None) -> Prep
     train_min = int(TRAIN_MIN_SECONDS * cfg.sample_rate)
     eval_min = int(EVAL_MIN_FRACTION * cfg.window_samples)
 
-    def augment(item: Item) -> list:
-        return [cond.CLEAN] + [RANDOM] * (AUGMENTED_COPIES if item.label == "music" else AUGMENTED_COPIES_SCARCE)
+    # babble and environment noise come from training recordings only: a held-out file must not
+    # reach a training or validation window even as background
+    held_out = tuple(str(i.path.resolve()) for i in items if i.split != "train" and i.label in ("speech", "other"))
+    random_copy = RandomCapture(exclude=held_out)
 
+    def augment(item: Item) -> list:
+        return [cond.CLEAN] + [random_copy] * (AUGMENTED_COPIES if item.label == "music" else AUGMENTED_COPIES_SCARCE)
+
+    beds = beds_by_split(items)
     train = extract_all(train_items, augment, cfg, seed, train_min, jobs, "detector: training windows")
     train += extract_all(sung(train_items), [SUNG], cfg, seed, eval_min, jobs, "detector: sung speech, training")
+    train += extract_all(talk(train_items), bed_conditions(beds["train"], held_out), cfg, seed, train_min, jobs,
+                         "detector: talk over music beds, training")
     train.append(generated_windows(GENERATED_WINDOWS, cfg, task_seed(seed, "generated-train"), "generated-train"))
     valid = extract_all(valid_items, augment, cfg, seed, eval_min, jobs, "detector: validation windows")
     valid_conditions = extract_all(valid_items, list(TEST_CONDITIONS), cfg, seed, eval_min, jobs,
                                    "detector: validation windows under the test conditions")
     valid += extract_all(sung(valid_items), [SUNG], cfg, seed, eval_min, jobs, "detector: sung speech, validation")
+    valid += extract_all(talk(valid_items), bed_conditions(beds["valid"], held_out), cfg, seed, eval_min, jobs,
+                         "detector: talk over music beds, validation")
     valid.append(generated_windows(GENERATED_WINDOWS // 4, cfg, task_seed(seed, "generated-valid"), "generated-valid"))
     test = extract_all(test_items, list(TEST_CONDITIONS), cfg, seed, eval_min, jobs, "detector: test windows")
     test.append(generated_windows(GENERATED_WINDOWS // 4, cfg, task_seed(seed, "generated-test"), "generated-test"))
@@ -195,6 +206,11 @@ def sung(items: list[Item]) -> list[Item]:
     """The speech recordings of ``items`` as ``music`` items of kind ``sung``, to be read under
     :data:`genrecast.trainer.singing.SUNG` (same group, so same split as the speech)."""
     return [dataclasses.replace(i, label="music", kind="sung") for i in items if i.label == "speech"]
+
+
+def talk(items: list[Item]) -> list[Item]:
+    """The speech recordings of ``items``, to be read over a music bed (:mod:`genrecast.trainer.music_bed`)."""
+    return [i for i in items if i.label == "speech"]
 
 
 def validation_loss(valid: list[FileWindows]) -> float:

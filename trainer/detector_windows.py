@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,17 @@ from genrecast.trainer import conditions as cond
 from genrecast.trainer.detector_data import Item, generated_noise
 from genrecast.trainer.detector_eval import FileWindows
 
-#: How a training / validation copy's condition is drawn: :func:`genrecast.trainer.conditions.random_capture`.
+#: The name of a training / validation copy's random condition (:class:`RandomCapture`).
 RANDOM = "random-capture"
+
+
+@dataclass(frozen=True)
+class RandomCapture:
+    """A fresh :func:`genrecast.trainer.conditions.random_capture` draw per (file, copy), whose
+    babble and environment sounds never come from ``exclude`` (resolved paths of held-out files)."""
+
+    exclude: tuple[str, ...] = ()
+    name: str = RANDOM
 
 
 def cut_windows(y: np.ndarray, cfg: FeatureConfig, min_samples: int) -> list[tuple[np.ndarray, float]]:
@@ -59,9 +69,22 @@ def _cache_key(task: tuple) -> str:
         modules.append(sys.modules[transform_module])
     for module in modules:
         digest.update(Path(module.__file__).read_bytes())
-    name = condition if isinstance(condition, str) else repr(condition)
-    digest.update(f"levels|{name}|{seed}|{cfg.cache_key()}|{min_samples}".encode())
+    digest.update(f"levels|{describe(condition)}|{seed}|{cfg.cache_key()}|{min_samples}".encode())
     return digest.hexdigest()[:32]
+
+
+def describe(condition: Any) -> str:
+    """A condition as text that is the same in every process: its name, its transform's qualified
+    name and its arguments, nested conditions (a chain's steps) described alike. (A Condition's
+    ``repr`` holds its function's memory address, which differs from process to process, so a
+    key built on it never found its cache entry again.)"""
+    if isinstance(condition, cond.Condition):
+        transform = f"{condition.transform.__module__}.{condition.transform.__qualname__}"
+        args = ",".join(f"{k}={describe(v)}" for k, v in sorted(condition.kwargs.items()))
+        return f"{condition.name}:{transform}({args})"
+    if isinstance(condition, (tuple, list)):
+        return "(" + ",".join(describe(v) for v in condition) + ")"
+    return repr(condition)
 
 
 def _extract(task: tuple) -> tuple[np.ndarray, np.ndarray]:
@@ -86,8 +109,8 @@ def _compute(task: tuple) -> tuple[np.ndarray, np.ndarray]:
     path, condition, seed, cfg, min_samples = task
     y = load_audio(path, cfg.sample_rate)
     rng = np.random.default_rng(seed)
-    if condition == RANDOM:
-        condition = cond.random_capture(rng)
+    if isinstance(condition, RandomCapture):
+        condition = cond.random_capture(rng, exclude=condition.exclude)
     y = condition.apply(y, cfg.sample_rate, rng)
     windows = cut_windows(y, cfg, min_samples)
     feats = [music_features(real, cfg) for real, _ in windows]
@@ -103,8 +126,8 @@ def task_seed(*parts: Any) -> int:
 def extract_all(items: list[Item], conditions, cfg: FeatureConfig, seed: int, min_samples: int,
                 jobs: int, what: str) -> list[FileWindows]:
     """Features of every (item, condition) pair, in order; ``conditions`` is a list, or a function
-    of the item giving one, whose entries are a :class:`Condition` or :data:`RANDOM` (a fresh draw
-    per item and copy). Every window is marked not silent until :func:`with_silence_gate`."""
+    of the item giving one, whose entries are a :class:`Condition` or a :class:`RandomCapture`
+    (a fresh draw per item and copy). Every window is marked not silent until :func:`with_silence_gate`."""
     tasks, meta = [], []
     for item in items:
         for copy, c in enumerate(conditions(item) if callable(conditions) else conditions):

@@ -122,6 +122,27 @@ def test_a_cappella_singing_is_music(data_dir: Path) -> None:
     assert verdict["genre"] in load_bundle(default_bundle_path()).labels
 
 
+def test_talk_over_a_music_bed_is_not_music(data_dir: Path, tmp_path: Path) -> None:
+    """Radio news over a music bed: the test-split talk with the test-split rock clip 15 dB under
+    it (speech-to-music RMS ratio). The detector learnt beds from other files of its training
+    side (genrecast.trainer.music_bed), never these."""
+    import soundfile as sf
+
+    from genrecast.daemon.audio import load_audio
+    from genrecast.trainer.conditions import add_at_snr
+
+    talk = load_audio(data_dir.joinpath(*TALK), PCM_RATE)
+    bed = np.resize(load_audio(data_dir.joinpath(*MUSIC_BEFORE), PCM_RATE), len(talk))
+    path = tmp_path / "news-over-a-bed.wav"
+    sf.write(path, add_at_snr(talk, bed, 15.0), PCM_RATE)
+    proc = run_cli("classify", str(path), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    windows, verdict = _windows(proc.stdout)
+    states = [w["state"] for w in windows]
+    assert states.count("not_music") >= len(states) - 2, states
+    assert verdict["genre"] == "not_music"
+
+
 def _radio_mix(data_dir: Path, out: Path) -> tuple[float, float, float]:
     """music 30 s, talk 30 s, music 30 s, made with ffmpeg (22.05 kHz mono WAV); returns the change times."""
     parts = [data_dir.joinpath(*MUSIC_BEFORE), data_dir.joinpath(*TALK), data_dir.joinpath(*MUSIC_AFTER)]

@@ -117,6 +117,23 @@ def test_babble_is_speech_from_the_data(jazz: np.ndarray, data_dir: Path) -> Non
     assert len(sounds) == len([p for p in (data_dir / "environment").iterdir() if p.suffix != ".csv"]) - 4  # no tones
 
 
+def test_noise_never_comes_from_excluded_recordings(jazz: np.ndarray, data_dir: Path) -> None:
+    """The music detector passes its held-out speech and environment files as ``exclude``."""
+    root = str(cond.noise_data_root())
+    files = sorted(str(p.resolve()) for p in (data_dir / "environment").iterdir()
+                   if p.suffix in cond.AUDIO_SUFFIXES and not any(t in p.stem.lower() for t in cond.SYNTHETIC_SOUNDS))
+    assert len(cond.recordings(("environment",), RATE, root, tuple(files[:3]))) == len(files) - 3
+    kept = files[-1]  # everything else excluded: the pool is that one recording
+    assert len(cond.recordings(("environment",), RATE, root, tuple(files[:-1]))) == 1
+    noisy = cond.environment(jazz, RATE, np.random.default_rng(0), 10.0, exclude=tuple(files[:-1]))
+    assert db(jazz) - db(noisy - jazz) == pytest.approx(10.0, abs=0.01)
+    with pytest.raises(ValueError, match="no recordings"):
+        cond.recordings(("environment",), RATE, root, tuple(files))
+    drawn = [cond.random_capture(np.random.default_rng(seed), exclude=(kept,)) for seed in range(60)]
+    noise = [s for c in drawn for s in c.kwargs["steps"] if s.name in ("babble", "environment")]
+    assert noise and all(s.kwargs["exclude"] == (kept,) for s in noise)
+
+
 def test_named_lists() -> None:
     assert [c.name for c in cond.named("all")] == [c.name for c in cond.SUITE]
     assert [c.name for c in cond.named("mp3-48k,gain-3dB")] == ["clean", "mp3-48k", "gain-3dB"]

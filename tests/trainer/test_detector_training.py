@@ -37,6 +37,22 @@ def test_conditions_are_named_seeded_and_keep_the_length(data_dir: Path) -> None
     assert len(drawn) > 3 and all(name.endswith("gain") for name in drawn)
 
 
+def test_feature_cache_keys_are_the_same_in_every_process(data_dir: Path) -> None:
+    """A condition's cache key must not hold a memory address (a Condition's repr does), or the
+    next build never finds the windows the last one stored."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from genrecast.trainer.detector_windows import _cache_key, RandomCapture; "
+            "from genrecast.trainer.detector import TEST_CONDITIONS; from genrecast.trainer.singing import SUNG; "
+            "from genrecast.daemon.music_features import detector_config; "
+            "print(*[_cache_key((sys.argv[1], c, 7, detector_config(), 100)) for c in (*TEST_CONDITIONS, SUNG, RandomCapture(('/x',)))])")
+    clip = str(data_dir / "gtzan-sample" / "jazz" / "jazz.00000.wav")
+    keys = [subprocess.run([sys.executable, "-c", code, clip], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2)]
+    assert keys[0] == keys[1] and len(set(keys[0].split())) == len(TEST_CONDITIONS) + 2
+
+
 def test_split_is_by_group_and_never_touches_reserved_ids(data_dir: Path) -> None:
     items = inventory(data_dir)
     splits_of = defaultdict(set)
@@ -161,3 +177,24 @@ def test_the_gate_is_chosen_so_that_every_condition_meets_the_speech_target() ->
     assert shares["clean"]["music"] == shares["mp3-48k"]["music"] == 1.0
     assert all(s["environment"] == 1.0 for s in shares.values())
     assert "every condition" in choice["rule"]
+
+
+def test_the_gate_never_takes_more_than_two_windows_to_follow() -> None:
+    """Music that reads P(music) 0.34 throughout is kept only by a gate that leaves below 0.30 or
+    less, and such a gate needs 3 windows (9 s) of talk to turn: the rule takes a 6-s gate instead,
+    at that music's expense (README: Delay)."""
+    from genrecast.daemon.detector import GateSettings
+    from genrecast.trainer.detector_eval import MAX_DELAY_WINDOWS, choose_gate, target_figures
+
+    valid = []
+    for condition in ("clean", "room"):
+        valid += _files(condition, "other", "environment", [0.02] * 6)
+        valid += _files(condition, "music", "gtzan", [0.9] * 6, n=3)
+        valid += _files(condition, "music", "gtzan", [0.34] * 6, n=1)
+        valid += _files(condition, "speech", "speech", [0.05] * 6, n=4)
+    slow = GateSettings(enter=0.35, leave=0.3)
+    assert slow.delay_windows() == 3 and target_figures(valid, slow)["music"]["share"] == 1.0
+    gate, choice = choose_gate(valid)
+    assert gate.delay_windows() <= MAX_DELAY_WINDOWS == 2
+    assert target_figures(valid, gate)["music"]["share"] < 1.0
+    assert "delay of at most 2 windows" in choice["rule"]
