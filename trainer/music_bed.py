@@ -11,7 +11,8 @@ with its accompaniment), so sung and rapped music stays music, and at most 20 dB
 still heard. Chosen on the validation files (never the test files): a detector trained with
 10-20 dB beds had a validation cross-entropy of 0.225 over the validation windows and their
 6-20-dB bed copies, against 0.229 with 6-20-dB beds and 0.260 without beds; on the original
-validation windows alone 0.214, against 0.220 and 0.215. The same split: a validation speech
+validation windows alone 0.214, against 0.220 and 0.215 (measured before the random conditions'
+babble and environment sounds were restricted to training recordings). The same split: a validation speech
 file gets a validation music file's bed, and no test file is ever a bed.
 """
 
