@@ -157,8 +157,10 @@ class Prepared:
 
 def prepare(data: str | Path, *, seed: int = 0, jobs: int | None = None) -> Prepared:
     """Windows and features of every file of ``data`` (:func:`inventory`): training and validation
-    files clean and under random capture conditions, validation and test files under each of
-    :data:`TEST_CONDITIONS`; the silence gate chosen on the clean validation
+    files clean and under random capture conditions (their babble and environment sounds from
+    training recordings only), their speech recordings once sung (music) and twice over a music
+    bed of their split (speech; :mod:`genrecast.trainer.music_bed`), validation and test files
+    under each of :data:`TEST_CONDITIONS`; the silence gate chosen on the clean validation
     music. Features are cached (see :func:`extract_all`). Raises ``ValueError`` for a missing folder."""
     jobs = jobs or os.cpu_count() or 1
     cfg = detector_config()
@@ -172,6 +174,10 @@ def prepare(data: str | Path, *, seed: int = 0, jobs: int | None = None) -> Prep
     # babble and environment noise come from training recordings only: a held-out file must not
     # reach a training or validation window even as background
     held_out = tuple(str(i.path.resolve()) for i in items if i.split != "train" and i.label in ("speech", "other"))
+    if Path(data).resolve() != cond.noise_data_root().resolve():
+        log.warning("the babble and environment noise come from %s, not from %s, so the held-out files of %s are not "
+                    "known there; set GENRECAST_TEST_DATA=%s to keep them out of the training windows",
+                    cond.noise_data_root(), data, data, Path(data).resolve())
     random_copy = RandomCapture(exclude=held_out)
 
     def augment(item: Item) -> list:

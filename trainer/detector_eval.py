@@ -141,7 +141,8 @@ def choose_gate(valid: list[FileWindows]) -> tuple[GateSettings, dict[str, Any]]
     key, gate, figures = best
     rule = ("the most music windows kept (mean over the conditions) among the pairs with speech >= 95 % and "
             f"environment >= 90 % right under every condition and a delay of at most {MAX_DELAY_WINDOWS} windows" if key[0] else
-            "no pair met the speech and environment targets under every condition: the best worst share")
+            f"no pair with a delay of at most {MAX_DELAY_WINDOWS} windows met the speech and environment targets "
+            "under every condition: the best worst share")
     shares = {name: {kind: (None if f[kind]["share"] is None else round(f[kind]["share"], 4))
                      for kind in ("speech", "environment", "music")} for name, f in figures.items()}
     return gate, {"rule": f"validation files under the test conditions, 0.05 grid: {rule}", "validation_accuracy": shares}

@@ -4,8 +4,10 @@ A file is cut into 3-s windows as the daemon cuts it (:func:`cut_windows`), unde
 condition, and each window becomes :func:`genrecast.daemon.music_features.music_features`;
 :func:`extract_all` does this for many (file, condition) pairs in worker processes and keeps
 every result under ``~/.cache/genrecast/detector``, keyed on the file's bytes, the condition
-and its seed, the feature config and the code of the feature and condition modules (so the
-same inputs always give the same values, cached or not). Used by :mod:`genrecast.trainer.detector`.
+(:func:`describe`) and its seed, the feature config and the code of the feature and condition
+modules. The recordings a condition mixes in (babble, environment sounds, music beds) enter the
+key by path, not by their bytes: edit one of those and clear the cache. Used by
+:mod:`genrecast.trainer.detector`.
 """
 
 from __future__ import annotations

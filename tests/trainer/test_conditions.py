@@ -129,6 +129,10 @@ def test_noise_never_comes_from_excluded_recordings(jazz: np.ndarray, data_dir: 
     assert db(jazz) - db(noisy - jazz) == pytest.approx(10.0, abs=0.01)
     with pytest.raises(ValueError, match="no recordings"):
         cond.recordings(("environment",), RATE, root, tuple(files))
+    voices = sorted(str(p.resolve()) for p in (data_dir / "music-speech" / "speech").iterdir() if p.suffix == ".flac")
+    assert len(cond.recordings(("music-speech/speech",), RATE, root, tuple(voices[:5]))) == len(voices) - 5
+    babble = cond.babble(jazz, RATE, np.random.default_rng(0), 10.0, folders=("music-speech/speech",), exclude=tuple(voices[1:]))
+    assert db(jazz) - db(babble - jazz) == pytest.approx(10.0, abs=0.01)  # one voice left: still babble at the SNR
     drawn = [cond.random_capture(np.random.default_rng(seed), exclude=(kept,)) for seed in range(60)]
     noise = [s for c in drawn for s in c.kwargs["steps"] if s.name in ("babble", "environment")]
     assert noise and all(s.kwargs["exclude"] == (kept,) for s in noise)

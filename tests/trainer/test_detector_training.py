@@ -198,3 +198,49 @@ def test_the_gate_never_takes_more_than_two_windows_to_follow() -> None:
     assert gate.delay_windows() <= MAX_DELAY_WINDOWS == 2
     assert target_figures(valid, gate)["music"]["share"] < 1.0
     assert "delay of at most 2 windows" in choice["rule"]
+
+
+def test_prepare_keeps_held_out_recordings_out_of_noise_and_beds(data_dir: Path, monkeypatch) -> None:
+    """The wiring of the detector's data (features stubbed, the plan checked): every random copy's
+    babble and environment sounds leave out the validation and test speech and environment files,
+    and a speech file's music bed comes from music of its own split only."""
+    from genrecast.trainer import detector as D
+    from genrecast.trainer.detector_eval import FileWindows
+    from genrecast.trainer.detector_windows import RandomCapture
+
+    monkeypatch.setenv("GENRECAST_TEST_DATA", str(data_dir))
+    calls = []
+
+    def planned(items, conditions, cfg, seed, min_samples, jobs, what):
+        out = []
+        for item in items:
+            for c in (conditions(item) if callable(conditions) else conditions):
+                calls.append((item, c))
+                out.append(FileWindows(item.path.name, item.label, item.kind, c.name, np.zeros((1, 3), np.float32),
+                                       np.zeros(1, bool), features=np.zeros((1, len(cfg.columns)), np.float32),
+                                       levels=np.array([-20.0], np.float32)))
+        return out
+
+    monkeypatch.setattr(D, "extract_all", planned)
+    D.prepare(data_dir, jobs=1)
+    items = inventory(data_dir)
+    held_out = {str(i.path.resolve()) for i in items if i.split != "train" and i.label in ("speech", "other")}
+    split_of = {str(i.path): i.split for i in items if i.label == "music"}
+    randoms = [c for _, c in calls if isinstance(c, RandomCapture)]
+    assert randoms and all(set(c.exclude) == held_out for c in randoms)
+    beds = [(item, c) for item, c in calls if c.name.startswith("music-bed")]
+    assert {item.split for item, _ in beds} == {"train", "valid"} and all(item.label == "speech" for item, _ in beds)
+    for item, c in beds:
+        assert c.kwargs["beds"] and {split_of[b] for b in c.kwargs["beds"]} == {item.split}
+        if c.kwargs.get("capture"):
+            assert set(c.kwargs["exclude"]) == held_out
+
+
+def test_cache_key_follows_a_condition_argument() -> None:
+    from genrecast.trainer.detector_windows import describe
+    from genrecast.trainer.music_bed import bed_conditions
+
+    plain, captured = bed_conditions(("a.wav",), ("x.flac",))
+    assert describe(plain) != describe(bed_conditions(("b.wav",))[0])
+    assert describe(captured) != describe(bed_conditions(("a.wav",), ("y.flac",))[1])
+    assert describe(cond.BY_NAME["gain-24dB"]) != describe(cond.BY_NAME["gain+6dB"])
