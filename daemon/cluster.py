@@ -53,6 +53,30 @@ class BundleLoader(WorkerPlugin):
         cached_classifier(self.bundle, self.backend)
 
 
+#: What a worker of distributed logs, with a traceback, when its heartbeat meets a connection the
+#: scheduler has just closed. Retiring a local cluster's workers at the end of a run races with
+#: their heartbeats (distributed closes the worker's comms while a heartbeat is in flight), so a
+#: finished run could end with this traceback on stderr although every result was in.
+SHUTDOWN_HEARTBEAT = "Failed to communicate with scheduler during heartbeat"
+
+
+class _NoShutdownHeartbeat(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(SHUTDOWN_HEARTBEAT)
+
+
+class QuietHeartbeat(WorkerPlugin):
+    """In the worker processes of a cluster genrecast started itself (``--workers N``), drops the
+    worker's :data:`SHUTDOWN_HEARTBEAT` record: such a cluster ends only when the run has all its
+    results, and a scheduler lost mid-run shows on the client anyway. A cluster joined with
+    ``--scheduler`` keeps its workers' logging as it is."""
+
+    name = "genrecast-quiet-heartbeat"
+
+    def setup(self, worker) -> None:
+        logging.getLogger("distributed.worker").addFilter(_NoShutdownHeartbeat())
+
+
 def classify_task(file: str, job: ClassifyJob) -> Outcome:
     """What a worker runs for one file (see :func:`genrecast.daemon.classify.classify_one`)."""
     return classify_one(file, job)
@@ -80,7 +104,9 @@ def connect(workers: int | None, scheduler: str | None) -> tuple[Client, LocalCl
     logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO lines would bury the progress
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                            dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING)
-    return Client(cluster), cluster
+    client = Client(cluster)
+    client.register_plugin(QuietHeartbeat())
+    return client, cluster
 
 
 class _Prefetch:
