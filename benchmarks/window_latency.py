@@ -17,6 +17,9 @@ from benchmarks.common import Context, p99, row, skipped, time_ms, worker_json
 
 TARGET_MS = 1.5
 TARGET_SPEEDUP = 50.0
+#: The default (summary-feature) bundle's window, music detector included: the robustness issue's
+#: cost target (median; an MFCC bundle's window keeps :data:`TARGET_MS`).
+DEFAULT_BUNDLE_TARGET_MS = 5.0
 
 
 def run(ctx: Context) -> list[dict]:
@@ -91,7 +94,8 @@ def summary_row(ctx: Context, clip: Path, n: int) -> dict:
 
     runs = time_ms(one_window, max(20, n * ctx.repeats // 8))
     med = statistics.median(runs)
-    return row("window", figure, runs, "ms", p99=p99(runs), target=f"<= {TARGET_MS} ms", met=med <= TARGET_MS,
+    return row("window", figure, runs, "ms", p99=p99(runs), target=f"<= {DEFAULT_BUNDLE_TARGET_MS:g} ms",
+               met=med <= DEFAULT_BUNDLE_TARGET_MS,
                note=f"kind={cfg.kind}, context {cfg.context_seconds:g} s, model {clf.bundle.model_id}")
 
 

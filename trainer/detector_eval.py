@@ -243,27 +243,54 @@ def report_section(metrics: dict[str, Any]) -> str:
     for label, row in zip(DETECTOR_LABELS, metrics["confusion"]["clean"]["matrix"]):
         lines.append(f"| {label} | " + " | ".join(str(v) for v in row) + " |")
     missed = metrics.get("missed", [])
-    lines += ["", "Targets missed: " + ("; ".join(missed) if missed else "none") + ".", ""]
+    lines += ["", "Targets missed: " + ("; ".join(missed) if missed else "none") + "."]
+    if metrics.get("watched"):
+        lines += ["", "Above their targets but more than 3 points under their clean figures (not a target: the "
+                  "issue's 3-point rule is its music row's): " + "; ".join(metrics["watched"]) + "."]
+    lines.append("")
     return "\n".join(lines)
 
 
 def misses(test: dict[str, Any]) -> list[str]:
-    """Each target missed, by how much (clean targets, and the 3-point rule under conditions on
-    ``share`` and, for music, on the windows above the silence gate)."""
+    """Each of the issue's targets missed, by how much. Its table: speech >= 95 % and environment
+    >= 90 % (``share``) under every condition, clean included (the detector "must hold under the
+    capture conditions"); music >= 97 % clean; and "the same", the music, under each other
+    condition within 3 points of its clean figure (on ``share`` and on the windows above the
+    silence gate). Speech or environment more than 3 points under its clean figure while above its
+    target is not a miss of that table: :func:`watched` lists it."""
     out = []
     clean = test["clean"]
-    for kind, target in TARGETS.items():
-        share = clean[kind]["share"]
-        if share is not None and share < target:
-            out.append(f"{kind} clean {share * 100:.1f} % < {target * 100:.0f} % (by {(target - share) * 100:.1f} points)")
+    for name, fig in test.items():
+        for kind in ("speech", "environment"):
+            share = fig[kind]["share"]
+            if share is not None and share < TARGETS[kind]:
+                out.append(f"{kind} {name} {share * 100:.1f} % < {TARGETS[kind] * 100:.0f} % "
+                           f"(by {(TARGETS[kind] - share) * 100:.1f} points)")
+    share = clean["music"]["share"]
+    if share is not None and share < TARGETS["music"]:
+        out.append(f"music clean {share * 100:.1f} % < {TARGETS['music'] * 100:.0f} % "
+                   f"(by {(TARGETS['music'] - share) * 100:.1f} points)")
+    return out + [f"{drop} (limit 3)" for drop in _drops(test, (("music", "share"), ("music", "of_heard")))]
+
+
+def watched(test: dict[str, Any]) -> list[str]:
+    """Speech or environment under a condition more than 3 points under its clean figure (while
+    above its target, or :func:`misses` names it too): not a target, shown beside them."""
+    return _drops(test, (("speech", "share"), ("environment", "share")))
+
+
+def _drops(test: dict[str, Any], figures: tuple[tuple[str, str], ...]) -> list[str]:
+    """Each (kind, key) figure more than 3 points under its clean value, per condition."""
+    out = []
+    clean = test["clean"]
     for name, fig in test.items():
         if name == "clean":
             continue
-        for kind, key in (("speech", "share"), ("environment", "share"), ("music", "share"), ("music", "of_heard")):
+        for kind, key in figures:
             if clean[kind].get(key) is None or fig[kind].get(key) is None:
                 continue
             drop = (clean[kind][key] - fig[kind][key]) * 100
             if drop > 3:
                 what = kind if key == "share" else "music above the silence gate"
-                out.append(f"{what} under {name} {drop:.1f} points below clean (limit 3)")
+                out.append(f"{what} under {name} {drop:.1f} points below clean")
     return out

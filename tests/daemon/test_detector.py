@@ -335,3 +335,18 @@ def test_the_zero_crossing_rate_counts_every_sign_change_of_each_frame(hop: int)
         expected = [np.count_nonzero(np.diff(np.signbit(padded[s:s + cfg.n_fft]).astype(int))) / (cfg.n_fft - 1)
                     for s in starts]
         np.testing.assert_array_equal(_zero_crossing_rate(y, cfg), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_means_and_spreads_equal_numpys_to_the_bit(dtype) -> None:
+    """The detector's mean / std shortcut gives exactly numpy's ``mean(axis=1)`` and ``std(axis=1)``,
+    so the shipped detector's inputs do not move (a rebuild from a cold cache gave the same model)."""
+    from genrecast.daemon.music_features import _mean_std
+
+    rng = np.random.default_rng(7)
+    for shape in ((12, 65), (6, 130), (1, 64), (3, 1)):
+        rows = (rng.normal(size=shape) * rng.uniform(1e-3, 1e3, size=(shape[0], 1)) + 5.0).astype(dtype)
+        mean, spread = _mean_std(rows)
+        assert mean.dtype == spread.dtype == dtype
+        np.testing.assert_array_equal(mean, rows.mean(axis=1))
+        np.testing.assert_array_equal(spread, rows.std(axis=1))

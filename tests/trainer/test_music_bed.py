@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.signal import fftconvolve
 
 from genrecast.daemon.audio import load_audio
 from genrecast.trainer.detector_data import inventory
@@ -31,8 +32,6 @@ def test_the_bed_lies_under_the_speech_at_the_drawn_ratio(data_dir: Path) -> Non
         bed = out.astype(np.float64) - speech
         ratios.append(_db(speech) - _db(bed))
         # the bed is the music itself, looped from some start, at one gain
-        from scipy.signal import fftconvolve
-
         head = bed[:4096]  # where it starts: the highest normalised cross-correlation with the music
         energy = fftconvolve(np.square(music, dtype=np.float64), np.ones(len(head)), "valid")
         start = int(np.argmax(fftconvolve(music, head[::-1], "valid") / np.sqrt(np.maximum(energy, 1e-12))))
