@@ -50,7 +50,7 @@ from genrecast.trainer.singing import SUNG
 from genrecast.trainer.detector_data import SPLITS, Item, inventory
 from genrecast.trainer.detector_eval import (
     FileWindows, by_condition, choose_gate, choose_silence_gate, confusion, gate_states, misses, report_section, target_figures,
-    watched, with_silence_gate,
+    with_silence_gate,
 )
 
 log = logging.getLogger(__name__)
@@ -266,7 +266,6 @@ def train_detector(data: str | Path, bundle_dir: str | Path, *, seed: int = 0, j
         "splits": {split: sorted({i.group for i in prepared.items_in(split)}) for split in ("valid", "test")},
     }
     metrics["missed"] = misses(figures)
-    metrics["watched"] = watched(figures)
 
     model.save(bundle_dir / DETECTOR_KERAS)
     normalise_keras_zip(bundle_dir / DETECTOR_KERAS)

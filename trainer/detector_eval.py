@@ -212,7 +212,8 @@ def report_section(metrics: dict[str, Any]) -> str:
         f"validation shares {_shares_text(metrics['gate_choice']['validation_accuracy'])}).",
         f"Files: {metrics['files']}.",
         "",
-        "Window-level shares on the test files (never trained on, never used for a choice):",
+        "Window-level shares on the test files (never trained on; the gate and every setting were chosen on the "
+        "validation files; the README says where a test figure prompted a change):",
         "",
         "| condition | speech → not_music or silence (≥ 95 %) | environment → not_music or silence (≥ 90 %) "
         "| music → music (≥ 97 %) | music → music, windows above the silence gate |",
@@ -238,59 +239,39 @@ def report_section(metrics: dict[str, Any]) -> str:
               f"Silence gate: {metrics['silence_dbfs']:g} dBFS ({metrics['silence_choice']}).", "",
               "Music windows kept as music, per GTZAN genre (test clips, clean): "
               + ", ".join(f"{g} {v * 100:.0f} %" for g, v in clean["music_by_genre"].items()) + ".", "",
-              "Confusion of the detector's top output per window (test files, clean, no gate; rows: truth):", "",
+              "Confusion of the detector's top output per window (test files, clean, no gate; rows: truth; "
+              "other: the environment recordings and the generated hiss, hum and fan windows):", "",
               "| truth \\ detector | music | speech | other |", "|---|---|---|---|"]
     for label, row in zip(DETECTOR_LABELS, metrics["confusion"]["clean"]["matrix"]):
         lines.append(f"| {label} | " + " | ".join(str(v) for v in row) + " |")
     missed = metrics.get("missed", [])
-    lines += ["", "Targets missed: " + ("; ".join(missed) if missed else "none") + "."]
-    if metrics.get("watched"):
-        lines += ["", "Above their targets but more than 3 points under their clean figures (not a target: the "
-                  "issue's 3-point rule is its music row's): " + "; ".join(metrics["watched"]) + "."]
-    lines.append("")
+    lines += ["", "Targets missed: " + ("; ".join(missed) if missed else "none") + ".", ""]
     return "\n".join(lines)
 
 
 def misses(test: dict[str, Any]) -> list[str]:
-    """Each of the issue's targets missed, by how much. Its table: speech >= 95 % and environment
-    >= 90 % (``share``) under every condition, clean included (the detector "must hold under the
-    capture conditions"); music >= 97 % clean; and "the same", the music, under each other
-    condition within 3 points of its clean figure (on ``share`` and on the windows above the
-    silence gate). Speech or environment more than 3 points under its clean figure while above its
-    target is not a miss of that table: :func:`watched` lists it."""
+    """Each target missed, by how much: speech >= 95 % and environment >= 90 % (``share``) under
+    every condition, clean included (the detector "must hold under the capture conditions");
+    music >= 97 % clean; and under each other condition every kind within 3 points of its clean
+    figure (on ``share`` and, for music, on the windows above the silence gate). The issue's last
+    row ("the same ... within 3 points of the clean figures") is read for every kind, not for the
+    music alone: the stricter reading."""
     out = []
     clean = test["clean"]
     for name, fig in test.items():
-        for kind in ("speech", "environment"):
+        for kind in ("speech", "environment") if name != "clean" else tuple(TARGETS):
             share = fig[kind]["share"]
             if share is not None and share < TARGETS[kind]:
                 out.append(f"{kind} {name} {share * 100:.1f} % < {TARGETS[kind] * 100:.0f} % "
                            f"(by {(TARGETS[kind] - share) * 100:.1f} points)")
-    share = clean["music"]["share"]
-    if share is not None and share < TARGETS["music"]:
-        out.append(f"music clean {share * 100:.1f} % < {TARGETS['music'] * 100:.0f} % "
-                   f"(by {(TARGETS['music'] - share) * 100:.1f} points)")
-    return out + [f"{drop} (limit 3)" for drop in _drops(test, (("music", "share"), ("music", "of_heard")))]
-
-
-def watched(test: dict[str, Any]) -> list[str]:
-    """Speech or environment under a condition more than 3 points under its clean figure (while
-    above its target, or :func:`misses` names it too): not a target, shown beside them."""
-    return _drops(test, (("speech", "share"), ("environment", "share")))
-
-
-def _drops(test: dict[str, Any], figures: tuple[tuple[str, str], ...]) -> list[str]:
-    """Each (kind, key) figure more than 3 points under its clean value, per condition."""
-    out = []
-    clean = test["clean"]
     for name, fig in test.items():
         if name == "clean":
             continue
-        for kind, key in figures:
+        for kind, key in (("speech", "share"), ("environment", "share"), ("music", "share"), ("music", "of_heard")):
             if clean[kind].get(key) is None or fig[kind].get(key) is None:
                 continue
             drop = (clean[kind][key] - fig[kind][key]) * 100
             if drop > 3:
                 what = kind if key == "share" else "music above the silence gate"
-                out.append(f"{what} under {name} {drop:.1f} points below clean")
+                out.append(f"{what} under {name} {drop:.1f} points below clean (limit 3)")
     return out
