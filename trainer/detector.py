@@ -49,7 +49,7 @@ from genrecast.trainer.music_bed import bed_conditions, beds_by_split
 from genrecast.trainer.singing import SUNG
 from genrecast.trainer.detector_data import SPLITS, Item, inventory
 from genrecast.trainer.detector_eval import (
-    FileWindows, by_condition, choose_gate, choose_silence_gate, confusion, gate_states, misses, report_section, target_figures,
+    FileWindows, choose_gate, choose_silence_gate, confusion, figures_by_condition, gate_states, misses, report_section,
     with_silence_gate,
 )
 
@@ -196,8 +196,7 @@ def prepare(data: str | Path, *, seed: int = 0, jobs: int | None = None) -> Prep
     valid += extract_all(talk(valid_items), bed_conditions(beds["valid"], held_out), cfg, seed, eval_min, jobs,
                          "detector: talk over music beds, validation")
     valid.append(generated_windows(GENERATED_WINDOWS // 4, cfg, task_seed(seed, "generated-valid"), "generated-valid"))
-    test = extract_all(test_items, list(TEST_CONDITIONS), cfg, seed, eval_min, jobs, "detector: test windows")
-    test.append(generated_windows(GENERATED_WINDOWS // 4, cfg, task_seed(seed, "generated-test"), "generated-test"))
+    test = test_windows(test_items, cfg, seed, jobs)
     silence_dbfs, silence_rule = choose_silence_gate([f for f in valid if f.condition == "clean"])
     train, valid, test, valid_conditions = (with_silence_gate(files, silence_dbfs)
                                             for files in (train, valid, test, valid_conditions))
@@ -206,6 +205,16 @@ def prepare(data: str | Path, *, seed: int = 0, jobs: int | None = None) -> Prep
     std = np.where(x.std(axis=0) > 1e-8, x.std(axis=0), 1.0)
     return Prepared(cfg, train, valid, test, items, (x - mean) / std, y, mean, std, silence_dbfs, silence_rule,
                     valid_conditions)
+
+
+def test_windows(test_items: list[Item], cfg: FeatureConfig, seed: int, jobs: int) -> list[FileWindows]:
+    """The test files' windows under each of :data:`TEST_CONDITIONS` (each file's condition drawn
+    from the seed of its place in that list), and the generated test noise: the windows the
+    detector's test figures are computed on, by the trainer and by the CI test that recomputes them."""
+    test = extract_all(test_items, list(TEST_CONDITIONS), cfg, seed, int(EVAL_MIN_FRACTION * cfg.window_samples), jobs,
+                       "detector: test windows")
+    test.append(generated_windows(GENERATED_WINDOWS // 4, cfg, task_seed(seed, "generated-test"), "generated-test"))
+    return test
 
 
 def sung(items: list[Item]) -> list[Item]:
@@ -246,8 +255,7 @@ def train_detector(data: str | Path, bundle_dir: str | Path, *, seed: int = 0, j
     valid_p = _predict(model, prepared.valid, prepared.mean, prepared.std)
     gate, choice = choose_gate(_predict(model, prepared.valid_conditions, prepared.mean, prepared.std))
     test_p = _predict(model, prepared.test, prepared.mean, prepared.std)
-    test_by_condition = by_condition(test_p)
-    figures = {name: target_figures(files, gate) for name, files in test_by_condition.items()}
+    figures = figures_by_condition(test_p, gate)
     generated = [f for f in test_p if f.kind == "generated"]
     metrics: dict[str, Any] = {
         "gate": {"enter": gate.enter, "leave": gate.leave, "windows": gate.windows, "delay_windows": gate.delay_windows()},
@@ -260,7 +268,7 @@ def train_detector(data: str | Path, bundle_dir: str | Path, *, seed: int = 0, j
         "training_windows": {label: int((prepared.y == k).sum()) for k, label in enumerate(DETECTOR_LABELS)},
         "test": figures,
         "generated_noise_not_music": round(float(np.mean([s != "music" for f in generated for s in gate_states(f, gate)])), 4),
-        "confusion": {"clean": confusion(test_by_condition["clean"])},
+        "confusion": {"clean": confusion([f for f in test_p if f.condition == "clean"])},
         "settings": {**settings.__dict__, "hidden": list(settings.hidden), "augmented_copies": AUGMENTED_COPIES,
                      "augmented_copies_speech_and_other": AUGMENTED_COPIES_SCARCE},
         "splits": {split: sorted({i.group for i in prepared.items_in(split)}) for split in ("valid", "test")},

@@ -176,6 +176,12 @@ def target_figures(files: list[FileWindows], gate: GateSettings) -> dict[str, An
     return out
 
 
+def figures_by_condition(files: list[FileWindows], gate: GateSettings) -> dict[str, dict[str, Any]]:
+    """:func:`target_figures` of each condition's files (``files`` with their probabilities), in
+    first-seen order."""
+    return {name: target_figures(group, gate) for name, group in by_condition(files).items()}
+
+
 def _share(flags: list[bool]) -> float | None:
     return round(float(np.mean(flags)), 4) if flags else None
 
