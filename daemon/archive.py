@@ -150,6 +150,8 @@ class Tally:
     too_short: int = 0
     failed: int = 0
     skipped: int = 0
+    unplotted: int = 0
+    """Files classified whose ``--plot`` timeline could not be written."""
     audio_seconds: float = 0.0
     started: float = field(default_factory=time.monotonic)
 
@@ -157,8 +159,10 @@ class Tally:
     def files(self) -> int:
         return self.classified + self.too_short + self.failed
 
-    def count(self, status: str, audio_seconds: float) -> None:
-        """Count one file: ``status`` is ``ok``, ``too_short`` or ``error``."""
+    def count(self, status: str, audio_seconds: float, plotted: bool = True) -> None:
+        """Count one file: ``status`` is ``ok``, ``too_short`` or ``error``; ``plotted`` is False for
+        a file whose timeline could not be written."""
+        self.unplotted += not plotted
         if status == "error":
             self.failed += 1
         elif status == "too_short":
@@ -176,6 +180,8 @@ class Tally:
         if self.failed:
             parts.append(f"{self.failed} could not be read (their \"error\" lines say why)" if output
                          else f"{self.failed} could not be read")
+        if self.unplotted:
+            parts.append(f"{self.unplotted} timeline{'s' * (self.unplotted != 1)} not written")
         if self.skipped:
             parts.append(f"{self.skipped} skipped, already in {output}")
         return "; ".join(parts)

@@ -192,6 +192,8 @@ class Outcome:
     status: str
     audio_seconds: float = 0.0
     message: str | None = None
+    plot_error: str | None = None
+    """Why its ``--plot`` timeline could not be written (the verdict stands)."""
 
 
 def error_line(file: str, message: str) -> str:
@@ -220,7 +222,8 @@ def classify_one(file: str, job: ClassifyJob, *, emit: Callable[[str], None] | N
     """Classify one file for an archive run. With ``emit`` its lines go there as they are made
     (window by window) and ``Outcome.text`` holds none of them; without, ``text`` holds them all.
     A file that cannot be decoded gives ``status="error"`` and an :func:`error_line` (JSON)
-    instead of raising; with ``job.plot_dir`` the verdict line names the timeline PNG written."""
+    instead of raising; with ``job.plot_dir`` the verdict line names the timeline PNG written, and a
+    PNG that cannot be written leaves the verdict without one and says why in ``Outcome.plot_error``."""
     from genrecast.daemon.audio import AudioDecodeError
 
     classifier = cached_classifier(job.bundle, job.backend)
@@ -243,12 +246,15 @@ def classify_one(file: str, job: ClassifyJob, *, emit: Callable[[str], None] | N
         if emit is not None and text:
             emit(text)
         return Outcome(file, "" if emit else text, "error", message=str(exc))
-    png = None
+    png, plot_error = None, None
     if job.plot_dir is not None:
         from genrecast.daemon.plot import plot_path, write_timeline
 
         png = plot_path(Path(job.plot_dir), file)
-        write_timeline(png, file, series, classifier.bundle.labels, result.audio_seconds)
+        try:
+            write_timeline(png, file, series, classifier.bundle.labels, result.audio_seconds)
+        except OSError as exc:  # the verdict stands; the batch goes on
+            png, plot_error = None, f"{file}: cannot write its timeline {png}: {exc.strerror or exc}; check --plot's folder"
     if job.json_output:
         verdict = json.loads(result.json_verdict())
         out(json.dumps({**verdict, "plot": str(png)} if png else verdict))
@@ -256,4 +262,5 @@ def classify_one(file: str, job: ClassifyJob, *, emit: Callable[[str], None] | N
         if result.too_short:
             out("\n".join(result.table_header()))
         out(result.table_verdict())
-    return Outcome(file, "\n".join(lines), "too_short" if result.too_short else "ok", result.audio_seconds)
+    return Outcome(file, "\n".join(lines), "too_short" if result.too_short else "ok", result.audio_seconds,
+                   plot_error=plot_error)

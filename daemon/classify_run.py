@@ -2,8 +2,9 @@
 (in this process, or on a Dask cluster with ``--workers``/``--scheduler``), write each file's lines
 as it is done, and end with the exit status.
 
-Exit status: 0 when every file was classified; 1 if any file could not be read (after the
-others); otherwise 3 if any file was shorter than one window; 130 when interrupted.
+Exit status: 0 when every file was classified; 1 if any file could not be read or its ``--plot``
+timeline could not be written (after the others); otherwise 3 if any file was shorter than one
+window; 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -70,23 +71,34 @@ def check(options: ClassifyOptions) -> None:
     if options.output is not None and not options.resume and options.output.exists() and options.output.stat().st_size:
         raise UsageError(f"--output {options.output} exists: add --resume to go on with it, or choose a new file")
     if options.output is not None and not options.output.parent.is_dir():
-        raise UsageError(f"--output {options.output}: the folder {options.output.parent} does not exist; create it or choose another file")
+        what = "is a file, not a folder" if options.output.parent.exists() else "does not exist"
+        raise UsageError(f"--output {options.output}: the folder {options.output.parent} {what}; create it or choose another file")
     if options.on_cluster:
         try:
             import distributed  # noqa: F401
         except ImportError:
             raise UsageError(f"--workers and --scheduler need dask.distributed: {CLUSTER_EXTRA}") from None
-    if options.job.plot_dir is not None and Path(options.job.plot_dir).exists() and not Path(options.job.plot_dir).is_dir():
-        raise UsageError(f"--plot {options.job.plot_dir} is a file; give a folder for the timeline PNGs (it is created if missing)")
     if options.job.plot_dir is not None:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise UsageError(f"--plot needs matplotlib: {PLOT_EXTRA}") from None
+        _check_plot_dir(Path(options.job.plot_dir))
     try:
         check_inputs(options.inputs, options.lists)
     except InputError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _check_plot_dir(folder: Path) -> None:
+    """Make the ``--plot`` folder now (a batch must not stop at its first file for it), and check that
+    matplotlib is there; raise :class:`UsageError` naming the problem and the fix."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--plot {folder} is a file; give a folder for the timeline PNGs (it is created if missing)")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UsageError(f"--plot needs matplotlib: {PLOT_EXTRA}") from None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--plot {folder}: cannot create the folder ({exc.strerror}); give a folder you can write to") from None
 
 
 def _outcomes(files: Iterator[str], options: ClassifyOptions, write: Callable[[str], None]) -> Iterator[Outcome]:
@@ -133,9 +145,10 @@ def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
             for outcome in _outcomes(iter_inputs(options.inputs, options.lists, done, skipped), options, write):
                 if outcome.text:
                     write(outcome.text)
-                if outcome.message:
-                    print(f"genrecast: error: {outcome.message}", file=sys.stderr, flush=True)
-                tally.count(outcome.status, outcome.audio_seconds)
+                for message in (outcome.message, outcome.plot_error):
+                    if message:
+                        print(f"genrecast: error: {message}", file=sys.stderr, flush=True)
+                tally.count(outcome.status, outcome.audio_seconds, plotted=outcome.plot_error is None)
                 progress.advance(outcome.audio_seconds)
     except KeyboardInterrupt:
         again = " (the same command with --resume goes on from here)" if options.output else ""
@@ -149,4 +162,4 @@ def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
                          "named no file; give audio paths, one a line")
     if options.archive:
         print(f"genrecast: {tally.summary(options.output)}", file=sys.stderr, flush=True)
-    return 1 if tally.failed else 3 if tally.too_short else 0
+    return 1 if tally.failed or tally.unplotted else 3 if tally.too_short else 0

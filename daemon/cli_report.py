@@ -20,7 +20,7 @@ An event counts for the audio from its window's start to the next window's start
       --since 24h --plot today.png
 
 --since takes a duration before now (30m, 24h, 7d) or an ISO time (2026-11-30T12:00:00Z).
-Exit status: 0; 2 for a bad option or a log that cannot be read (or holds no genre event at all).
+Exit status: 0 (an empty log, e.g. just rotated, reports that it holds no events); 2 for a bad option, or a log that cannot be read or holds only lines that are not genre events.
 """
 
 

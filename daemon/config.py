@@ -220,6 +220,18 @@ def _suggest(key: str) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def _unknown_key(path: Path | None, key: str) -> str:
+    """The problem with a file key that is neither genrecast's nor a plugin's: a likely typo of one
+    of genrecast's keys, or the section of a sink plugin that is not installed."""
+    section, _, leaf = key.partition(".")
+    if suggestion := _suggest(key):
+        return f"{path}: unknown key {key!r}{suggestion}"
+    if leaf and section not in {k.partition(".")[0] for k in KEYS}:
+        return (f"{path}: unknown key {key!r}: [{section}] is not a section of genrecast's, and no installed sink plugin "
+                f"is called {section!r}; install the plugin it is for (`genrecast plugins` lists them) or remove the section")
+    return f"{path}: unknown key {key!r}"
+
+
 def _coerce_env(key: str, raw: str) -> Any:
     kind = KEYS[key].type
     types = kind if isinstance(kind, tuple) else (kind,)
@@ -321,7 +333,7 @@ def load_config(path: Path | None = None, flags: dict[str, Any] | None = None, e
 
     plugins = plugin_names(values["sinks"], {k.partition(".")[0] for k in KEYS})
     plugin = merge_plugin_settings(unknown, f"file {path}", plugins, env, ENV_PREFIX)
-    problems += [f"{path}: unknown key {key!r}{_suggest(key)}" for key in plugin.unknown]
+    problems += [_unknown_key(path, key) for key in plugin.unknown]
     plugin_env = tuple(env_prefix(name, ENV_PREFIX) for name in plugins)
     for key in KEYS:
         _validate(key, values[key], origins[key], problems)

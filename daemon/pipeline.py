@@ -40,6 +40,9 @@ class PipelineSettings:
     """Windows waiting for classification before the oldest are dropped."""
     max_batch: int = 16
     """Most windows classified in one call."""
+    warn_band_limited: bool = True
+    """Log once per source when its audio turns out band-limited; ``evaluate --conditions`` turns it off,
+    as it band-limits on purpose (its events still say ``band_limited``)."""
 
 
 def _unit(value: float) -> float:

@@ -62,15 +62,36 @@ def source_problems(config: Config) -> list[str]:
 
 def sink_problems(config: Config) -> list[str]:
     """What ``run`` would refuse in the configured sinks: a name no built-in sink or installed
-    (and allowed) plugin has, or one named twice (one message, as ``run`` prints it)."""
+    (and allowed) plugin has, or one named twice (one message, as ``run`` prints it); then the
+    built-in sinks' settings as their start checks them (an empty ``[mqtt] host``, say), and a
+    log file whose folder does not exist (an absolute ``[logfile] path``, or a relative one under
+    ``$LOGS_DIRECTORY``; without it a relative path is the working directory's, which ``run``
+    may not share)."""
     from genrecast.plugins import SinkConfigError
+    from genrecast.plugins.logfile_sink import LogfileSettings
+    from genrecast.plugins.mqtt_settings import MqttSettings
+    from genrecast.plugins.settings import settings_from_dict
+    from genrecast.plugins.stdout_sink import StdoutSettings
     from genrecast.plugins.sinks import build_sinks
 
     try:
         build_sinks(config["sinks"], {}, ["a", "b"])  # not started: names only
     except SinkConfigError as exc:
         return [str(exc)]
-    return []
+    problems = []
+    builtin = {"stdout": StdoutSettings, "mqtt": MqttSettings, "logfile": LogfileSettings}
+    for name in (n for n in config["sinks"] if n in builtin):
+        try:
+            settings = settings_from_dict(builtin[name], config.section(name), name)
+        except SinkConfigError as exc:
+            problems.append(str(exc))
+            continue
+        if isinstance(settings, LogfileSettings):
+            path = settings.resolved_path()
+            if path.is_absolute() and not path.parent.is_dir():
+                problems.append(f"[logfile] path {path}: its folder {path.parent} does not exist; create it or choose "
+                                "another path (under systemd a relative path goes to the service's log directory)")
+    return problems
 
 
 def config_problems(config: Config) -> list[str]:

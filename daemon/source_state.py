@@ -66,6 +66,7 @@ class SourceState:
         self._context = GenreContext(cfg, self.silence_dbfs) if cfg.kind == "summary" else None
         self.last_audio_monotonic: float | None = None
         self.bandwidth = BandwidthMonitor(cfg.sample_rate)
+        self.warn_band_limited = settings.warn_band_limited
 
     def windows(self, block: np.ndarray, rate: int) -> list[PendingWindow]:
         """Feed a block of mono audio; return the windows it completed, with features."""
@@ -112,7 +113,7 @@ class SourceState:
         """Update the bandwidth estimate with an audible window's real audio; log once when the
         source turns out band-limited."""
         state = self.bandwidth.update(window.real(self.cfg.sample_rate) if audible else None)
-        if state.newly_limited:
+        if state.newly_limited and self.warn_band_limited:
             log.warning("source %s: its audio is band-limited to about %.1f kHz, below the %.1f kHz the model was "
                         "trained on (8-kHz telephone or 16-kHz audio resampled up?), so genres are less reliable; "
                         "feed it at %g kHz or more if you can (events say band_limited: true)",

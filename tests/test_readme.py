@@ -185,8 +185,16 @@ def _beep_listed(run: Run, ws: Workspace) -> None:
     assert ["beep", "0.1.0", "genrecast-beep", "yes", "sink_event,", "sink_start"] in rows, run.stdout
 
 
+BEEP_RUN = ".venv/bin/genrecast run --sink beep --source file:../shared/data/gtzan-sample/jazz/jazz.00016.wav"
+
+
 def _beeps(run: Run, ws: Workspace) -> None:
     _ok("\a now playing: jazz on file-jazz.00016")(run, ws)
+    # the README's plain-text form of the variable: one genre (it was taken as its letters, and nothing beeped)
+    for genre, beeps in (("jazz", True), ("rock", False)):
+        proc = subprocess.run(["bash", "-c", BEEP_RUN], cwd=REPO, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, **_plugin_env(ws), "GENRECAST_BEEP_GENRES": genre})
+        assert proc.returncode == 0 and ("now playing: jazz" in proc.stdout) == beeps, (genre, proc.stdout, proc.stderr[-2000:])
 
 
 def _small_bundle(run: Run, ws: Workspace) -> None:
@@ -305,7 +313,7 @@ CHECKS: dict[tuple[str, str], Check] = {
         _installed, replace={".venv/bin/pip install ../genrecast-beep":
                              ".venv/bin/pip install -q --no-deps --no-build-isolation --target {ws}/site {ws}/genrecast-beep"}),
     (PLUGIN, ".venv/bin/genrecast plugins"): Check(_beep_listed, env=_plugin_env),
-    (PLUGIN, ".venv/bin/genrecast run --sink beep --source file:../shared/data/gtzan-sample/jazz/jazz.00016.wav"):
+    (PLUGIN, BEEP_RUN):
         Check(_beeps, env=_plugin_env),
     ("Train your own model", SMALL_TRAIN): Check(_small_bundle, replace=IN_MODEL_TMP, timeout=600),
     ("Accuracy under capture conditions", CONDITIONS_EXAMPLE):

@@ -40,6 +40,10 @@ Needs the trainer's extras: pip install 'genrecast\\[train]'.
 
 #: Modules `genrecast train` needs beyond the daemon's (the `train` extra).
 TRAIN_MODULES = ("tensorflow", "keras", "matplotlib")
+#: The --split names of train, of evaluate, and of evaluate --conditions (checked before any work).
+TRAIN_SPLITS = ("track", "segment")
+EVALUATE_SPLITS = ("recorded", "track", "segment", "all")
+CONDITION_SPLITS = ("recorded", "all")
 TRAIN_EXTRA_HINT = "pip install 'genrecast[train]' (the daemon-only install has no tensorflow)"
 
 
@@ -118,6 +122,8 @@ def register(app: typer.Typer) -> None:
         if table is not None and (flags := [f for f, on in given.items() if on]):
             fail(f"{', '.join(flags)} only {'go' if len(flags) > 1 else 'goes'} with a DATASET of audio; a table model "
                  "(--table) is the MLP ensemble and SVC of the default model on the table's 30-s rows")
+        if split not in TRAIN_SPLITS and split_lists is None:  # before any feature is extracted
+            fail(f"--split {split!r} is not a split; choose {' or '.join(TRAIN_SPLITS)}, or --split-lists DIR")
         if augment < 0:
             fail(f"--augment must be 0 or more copies (got {augment})")
         if seed < 0:
@@ -196,6 +202,10 @@ def register(app: typer.Typer) -> None:
             fail(f"`genrecast evaluate` needs {', '.join(missing)}: {TRAIN_EXTRA_HINT}", 1)
         if seed < 0:
             fail(f"--seed must be 0 or more (got {seed})")
+        splits = CONDITION_SPLITS if conditions is not None else EVALUATE_SPLITS
+        if split not in splits and (split_lists is None or conditions is not None):  # before any clip is read
+            fail(f"--split {split!r} is not a split{' for --conditions' if conditions is not None else ''}; choose "
+                 f"{', '.join(splits[:-1])} or {splits[-1]}" + (", or --split-lists DIR" if conditions is None else ""))
         if conditions is not None and not conditions.replace(",", "").strip():
             fail(f"--conditions {conditions!r} names no condition; give names (e.g. clean,stereo), targets, quick or all")
         written = out or (Path("genrecast-conditions") if conditions is not None else None)
@@ -237,7 +247,7 @@ EVALUATE_HELP = """Re-evaluate a saved bundle on a dataset: per-window and per-t
 \bExample (after the small `genrecast train` example of the README):
   genrecast evaluate /tmp/m ../shared/data/gtzan-sample
 
-With --conditions, the clips are classified as `genrecast classify` does (verdict = mean over windows) under named capture conditions (gain, stereo, sample rates, codecs, small speaker in a room, noise; see genrecast.trainer.conditions), for audio and feature-table bundles alike; the clips are the bundle's held-out ones (--split recorded) or all (--split all), never the reserved ids.
+With --conditions, the clips are classified as `genrecast classify` does (verdict = mean over windows; for table bundles over those with the full 30-s context) under named capture conditions (gain, stereo, sample rates, codecs, small speaker in a room, noise; see genrecast.trainer.conditions), for audio and feature-table bundles alike; the clips are the bundle's held-out ones (--split recorded) or all (--split all), never the reserved ids.
 
 Names: clean, gain-24dB, gain-3dB, gain+3dB, gain+6dB, stereo, rate-22.05k, rate-44.1k, rate-48k, wideband-16k, rate-8k, telephone-8k, mp3-128k, mp3-48k, aac-96k, mp3-128k-stereo-44.1k, aac-96k-stereo-44.1k, opus-32k, speaker, room, speaker-room, speaker-room-noise15dB, pink-noise-15dB, babble-10dB, environment-10dB; or all, targets (the robustness issue's table), quick (clean, gain-24dB, stereo, mp3-128k-stereo-44.1k, speaker-room-noise15dB).
 

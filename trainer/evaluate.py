@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,9 @@ def evaluate(
 ) -> dict[str, Any]:
     """Metrics of the bundle on a dataset's test tracks.
 
+    The dataset's genre folders are the bundle's genres or some of them (a genre the bundle does
+    not know raises ``ValueError``); metrics are over the bundle's labels in its order.
+
     ``split``: ``recorded`` (the test tracks stored in the bundle), ``track``,
     ``segment`` or ``all`` (every track); ``split_lists`` overrides it. Where test tracks were
     in the bundle's training or validation set (:func:`trained_on`), or the split mixes one
@@ -75,13 +79,13 @@ def evaluate(
     if bundle.features.kind != "mfcc":
         raise ValueError(f"bundle {bundle_path} was trained on a feature table, not on windows of this audio: measure it on "
                          "audio with --conditions (e.g. --conditions clean), or classify files with `genrecast classify`")
-    dataset = scan_dataset(dataset_path)
-    if tuple(dataset.labels) != bundle.labels:
-        raise ValueError(
-            f"dataset genres {list(dataset.labels)} differ from the bundle's labels {list(bundle.labels)}; "
-            "evaluate on a dataset with the same genre folders"
-        )
+    dataset = scan_dataset(dataset_path, min_genres=1)  # any of the bundle's genres, one or all
+    if unknown := [g for g in dataset.labels if g not in bundle.labels]:
+        raise ValueError(f"dataset {dataset_path} has genre folders the bundle does not know ({', '.join(unknown)}); "
+                         f"its genres are {', '.join(bundle.labels)}: evaluate on folders named after them")
     features = extract_dataset(dataset, bundle.features)
+    to_bundle = np.array([bundle.labels.index(g) for g in dataset.labels], dtype=int)
+    features = dataclasses.replace(features, y=to_bundle[np.asarray(features.y, dtype=int)])  # the bundle's label order
     if split_lists is not None:
         chosen, _ = list_split(features.y, features.track_ids, split_lists, seed=seed)
     elif split == "recorded":

@@ -231,6 +231,11 @@ def test_bad_options_are_one_line(tmp_path: Path, archive: Path) -> None:
         (["-o", str(tmp_path / "missing" / "x.jsonl"), str(archive)],
          f"genrecast: error: --output {tmp_path / 'missing' / 'x.jsonl'}: the folder {tmp_path / 'missing'} does not exist; "
          "create it or choose another file"),
+        (["--plot", str(existing / "plots"), str(archive)], f"genrecast: error: --plot {existing / 'plots'}: cannot create "
+         "the folder (Not a directory); give a folder you can write to"),
+        (["-o", str(existing / "x.jsonl"), str(archive)],
+         f"genrecast: error: --output {existing / 'x.jsonl'}: the folder {existing} is a file, not a folder; "
+         "create it or choose another file"),
     ]
     (tmp_path / "empty.txt").write_text("# nothing yet\n")
     cases.append((["--list", str(tmp_path / "empty.txt")],

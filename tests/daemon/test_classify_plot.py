@@ -80,3 +80,26 @@ def test_the_timeline_shows_the_events(talk_silence_music: Path, tmp_path: Path)
         assert np.abs(pixels[y, x] - _rgb(colour)).max() <= 3, (p, pixels[y, x], colour)
         checked[p["state"]] += 1
     assert all(checked.values()), checked
+
+
+def test_a_timeline_that_cannot_be_written_keeps_the_verdict_and_the_batch(data_dir: Path, tmp_path: Path) -> None:
+    """Where one file's PNG cannot be written (a file stands where its folder would go), that file
+    keeps its verdict without a plot, its error is one line, the next file is still classified
+    and plotted, and the exit status is 1."""
+    first, second = tmp_path / "a" / "one.wav", tmp_path / "b" / "two.wav"
+    for link, clip in ((first, "blues.00001.wav"), (second, "rock.00001.wav")):
+        link.parent.mkdir()
+        link.symlink_to(need(data_dir / "gtzan-excerpts" / clip.split(".")[0] / clip))
+    plots = tmp_path / "plots"
+    (plots / str(first.parent).lstrip("/")).parent.mkdir(parents=True)
+    (plots / str(first.parent).lstrip("/")).write_text("a file where the folder of one.wav.png would go\n")
+    out = tmp_path / "out.jsonl"
+    proc = run_cli("classify", "--plot", str(plots), str(first), str(second), "-o", str(out))
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("genrecast: error:")]
+    assert errors == [f"genrecast: error: {first}: cannot write its timeline {plots / (str(first).lstrip('/') + '.png')}: "
+                      "File exists; check --plot's folder"], proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith("; 1 timeline not written")
+    verdicts = {v["file"]: v for v in map(json.loads, out.read_text().splitlines()) if v["type"] == "verdict"}
+    assert set(verdicts) == {str(first), str(second)}
+    assert "plot" not in verdicts[str(first)] and Path(verdicts[str(second)]["plot"]).is_file()

@@ -84,6 +84,17 @@ def test_check_finds_the_sources_run_would_refuse(tmp_path: Path) -> None:
     check = run_cli("config", "check", "--config", str(path))
     assert check.returncode == 1 and check.stderr.count("genrecast: error:") == 3, check.stderr
     assert "mqtt.qos" in check.stderr and "no such file" in check.stderr and "unknown sink 'nosuch'" in check.stderr
+    # the sinks' own checks, which run would make when it starts them: both found at once
+    missing = tmp_path / "no-such-folder" / "events.jsonl"
+    path.write_text(f'sinks = ["mqtt", "logfile"]\nsources = ["file:{tmp_path / "tone.wav"}"]\n[mqtt]\nhost = ""\n'
+                    f'[logfile]\npath = "{missing}"\n')
+    check = run_cli("config", "check", "--config", str(path))
+    assert check.returncode == 1 and check.stderr.splitlines() == [
+        "genrecast: error: [mqtt] host must not be empty",
+        f"genrecast: error: [logfile] path {missing}: its folder {missing.parent} does not exist; create it or choose "
+        "another path (under systemd a relative path goes to the service's log directory)"], check.stderr
+    run = run_cli("run", "--config", str(path), "--sink", "mqtt")
+    assert run.returncode == 2 and "[mqtt] host must not be empty" in run.stderr
 
 
 def test_run_refuses_a_bad_config_in_one_line(tmp_path: Path) -> None:

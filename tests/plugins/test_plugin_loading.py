@@ -99,7 +99,9 @@ def test_a_plugin_section_and_its_variables_are_the_plugins_settings(site, tmp_p
     path.write_text('[beep]\ngenres = ["rock"]\nvolume = 3\n[nosuch]\nx = 1\n')
     config = load_config(path, env={"GENRECAST_BEEP_GENRES": '["jazz", "blues"]', "GENRECAST_BEEP_NAME": "kitchen",
                                     "GENRECAST_BEEP_API_TOKEN": "s3cret"})
-    assert config.problems == [f"{path}: unknown key 'nosuch.x'"]
+    assert config.problems == [f"{path}: unknown key 'nosuch.x': [nosuch] is not a section of genrecast's, and no "
+                               "installed sink plugin is called 'nosuch'; install the plugin it is for (`genrecast "
+                               "plugins` lists them) or remove the section"]
     assert config.section("beep") == {"genres": ["jazz", "blues"], "volume": 3, "name": "kitchen", "api_token": "s3cret"}
     rows = {key: (value, origin) for key, value, origin in config.show()}
     assert rows["beep.genres"] == (["jazz", "blues"], "env GENRECAST_BEEP_GENRES")

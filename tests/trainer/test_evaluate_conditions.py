@@ -34,14 +34,15 @@ def png_size(path: Path) -> tuple[int, int]:
 
 def test_evaluate_under_conditions(two_clips: Path, tmp_path: Path) -> None:
     out = tmp_path / "cond"
-    proc = run_cli("evaluate", str(default_bundle_path()), str(two_clips), "--conditions", "gain-24dB,stereo",
+    proc = run_cli("evaluate", str(default_bundle_path()), str(two_clips), "--conditions", "gain-24dB,stereo,wideband-16k",
                    "--out", str(out), timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "clips × conditions: 6/6" in proc.stderr  # progress
+    assert "clips × conditions: 8/8" in proc.stderr  # progress
+    assert "band-limited" not in proc.stderr  # 16 kHz on purpose: no warning per clip about a temporary file
     results = json.loads((out / "conditions.json").read_text())
     assert results["clips"] == ["jazz.00000", "rock.00000"]
     rows = {r["name"]: r for r in results["conditions"]}
-    assert list(rows) == ["clean", "gain-24dB", "stereo"]
+    assert list(rows) == ["clean", "gain-24dB", "stereo", "wideband-16k"]
     for name, r in rows.items():
         assert r["tracks"] == 2 and r["windows"] == 20 and 0 <= r["right"] <= 2, r
         assert f"| {name} | {r['right']} | {r['track_accuracy']:.3f} | {r['window_accuracy']:.3f} (20) | " \

@@ -84,6 +84,42 @@ def test_evaluate_on_a_dataset_without_its_test_tracks_says_what_to_do(trained_b
     assert "recorded test tracks is in" in error[0] and "--split all" in error[0] and "Traceback" not in proc.stderr
 
 
+def said(proc) -> list[str]:
+    """The CLI's own lines on stderr (not the log's)."""
+    return [line for line in proc.stderr.splitlines() if line.startswith("genrecast:")]
+
+
+def test_evaluate_on_some_of_the_bundles_genres(trained_bundle: Path, gtzan_sample: Path, tmp_path: Path) -> None:
+    """A folder of jazz alone, or jazz and rock, is measured (it was refused: 'only one genre', 'differ from the
+    bundle's labels'), with the bundle's labels in its order; a genre the bundle does not know is one line; a
+    --split that is no split is refused before any feature is extracted."""
+    labels = list(load_bundle(trained_bundle).labels)
+    for genres in (["jazz"], ["jazz", "rock"]):
+        folder = tmp_path / "-".join(genres)
+        for genre in genres:
+            (folder / genre).mkdir(parents=True)
+            for clip in sorted((gtzan_sample / genre).glob("*.wav")):
+                (folder / genre / clip.name).symlink_to(clip)
+        proc = run_cli("evaluate", str(trained_bundle), str(folder), "--json", "--split", "all")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        metrics = json.loads(proc.stdout)
+        support = {g: v["support"] for g, v in metrics["per_genre_track"].items()}
+        assert list(support) == labels and {g for g, n in support.items() if n} == set(genres)
+        assert metrics["tracks"] == sum(len(list((gtzan_sample / g).glob("*.wav"))) for g in genres)
+    (tmp_path / "jazz" / "techno").mkdir()
+    (tmp_path / "jazz" / "techno" / "x.wav").symlink_to(sorted((gtzan_sample / "rock").glob("*.wav"))[0])
+    proc = run_cli("evaluate", str(trained_bundle), str(tmp_path / "jazz"), "--split", "all")
+    assert proc.returncode == 2 and said(proc) == [
+        f"genrecast: error: dataset {tmp_path / 'jazz'} has genre folders the bundle does not know (techno); its genres "
+        f"are {', '.join(labels)}: evaluate on folders named after them"], proc.stderr
+    proc = run_cli("evaluate", str(trained_bundle), str(gtzan_sample), "--split", "tracks")
+    assert proc.returncode == 2 and said(proc) == [
+        "genrecast: error: --split 'tracks' is not a split; choose recorded, track, segment or all, or --split-lists DIR"]
+    proc = run_cli("evaluate", str(trained_bundle), str(gtzan_sample), "--split", "track", "--conditions", "clean")
+    assert proc.returncode == 2 and said(proc) == [
+        "genrecast: error: --split 'track' is not a split for --conditions; choose recorded or all"]
+
+
 def test_keras_and_litert_agree_on_real_clips(trained_bundle: Path, gtzan_sample: Path) -> None:
     bundle = load_bundle(trained_bundle, require="keras")
     cfg = bundle.features

@@ -114,6 +114,7 @@ def test_evaluate_a_missing_bundle_names_no_flag(tmp_path: Path, data_dir: Path)
     (["--table", "TABLE", "--selection", "@D"], "--selection @D: no such file (a folder; give the file)"),
     (["--table", "@D/README.md"], "@D/README.md lacks 54 of the feature table's columns (filename, label, "),
     (["@D/gtzan-sample", "--seed", "-5"], "--seed must be 0 or more (got -5)"),  # it failed only after extraction
+    (["@D/gtzan-sample", "--split", "tracks"], "--split 'tracks' is not a split; choose track or segment, or --split-lists DIR"),
     (["@D/gtzan-sample/pop/pop.00000.wav"], "no such folder (a file; give the folder of genre sub-folders that holds it)"),
 ])
 def test_train_refuses_options_it_cannot_use(args: list[str], says: str, data_dir: Path, tmp_path: Path) -> None:
