@@ -284,6 +284,16 @@ def plan(root: Path, executable: str) -> list[Planned]:
     ]
 
 
+def _looks_like_genrecast(path: Path) -> bool:
+    """``path`` is named ``genrecast`` or names genrecast in its first 4 KiB (a console script's
+    ``from genrecast...``, a wrapper script's command line)."""
+    try:
+        with path.open("rb") as f:
+            return path.name == "genrecast" or b"genrecast" in f.read(4096)
+    except OSError:
+        return path.name == "genrecast"
+
+
 def install(root: Path, executable: str | None = None, dry_run: bool = False) -> tuple[list[Planned], list[str]]:
     """Write the unit (always), the example config and an empty password file (only where
     none exists), readable as :data:`MODES` says; returns the steps and warnings.
@@ -301,6 +311,10 @@ def install(root: Path, executable: str | None = None, dry_run: bool = False) ->
     installed = Path(root, executable.lstrip("/")) if root != Path("/") else Path(executable)
     if not (installed.is_file() and os.access(installed, os.X_OK)) and not Path(executable).is_file():
         warnings.append(f"{executable} is not an executable file here yet: the service will fail to start until it is")
+    elif (found := installed if installed.is_file() else Path(executable)) and not _looks_like_genrecast(found):
+        warnings.append(f"{executable} does not look like genrecast's command (it is not called genrecast, and does not "
+                        "mention it): the unit runs `EXECUTABLE run --config ...` and waits for genrecast to say it is "
+                        "ready, so any other program fails to start; give genrecast's own command with --executable")
     problems = sandbox_problems(executable)
     if problems:
         message = f"ExecStart={executable} cannot start: {'; '.join(problems)}. Fix: {SANDBOX_FIX}"

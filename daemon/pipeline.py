@@ -194,6 +194,7 @@ class Pipeline:
         except SourceError as exc:  # e.g. a file that fails mid-way: its reason, no traceback
             self.failed_sources.append(source.name)
             log.error("source %s stopped: %s", source.name, exc)
+            self._enqueue(state.flush(), wait=finite)  # the audio it did deliver: its last window too
         except Exception:  # a source bug must not take the other sources down
             self.failed_sources.append(source.name)
             log.exception("source %s failed and stopped", source.name)

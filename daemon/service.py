@@ -80,7 +80,9 @@ def sink_problems(config: Config) -> list[str]:
         return [str(exc)]
     problems = []
     builtin = {"stdout": StdoutSettings, "mqtt": MqttSettings, "logfile": LogfileSettings}
-    for name in (n for n in config["sinks"] if n in builtin):
+    for name in config["sinks"]:
+        if name not in builtin or any(p.startswith(f"{name}.") for p in config.problems):  # a bad value: said once
+            continue
         try:
             settings = settings_from_dict(builtin[name], config.section(name), name)
         except SinkConfigError as exc:

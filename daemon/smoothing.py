@@ -28,7 +28,9 @@ class SmoothingSettings:
     windows: int = 5
     """K: the smoothed genre is the argmax of the mean of the last K windows' probabilities."""
     hold_windows: int = 2
-    """M: a new smoothed genre is taken (``changed``) only after it led for M windows in a row."""
+    """M: a new smoothed genre is taken (``changed``) only after it led for M windows in a row, its
+    mean probability at least ``min_confidence`` each time (windows too unsure to name a genre
+    do not change the smoothed one either)."""
 
     def __post_init__(self) -> None:
         if not -200 <= self.silence_dbfs <= 0:
@@ -75,7 +77,7 @@ class Smoother:
         mean = np.mean(self._history, axis=0)
         leader = int(np.argmax(mean))
         changed = False
-        if probabilities is not None and leader != self.current:
+        if probabilities is not None and leader != self.current and mean[leader] >= self.settings.min_confidence:
             self._streak = self._streak + 1 if leader == self._candidate else 1
             self._candidate = leader
             if self._streak >= self.settings.hold_windows:

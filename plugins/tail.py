@@ -309,7 +309,8 @@ def run_tail_mqtt(settings, json_output: bool, out: TextIO = sys.stdout, tail_bo
         inbox.put(("status", f"subscribed to {topic} on {where}"))
 
     def on_disconnect(client, userdata, flags, reason_code, properties) -> None:
-        inbox.put(("status", f"disconnected from {where} ({reason_code}); reconnecting"))
+        why = "the connection was lost" if str(reason_code) == "Unspecified error" else str(reason_code)  # paho's words for it
+        inbox.put(("status", f"disconnected from {where} ({why}); reconnecting"))
 
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"genrecast-tail-{os.getpid()}", clean_session=True)
     client.on_connect, client.on_subscribe, client.on_disconnect = on_connect, on_subscribe, on_disconnect
@@ -319,7 +320,9 @@ def run_tail_mqtt(settings, json_output: bool, out: TextIO = sys.stdout, tail_bo
         settings.configure_tls(client)
         settings.connect(client)
     except (OSError, ValueError) as exc:
-        raise TailError(f"cannot connect to MQTT broker {where}: {exc}") from None
+        hint = ("; is a broker running there? give its address with --broker HOST:PORT (or [mqtt] host and port), "
+                "or follow the event log with --file") if isinstance(exc, ConnectionRefusedError) else ""
+        raise TailError(f"cannot connect to MQTT broker {where}: {exc}{hint}") from None
     client.loop_start()
     try:
         tail.draw(force=True)

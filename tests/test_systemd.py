@@ -153,3 +153,18 @@ def test_install_quotes_an_executable_with_a_space_and_warns_when_it_is_missing(
     assert "is not an executable file here yet" in proc.stderr
     unit = (tmp_path / "etc/systemd/system/genrecast.service").read_text()
     assert 'ExecStart="/opt/my apps/genrecast%%i" run --config /etc/genrecast/config.toml\n' in unit
+
+
+def test_install_warns_when_the_executable_is_not_genrecast(tmp_path: Path) -> None:
+    """`--executable /usr/bin/true` gave a unit that hangs until systemd's start timeout (Type=notify):
+    it is written, as asked, with a warning that names the problem; genrecast's own command is not warned about."""
+    true = next(p for p in ("/usr/bin/true", "/bin/true") if Path(p).is_file())
+    proc = run_cli("service", "install", "--root", str(tmp_path / "a"), "--executable", true)
+    assert proc.returncode == 0, proc.stderr
+    assert f"genrecast: warning: {true} does not look like genrecast's command" in proc.stderr
+    script = tmp_path / "bin" / "genrecast-wrapper"
+    script.parent.mkdir()
+    script.write_text("#!/bin/sh\nexec /opt/genrecast/bin/genrecast \"$@\"\n")
+    script.chmod(0o755)
+    proc = run_cli("service", "install", "--root", str(tmp_path / "b"), "--executable", str(script))
+    assert proc.returncode == 0 and "does not look like" not in proc.stderr, proc.stderr

@@ -13,6 +13,8 @@ tests/daemon/test_file_inputs.py checks the two give the same samples on every f
 
 from __future__ import annotations
 
+import re
+
 import threading
 import time
 from pathlib import Path
@@ -82,14 +84,48 @@ def probe_file(path: Path, label: str | None = None) -> FileInfo:
     return FileInfo(rate, channels, duration, False)
 
 
+class TruncatedFile(OSError):
+    """The file ended before the frames its header promises (cut short, or shrinking while read)."""
+
+
+#: libsndfile's log line for a WAV/AIFF data chunk that the file does not hold in full:
+#: ``data : 1323588 (should be 99956)`` (declared bytes, bytes there).
+_SHORT_DATA = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+
+def _declared_frames(f) -> int:
+    """The frames the header of the open ``soundfile.SoundFile`` ``f`` declares, where libsndfile
+    found fewer in the file (it then reads what is there, as if nothing were missing); else 0.
+    A size of 0 or about 4 GiB is a streamed file's placeholder, not a promise."""
+    match = _SHORT_DATA.search(f.extra_info or "")
+    if not match:
+        return 0
+    declared, there = int(match.group(1)), int(match.group(2))
+    if declared <= there or declared == 0 or declared >= 0xFFFFFF00 or not there:
+        return 0
+    return int(f.frames * declared / there)
+
+
 def _soundfile_blocks(path: Path, block_frames: int, stop: threading.Event | None) -> Iterator[np.ndarray]:
+    """The file's blocks as libsndfile reads them, each a fresh array of the frames really read.
+    (``SoundFile.blocks`` trusts the header's frame count and yields its reused buffer even when a
+    read comes back short, so a file cut while being read repeated its last block's samples.)
+    Raises :class:`TruncatedFile` after the last frame there is, when the header promised more."""
     import soundfile as sf
 
     with sf.SoundFile(str(path)) as f:
-        for block in f.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
-            if stop is not None and stop.is_set():
-                return
+        promised, read = max(f.frames, _declared_frames(f)), 0
+        while stop is None or not stop.is_set():
+            block = f.read(block_frames, dtype="float32", always_2d=True)
+            if not len(block):
+                break
+            read += len(block)
             yield downmix(block)
+        else:
+            return
+        if read < promised:
+            raise TruncatedFile(f"the file ends after {read / f.samplerate:.1f} s, though its header promises "
+                                f"{promised / f.samplerate:.1f} s (cut short, or changed while being read)")
 
 
 def decode_blocks(path: Path, info: FileInfo, block_frames: int, *, label: str | None = None,
@@ -111,7 +147,12 @@ def decode_blocks(path: Path, info: FileInfo, block_frames: int, *, label: str |
             for block in _soundfile_blocks(path, block_frames, stop):
                 produced += len(block)
                 yield block
+        except TruncatedFile as exc:
+            raise FileDecodeError(f"{label}: {exc}") from exc
         except (RuntimeError, OSError) as exc:  # soundfile.LibsndfileError is a RuntimeError
+            if not path.exists():
+                raise FileDecodeError(f"{label}: no such file any more (deleted or moved while genrecast read it); "
+                                      "put it back, or give the file where it is now") from exc
             raise FileDecodeError(f"{label}: could not decode it ({exc})") from exc
         if produced == 0 and (stop is None or not stop.is_set()):
             raise FileDecodeError(f"{label}: decoded to no audio samples")

@@ -95,6 +95,10 @@ def test_check_finds_the_sources_run_would_refuse(tmp_path: Path) -> None:
         "another path (under systemd a relative path goes to the service's log directory)"], check.stderr
     run = run_cli("run", "--config", str(path), "--sink", "mqtt")
     assert run.returncode == 2 and "[mqtt] host must not be empty" in run.stderr
+    path.write_text(f'sinks = ["mqtt"]\nsources = ["file:{tmp_path / "tone.wav"}"]\n[mqtt]\nport = "1883"\n')
+    check = run_cli("config", "check", "--config", str(path))  # one mistake, one line (the sink's check said it again)
+    assert check.returncode == 1 and check.stderr.splitlines() == [
+        f"genrecast: error: mqtt.port (file {path}): expected int, got str '1883'"], check.stderr
 
 
 def test_run_refuses_a_bad_config_in_one_line(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ and bad sources beside good ones. Every event is checked against the JSON Schema
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -138,6 +139,17 @@ def test_a_truncated_file_is_an_error_line_and_exit_1(tmp_path: Path, data_dir: 
     errors = [line for line in proc.stderr.splitlines() if "ERROR" in line]
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert len(errors) == 1 and "source file-cut stopped" in errors[0] and "Traceback" not in proc.stderr
+    # a WAV cut to 2.3 s of its 30 (libsndfile reads what is there as if it were all): the same, and the
+    # audio it did hold is classified, its last partial window too
+    wav = tmp_path / "cut.wav"
+    wav.write_bytes((data_dir / "gtzan-sample" / "rock" / "rock.00000.wav").read_bytes()[:100_000])
+    proc = subprocess.run([EXE, "run", "--json", "--source", f"file:{wav}"], capture_output=True, text=True, timeout=120)
+    errors = [line for line in proc.stderr.splitlines() if "ERROR" in line]
+    assert proc.returncode == 1 and len(errors) == 1, proc.stderr[-2000:]
+    assert errors[0].endswith(f"source file-cut stopped: file:{wav}: the file ends after 2.3 s, though its header "
+                              "promises 30.0 s (cut short, or changed while being read)")
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [(e["audio_start_seconds"], e["state"]) for e in events] == [(0.0, "music")], events
 
 
 def test_events_a_sink_never_delivered_make_the_run_exit_1(gtzan_sample: Path) -> None:

@@ -194,6 +194,47 @@ def test_file_delivers_every_sample_at_native_rate(gtzan_sample: Path) -> None:
     np.testing.assert_allclose(audio, expected, atol=1e-6)
 
 
+def test_a_wav_cut_while_it_is_read_ends_with_an_error_not_repeated_samples(gtzan_sample: Path, tmp_path: Path) -> None:
+    """A WAV that shrinks after its header was read: SoundFile.blocks trusted the header and went on
+    yielding its last buffer (a run published 8 copies of one window, exit 0). Now every sample
+    delivered is the file's own, and the end is an error that names the cut."""
+    from genrecast.daemon.sources.files import decode_blocks, probe_file
+
+    clip = tmp_path / "shrinking.wav"
+    clip.write_bytes((gtzan_sample / "rock" / "rock.00000.wav").read_bytes())
+    expected, _ = sf.read(str(clip), dtype="float32")
+    blocks = decode_blocks(clip, probe_file(clip), 22050)
+    got = [next(blocks)]
+    os.truncate(clip, 44 + 2 * 22050 * 2 + 1000)  # the header and 2 s and a bit of 16-bit samples are left
+    with pytest.raises(SourceError, match=r"the file ends after 2\.0 s, though its header promises 30\.0 s"):
+        for block in blocks:
+            got.append(block)
+    audio = np.concatenate(got)
+    assert len(audio) == 2 * 22050 + 500
+    np.testing.assert_array_equal(audio, expected[:len(audio)])
+    info = probe_file(clip)  # --loop opens it again for each pass: gone by then
+    clip.unlink()
+    with pytest.raises(SourceError, match=r"shrinking.wav: no such file any more \(deleted or moved while genrecast read it\)"):
+        list(decode_blocks(clip, info, 22050))
+
+
+def test_a_truncated_wav_is_an_error_but_a_streamed_one_is_whole(gtzan_sample: Path, tmp_path: Path) -> None:
+    """A WAV cut short before it is opened (an interrupted copy) is an error after its audio, as a
+    cut FLAC is; a WAV written to a pipe (its data size a placeholder) is read to its end."""
+    clip = gtzan_sample / "rock" / "rock.00000.wav"
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(clip.read_bytes()[:100_000])
+    with pytest.raises(SourceError, match=r"cut.wav: the file ends after 2\.3 s, though its header promises 30\.0 s"):
+        run_to_end(parse_source(f"file:{cut}"))
+    piped = tmp_path / "piped.wav"
+    with open(piped, "wb") as out:
+        ffmpeg = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-i", str(clip), "-f", "wav", "-"], stdout=subprocess.PIPE)
+        out.write(ffmpeg.communicate(timeout=60)[0])
+    assert sf.SoundFile(str(piped)).extra_info.count("4294967295")  # the placeholder, as a pipe leaves it
+    audio, _ = run_to_end(parse_source(f"file:{piped}"))
+    np.testing.assert_array_equal(audio, sf.read(str(clip), dtype="float32")[0])
+
+
 def test_mp3_file_decodes(gtzan_sample: Path) -> None:
     clip = gtzan_sample / "blues" / "blues.00099.mp3"
     audio, rates = run_to_end(parse_source(f"file:{clip}"))

@@ -140,3 +140,19 @@ def test_mean_over_k_windows() -> None:
     genre, prob, _ = s.update(_p(1, top=0.9))
     assert genre == 1 and prob == pytest.approx((0.05 + 0.9 + 0.9) / 3)
     assert s.update(None)[0] == 1  # a silent window keeps the state
+
+
+def test_windows_too_unsure_to_name_a_genre_do_not_change_the_smoothed_one() -> None:
+    """Every window under --min-confidence (uncertain): the smoothed genre neither appears nor
+    changes, however long a genre leads; a confident lead then takes over after M windows."""
+    s = Smoother(3, SmoothingSettings(windows=1, hold_windows=2, min_confidence=0.5))
+    for _ in range(4):
+        assert s.update(_p(0, top=0.45)) == (None, 0.0, False)
+    s.update(_p(0, top=0.8))
+    genre, _, changed = s.update(_p(0, top=0.8))
+    assert (genre, changed) == (0, True)
+    for _ in range(4):  # another genre leads, unsure: the confident one stays
+        assert s.update(_p(1, top=0.45))[0:3:2] == (0, False)
+    assert s.update(_p(1, top=0.45))[1] == pytest.approx(0.275)  # its own mean probability now
+    s.update(_p(1, top=0.6))
+    assert s.update(_p(1, top=0.6))[0:3:2] == (1, True)

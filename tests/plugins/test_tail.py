@@ -159,6 +159,7 @@ def test_tail_errors_are_one_line(tmp_path):
     proc = subprocess.run([EXE, "tail", "--broker", "127.0.0.1:1"], capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert proc.stderr.startswith("genrecast: error: cannot connect") and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "is a broker running there? give its address with --broker" in proc.stderr
     for args, says in [(["--broker", ""], "broker '' has no host"), (["--prefix", "#"], "prefix '#' must be")]:
         proc = subprocess.run([EXE, "tail", *args], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2 and says in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
