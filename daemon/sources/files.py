@@ -14,7 +14,6 @@ tests/daemon/test_file_inputs.py checks the two give the same samples on every f
 from __future__ import annotations
 
 import re
-
 import threading
 import time
 from pathlib import Path
