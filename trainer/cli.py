@@ -40,10 +40,6 @@ Needs the trainer's extras: pip install 'genrecast\\[train]'.
 
 #: Modules `genrecast train` needs beyond the daemon's (the `train` extra).
 TRAIN_MODULES = ("tensorflow", "keras", "matplotlib")
-#: The --split names of train, of evaluate, and of evaluate --conditions (checked before any work).
-TRAIN_SPLITS = ("track", "segment")
-EVALUATE_SPLITS = ("recorded", "track", "segment", "all")
-CONDITION_SPLITS = ("recorded", "all")
 TRAIN_EXTRA_HINT = "pip install 'genrecast[train]' (the daemon-only install has no tensorflow)"
 
 
@@ -122,8 +118,10 @@ def register(app: typer.Typer) -> None:
         if table is not None and (flags := [f for f, on in given.items() if on]):
             fail(f"{', '.join(flags)} only {'go' if len(flags) > 1 else 'goes'} with a DATASET of audio; a table model "
                  "(--table) is the MLP ensemble and SVC of the default model on the table's 30-s rows")
+        from genrecast.trainer.splits import TRAIN_SPLITS, choices
+
         if split not in TRAIN_SPLITS and split_lists is None:  # before any feature is extracted
-            fail(f"--split {split!r} is not a split; choose {' or '.join(TRAIN_SPLITS)}, or --split-lists DIR")
+            fail(f"--split {split!r} is not a split; choose {choices(TRAIN_SPLITS)}, or --split-lists DIR")
         if augment < 0:
             fail(f"--augment must be 0 or more copies (got {augment})")
         if seed < 0:
@@ -202,10 +200,12 @@ def register(app: typer.Typer) -> None:
             fail(f"`genrecast evaluate` needs {', '.join(missing)}: {TRAIN_EXTRA_HINT}", 1)
         if seed < 0:
             fail(f"--seed must be 0 or more (got {seed})")
+        from genrecast.trainer.splits import CONDITION_SPLITS, EVALUATE_SPLITS, choices
+
         splits = CONDITION_SPLITS if conditions is not None else EVALUATE_SPLITS
         if split not in splits and (split_lists is None or conditions is not None):  # before any clip is read
             fail(f"--split {split!r} is not a split{' for --conditions' if conditions is not None else ''}; choose "
-                 f"{', '.join(splits[:-1])} or {splits[-1]}" + (", or --split-lists DIR" if conditions is None else ""))
+                 f"{choices(splits)}" + (", or --split-lists DIR" if conditions is None else ""))
         if conditions is not None and not conditions.replace(",", "").strip():
             fail(f"--conditions {conditions!r} names no condition; give names (e.g. clean,stereo), targets, quick or all")
         written = out or (Path("genrecast-conditions") if conditions is not None else None)

@@ -12,7 +12,7 @@ from genrecast.daemon.classifier import open_classifier
 from genrecast.trainer.dataset import scan_dataset
 from genrecast.trainer.extract import extract_dataset
 from genrecast.trainer.report import compute_metrics, write_report
-from genrecast.trainer.splits import Split, list_split, segment_split, track_split, tracks_split
+from genrecast.trainer.splits import EVALUATE_SPLITS, Split, choices, list_split, segment_split, track_split, tracks_split
 
 
 def predict_batched(classifier, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -101,7 +101,7 @@ def evaluate(
         everything = np.ones(len(features.y), dtype=bool)
         chosen = Split("all", ~everything, ~everything, everything)
     else:
-        raise ValueError(f"unknown split {split!r}; choose recorded, track, segment or all, or --split-lists DIR")
+        raise ValueError(f"unknown split {split!r}; choose {choices(EVALUATE_SPLITS)}, or --split-lists DIR")
     if not chosen.test.any():
         if split == "recorded" and split_lists is None:
             raise ValueError(f"none of the bundle's {len(bundle.provenance.get('test_tracks') or [])} recorded test tracks "

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from genrecast.trainer.conditions import Condition, condition_rng
+from genrecast.trainer.splits import CONDITION_SPLITS, choices
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,8 @@ def held_out_clips(bundle, dataset_dir: Path, split: str = "recorded") -> tuple[
     """
     clips = dataset_clips(dataset_dir, bundle.labels)
     prov = bundle.provenance
-    if split not in ("recorded", "all"):
-        raise ValueError(f"unknown split {split!r} for --conditions; choose recorded or all")
+    if split not in CONDITION_SPLITS:
+        raise ValueError(f"unknown split {split!r} for --conditions; choose {choices(CONDITION_SPLITS)}")
     if bundle.features.kind == "summary":
         excluded = set(prov.get("excluded_ids", []))
         shifted = set((prov.get("augmentation") or {}).get("clip_ids", []))  # audio that gave feature shifts

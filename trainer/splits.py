@@ -24,6 +24,17 @@ SEGMENT_WARNING = (
 )
 
 
+#: The ``--split`` names of ``train``, of ``evaluate``, and of ``evaluate --conditions``.
+TRAIN_SPLITS = ("track", "segment")
+EVALUATE_SPLITS = ("recorded", "track", "segment", "all")
+CONDITION_SPLITS = ("recorded", "all")
+
+
+def choices(names: Sequence[str]) -> str:
+    """``("recorded", "track", "all")`` as ``recorded, track or all``, for messages."""
+    return " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else list(names))
+
+
 class SplitError(ValueError):
     """A split cannot be made as asked."""
 

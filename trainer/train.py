@@ -16,7 +16,7 @@ from genrecast.trainer.archs import DEFAULT_ARCH, build_model
 from genrecast.trainer.dataset import scan_dataset
 from genrecast.trainer.extract import FeatureSet, extract_dataset
 from genrecast.trainer.report import write_report
-from genrecast.trainer.splits import Split, list_split, segment_split, track_split
+from genrecast.trainer.splits import TRAIN_SPLITS, Split, choices, list_split, segment_split, track_split
 
 log = logging.getLogger(__name__)
 SPLITS = ("track", "segment")
@@ -63,7 +63,7 @@ def make_split(features: FeatureSet, settings: TrainSettings, labels: Sequence[s
         print(f"WARNING: {split.warning}", file=sys.stderr)
         return split
     if settings.split != "track":
-        raise ValueError(f"unknown split {settings.split!r}; choose track or segment, or --split-lists DIR")
+        raise ValueError(f"unknown split {settings.split!r}; choose {choices(TRAIN_SPLITS)}, or --split-lists DIR")
     split = track_split(features.y, features.track_ids, seed=settings.seed, labels=labels)
     if split.warning:
         print(f"WARNING: {split.warning}", file=sys.stderr)
