@@ -151,7 +151,7 @@ def register(app: typer.Typer) -> None:
         from genrecast.daemon.service import config_problems
 
         config = load_config(config_path)
-        problems = config_problems(config)
+        problems, unchecked = config_problems(config)
         for problem in problems:
             typer.echo(f"genrecast: error: {problem}", err=True)
         for warning in [*config.warnings, world_readable_secret(config)]:
@@ -159,11 +159,8 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"genrecast: warning: {warning}", err=True)
         if problems:
             raise typer.Exit(1)
-        from genrecast.plugins.manager import BUILTIN_PLUGINS
-
-        plugins = [name for name in config["sinks"] if name not in BUILTIN_PLUGINS]
         typer.echo(f"configuration OK ({config.path or 'defaults and environment only'})"
-                   + (f"; the plugin sink {', '.join(plugins)} checks its own settings when run starts it" if plugins else ""))
+                   + (f"; the plugin sink {', '.join(unchecked)} checks its own settings when run starts it" if unchecked else ""))
 
     @app.command(help=CLASSIFY_HELP)
     def classify(

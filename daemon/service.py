@@ -60,51 +60,46 @@ def source_problems(config: Config) -> list[str]:
     return problems
 
 
-def sink_problems(config: Config) -> list[str]:
-    """What ``run`` would refuse in the configured sinks: a name no built-in sink or installed
-    (and allowed) plugin has, or one named twice (one message, as ``run`` prints it); then the
-    built-in sinks' settings as their start checks them (an empty ``[mqtt] host``, say), and a
-    log file whose folder does not exist (an absolute ``[logfile] path``, or a relative one under
-    ``$LOGS_DIRECTORY``; without it a relative path is the working directory's, which ``run``
-    may not share)."""
+def sink_problems(config: Config) -> tuple[list[str], list[str]]:
+    """What ``run`` would refuse in the configured sinks, and the sinks ``config check`` cannot
+    check. Problems: a name no built-in sink or installed (and allowed) plugin has, or one named
+    twice (one message, as ``run`` prints it); then each sink's settings, as its
+    :func:`~genrecast.plugins.hookspecs.genrecast_sink_check` finds them (an empty ``[mqtt]
+    host``, a ``[logfile] path`` whose folder does not exist, a plugin's own). Unchecked: the
+    plugins without that hook, whose settings only ``run`` checks, when it starts them."""
     from genrecast.plugins import SinkConfigError
-    from genrecast.plugins.logfile_sink import LogfileSettings
-    from genrecast.plugins.mqtt_settings import MqttSettings
-    from genrecast.plugins.settings import settings_from_dict
-    from genrecast.plugins.stdout_sink import StdoutSettings
     from genrecast.plugins.sinks import build_sinks
 
     try:
-        build_sinks(config["sinks"], {}, ["a", "b"])  # not started: names only
-    except SinkConfigError as exc:
-        return [str(exc)]
-    problems = []
-    builtin = {"stdout": StdoutSettings, "mqtt": MqttSettings, "logfile": LogfileSettings}
-    for name in config["sinks"]:
-        if name not in builtin or any(p.startswith(f"{name}.") for p in config.problems):  # a bad value: said once
+        sinks = build_sinks(config["sinks"], {name: config.section(name) for name in config["sinks"]}, ["a", "b"])
+    except SinkConfigError as exc:  # not started: names only
+        return [str(exc)], []
+    problems, unchecked = [], []
+    for sink in sinks:
+        if any(p.startswith(f"{sink.name}.") for p in config.problems):  # a bad value: said once
             continue
         try:
-            settings = settings_from_dict(builtin[name], config.section(name), name)
+            if not sink.check():
+                unchecked.append(sink.name)
         except SinkConfigError as exc:
             problems.append(str(exc))
-            continue
-        if isinstance(settings, LogfileSettings):
-            path = settings.resolved_path()
-            if path.is_absolute() and not path.parent.is_dir():
-                problems.append(f"[logfile] path {path}: its folder {path.parent} does not exist; create it or choose "
-                                "another path (under systemd a relative path goes to the service's log directory)")
-    return problems
+        except Exception as exc:  # a third-party check that fails is the plugin's problem, said as such
+            problems.append(f"[{sink.name}] the plugin's settings check failed ({type(exc).__name__}: {exc}); "
+                            "report it to the plugin's authors")
+    return problems, unchecked
 
 
-def config_problems(config: Config) -> list[str]:
+def config_problems(config: Config) -> tuple[list[str], list[str]]:
     """Every problem ``config check`` reports: the values' own, then, where the keys they rest
-    on are sound, the sources' (:func:`source_problems`) and the sinks' (:func:`sink_problems`)."""
-    problems = list(config.problems)
+    on are sound, the sources' (:func:`source_problems`) and the sinks' (:func:`sink_problems`);
+    and the sinks whose settings only ``run`` checks."""
+    problems, unchecked = list(config.problems), []
     if not any(p.startswith(("sources", "input.", "shard")) for p in problems):
         problems += source_problems(config)
     if not any(p.startswith("sinks") for p in problems):
-        problems += sink_problems(config)
-    return problems
+        sinks, unchecked = sink_problems(config)
+        problems += sinks
+    return problems, unchecked
 
 
 def pipeline_settings(config: Config):

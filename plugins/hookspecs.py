@@ -9,6 +9,7 @@ the config file section of that name (``[mqtt]``, ``[logfile]``, ...).
 Lifecycle of one sink, all calls made by the dispatcher from the sink's own worker
 thread (except ``start``, made once at start-up by the daemon's main thread)::
 
+    genrecast_sink_check(config)              # optional: `config check` only, opens nothing
     genrecast_sink_start(config, labels, sources, daemon_id)   # validate settings, open resources
     genrecast_sink_event(event)               # once per event, in order
     genrecast_sink_reopen()                   # on SIGHUP (optional)
@@ -41,6 +42,18 @@ def genrecast_sink_start(config: dict[str, Any], labels: list[str], sources: lis
     one broker), to namespace what the sink shares with other daemons. An implementation
     may take only the arguments it needs (``def genrecast_sink_start(config, labels)``).
     Open files or connections here, but do not block: connect in the background.
+    """
+
+
+@hookspec
+def genrecast_sink_check(config: dict[str, Any]) -> None:
+    """Check the sink's settings without opening anything (optional).
+
+    Called by ``genrecast config check`` (never by ``run``, which calls
+    :func:`genrecast_sink_start`) with the same ``config`` section. Raise
+    :class:`genrecast.plugins.SinkConfigError` with a message that names the setting and the
+    fix (``[beep] genres: 'jaz' is not a genre; ...``); return ``None`` when they are sound.
+    A sink without this hook has its settings checked only when ``run`` starts it.
     """
 
 

@@ -73,6 +73,15 @@ class LogfileSink:
         self._backlog: deque[bytes] = deque()
 
     @hookimpl
+    def genrecast_sink_check(self, config: dict[str, Any]) -> None:
+        """The settings, and the folder of an absolute path (a relative one is the working
+        directory's, or ``$LOGS_DIRECTORY``'s under systemd, which ``config check`` may not share)."""
+        path = settings_from_dict(LogfileSettings, config, "logfile").resolved_path()
+        if path.is_absolute() and not path.parent.is_dir():
+            raise SinkConfigError(f"[logfile] path {path}: its folder {path.parent} does not exist; create it or choose "
+                                  "another path (under systemd a relative path goes to the service's log directory)")
+
+    @hookimpl
     def genrecast_sink_start(self, config: dict[str, Any], labels: list[str]) -> None:
         self.settings = settings_from_dict(LogfileSettings, config, "logfile")
         self.path = self.settings.resolved_path()

@@ -91,6 +91,10 @@ class MqttSink(MqttPublishing):
 
     # -- hooks -------------------------------------------------------------------------
     @hookimpl
+    def genrecast_sink_check(self, config: dict[str, Any]) -> None:
+        MqttSettings.from_dict(config)
+
+    @hookimpl
     def genrecast_sink_start(self, config: dict[str, Any], labels: list[str], sources: list[str], daemon_id: str) -> None:
         self.start(MqttSettings.from_dict(config), labels, sources, daemon_id)
 

@@ -33,7 +33,7 @@ class PluginSink:
             daemon_id = default_daemon_id()
         self.daemon_id = daemon_id
         self._impls = {}
-        for hook_name in ("genrecast_sink_start", "genrecast_sink_event", "genrecast_sink_stop",
+        for hook_name in ("genrecast_sink_check", "genrecast_sink_start", "genrecast_sink_event", "genrecast_sink_stop",
                           "genrecast_sink_reopen", "genrecast_sink_stats"):
             for impl in getattr(pm.hook, hook_name).get_hookimpls():
                 if impl.plugin is plugin:
@@ -46,6 +46,14 @@ class PluginSink:
         if impl is None:
             return None
         return impl.function(*[kwargs[arg] for arg in impl.argnames])
+
+    def check(self) -> bool:
+        """Check the settings (:func:`~genrecast.plugins.hookspecs.genrecast_sink_check`);
+        False when the sink has no such hook. Raises :class:`SinkConfigError` if they are wrong."""
+        if "genrecast_sink_check" not in self._impls:
+            return False
+        self._call("genrecast_sink_check", config=dict(self.config))
+        return True
 
     def start(self) -> None:
         self._call("genrecast_sink_start", config=dict(self.config), labels=list(self.labels),

@@ -66,6 +66,10 @@ class StdoutSink:
         met the broken pipe included): once there is one, nothing more is printed."""
 
     @hookimpl
+    def genrecast_sink_check(self, config: dict[str, Any]) -> None:
+        settings_from_dict(StdoutSettings, config, "stdout")
+
+    @hookimpl
     def genrecast_sink_start(self, config: dict[str, Any], labels: list[str], sources: list[str]) -> None:
         self.settings = settings_from_dict(StdoutSettings, config, "stdout")
         self.source_width = max(map(len, sources), default=0)

@@ -112,3 +112,44 @@ def test_a_plugin_section_and_its_variables_are_the_plugins_settings(site, tmp_p
     assert check.returncode == 0, check.stderr
     assert "the plugin sink beep checks its own settings when run starts it" in check.stdout
     assert load_config(path, flags={"sinks": ["stdout"]}, env={}).problems == []  # run --sink stdout
+
+
+CHECKED_SINK_CODE = """from genrecast.plugins import SinkConfigError, hookimpl
+
+@hookimpl
+def genrecast_sink_check(config):
+    if config.get("volume", 1) > 10:
+        raise SinkConfigError(f"[beep] volume {config['volume']} is too loud; give 0 to 10")
+    if config.get("volume") == 0:
+        raise RuntimeError("a bug in the check")
+
+@hookimpl
+def genrecast_sink_event(event):
+    pass
+"""
+
+
+def test_config_check_runs_a_plugins_own_settings_check(site, tmp_path):
+    """A plugin with genrecast_sink_check has its settings checked by `config check` (exit 1,
+    its message once); one whose check itself fails is named as the plugin's problem; sound
+    settings pass, and only a plugin without the hook is said to be checked when run starts it."""
+    install(site, "gc-beep", "beep", CHECKED_SINK_CODE)
+    install(site, "gc-hum", "hum", SINK_CODE.format(who="hum"))
+    path = tmp_path / "beep.toml"
+    env = os.environ.copy()
+
+    def check(beep: str):
+        path.write_text(f'sinks = ["stdout", "beep", "hum"]\n[beep]\n{beep}\n')
+        return run_cli("config", "check", "-c", str(path), timeout=60, env=env)
+
+    loud = check("volume = 11")
+    assert loud.returncode == 1
+    assert loud.stderr.count("genrecast: error: [beep] volume 11 is too loud; give 0 to 10") == 1, loud.stderr
+    assert "Traceback" not in loud.stderr
+    broken = check("volume = 0")
+    assert broken.returncode == 1
+    assert ("[beep] the plugin's settings check failed (RuntimeError: a bug in the check); report it to the "
+            "plugin's authors") in broken.stderr
+    sound = check("volume = 3")
+    assert sound.returncode == 0, sound.stderr
+    assert sound.stdout.strip().endswith("; the plugin sink hum checks its own settings when run starts it"), sound.stdout
