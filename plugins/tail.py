@@ -145,7 +145,7 @@ def parse_broker(spec: str) -> tuple[str, int | None]:
 
 def follow_file(path: Path, stop: Callable[[], bool], last_lines: int = 10) -> Iterator[bytes | None]:
     """Yield complete lines of ``path`` as they are appended (starting with its last
-    ``last_lines`` lines; a file that does not exist yet, from its first line once it
+    ``last_lines`` lines, all of them when negative; a file that does not exist yet, from its first line once it
     appears), following rotation and truncation; yields None when idle.
     A final line without its newline is held back until it is completed."""
     handle = None
@@ -270,7 +270,8 @@ def run_tail_file(path: Path, json_output: bool, out: TextIO = sys.stdout, tail_
         tail.set_status(f"waiting for {path} to appear (it does not exist yet; Ctrl-C quits)")
     else:
         tail.set_status(f"following {path}")
-    for line in follow_file(path, stop=lambda: False):
+    # a file missing when we said so is read from its start, even if it appears before the first read
+    for line in follow_file(path, stop=lambda: False, last_lines=-1 if waiting else 10):
         if waiting and path.exists():
             waiting = False
             tail.set_status(f"following {path}")
