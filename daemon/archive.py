@@ -34,7 +34,7 @@ def _is_glob(text: str) -> bool:
     return glob.has_magic(text)
 
 
-def _walk(folder: Path) -> Iterator[str]:
+def walk_audio(folder: Path) -> Iterator[str]:
     """Audio files under ``folder``, recursively, in a stable order (sorted per directory)."""
     for root, dirs, files in os.walk(folder):
         dirs.sort()
@@ -61,7 +61,7 @@ def check_inputs(items: Iterable[str], lists: Iterable[str]) -> None:
     list file that cannot be opened (checked before any work starts; a missing plain file is that
     file's error line)."""
     for item in items:
-        if Path(item).is_dir() and next(_walk(Path(item)), None) is None:
+        if Path(item).is_dir() and next(walk_audio(Path(item)), None) is None:
             raise InputError(f"{item}: the folder holds no audio files (searched recursively for "
                              f"{', '.join(sorted(AUDIO_SUFFIXES))}); give a folder with audio, or the files themselves")
         if _is_glob(item) and not Path(item).exists():
@@ -103,7 +103,7 @@ def iter_inputs(items: Iterable[str], lists: Iterable[str] = (), skip: set[str] 
     for item in items:
         path = Path(item)
         if path.is_dir():
-            yield from fresh(_walk(path))
+            yield from fresh(walk_audio(path))
         elif _is_glob(item) and not path.exists():
             yield from fresh(p for p in glob.iglob(item, recursive=True) if not os.path.isdir(p))
         else:

@@ -76,13 +76,14 @@ class FeatureConfig:
             problems.append(f"kind must be one of {FEATURE_KINDS}, not {self.kind!r}")
         if not 4000 <= self.sample_rate <= 192000:
             problems.append(f"sample_rate {self.sample_rate} Hz is out of range 4000..192000")
-        if not 0.25 <= self.window_seconds <= 60:
+        window_ok = 0.25 <= self.window_seconds <= 60  # False for nan too
+        if not window_ok:
             problems.append(f"window_seconds {self.window_seconds} is out of range 0.25..60")
         if not 1 <= self.n_mfcc <= 128:
             problems.append(f"n_mfcc {self.n_mfcc} is out of range 1..128")
         if self.n_fft < 16 or self.hop_length < 1 or self.hop_length > self.n_fft:
             problems.append(f"n_fft {self.n_fft} / hop_length {self.hop_length} are inconsistent")
-        if self.window_samples < self.n_fft:
+        if window_ok and self.window_samples < self.n_fft:
             problems.append("window_seconds is shorter than one FFT frame")
         if self.kind == "summary":
             unknown = sorted(set(self.columns) - set(DEFAULT_SUMMARY_COLUMNS))

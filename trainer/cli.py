@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -124,18 +125,24 @@ def register(app: typer.Typer) -> None:
             fail(f"--split {split!r} is not a split; choose {choices(TRAIN_SPLITS)}, or --split-lists DIR")
         if augment < 0:
             fail(f"--augment must be 0 or more copies (got {augment})")
-        if seed < 0:
-            fail(f"--seed must be 0 or more (got {seed})")
+        if not 0 <= seed < 2**32:
+            fail(f"--seed must be 0 to {2**32 - 1} (got {seed})")
+        if not 0.25 <= window_seconds <= 60:  # nan and inf too
+            fail(f"--window-seconds must be 0.25 to 60 seconds (got {window_seconds})")
         for flag, value in (("--epochs", epochs), ("--workers", workers)):
             if value is not None and value < 1:
                 fail(f"{flag} must be at least 1 (got {value})")
-        if conditions.strip().lower() != "none":
-            from genrecast.trainer.conditions import named
+        if not conditions.replace(",", "").strip():
+            fail(f"--conditions {conditions!r} names no condition; give names (e.g. clean,stereo), quick, all or none")
+        from genrecast.trainer.conditions import named
+        from genrecast.trainer.robustness import noise_data_problem
 
-            try:
-                named(conditions)
-            except ValueError as exc:
-                fail(f"--conditions: {exc}")
+        try:
+            wanted = named(conditions) if conditions.strip().lower() != "none" else []
+        except ValueError as exc:
+            fail(f"--conditions: {exc}")
+        if problem := noise_data_problem(wanted, augment=augment > 0):  # not after the training
+            fail(problem)
         if cv_folds == 1 or cv_folds < 0:
             fail(f"--cv-folds must be 0 (no cross-validation) or at least 2 (got {cv_folds})")
         if scheduler is not None:
@@ -146,7 +153,7 @@ def register(app: typer.Typer) -> None:
         if missing := missing_train_modules():
             fail(f"`genrecast train` needs {', '.join(missing)}: {TRAIN_EXTRA_HINT}", 1)
         from genrecast.trainer.export import quiet_tensorflow
-        from genrecast.trainer.out_dir import check_bundle_dir, clear_stale_bundle_files
+        from genrecast.trainer.out_dir import check_bundle_dir, clear_stale_bundle_files, staged_bundle
 
         quiet_tensorflow()
         setup_logging()
@@ -158,23 +165,29 @@ def register(app: typer.Typer) -> None:
             except ValueError as exc:
                 fail(str(exc))
         started = time.time()
+        said: list[str] = []  # after the bundle is in place
         try:
-            if table is not None:
-                from genrecast.trainer.table import table_command
+            with staged_bundle(out) if new_bundle else contextlib.nullcontext(out) as where:
+                if table is not None:
+                    from genrecast.trainer.table import table_command
 
-                bundle = table_command(table=table, out=out, exclude_dir=exclude_dir, splits_dir=split_lists, seed=seed,
-                                       selection_file=selection, cv_folds=cv_folds, conditions=conditions,
-                                       shifts_from=shifts_from, jobs=workers or os.cpu_count() or 1)
-                typer.echo(table_summary_line(bundle))
-            elif dataset is not None:
-                _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists, epochs, seed, workers, conditions,
-                             scheduler, augment)
-            if detector_data is not None:
-                _train_detector(detector_data, out, seed, workers)
+                    bundle = table_command(table=table, out=where, exclude_dir=exclude_dir, splits_dir=split_lists,
+                                           seed=seed, selection_file=selection, cv_folds=cv_folds, conditions=conditions,
+                                           shifts_from=shifts_from, jobs=workers or os.cpu_count() or 1)
+                    said.append(table_summary_line(bundle, out))
+                elif dataset is not None:
+                    said += _train_audio(dataset, where, out, window_seconds, n_mfcc, arch, split, split_lists, epochs,
+                                         seed, workers, conditions, scheduler, augment)
+                if detector_data is not None:
+                    said.append(_train_detector(detector_data, where, out, seed, workers))
             if new_bundle:  # the run succeeded: an older bundle's leftovers (its detector, say) go
                 clear_stale_bundle_files(out, started)
         except (ValueError, OSError) as exc:
             fail(str(exc))
+        except KeyboardInterrupt:
+            fail(f"interrupted; nothing was written to {out}" if new_bundle else "interrupted", 130)
+        for line in said:
+            typer.echo(line)
 
     @app.command(help=EVALUATE_HELP)
     def evaluate(
@@ -198,8 +211,8 @@ def register(app: typer.Typer) -> None:
         setup_logging()
         if missing := missing_train_modules():  # before any clip is classified
             fail(f"`genrecast evaluate` needs {', '.join(missing)}: {TRAIN_EXTRA_HINT}", 1)
-        if seed < 0:
-            fail(f"--seed must be 0 or more (got {seed})")
+        if not 0 <= seed < 2**32:
+            fail(f"--seed must be 0 to {2**32 - 1} (got {seed})")
         from genrecast.trainer.splits import CONDITION_SPLITS, EVALUATE_SPLITS, choices
 
         splits = CONDITION_SPLITS if conditions is not None else EVALUATE_SPLITS
@@ -208,6 +221,16 @@ def register(app: typer.Typer) -> None:
                  f"{choices(splits)}" + (", or --split-lists DIR" if conditions is None else ""))
         if conditions is not None and not conditions.replace(",", "").strip():
             fail(f"--conditions {conditions!r} names no condition; give names (e.g. clean,stereo), targets, quick or all")
+        if conditions is not None:
+            from genrecast.trainer.conditions import named
+            from genrecast.trainer.robustness import noise_data_problem
+
+            try:
+                problem = noise_data_problem(named(conditions))
+            except ValueError as exc:
+                fail(f"--conditions: {exc}")
+            if problem:
+                fail(problem)
         written = out or (Path("genrecast-conditions") if conditions is not None else None)
         if written is not None:
             from genrecast.trainer.out_dir import writable_problem
@@ -257,16 +280,16 @@ Names: clean, gain-24dB, gain-3dB, gain+3dB, gain+6dB, stereo, rate-22.05k, rate
 """
 
 
-def table_summary_line(bundle) -> str:
-    """``bundle written to DIR (model id ...): CV mean ± std over K folds, SPLIT test ACC (N tracks); report: ...``"""
+def table_summary_line(bundle, out: Path) -> str:
+    """``bundle written to OUT (model id ...): CV mean ± std over K folds, SPLIT test ACC (N tracks); report: ...``"""
     metrics = bundle.metrics
     extra = metrics.get("extra", {})
     cv = extra.get("cv")
     cv_text = f"CV {cv['mean']:.3f} ± {cv['std']:.3f} over {cv['folds']} folds of {cv['tracks']} tracks, " if cv else ""
     return (
-        f"bundle written to {bundle.path} (model id {bundle.model_id}): {cv_text}"
+        f"bundle written to {out} (model id {bundle.model_id}): {cv_text}"
         f"{metrics['split']['name']} test {extra['test_accuracy']:.3f} ({metrics.get('windows', 0)} tracks); "
-        f"report: {bundle.path / 'report.md'}"
+        f"report: {out / 'report.md'}"
     )
 
 
@@ -280,8 +303,9 @@ def summary_line(metrics: dict) -> str:
     )
 
 
-def _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists, epochs, seed, workers, conditions,
-                 scheduler=None, augment=0) -> None:
+def _train_audio(dataset, where, out, window_seconds, n_mfcc, arch, split, split_lists, epochs, seed, workers, conditions,
+                 scheduler=None, augment=0) -> list[str]:
+    """Train a window model on ``dataset`` into ``where``; the lines to say once it is in ``out``."""
     from genrecast.daemon.features import FeatureConfig
     from genrecast.trainer.train import TrainSettings, train
 
@@ -290,25 +314,26 @@ def _train_audio(dataset, out, window_seconds, n_mfcc, arch, split, split_lists,
     cfg = FeatureConfig(window_seconds=window_seconds, n_mfcc=n_mfcc)
     settings = TrainSettings(arch=arch, split=split, split_lists=split_lists, epochs=epochs, seed=seed, workers=workers,
                              conditions=conditions, scheduler=scheduler, augment=augment)
-    bundle, features = train(dataset, out, cfg, settings)
+    bundle, features = train(dataset, where, cfg, settings)
     if features.skipped:
         typer.echo(f"skipped {len(features.skipped)} file(s):", err=True)
         for path, reason in features.skipped:
             typer.echo(f"  {reason}", err=True)
-    typer.echo(summary_line(json_load(out / "metrics.json")))
-    typer.echo(f"bundle written to {out} (model id {bundle.model_id}); report: {out / 'report.md'}")
+    return [summary_line(json_load(where / "metrics.json")),
+            f"bundle written to {out} (model id {bundle.model_id}); report: {out / 'report.md'}"]
 
 
-def _train_detector(data: Path, out: Path, seed: int, workers: Optional[int]) -> None:
+def _train_detector(data: Path, where: Path, out: Path, seed: int, workers: Optional[int]) -> str:
+    """Train a music detector into the bundle at ``where``; the line to say once it is in ``out``."""
     from genrecast.daemon.bundle import BundleError
     from genrecast.trainer.detector import train_detector
 
     try:
-        metrics = train_detector(data, out, seed=seed, jobs=workers)
+        metrics = train_detector(data, where, seed=seed, jobs=workers)
     except BundleError as exc:
         raise ValueError(f"{exc} (--detector-data alone adds a detector to an existing bundle)") from None
     clean = metrics["test"]["clean"]
-    typer.echo(
+    return (
         f"music detector ({metrics['id']}) added to {out}: test windows speech→not_music {clean['speech']['share']:.3f}, "
         f"environment→not_music/silence {clean['environment']['share']:.3f}, music→music {clean['music']['share']:.3f}; "
         f"gate enter {metrics['gate']['enter']:.2f} / leave {metrics['gate']['leave']:.2f}; report: {out / 'report.md'}"

@@ -8,10 +8,14 @@ holding files that ffmpeg decodes. Labels are the sorted folder names.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-AUDIO_SUFFIXES = {".wav", ".au", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".wma", ".snd"}
+from genrecast.daemon.archive import AUDIO_SUFFIXES, walk_audio  # as classify searches folders
+
+log = logging.getLogger(__name__)
+
 KNOWN_ROOTS = ("genres_original", "genres", "Data/genres_original")
 
 
@@ -26,7 +30,9 @@ class Track:
     path: Path
     label: str
     track_id: str
-    """File name without extension, e.g. ``blues.00000``: the unit splits group by."""
+    """File name without extension, e.g. ``blues.00000``: the unit splits group by (files of one
+    genre with one name are one track; a name found under two genres gets its genre in front,
+    ``country/1``, since one track is not two genres)."""
 
 
 @dataclass(frozen=True)
@@ -48,11 +54,15 @@ class Dataset:
 
 
 def file_digest(path: Path) -> str:
-    """SHA-1 of a file's contents."""
+    """SHA-1 of a file's contents; for a file that cannot be read, ``unreadable:`` and the reason
+    (extraction then skips and lists it, as it does an undecodable file)."""
     h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as exc:
+        return f"unreadable:{exc.strerror or exc}"
     return h.hexdigest()
 
 
@@ -64,7 +74,8 @@ def _genre_root(root: Path) -> Path:
 
 
 def scan_dataset(root: str | Path, min_genres: int = 2) -> Dataset:
-    """List the genre folders and audio files under ``root``.
+    """List the genre folders and their audio files (searched recursively, for the suffixes
+    ``classify`` reads) under ``root``. A genre folder without audio is left out with a warning.
 
     Raises :class:`DatasetError` when there is no audio or fewer than ``min_genres`` genres
     (training needs two; evaluating a trained bundle, one).
@@ -73,11 +84,17 @@ def scan_dataset(root: str | Path, min_genres: int = 2) -> Dataset:
     if not root.is_dir():
         raise DatasetError(f"dataset {root} is not a directory; pass a folder with one sub-folder per genre")
     base = _genre_root(root)
-    tracks: list[Track] = []
+    found: list[tuple[Path, str, str]] = []
     for genre_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for file in sorted(genre_dir.iterdir()):
-            if file.is_file() and file.suffix.lower() in AUDIO_SUFFIXES:
-                tracks.append(Track(path=file, label=genre_dir.name, track_id=normalise_track_id(file.name)))
+        files = [Path(f) for f in walk_audio(genre_dir)]
+        if not files:
+            log.warning("genre folder %s holds no audio files (its sub-folders searched too); it is left out", genre_dir)
+        found += [(f, genre_dir.name, normalise_track_id(f.name)) for f in files]
+    genres_of: dict[str, set[str]] = {}
+    for _, genre, tid in found:
+        genres_of.setdefault(tid, set()).add(genre)
+    tracks = [Track(path=f, label=genre, track_id=tid if len(genres_of[tid]) == 1 else f"{genre}/{tid}")
+              for f, genre, tid in found]
     labels = tuple(sorted({t.label for t in tracks}))
     if not tracks:
         raise DatasetError(
@@ -91,7 +108,7 @@ def scan_dataset(root: str | Path, min_genres: int = 2) -> Dataset:
 def normalise_track_id(name: str) -> str:
     """``blues/blues.00012.wav``, ``./blues_00012.wav`` and ``blues.00012.au`` all give ``blues.00012``."""
     stem = Path(name.strip()).name
-    for suffix in AUDIO_SUFFIXES:
+    for suffix in sorted(AUDIO_SUFFIXES, key=len, reverse=True):
         if stem.lower().endswith(suffix):
             stem = stem[: -len(suffix)]
             break

@@ -7,6 +7,7 @@ with the same settings starts training at once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
@@ -149,13 +150,19 @@ def extract_dataset(
         raise AudioDecodeError(f"no usable audio in {dataset.root}: every file was skipped ({skipped[0][1] if skipped else ''})")
     result = FeatureSet(x=np.concatenate(xs), y=np.concatenate(ys), track_ids=np.concatenate(ids), skipped=skipped)
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp.npz")
-        np.savez_compressed(
-            tmp, x=result.x, y=result.y, track_ids=result.track_ids,
-            labels=np.array(dataset.labels), skipped=np.array(json.dumps(skipped)),
-        )
-        tmp.replace(cache)
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(
+                tmp, x=result.x, y=result.y, track_ids=result.track_ids,
+                labels=np.array(dataset.labels), skipped=np.array(json.dumps(skipped)),
+            )
+            tmp.replace(cache)
+        except OSError as exc:  # the features are here: a cache we cannot write only costs the next run
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            log.warning("could not cache the features in %s (%s); going on without the cache (set GENRECAST_CACHE_DIR "
+                        "to a writable folder to keep them for the next run)", cache.parent, exc.strerror or exc)
     return result
 
 

@@ -1,6 +1,11 @@
 """The folder a trainer command writes a bundle into: checked before any work starts, and
 cleared of an older bundle's leftovers only once the new bundle is written.
 
+A new bundle is written into a staging folder inside ``--out`` (:func:`staged_bundle`) and moved
+into place only when the whole run has succeeded, so a run that fails or is interrupted leaves
+the folder's older bundle as it was (it used to leave a report and a model of one run beside the
+``bundle.json`` and ``.tflite`` of another, which the loader took for one bundle).
+
 ``genrecast train --out DIR`` used to find out only after training that DIR was a file or
 on a read-only file system (a raw ``[Errno 30]``), and training into a folder that held
 another bundle left that bundle's music detector and evaluation model beside the new one.
@@ -10,10 +15,13 @@ second, after a successful run, so a run that fails leaves the old bundle's file
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
+from typing import Iterator
 
 from genrecast.daemon.bundle import BUNDLE_JSON, DETECTOR_KERAS, DETECTOR_TFLITE, KERAS_FILE, TFLITE_FILE
 
@@ -25,6 +33,8 @@ BUNDLE_FILES = (BUNDLE_JSON, KERAS_FILE, TFLITE_FILE, DETECTOR_KERAS, DETECTOR_T
                 "confusion.png", "curves.png", "conditions.png")
 #: Sub-directory of a table bundle holding the evaluation model (trained without the test tracks).
 EVALUATION_SUBDIR = "evaluation"
+#: Name prefix of the staging folder a run writes its bundle into (:func:`staged_bundle`).
+STAGING_PREFIX = ".genrecast-partial-"
 #: What else a bundle folder may hold without being "a folder of other things".
 _BUNDLE_EXTRAS = ("selection.json", EVALUATION_SUBDIR)
 
@@ -56,7 +66,8 @@ def _is_bundle_folder(out: Path) -> bool:
         except (OSError, ValueError):
             return False
         return isinstance(doc, dict) and "format_version" in doc and "labels" in doc
-    return all(p.name in BUNDLE_FILES or p.name in _BUNDLE_EXTRAS for p in out.iterdir())
+    return all(p.name in BUNDLE_FILES or p.name in _BUNDLE_EXTRAS or p.name.startswith(STAGING_PREFIX)
+               for p in out.iterdir())
 
 
 def check_bundle_dir(out: Path, flag: str = "--out") -> None:
@@ -92,3 +103,39 @@ def clear_stale_bundle_files(out: Path, since: float) -> list[str]:
     if removed:
         log.info("removed the previous bundle's %s from %s", ", ".join(removed), out)
     return removed
+
+
+@contextlib.contextmanager
+def staged_bundle(out: Path) -> Iterator[Path]:
+    """A new, empty staging folder inside ``out`` (created if missing) to write a bundle into.
+    When the ``with`` block succeeds, the staged files replace ``out``'s own of the same names
+    (each ``os.replace``, atomic) and the staging folder goes; when it raises (an error, Ctrl-C),
+    the staging folder is removed, ``out`` is left as it was (removed again if this made it) and
+    the exception propagates."""
+    out = Path(out)
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    stage = out / f"{STAGING_PREFIX}{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        if made:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only if nothing else appeared there meanwhile
+        raise
+    _move_into(stage, out)
+    stage.rmdir()
+
+
+def _move_into(source: Path, target: Path) -> None:
+    """Move the files of ``source`` into ``target``, folder by folder, replacing files of the same name."""
+    for entry in sorted(source.iterdir()):
+        if entry.is_dir() and not entry.is_symlink():
+            (target / entry.name).mkdir(exist_ok=True)
+            _move_into(entry, target / entry.name)
+            entry.rmdir()
+        else:
+            os.replace(entry, target / entry.name)

@@ -282,6 +282,36 @@ def attach_to_bundle(bundle_dir: Path, clips: Sequence[Clip], conditions: Sequen
     return results
 
 
+def noise_data_problem(conditions: Sequence[Condition], augment: bool = False) -> str | None:
+    """Why the recordings that ``conditions`` (or, with ``augment``, the training augmentation
+    :func:`~genrecast.trainer.conditions.random_capture`) mix in are missing, checked before
+    any work: babble takes speech and the environment conditions recorded sounds from
+    :func:`~genrecast.trainer.conditions.noise_data_root`. None when they are there."""
+    import inspect
+
+    from genrecast.trainer import conditions as cond
+
+    def folders(c: Condition) -> list[str]:
+        if c.transform is cond.chain:
+            return [f for step in c.kwargs["steps"] for f in folders(step)]
+        if c.transform in (cond.babble, cond.environment):
+            key = "folders" if c.transform is cond.babble else "folder"
+            value = c.kwargs.get(key, inspect.signature(c.transform).parameters[key].default)
+            return list(value) if isinstance(value, tuple) else [value]
+        return []
+
+    wanted = [f for c in conditions for f in folders(c)]
+    if augment:
+        wanted += [*inspect.signature(cond.babble).parameters["folders"].default, "environment"]
+    root = cond.noise_data_root()
+    for folder in dict.fromkeys(wanted):
+        where = root / folder
+        if not (where.is_dir() and any(p.suffix.lower() in cond.AUDIO_SUFFIXES for p in where.iterdir())):
+            return (f"no recordings in {where} for the noise conditions (babble, environment); set GENRECAST_TEST_DATA "
+                    "to a folder laid out as ../shared/data, or leave those conditions out")
+    return None
+
+
 def _conditions_or_none(names: str) -> list[Condition]:
     from genrecast.trainer.conditions import named
 

@@ -138,7 +138,7 @@ class FFmpegChild:
 def probe_audio(path: Path, label: str | None = None) -> tuple[int, int, float | None]:
     """``(sample_rate, channels, duration_seconds or None)`` of the first audio stream of
     ``path``. Raises :class:`SourceError` (its message starts with ``label``, default
-    ``file:PATH``) when the file is missing, empty, not audio or has no audio stream."""
+    ``file:PATH``) when the file is missing, empty, unreadable, not audio or has no audio stream."""
     label = label or f"file:{path}"
     if not path.exists():
         raise SourceError(f"{label}: no such file; give the path of an audio file")
@@ -146,6 +146,8 @@ def probe_audio(path: Path, label: str | None = None) -> tuple[int, int, float |
         raise SourceError(f"{label}: not a regular file; give the path of an audio file")
     if path.stat().st_size == 0:
         raise SourceError(f"{label}: the file is empty (0 bytes); give a non-empty audio file")
+    if not os.access(path, os.R_OK):
+        raise SourceError(f"{label}: permission denied; make the file readable by the user genrecast runs as")
     require_ffmpeg(label)
     cmd = ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
            "stream=sample_rate,channels:format=duration", "-of", "json", local_input(path)]

@@ -75,3 +75,56 @@ def test_track_ids_from_list_entries() -> None:
     assert normalise_track_id("blues/blues.00012.wav") == "blues.00012"
     assert normalise_track_id("./blues_00012.wav") == "blues.00012"
     assert normalise_track_id("classical.00003.au") == "classical.00003"
+
+
+def test_genre_folders_are_searched_like_classify_searches_folders(tmp_path: Path, gtzan_sample: Path, caplog) -> None:
+    """Files in a genre's sub-folders and with any suffix classify reads (.webm, ...) were silently
+    left out, and so was a genre folder without audio; `1.wav` of two genres was one track, so a
+    split put windows of three genres into one "track"."""
+    import logging
+
+    root = tmp_path / "ds"
+    for genre in ("country", "metal", "pop"):
+        (root / genre / "album").mkdir(parents=True)
+        (root / genre / "1.wav").symlink_to(gtzan_sample / "blues" / "blues.00000.wav")
+    (root / "pop" / "album" / "2.webm").symlink_to(gtzan_sample / "pop" / "pop.00000.wav")
+    (root / "country" / "blues.00001.wav").symlink_to(gtzan_sample / "blues" / "blues.00001.wav")
+    (root / "country" / "album" / "blues.00001.flac").symlink_to(gtzan_sample / "blues" / "blues.00001.wav")
+    (root / "jazz").mkdir()
+    with caplog.at_level(logging.WARNING):
+        ds = scan_dataset(root)
+    assert ds.labels == ("country", "metal", "pop")
+    assert [(t.label, t.track_id) for t in ds.tracks] == [
+        ("country", "country/1"), ("country", "blues.00001"), ("country", "blues.00001"),  # one genre: one track
+        ("metal", "metal/1"), ("pop", "pop/1"), ("pop", "2")]
+    assert f"genre folder {root / 'jazz'} holds no audio files (its sub-folders searched too); it is left out" in caplog.text
+
+
+def test_a_file_that_cannot_be_read_is_skipped_and_listed(tmp_path: Path, gtzan_sample: Path, monkeypatch) -> None:
+    """The dataset's fingerprint read every file first, so one unreadable file (no permission, a
+    dangling link) ended train and evaluate with a raw [Errno]; README: such files are skipped."""
+    monkeypatch.setenv("GENRECAST_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "ds"
+    _link_clips(gtzan_sample, root, ["blues", "jazz"], per_genre=1)
+    (root / "jazz" / "jazz.00054.wav").symlink_to(tmp_path / "gone.wav")
+    ds = scan_dataset(root)
+    features = extract_dataset(ds, FeatureConfig(), workers=1, progress=False)
+    assert [(Path(p).name, reason.split(": ", 1)[1]) for p, reason in features.skipped] == [
+        ("jazz.00054.wav", "no such file; give the path of an audio file")]
+    assert set(features.track_ids.tolist()) == {"blues.00000", "jazz.00000"}
+
+
+def test_a_cache_that_cannot_be_written_costs_only_the_next_run(tmp_path: Path, gtzan_sample: Path, monkeypatch,
+                                                                caplog) -> None:
+    """An unwritable cache folder failed train and evaluate after every feature was extracted."""
+    import logging
+
+    (tmp_path / "a-file").write_text("x")
+    monkeypatch.setenv("GENRECAST_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
+    root = tmp_path / "ds"
+    _link_clips(gtzan_sample, root, ["blues", "jazz"], per_genre=1)
+    with caplog.at_level(logging.WARNING):
+        features = extract_dataset(scan_dataset(root), FeatureConfig(), workers=1, progress=False)
+    assert set(features.track_ids.tolist()) == {"blues.00000", "jazz.00000"} and not features.from_cache
+    assert f"could not cache the features in {tmp_path / 'a-file' / 'cache' / 'features'}" in caplog.text
+    assert "set GENRECAST_CACHE_DIR to a writable folder" in caplog.text

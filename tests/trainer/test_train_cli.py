@@ -113,7 +113,11 @@ def test_evaluate_a_missing_bundle_names_no_flag(tmp_path: Path, data_dir: Path)
     (["--table", "@D/nope.csv"], "--table @D/nope.csv: no such file"),
     (["--table", "TABLE", "--selection", "@D"], "--selection @D: no such file (a folder; give the file)"),
     (["--table", "@D/README.md"], "@D/README.md lacks 54 of the feature table's columns (filename, label, "),
-    (["@D/gtzan-sample", "--seed", "-5"], "--seed must be 0 or more (got -5)"),  # it failed only after extraction
+    (["@D/gtzan-sample", "--seed", "-5"], "--seed must be 0 to 4294967295 (got -5)"),  # it failed only after extraction
+    (["@D/gtzan-sample", "--seed", "4294967296"], "--seed must be 0 to 4294967295 (got 4294967296)"),  # numpy's, after it
+    (["@D/gtzan-sample", "--window-seconds", "inf"], "--window-seconds must be 0.25 to 60 seconds (got inf)"),  # a traceback
+    (["@D/gtzan-sample", "--window-seconds", "nan"], "--window-seconds must be 0.25 to 60 seconds (got nan)"),
+    (["@D/gtzan-sample", "--conditions", ","], "--conditions ',' names no condition; give names"),  # ran clean only
     (["@D/gtzan-sample", "--split", "tracks"], "--split 'tracks' is not a split; choose track or segment, or --split-lists DIR"),
     (["@D/gtzan-sample/pop/pop.00000.wav"], "no such folder (a file; give the folder of genre sub-folders that holds it)"),
 ])
@@ -190,3 +194,63 @@ def test_an_old_bundles_leftovers_go_only_after_a_successful_run(tmp_path: Path,
     assert not (tmp_path / "new").exists()
     assert "is a file" in writable_problem(out / "notes.txt")
     assert "no folder can be made there" in writable_problem(out / "notes.txt" / "sub")
+
+
+def test_noise_conditions_without_their_recordings_stop_before_any_work(tmp_path: Path, data_dir: Path) -> None:
+    """Babble and environment noise mix in recordings of the data folder; without them, `train
+    --conditions all` (or --augment) failed only after the training, leaving a bundle without its
+    conditions table, and `evaluate --conditions` after the clean runs."""
+    import os
+
+    from genrecast.daemon.bundle import default_bundle_path
+
+    env = {**os.environ, "GENRECAST_TEST_DATA": str(tmp_path / "nowhere")}
+    says = (f"genrecast: error: no recordings in {tmp_path / 'nowhere' / 'speech'} for the noise conditions (babble, "
+            "environment); set GENRECAST_TEST_DATA to a folder laid out as ../shared/data, or leave those conditions out")
+    for args in (["train", str(data_dir / "gtzan-sample"), "--conditions", "all"],
+                 ["train", str(data_dir / "gtzan-sample"), "--conditions", "none", "--augment", "1"],
+                 ["evaluate", str(default_bundle_path()), str(data_dir / "gtzan-sample"), "--conditions", "babble-10dB"]):
+        proc = run_cli(*args, "--out", str(tmp_path / "o"), env=env, timeout=120)
+        assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [says], proc.stderr[-2000:]
+        assert not (tmp_path / "o").exists()
+    fine = run_cli("evaluate", str(default_bundle_path()), str(data_dir / "gtzan-sample"), "--conditions", "stereo",
+                   "--out", str(tmp_path / "o"), env=env, timeout=300)  # no recordings needed
+    assert fine.returncode == 0, fine.stderr[-2000:]
+
+
+def test_a_staged_bundle_replaces_the_old_one_only_when_the_run_succeeds(tmp_path: Path) -> None:
+    """A run writes into a staging folder inside --out: a failure or Ctrl-C removes it and leaves
+    the old bundle whole (it used to leave one run's report and model beside another's bundle.json
+    and .tflite); success moves the new files in, other files staying."""
+    from genrecast.trainer.out_dir import STAGING_PREFIX, check_bundle_dir, staged_bundle
+
+    out = tmp_path / "b"
+    (out / "evaluation").mkdir(parents=True)
+    old_json = json.dumps({"format_version": 2, "labels": ["a", "b"]})
+    for name, text in (("bundle.json", old_json), ("model.tflite", "old"), ("notes.txt", "mine"),
+                       ("evaluation/model.tflite", "old")):
+        (out / name).write_text(text)
+    before = {p.relative_to(out): p.read_text() for p in out.rglob("*") if p.is_file()}
+    for error in (ValueError("bad"), KeyboardInterrupt()):
+        with pytest.raises(type(error)):
+            with staged_bundle(out) as where:
+                assert where.parent == out and where.name.startswith(STAGING_PREFIX)
+                (where / "report.md").write_text("new")
+                (where / "model.tflite").write_text("new")
+                raise error
+        assert {p.relative_to(out): p.read_text() for p in out.rglob("*") if p.is_file()} == before
+    with staged_bundle(out) as where:
+        (where / "evaluation").mkdir()
+        (where / "evaluation" / "model.tflite").write_text("new")
+        (where / "model.tflite").write_text("new")
+        (where / "report.md").write_text("new")
+    after = {str(p.relative_to(out)): p.read_text() for p in out.rglob("*") if p.is_file()}
+    assert after == {"bundle.json": old_json, "model.tflite": "new", "notes.txt": "mine", "report.md": "new",
+                     "evaluation/model.tflite": "new"}
+    assert not any(p.name.startswith(STAGING_PREFIX) for p in out.iterdir())
+    with pytest.raises(RuntimeError):
+        with staged_bundle(tmp_path / "fresh"):
+            raise RuntimeError
+    assert not (tmp_path / "fresh").exists()  # made for the run, gone with it
+    (out / f"{STAGING_PREFIX}999").mkdir()  # a run killed with SIGKILL leaves its staging folder
+    check_bundle_dir(out)  # still a bundle folder to train into
