@@ -109,7 +109,15 @@ def evaluate(
                              "every track here (the output says if it trained on any)")
         raise ValueError(f"the chosen split has no test windows in {dataset_path}; try another --split or more tracks")
     tested = set(features.track_ids[chosen.test].tolist())
-    warning = "; ".join(w for w in (chosen.warning, overlap_warning(tested, trained_on(bundle, dataset, features.track_ids))) if w) or None
+    missing = None
+    if split == "recorded" and split_lists is None:
+        absent = sorted(set(bundle.provenance.get("test_tracks") or []) - tested)
+        if absent:
+            missing = (f"{len(absent)} of the bundle's {len(absent) + len(tested)} recorded test tracks "
+                       f"({', '.join(absent[:3])}{', ...' if len(absent) > 3 else ''}) are not in {dataset_path} (or "
+                       "could not be read), so these figures cover only the other tracks")
+    trained = trained_on(bundle, dataset, features.track_ids)
+    warning = "; ".join(w for w in (chosen.warning, missing, overlap_warning(tested, trained)) if w) or None
     probs = predict_batched(classifier, features.x[chosen.test])
     kwargs = dict(
         labels=list(bundle.labels), y_true=features.y[chosen.test], y_prob=probs,

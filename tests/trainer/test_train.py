@@ -84,6 +84,23 @@ def test_evaluate_on_a_dataset_without_its_test_tracks_says_what_to_do(trained_b
     assert "recorded test tracks is in" in error[0] and "--split all" in error[0] and "Traceback" not in proc.stderr
 
 
+def test_evaluate_says_when_some_recorded_test_tracks_are_missing(trained_bundle: Path, gtzan_sample: Path,
+                                                                  tmp_path: Path) -> None:
+    """A dataset with some of the bundle's test tracks gave figures on those alone, without a word."""
+    tests = sorted(load_bundle(trained_bundle).provenance["test_tracks"])
+    kept = tests[0]
+    folder = tmp_path / "some"
+    clip = next(gtzan_sample.glob(f"*/{kept}.*"))
+    (folder / clip.parent.name).mkdir(parents=True)
+    (folder / clip.parent.name / clip.name).symlink_to(clip)
+    proc = run_cli("evaluate", str(trained_bundle), str(folder), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    warning = json.loads(proc.stdout)["split"]["warning"]
+    assert warning.startswith(f"{len(tests) - 1} of the bundle's {len(tests)} recorded test tracks ({tests[1]}")
+    assert f"are not in {folder} (or could not be read), so these figures cover only the other tracks" in warning
+    assert f"genrecast: warning: {warning}" in proc.stderr
+
+
 def said(proc) -> list[str]:
     """The CLI's own lines on stderr (not the log's)."""
     return [line for line in proc.stderr.splitlines() if line.startswith("genrecast:")]
