@@ -92,8 +92,23 @@ def _work(args: tuple[str, dict]) -> tuple[str, np.ndarray | None, str | None]:
         return path, None, str(exc)
 
 
+def _code_key() -> str:
+    """A short hash of the code that computes the features (the feature modules' source and
+    the audio decoder's) and of librosa's version, so features cached by other code are not reused."""
+    import hashlib
+
+    import librosa
+
+    from genrecast.daemon import audio, feature_config, features, level, spectral, summary_features
+
+    digest = hashlib.sha256(librosa.__version__.encode())
+    for module in (audio, feature_config, features, level, spectral, summary_features):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:8]
+
+
 def _cache_path(dataset: Dataset, cfg: FeatureConfig) -> Path:
-    return cache_dir() / "features" / f"{cfg.cache_key()}-{dataset.fingerprint()}.npz"
+    return cache_dir() / "features" / f"{cfg.cache_key()}-{_code_key()}-{dataset.fingerprint()}.npz"
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:

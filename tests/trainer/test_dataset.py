@@ -128,3 +128,18 @@ def test_a_cache_that_cannot_be_written_costs_only_the_next_run(tmp_path: Path, 
     assert set(features.track_ids.tolist()) == {"blues.00000", "jazz.00000"} and not features.from_cache
     assert f"could not cache the features in {tmp_path / 'a-file' / 'cache' / 'features'}" in caplog.text
     assert "set GENRECAST_CACHE_DIR to a writable folder" in caplog.text
+
+
+def test_features_cached_by_other_feature_code_are_not_reused(tmp_path: Path, gtzan_sample: Path, monkeypatch) -> None:
+    """The cache was keyed by the feature config and the files alone, so an upgrade that changed
+    the feature code (or librosa) trained on the old code's features."""
+    import librosa
+
+    monkeypatch.setenv("GENRECAST_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "ds"
+    _link_clips(gtzan_sample, root, ["blues", "jazz"], per_genre=1)
+    ds = scan_dataset(root)
+    extract_dataset(ds, FeatureConfig(), workers=1, progress=False)
+    assert extract_dataset(ds, FeatureConfig(), workers=1, progress=False).from_cache
+    monkeypatch.setattr(librosa, "__version__", "0.0.0-other")
+    assert not extract_dataset(ds, FeatureConfig(), workers=1, progress=False).from_cache
