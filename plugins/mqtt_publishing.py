@@ -153,6 +153,8 @@ class MqttPublishing:
                 self._discover(event.source)
             if self._publish(t.source(event.source, "event"), event.to_dict(), qos=s.qos, retain=False):
                 self.events_published += 1
+            else:  # too large for the broker, or paho refused it: never delivered, so counted as dropped
+                self.events_unsent += 1
             self._publish_state(event)
             self._announce_change(event)
         self._publish_due_states()

@@ -86,6 +86,8 @@ class MqttSink(MqttPublishing):
         self.offline_dropped = 0
         self._drops_log = RateLimitedLog(log, DEFAULT_ERROR_LOG_INTERVAL_SECONDS)
         self.refused = 0
+        self.events_unsent = 0
+        """Events the broker never got: too large for it, refused by it, or failed to publish."""
         self._offline_reason = "not connected yet"
         """Why the sink is not connected, in words, for the closing line."""
 
@@ -119,9 +121,10 @@ class MqttSink(MqttPublishing):
         return {"connected": self.connected, "reconnects": max(0, self.connections - 1),
                 "connect_attempts": self.connect_attempts, "published": self.events_published,
                 "waiting": waiting, "offline_dropped": self.offline_dropped, "refused": self.refused,
+                "events_unsent": self.events_unsent,
                 "takeovers": self._watch.takeovers,
                 # added to the dispatcher's own counters (genrecast_sink_dropped / genrecast_sink_queue_depth)
-                "dropped": self.offline_dropped, "queue_depth": waiting}
+                "dropped": self.offline_dropped + self.events_unsent, "queue_depth": waiting}
 
     def _events_waiting(self) -> int:
         """Events queued or handed to paho and not yet acknowledged (states and the like not counted)."""
@@ -230,6 +233,7 @@ class MqttSink(MqttPublishing):
         elif getattr(reason_code, "is_failure", False):
             self.refused += 1
             topic, size = info
+            self.events_unsent += topic.endswith("/event")
             self._report_once(f"refused:{topic.rsplit('/', 1)[-1]}",
                               f"MQTT: the broker refused the {size}-byte message to {topic}: {reason_code}; skipped")
 

@@ -151,6 +151,26 @@ def test_a_client_id_takeover_is_named(broker, mqtt_dispatcher, waiter, caplog):
     assert len(lost) <= 2 * 3, "the flapping itself is not logged again and again"
 
 
+def test_events_too_large_for_the_broker_count_as_dropped_not_delivered(start_broker, recorder, mqtt_dispatcher,
+                                                                       event_factory, waiter, caplog):
+    """Events over the broker's packet size even without their optional parts were skipped, yet the
+    closing line called them delivered and a finite run ended 0; they are dropped, as the run's exit
+    status and /metrics count them (the dispatcher's own 'dropped' adds the sink's)."""
+    broker = start_broker(extra_config=("max_packet_size 400",))
+    with caplog.at_level(logging.INFO, logger="genrecast.plugins"):
+        dispatcher, sink = mqtt_dispatcher(broker, sources=["radio"])
+        rec = recorder(broker, [f"{sink.topics.root}/#"])
+        waiter(lambda: sink.connected, what="the connection")
+        for seq in range(5):
+            dispatcher.publish(event_factory(seq))
+        waiter(lambda: sink.events_unsent == 5, what="five events the broker cannot take")
+        dispatcher.stop(5.0)
+    assert not rec.on(f"{sink.topics.root}/radio/event")
+    stats = sink.genrecast_sink_stats()
+    assert stats["events_unsent"] == 5 and stats["dropped"] == 5
+    assert "sink mqtt: 0 delivered, 0 errors, 5 dropped" in caplog.text
+
+
 def test_messages_over_max_packet_size_are_shrunk_or_skipped_and_never_block(start_broker, recorder, mqtt_dispatcher,
                                                                             event_factory, waiter, caplog):
     broker = start_broker(extra_config=("max_packet_size 700",))
