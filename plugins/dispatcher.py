@@ -122,7 +122,9 @@ class _Worker:
                 try:
                     self.sink.reopen()
                 except Exception as exc:  # a plugin's failure must not end its worker
-                    log.error("sink %s: reopen failed: %s", name, exc, exc_info=exc)
+                    # an OSError (a folder gone) is the world's doing: one line, no traceback
+                    log.error("sink %s: reopen failed: %s: %s", name, type(exc).__name__, exc,
+                              exc_info=None if isinstance(exc, OSError) else exc)
             event = self._next()
             if event is None:
                 if self._stopping:
@@ -199,11 +201,22 @@ class Dispatcher:
         self._stopped = False
 
     def start(self) -> None:
-        """Start every sink, then the workers. Idempotent. Third-party sinks start first: one that
-        refuses its settings stops the start before a built-in one has done anything outside (the
-        MQTT sink publishes Home Assistant discovery as soon as it connects)."""
+        """Check every sink's settings (``genrecast_sink_check``, where a sink has it), then start
+        every sink, then the workers. Idempotent. A bad setting stops the start before any sink has
+        started; third-party sinks start first, so one that refuses its settings only when it starts
+        stops the start before a built-in one has done anything outside (the MQTT sink publishes
+        Home Assistant discovery as soon as it connects)."""
         if self._started:
             return
+        for sink in self.sinks:  # every sink's settings first: nothing starts (nor tells Home Assistant) on a bad one
+            check = getattr(sink, "check", None)
+            try:
+                if check is not None:
+                    check()
+            except SinkConfigError:
+                raise
+            except Exception as exc:
+                raise SinkConfigError(f"sink {sink.name}: its settings check failed: {type(exc).__name__}: {exc}") from exc
         started: list[Sink] = []
         for sink in sorted(self.sinks, key=lambda s: bool(getattr(s, "builtin", False))):
             try:

@@ -77,9 +77,17 @@ class LogfileSink:
         """The settings, and the folder of an absolute path (a relative one is the working
         directory's, or ``$LOGS_DIRECTORY``'s under systemd, which ``config check`` may not share)."""
         path = settings_from_dict(LogfileSettings, config, "logfile").resolved_path()
-        if path.is_absolute() and not path.parent.is_dir():
+        if not path.is_absolute():
+            return
+        if not path.parent.is_dir():
             raise SinkConfigError(f"[logfile] path {path}: its folder {path.parent} does not exist; create it or choose "
                                   "another path (under systemd a relative path goes to the service's log directory)")
+        if path.is_dir():
+            raise SinkConfigError(f"[logfile] path {path} is a folder; give a file in it, e.g. {path / 'events.jsonl'}")
+        if not os.access(path if path.exists() else path.parent, os.W_OK):
+            where = f"the file {path}" if path.exists() else f"its folder {path.parent}"
+            raise SinkConfigError(f"[logfile] path {path}: {where} is not writable by this user (read-only or no "
+                                  "permission); fix its permissions or choose another path")
 
     @hookimpl
     def genrecast_sink_start(self, config: dict[str, Any], labels: list[str]) -> None:
@@ -177,7 +185,13 @@ class LogfileSink:
     def genrecast_sink_reopen(self) -> None:
         with self._lock:
             self._close()
-            self._open()
+            try:
+                self._open()
+            except OSError as exc:  # each event tries again; what cannot be written waits in the backlog
+                log.error("[logfile] cannot reopen %s: %s; events wait (up to %d lines) and are written once it can be "
+                          "opened (create its folder or fix its permissions)", self.path, exc.strerror or exc,
+                          BACKLOG_LINES)
+                return
         log.info("reopened %s", self.path)
 
     @hookimpl

@@ -158,6 +158,54 @@ def test_start_errors_stop_the_started_sinks():
     assert not builtin.started
 
 
+def test_every_sinks_settings_are_checked_before_any_sink_starts(tmp_path):
+    """The MQTT sink (started first: the user's order) announced the device to Home Assistant, then
+    the log file's folder turned out missing and the run ended; the real built-in sinks' checks now
+    come before any start, and a check that crashes is named."""
+    from genrecast.plugins.sinks import build_sinks
+
+    missing = tmp_path / "nowhere" / "events.jsonl"
+    stdout, logfile = build_sinks(["stdout", "logfile"], {"logfile": {"path": str(missing)}}, ["rock", "jazz"])
+    started = []
+    stdout.start = lambda: started.append("stdout")  # the real check stays; the start only records itself
+    with pytest.raises(SinkConfigError, match=f"its folder {missing.parent} does not exist"):
+        Dispatcher([stdout, logfile]).start()
+    assert started == []
+    (folder,) = build_sinks(["logfile"], {"logfile": {"path": str(tmp_path)}}, ["rock", "jazz"])
+    with pytest.raises(SinkConfigError, match=f"path {tmp_path} is a folder; give a file in it"):
+        folder.check()  # `config check` said OK, `run` then failed on "Is a directory"
+    crashing = FakeSink("crashy")
+    crashing.check = lambda: 1 / 0
+    with pytest.raises(SinkConfigError, match="sink crashy: its settings check failed: ZeroDivisionError"):
+        Dispatcher([FakeSink("fine"), crashing]).start()
+
+
+def test_a_log_folder_gone_at_reopen_is_one_line_and_its_events_wait(tmp_path, event_factory, caplog, waiter):
+    """SIGHUP with the log folder gone wrote a traceback; the events wait and are written once the
+    folder is back (the next event opens the file again)."""
+    from genrecast.plugins.sinks import build_sinks
+
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    (sink,) = build_sinks(["logfile"], {"logfile": {"path": str(folder / "events.jsonl")}}, ["rock", "jazz"])
+    dispatcher = Dispatcher([sink])
+    dispatcher.start()
+    dispatcher.publish(event_factory(0))
+    waiter(lambda: (folder / "events.jsonl").exists() and (folder / "events.jsonl").read_text().count("\n") == 1)
+    (folder / "events.jsonl").unlink()
+    folder.rmdir()
+    with caplog.at_level(logging.INFO):
+        dispatcher.reopen()
+        waiter(lambda: "cannot reopen" in caplog.text, what="the reopen's line")
+        folder.mkdir()
+        dispatcher.publish(event_factory(1))
+        waiter(lambda: (folder / "events.jsonl").exists(), what="the file, written again")
+        dispatcher.stop(5.0)
+    assert f"[logfile] cannot reopen {folder / 'events.jsonl'}: No such file or directory; events wait" in caplog.text
+    assert "Traceback" not in caplog.text and all(r.exc_info is None for r in caplog.records)
+    assert [line for line in (folder / "events.jsonl").read_text().splitlines()][0].startswith('{"source"')
+
+
 class HoldingSink(FakeSink):
     """Takes every event into its own queue and delivers none (an MQTT sink whose broker is away)."""
 
