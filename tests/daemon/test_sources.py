@@ -136,6 +136,16 @@ def test_a_url_ffmpeg_can_never_open_and_a_missing_bare_path_are_named() -> None
         parse_source("http://")
 
 
+def test_a_source_name_that_cannot_be_one_is_named_as_such() -> None:
+    """`--source a/b=file:x.wav` said "no such file: a/b=file:x.wav" (the config file's form named the rule)."""
+    for given, name in (("a/b=file:x.wav", "a/b"), ("=file:x.wav", ""), ("k:tchen=http://r.example/live", "k:tchen")):
+        with pytest.raises(SourceError, match=re.escape(
+                f"a source's NAME in NAME=SPEC must be a non-empty name without = : / or \\ (not {name!r}); e.g. kitchen=")):
+            parse_source(given)
+    with pytest.raises(SourceError, match=r"no such file: music/a=b.mp3"):  # a file name with "=" is still a path
+        parse_source("music/a=b.mp3")
+
+
 def test_missing_file_is_a_source_error() -> None:
     with pytest.raises(SourceError, match="no such file"):
         parse_source("file:/nonexistent/clip.wav")
