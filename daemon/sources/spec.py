@@ -59,7 +59,7 @@ def parse_source(spec: str, *, name: str | None = None, realtime: bool = False, 
         return FileSource(spec, name=name, realtime=realtime, loop=loop)
     name_part, eq, rest = spec.partition("=")
     if eq and "://" not in name_part and re.match(r"(file:|mic\b|-$|[a-z][a-z0-9+.-]*://)", rest.strip(), re.IGNORECASE):
-        raise SourceError(f"source {redact_url(spec)!r}: a source's NAME in NAME=SPEC must be a non-empty name without "
+        raise SourceError(f"source {name_part + '=' + redact_url(rest.strip())!r}: a source's NAME in NAME=SPEC must be a non-empty name without "
                           f"= : / or \\ (not {name_part!r}); e.g. kitchen={redact_url(rest.strip())}")
     if "://" in spec:
         scheme = spec.partition("://")[0].lower()

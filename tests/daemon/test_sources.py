@@ -142,6 +142,8 @@ def test_a_source_name_that_cannot_be_one_is_named_as_such() -> None:
         with pytest.raises(SourceError, match=re.escape(
                 f"a source's NAME in NAME=SPEC must be a non-empty name without = : / or \\ (not {name!r}); e.g. kitchen=")):
             parse_source(given)
+    with pytest.raises(SourceError, match=r"^source 'a/b=http://u:\*+@r.example/live'"):  # no password in the message
+        parse_source("a/b=http://u:secret@r.example/live")
     with pytest.raises(SourceError, match=r"no such file: music/a=b.mp3"):  # a file name with "=" is still a path
         parse_source("music/a=b.mp3")
 
