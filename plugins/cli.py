@@ -46,7 +46,8 @@ def register(app: typer.Typer) -> None:
         else:
             rows = [("NAME", "VERSION", "PACKAGE", "SINK", "HOOKS")] + [
                 (i.name, i.version, i.distribution + (" (built-in)" if i.builtin else ""), "yes" if i.sink else "no",
-                 ", ".join(h.removeprefix("genrecast_") for h in i.hooks)) for i in infos]
+                 ", ".join(h.removeprefix("genrecast_") for h in i.hooks)) for i in infos] + [
+                (name, "-", "-", "-", f"did not load: {why}") for name, why in sorted(pm.failed.items())]
             widths = [max(len(r[c]) for r in rows) for c in range(4)]
             for row in rows:
                 typer.echo("  ".join(cell.ljust(widths[c]) for c, cell in enumerate(row[:4])) + "  " + row[4])

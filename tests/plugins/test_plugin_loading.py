@@ -76,6 +76,10 @@ def test_an_installed_plugin_that_fails_to_load_is_named_with_its_reason(site):
     assert rows["broken"]["loaded"] is False and "ImportError: needs the requests package" in rows["broken"]["error"]
     assert rows["stdout"]["loaded"] is True
     assert "plugin broken from gc-broken failed to load: ImportError: needs the requests package" in proc.stderr
+    table = run_cli("plugins", timeout=60, env=os.environ.copy())  # the table lists it too (it was on stderr alone)
+    assert table.returncode == 1
+    row = next(line for line in table.stdout.splitlines() if line.startswith("broken "))
+    assert row.split()[1:4] == ["-", "-", "-"] and "did not load: gc-broken failed to load: ImportError" in row
 
 
 def test_a_plugin_genrecast_plugins_leaves_out_is_not_called_unknown(site, monkeypatch):
