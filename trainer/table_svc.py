@@ -18,6 +18,11 @@ features x (1 x F):
 4. Per-class sigmoid ``1 / (1 + exp(a f + b))`` (Platt 1999), then normalised to sum 1
    (softmax of the log-sigmoids).
 
+Two labels are scikit-learn's binary case: one decision value d (the single pair's, positive
+for the second label), no votes, and one calibrator (a, b) for the second label, p = 1 / (1 +
+exp(a d + b)) and 1 - p for the first: the softmax of ``log_sigmoid(a d + b)`` and
+``log_sigmoid(-(a d + b))``.
+
 Cost: S x F multiply-adds and S exponentials a window (S is about 3,500 for the default
 bundle: well under 0.1 ms). The layers hold their weights fixed; only the MLP trains.
 """
@@ -43,8 +48,9 @@ def fit_svc(x: np.ndarray, y: np.ndarray, c: float, n_labels: int):
 
 
 def svc_weights(calibrated) -> dict[str, np.ndarray]:
-    """The fitted model as plain arrays: support vectors, gamma, pair weights and intercepts,
-    vote / confidence matrices and the calibrators' (a, b)."""
+    """The fitted model as plain arrays: support vectors (S x F), gamma, pair weights (S x P) and
+    intercepts (P), vote / confidence matrices (P x labels) and the calibrators' (a, b): one per
+    label, or for two labels (P = 1, sklearn's decision_function) a single one, of the second label."""
     inner = calibrated.calibrated_classifiers_[0]
     svc, calibrators = inner.estimator, inner.calibrators
     n = len(svc.classes_)
@@ -68,8 +74,9 @@ def svc_weights(calibrated) -> dict[str, np.ndarray]:
 
 
 def svc_branch(inp, calibrated, name: str = "svc"):
-    """Keras tensor of the SVC's calibrated probabilities (batch x labels) for the Keras input
-    ``inp`` of standardised features; every layer is built with its fitted weights, frozen."""
+    """Keras tensor of the SVC's calibrated probabilities (batch x labels, summing to 1: sklearn's
+    ``predict_proba``) for the Keras input ``inp`` of standardised features (batch x F); every layer
+    is built with its fitted weights, frozen. Two labels or more."""
     from keras import layers
 
     p = svc_weights(calibrated)
@@ -89,6 +96,10 @@ def svc_branch(inp, calibrated, name: str = "svc"):
     norm = dense(1, np.full((n_in, 1), -gamma), None, "norm", source=squared)
     kernel = layers.Activation("exponential", name=f"{name}_kernel")(layers.Add(name=f"{name}_distance")([cross, norm]))
     decision = dense(n_pairs, p["pair_weights"], p["pair_bias"], "pairs", source=kernel)
+    if n_labels == 2:  # sklearn's binary case: one decision value, one calibrator (of the second label)
+        a, b = float(p["a"][0]), float(p["b"][0])
+        logit = dense(2, np.array([[a, -a]]), np.array([b, -b]), "calibration", activation="log_sigmoid", source=decision)
+        return layers.Activation("softmax", name=f"{name}_probabilities")(logit)
     vote = dense(n_pairs, np.eye(n_pairs) * _STEP_SCALE, None, "step", activation="hard_sigmoid", source=decision)
     votes = dense(n_labels, p["to_i"] - p["to_j"], p["to_j"].sum(axis=0), "votes", source=vote)
     confidence = dense(n_labels, p["to_i"] - p["to_j"], None, "confidence", activation="softsign", source=decision)
