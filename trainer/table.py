@@ -47,6 +47,7 @@ from genrecast.trainer.keras_zip import normalise_keras_zip
 from genrecast.trainer.shifts import Augmentation
 from genrecast.trainer.splits import reserved_ids_near
 from genrecast.trainer.table_cv import (  # noqa: F401  (re-exported: the table's public API)
+    check_rows,
     choose,
     cross_validate,
     fit_rows,
@@ -79,6 +80,7 @@ from genrecast.trainer.table_model import (  # noqa: F401  (re-exported)
     predict,
     setup_determinism,
 )
+from genrecast.trainer.table_svc import CALIBRATION_FOLDS
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,39 @@ log = logging.getLogger(__name__)
 #: The model is trained on the table's full-band rows with the shifts of 44.1/48-kHz round trips
 #: among its augmentation.
 BAND_STAGE_HZ = 44100
+
+#: Without the artist-filtered lists, the evaluation model holds out one of this many stratified folds.
+HOLDOUT_FOLDS = 10
+
+
+def plan_rows(table: Table, source: str, exclude: set[str], splits_dir: str | Path | None, *, seed: int, cv_folds: int,
+              svc: bool) -> tuple[Table, np.ndarray, np.ndarray, str]:
+    """The rows each fit of :func:`train_from_table` uses: (pool of non-excluded rows, train and test
+    masks over ``table``'s rows, split name), checked before any fit. Raises ``ValueError``, one line
+    naming ``source`` and the fix, when a fit would lack rows (:func:`check_rows`; the lists'
+    training side needs every genre, and their test side a row)."""
+    pool = table.without(exclude)
+    if len(pool.ids) < len(table.ids):
+        source = f"{source} less its {len(table.ids) - len(pool.ids)} excluded rows"
+    check_rows(pool, source, cv_folds=cv_folds, holdout_folds=None if splits_dir is not None else HOLDOUT_FOLDS, svc=svc)
+    if splits_dir is None:  # no lists: hold out a stratified tenth
+        folds = stratified_folds(pool.y, HOLDOUT_FOLDS, seed)
+        return pool, np.isin(table.ids, pool.ids[folds != 0]), np.isin(table.ids, pool.ids[folds == 0]), "track"
+    train_ids, test_ids = read_filtered_split(splits_dir)
+    present = set(table.ids.tolist())
+    train_mask = np.isin(table.ids, sorted((train_ids & present) - exclude))
+    test_mask = np.isin(table.ids, sorted(test_ids & present))
+    counts = np.bincount(table.y[train_mask], minlength=len(table.labels))
+    need = CALIBRATION_FOLDS if svc else 1
+    if counts.min() < need:
+        genre = table.labels[int(counts.argmin())]
+        raise ValueError(f"the training lists (train, valid) in {splits_dir} hold {int(counts.min())} of the {genre} rows "
+                         f"of {source}; each genre needs at least {need} there: give --split-lists DIR of lists that "
+                         f"hold more of them, or a table with more {genre} rows")
+    if not test_mask.any():
+        raise ValueError(f"the test list in {splits_dir} holds no row of {source}; give --split-lists DIR of lists "
+                         "whose test list holds some of its tracks")
+    return pool, train_mask, test_mask, "artist-filtered"
 
 
 
@@ -114,7 +149,8 @@ def train_from_table(
     training and in the daemon alike; ``absolute`` keeps librosa's values. The shipped
     model is then trained on every row not excluded.
     ``augmentation`` adds shifted copies of the training rows (:mod:`genrecast.trainer.shifts`)
-    in every fit, cross-validation included.
+    in every fit, cross-validation included. Raises ``ValueError`` before any fit when a fit
+    would lack rows (:func:`plan_rows`).
     """
     from genrecast.trainer.export import save_bundle
     from genrecast.trainer.report import write_report
@@ -125,7 +161,8 @@ def train_from_table(
     unknown = sorted(exclude - set(table.ids.tolist()))
     if unknown:
         log.warning("%d excluded ids are not in the table: %s", len(unknown), ", ".join(unknown[:5]))
-    pool = table.without(exclude)
+    pool, train_mask, test_mask, split_name = plan_rows(table, str(csv_path), exclude, splits_dir, seed=seed,
+                                                         cv_folds=cv_folds, svc=bool(config.svc_c))
     log.info("table %s: %d tracks, %d columns; %d excluded, %d used", csv_path, len(table.ids), len(table.columns), len(table.ids) - len(pool.ids), len(pool.ids))
 
     extra: dict[str, Any] = {"model": config.label(), "model_config": {**asdict(config), "hidden": list(config.hidden)}}
@@ -150,17 +187,7 @@ def train_from_table(
 
     # The honest figure: the artist-filtered split (a model that never saw the test tracks).
     if splits_dir is not None:
-        train_ids, test_ids = read_filtered_split(splits_dir)
-        present = set(table.ids.tolist())
-        train_mask = np.isin(table.ids, sorted((train_ids & present) - exclude))
-        test_mask = np.isin(table.ids, sorted(test_ids & present))
-        split_name = "artist-filtered"
         extra["curves_note"] = "validation curve = the test tracks, monitored only (fixed epochs, no early stopping)"
-    else:  # no lists: hold out a stratified tenth
-        folds = stratified_folds(pool.y, 10, seed)
-        train_mask = np.isin(table.ids, pool.ids[folds != 0])
-        test_mask = np.isin(table.ids, pool.ids[folds == 0])
-        split_name = "track"
     sizes = {"train_tracks": int(train_mask.sum()), "test_tracks": int(test_mask.sum())}
     ys = table.y[test_mask]
     log.info("%s split: training on %d tracks, testing on %d", split_name, int(train_mask.sum()), len(ys))
@@ -243,12 +270,25 @@ def table_command(
     ``conditions``: the capture conditions of the report's robustness table, measured on the
     full clips left out of training (:func:`genrecast.trainer.robustness.attach_table_clips`).
     ``shifts_from``: a data folder laid out as ``../shared/data`` whose full clips give the
-    feature shifts of :mod:`genrecast.trainer.shifts` (measured with ``jobs`` processes, cached)."""
+    feature shifts of :mod:`genrecast.trainer.shifts` (measured with ``jobs`` processes, cached).
+    Raises ``ValueError`` before the shifts and the fits for rows that cannot train (:func:`plan_rows`)."""
     exclude = training_exclusions(table, exclude_dir)
+    if shifts_from is not None and level != "normalised":
+        raise ValueError("the feature shifts are measured on level-normalised rows; use them with --level normalised")
+    if splits_dir is None:
+        splits_dir = default_splits_dir(table)
+        if splits_dir is not None:
+            log.info("using the artist-filtered lists at %s", splits_dir)
+    selection = json.loads(Path(selection_file).read_text()) if selection_file else None
+    # The selection chooses the MLPs; the SVC member and the left-out columns were chosen after it (see DEFAULT_MLP).
+    config = replace(choose(selection), svc_c=DEFAULT_MLP.svc_c, left_out=DEFAULT_MLP.left_out) if selection else DEFAULT_MLP
+    if selection and config != DEFAULT_MLP:
+        log.warning("the selection chose %s, not the default %s", config.label(), DEFAULT_MLP.label())
+    # Before the long work (the shifts, the fits): every fit has the rows it needs.
+    plan_rows(read_table(table, level=level), str(table), exclude, splits_dir, seed=seed, cv_folds=cv_folds,
+              svc=bool(config.svc_c))
     augmentation = None
     if shifts_from is not None:
-        if level != "normalised":
-            raise ValueError("the feature shifts are measured on level-normalised rows; use them with --level normalised")
         from genrecast.daemon.cache import cache_dir
         from genrecast.trainer.shifts import EVALUATION_CLIPS, measure_shifts
 
@@ -259,15 +299,6 @@ def table_command(
         shifts = measure_shifts(Path(shifts_from), never, features, seed=seed, jobs=jobs,
                                 cache_dir=cache_dir() / "shifts")
         augmentation = Augmentation(shifts)
-    if splits_dir is None:
-        splits_dir = default_splits_dir(table)
-        if splits_dir is not None:
-            log.info("using the artist-filtered lists at %s", splits_dir)
-    selection = json.loads(Path(selection_file).read_text()) if selection_file else None
-    # The selection chooses the MLPs; the SVC member and the left-out columns were chosen after it (see DEFAULT_MLP).
-    config = replace(choose(selection), svc_c=DEFAULT_MLP.svc_c, left_out=DEFAULT_MLP.left_out) if selection else DEFAULT_MLP
-    if selection and config != DEFAULT_MLP:
-        log.warning("the selection chose %s, not the default %s", config.label(), DEFAULT_MLP.label())
     log.info("model: %s", config.label())
     bundle = train_from_table(
         table, out, exclude_ids=exclude, seed=seed, splits_dir=splits_dir, config=config, cv_folds=cv_folds,

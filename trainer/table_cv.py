@@ -17,6 +17,7 @@ import numpy as np
 from genrecast.trainer.shifts import Augmentation
 from genrecast.trainer.table_data import Table
 from genrecast.trainer.table_model import MAX_PARAMETERS, SELECTION_GRID, SELECTION_SEEDS, MLPConfig, fit, predict
+from genrecast.trainer.table_svc import CALIBRATION_FOLDS
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,43 @@ def stratified_folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
         fold[rows] = (np.arange(len(rows)) + offset) % n_folds
         offset += len(rows)
     return fold
+
+
+def fewest_rows(n_folds: int, kept: int = CALIBRATION_FOLDS) -> int:
+    """Fewest rows of a genre that leave ``kept`` of them on the training side of each of ``n_folds``
+    :func:`stratified_folds` (a fold holds at most ceil(rows / n_folds) of them)."""
+    rows = kept
+    while rows - -(-rows // n_folds) < kept:
+        rows += 1
+    return rows
+
+
+def check_rows(table: Table, source: str = "the table", *, cv_folds: int = 0, holdout_folds: int | None = None,
+               svc: bool = True) -> None:
+    """Refuse, before any fit, rows that cannot be trained on: more ``cv_folds`` (0: none) than the
+    rows of the smallest genre (a fold would lack it, or hold no row at all), or, with the ``svc``
+    member, a genre with too few rows for its :data:`CALIBRATION_FOLDS`-fold calibration in every fit:
+    the CV folds' training sides, that of a held-out fold of ``holdout_folds`` stratified folds (None:
+    none) and the final fit on every row. Raises ``ValueError``, one line naming ``source``, the
+    genre, its rows and the fix."""
+    counts = np.bincount(table.y, minlength=len(table.labels))
+    smallest = int(counts.argmin())
+    genre, rows = table.labels[smallest], int(counts[smallest])
+    why = f"the SVC member calibrates on {CALIBRATION_FOLDS} folds of each fit's training rows"
+    need = max(CALIBRATION_FOLDS, fewest_rows(holdout_folds) if holdout_folds else 0) if svc else 1
+    if rows < need:  # whatever the folds
+        held = f", less the held-out 1/{holdout_folds}" if holdout_folds else ""
+        raise ValueError(f"each genre needs at least {need} rows in {source} ({why}{held}); {genre} has {rows}: "
+                         f"give a table with more {genre} rows, or leave {genre} out of it")
+    if cv_folds > rows:
+        raise ValueError(f"--cv-folds {cv_folds}: every fold needs a row of every genre, and {genre} has {rows} "
+                         f"row{'s' * (rows != 1)} in {source}; give --cv-folds {rows} or fewer, or 0 (no cross-validation)")
+    if svc and cv_folds and rows < fewest_rows(cv_folds):
+        more = next((k for k in range(cv_folds + 1, rows + 1) if fewest_rows(k) <= rows), None)
+        fix = f"--cv-folds {more} to {rows} (smaller test folds), or 0" if more else "--cv-folds 0"
+        raise ValueError(f"each genre needs at least {fewest_rows(cv_folds)} rows in {source} for --cv-folds {cv_folds} "
+                         f"({why}, less a test fold); {genre} has {rows}: give {fix} (no cross-validation), or a table "
+                         f"with more {genre} rows")
 
 
 def standardise_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +96,10 @@ def fit_rows(cfg: MLPConfig, x: np.ndarray, y: np.ndarray, n_labels: int, *, see
 
 def cross_validate(cfg: MLPConfig, table: Table, *, n_folds: int = 10, seed: int = 0,
                    augmentation: Augmentation | None = None) -> dict[str, Any]:
-    """Stratified k-fold CV (rows are tracks, so folds are track-disjoint); normalisation per fold."""
+    """Stratified k-fold CV (rows are tracks, so folds are track-disjoint); normalisation per fold.
+    Raises ``ValueError`` (before any fit) when the rows cannot be dealt into ``n_folds``
+    (:func:`check_rows`)."""
+    check_rows(table, cv_folds=n_folds, svc=bool(cfg.svc_c))
     folds = stratified_folds(table.y, n_folds, seed)
     accuracies = []
     started = time.monotonic()
@@ -102,12 +143,14 @@ def select(
 
     Each fold seed deals new folds; a configuration's ``cv_mean`` is the mean over every
     fold of every repeat. ``jobs`` worker processes (one TF thread each) share the work;
-    every fit seeds itself, so the results do not depend on ``jobs``.
+    every fit seeds itself, so the results do not depend on ``jobs``. Raises ``ValueError`` first
+    when the rows cannot be dealt into ``n_folds`` (:func:`check_rows`).
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     grid, seeds = tuple(grid), tuple(seeds)
+    check_rows(table, cv_folds=n_folds, svc=any(cfg.svc_c for cfg in grid))
     tasks = [(cfg, table, n_folds, seed) for cfg in grid for seed in seeds]
     if jobs > 1:
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:

@@ -31,6 +31,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Folds of the Platt calibration (stratified): every fit needs at least this many training rows of each label.
+CALIBRATION_FOLDS = 5
+
 #: Scale that turns a decision value into a 0/1 vote through hard_sigmoid (relu6(x + 3) / 6).
 _STEP_SCALE = 1e7
 
@@ -38,13 +41,19 @@ _STEP_SCALE = 1e7
 def fit_svc(x: np.ndarray, y: np.ndarray, c: float, n_labels: int):
     """A calibrated RBF SVC fitted on standardised ``x`` (rows x F) and labels ``y`` in
     ``range(n_labels)`` (every label must occur). Deterministic (libsvm, unshuffled stratified
-    5-fold calibration). Raises ``ValueError`` when a label has no rows."""
+    5-fold calibration). Raises ``ValueError`` when a label has no rows, or fewer than
+    :data:`CALIBRATION_FOLDS`."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.svm import SVC
 
     if len(np.unique(y)) != n_labels:
         raise ValueError(f"the SVC member needs rows of all {n_labels} labels, got {len(np.unique(y))}")
-    return CalibratedClassifierCV(SVC(C=c, kernel="rbf", gamma="scale"), method="sigmoid", cv=5, ensemble=False).fit(x, y)
+    counts = np.bincount(y, minlength=n_labels)
+    if counts.min() < CALIBRATION_FOLDS:
+        raise ValueError(f"the SVC member's {CALIBRATION_FOLDS}-fold calibration needs at least {CALIBRATION_FOLDS} "
+                         f"training rows of every label; label {int(counts.argmin())} has {int(counts.min())}")
+    return CalibratedClassifierCV(SVC(C=c, kernel="rbf", gamma="scale"), method="sigmoid", cv=CALIBRATION_FOLDS,
+                                  ensemble=False).fit(x, y)
 
 
 def svc_weights(calibrated) -> dict[str, np.ndarray]:

@@ -20,7 +20,9 @@ from genrecast.trainer.table import (
     MAX_PARAMETERS,
     SELECTION_GRID,
     MLPConfig,
+    check_rows,
     choose,
+    cross_validate,
     ids_in_dir,
     read_filtered_split,
     read_table,
@@ -77,6 +79,39 @@ def test_choose_takes_the_best_cv_mean_that_fits_the_size_cap() -> None:
     assert choose(results, grid, max_parameters=10**9) == large
     with pytest.raises(ValueError, match="at most 10 parameters"):
         choose(results, grid, max_parameters=10)
+
+
+def test_more_folds_than_a_genres_rows_are_refused_before_any_fit(table_csv: Path) -> None:
+    """cross_validate dealt empty folds and died in TensorFlow ("Biases must be 1D: [0,3]") after
+    fitting the others; it and select refuse at once now."""
+    table = read_table(table_csv)
+    small = table.subset(np.isin(table.ids, [f"{g}.0000{i}" for g in table.labels for i in range(3)]))  # 3 a genre
+    mlp = MLPConfig(hidden=(8,), members=1, epochs=1)
+    with pytest.raises(ValueError, match=r"--cv-folds 4: every fold needs a row of every genre, and blues has 3 rows"):
+        cross_validate(mlp, small, n_folds=4)
+    with pytest.raises(ValueError, match=r"--cv-folds 31: .* blues has 3 rows"):  # more folds than rows: empty ones
+        select(small, (mlp,), n_folds=31)
+    with pytest.raises(ValueError, match=r"needs at least 5 rows in the table \(the SVC member calibrates"):
+        cross_validate(MLPConfig(hidden=(8,), members=1, epochs=1, svc_c=3.0), small, n_folds=2)
+
+
+@pytest.mark.parametrize("n_folds", [2, 3, 4, 5, 7, 10])
+def test_rows_that_pass_the_check_leave_the_svc_enough_in_every_fold(table_csv: Path, n_folds: int) -> None:
+    """check_rows lets through exactly the genres with a row in every fold whose rows leave 5 (the SVC's
+    calibration folds) on the training side of every stratified fold, whatever the other genres' rows
+    shift the dealing by."""
+    table = read_table(table_csv)
+    for rows in range(1, 16):
+        counts = {g: rows if i % 2 else 10 + i for i, g in enumerate(table.labels)}
+        small = table.subset(np.isin(table.ids, [f"{g}.{i:05d}" for g, n in counts.items() for i in range(n)]))
+        try:
+            check_rows(small, cv_folds=n_folds)
+            passed = True
+        except ValueError:
+            passed = False
+        training = [np.bincount(small.y[stratified_folds(small.y, n_folds, seed) != k], minlength=10).min()
+                    for seed in range(5) for k in range(n_folds)]
+        assert passed == (rows >= n_folds and min(training) >= 5), (rows, training)
 
 
 def test_selection_grid_fits_the_size_cap() -> None:

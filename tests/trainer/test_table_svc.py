@@ -75,6 +75,15 @@ def test_a_label_without_rows_is_refused(rows) -> None:
         fit_svc(x[keep], y[keep], 3.0, 10)
 
 
+def test_a_label_with_fewer_rows_than_the_calibration_folds_is_refused(rows) -> None:
+    """sklearn's own words ("Requesting 5-fold cross-validation but provided less than 5 examples") spoke
+    of a cross-validation the user never asked for."""
+    x, y, _ = rows
+    keep = (y != 3) | (np.cumsum(y == 3) <= 4)  # 4 rows of label 3
+    with pytest.raises(ValueError, match="5-fold calibration needs at least 5 training rows of every label; label 3 has 4"):
+        fit_svc(x[keep], y[keep], 3.0, 10)
+
+
 def test_left_out_columns_reach_neither_the_mlps_nor_the_svc(rows, tmp_path: Path) -> None:
     """A left-out column (the default model's rms_mean / rms_var) may take any value: the exported
     model gives the same probabilities; every other column still matters."""

@@ -149,6 +149,53 @@ def test_train_checks_its_out_folder_before_any_work(tmp_path: Path, data_dir: P
     assert (tmp_path / "notes" / "notes.txt").read_text() == "mine" and (tmp_path / "afile").read_text() == "x"
 
 
+def _small_table(path: Path, data_dir: Path, rows: dict[str, int]) -> Path:
+    """A feature table of the real table's first ``rows[genre]`` rows of each genre named."""
+    with open(data_dir / "reference" / "features_30_sec.csv", newline="") as f:
+        table = list(csv.reader(f))
+    kept = [table[0]]
+    for row in table[1:]:
+        if sum(r[-1] == row[-1] for r in kept[1:]) < rows.get(row[-1], 0):
+            kept.append(row)
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(kept)
+    return path
+
+
+def _one_error_line(proc) -> str:
+    """The error line of a refused run, checked to be its only one, with exit 2 and no traceback."""
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert [line for line in lines if "error" in line.lower()] == lines[-1:], proc.stderr[-3000:]
+    return lines[-1]
+
+
+@pytest.mark.parametrize("rows, folds, says", [
+    ({"blues": 10, "classical": 10}, "11", "--cv-folds 11: every fold needs a row of every genre, and blues has 10 rows in "
+     "@T; give --cv-folds 10 or fewer, or 0 (no cross-validation)"),
+    ({"blues": 10, "classical": 3}, "50", "each genre needs at least 6 rows in @T (the SVC member calibrates on 5 folds of "
+     "each fit's training rows, less the held-out 1/10); classical has 3: give a table with more classical rows, or "
+     "leave classical out of it"),
+    ({"blues": 10, "classical": 4}, "0", "each genre needs at least 6 rows in @T (the SVC member calibrates on 5 folds of "
+     "each fit's training rows, less the held-out 1/10); classical has 4: give a table with more classical rows, or "
+     "leave classical out of it"),
+    ({"blues": 7, "classical": 9}, "3", "each genre needs at least 8 rows in @T for --cv-folds 3 (the SVC member calibrates "
+     "on 5 folds of each fit's training rows, less a test fold); blues has 7: give --cv-folds 4 to 7 (smaller test "
+     "folds), or 0 (no cross-validation), or a table with more blues rows"),
+])
+def test_train_refuses_a_table_too_small_for_its_folds_before_any_fit(rows: dict[str, int], folds: str, says: str,
+                                                                      tmp_path: Path, data_dir: Path) -> None:
+    """--cv-folds beyond a genre's rows trained fold after fold, then died in TensorFlow ("Biases must be 1D:
+    [0,3]", an empty fold); a genre of fewer than 5 rows failed even with --cv-folds 0, in sklearn's words
+    about a 5-fold cross-validation nobody asked for (the SVC member's calibration). Both are one line now,
+    before any fit."""
+    table = _small_table(tmp_path / "small.csv", data_dir, rows)
+    out = tmp_path / "o"
+    proc = run_cli("train", "--table", str(table), "--out", str(out), "--cv-folds", folds, "--conditions", "none", timeout=300)
+    assert _one_error_line(proc) == "genrecast: error: " + says.replace("@T", str(table))
+    assert "accuracy" not in proc.stderr and not out.exists()
+
+
 def test_an_old_bundles_leftovers_go_only_after_a_successful_run(tmp_path: Path, gtzan_sample: Path) -> None:
     """Training into a folder that holds a bundle replaces it: once the run has succeeded, none of
     the old bundle's files that it did not rewrite (its detector, its evaluation model) stays beside
