@@ -50,6 +50,7 @@ from genrecast.trainer.table_cv import (  # noqa: F401  (re-exported: the table'
     check_rows,
     choose,
     cross_validate,
+    read_selection,
     fit_rows,
     select,
     standardise_stats,
@@ -271,7 +272,9 @@ def table_command(
     full clips left out of training (:func:`genrecast.trainer.robustness.attach_table_clips`).
     ``shifts_from``: a data folder laid out as ``../shared/data`` whose full clips give the
     feature shifts of :mod:`genrecast.trainer.shifts` (measured with ``jobs`` processes, cached).
-    Raises ``ValueError`` before the shifts and the fits for rows that cannot train (:func:`plan_rows`)."""
+    ``selection_file``: the JSON list that ``select`` writes (:func:`read_selection`). Raises
+    ``ValueError`` before the shifts and the fits for a malformed selection or rows that cannot
+    train (:func:`plan_rows`)."""
     exclude = training_exclusions(table, exclude_dir)
     if shifts_from is not None and level != "normalised":
         raise ValueError("the feature shifts are measured on level-normalised rows; use them with --level normalised")
@@ -279,7 +282,7 @@ def table_command(
         splits_dir = default_splits_dir(table)
         if splits_dir is not None:
             log.info("using the artist-filtered lists at %s", splits_dir)
-    selection = json.loads(Path(selection_file).read_text()) if selection_file else None
+    selection = read_selection(selection_file) if selection_file else None
     # The selection chooses the MLPs; the SVC member and the left-out columns were chosen after it (see DEFAULT_MLP).
     config = replace(choose(selection), svc_c=DEFAULT_MLP.svc_c, left_out=DEFAULT_MLP.left_out) if selection else DEFAULT_MLP
     if selection and config != DEFAULT_MLP:

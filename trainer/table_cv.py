@@ -7,9 +7,11 @@ and :func:`choose` takes the best configuration small enough to ship.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
@@ -168,6 +170,45 @@ def select(
             "repeat_means": {str(seed): cv["mean"] for seed, cv in zip(seeds, repeats)},
             "parameters": cfg.parameters(table.x.shape[1], len(table.labels)),
         })
+    return results
+
+
+#: What a selection file is, for the errors of :func:`read_selection`.
+SELECTION_FORMAT = ("the JSON list that `python -m genrecast.trainer.table select` writes (selection.json: an object "
+                    "per configuration with its config, cv_mean and parameters)")
+
+
+def read_selection(path: str | Path) -> list[dict[str, Any]]:
+    """The results of :func:`select` saved at ``path``: a non-empty JSON list of objects, each with
+    ``config`` (a label of :data:`SELECTION_GRID`), ``cv_mean`` (accuracy, 0-1) and ``parameters``
+    (a count). Raises ``ValueError``, one line naming the file and the expected format, otherwise."""
+    def bad(problem: str) -> ValueError:
+        return ValueError(f"--selection {path}: {problem}; expected {SELECTION_FORMAT}")
+
+    try:
+        results = json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise bad("not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise bad(f"not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except OSError as exc:
+        raise ValueError(f"--selection {path}: cannot be read ({exc.strerror or exc})") from None
+    if not isinstance(results, list):
+        kind = {dict: "an object", str: "a string", bool: "true/false", type(None): "null"}.get(type(results), "a number")
+        raise bad(f"holds {kind}, not a list")
+    if not results:
+        raise bad("an empty list")
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    for n, entry in enumerate(results):
+        if not isinstance(entry, dict):
+            raise bad(f"entry {n} is not an object")
+        problems = [key for key, ok in (("config", isinstance(entry.get("config"), str)), ("cv_mean", number(entry.get("cv_mean"))),
+                                        ("parameters", number(entry.get("parameters")))) if not ok]
+        if problems:
+            raise bad(f"entry {n} has no valid {' or '.join(problems)}")
+    known = {cfg.label() for cfg in SELECTION_GRID}
+    if not any(entry["config"] in known for entry in results):
+        raise bad(f"no entry names a configuration of SELECTION_GRID (e.g. {SELECTION_GRID[0].label()})")
     return results
 
 

@@ -25,6 +25,7 @@ from genrecast.trainer.table import (
     cross_validate,
     ids_in_dir,
     read_filtered_split,
+    read_selection,
     read_table,
     select,
     stratified_folds,
@@ -79,6 +80,12 @@ def test_choose_takes_the_best_cv_mean_that_fits_the_size_cap() -> None:
     assert choose(results, grid, max_parameters=10**9) == large
     with pytest.raises(ValueError, match="at most 10 parameters"):
         choose(results, grid, max_parameters=10)
+
+
+def test_the_default_bundles_selection_file_reads_as_before() -> None:
+    results = read_selection(DEFAULT_BUNDLE / "selection.json")
+    assert results == json.loads((DEFAULT_BUNDLE / "selection.json").read_text())
+    assert choose(results) in SELECTION_GRID
 
 
 def test_more_folds_than_a_genres_rows_are_refused_before_any_fit(table_csv: Path) -> None:

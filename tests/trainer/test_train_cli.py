@@ -196,6 +196,31 @@ def test_train_refuses_a_table_too_small_for_its_folds_before_any_fit(rows: dict
     assert "accuracy" not in proc.stderr and not out.exists()
 
 
+@pytest.mark.parametrize("content, says", [
+    ("[1, 2]", "entry 0 is not an object"),
+    ('{"results": 5}', "holds an object, not a list"),
+    ("garbage", "not JSON (Expecting value at line 1 column 1)"),
+    ("{}", "holds an object, not a list"),
+    ("[]", "an empty list"),
+    ('[{"config": "h8-d0", "cv_mean": 0.5}]', "entry 0 has no valid parameters"),
+    ('[{"config": "h8-d0", "cv_mean": 0.5, "parameters": 100}]', "no entry names a configuration of SELECTION_GRID (e.g. h128x64-d0.3-l20.001-n0-m5-e100)"),
+])
+def test_train_refuses_a_malformed_selection_file(content: str, says: str, tmp_path: Path, data_dir: Path) -> None:
+    """A selection file that is not select's list of results gave a TypeError traceback, a JSON error that named
+    no file, or (``{}``) was silently ignored; now one line names the file and the format, before any work."""
+    selection = tmp_path / "selection.json"
+    selection.write_text(content + "\n")
+    table = _small_table(tmp_path / "small.csv", data_dir, {"blues": 10, "classical": 10})
+    out = tmp_path / "o"
+    proc = run_cli("train", "--table", str(table), "--selection", str(selection), "--out", str(out), "--cv-folds", "0",
+                   "--conditions", "none", timeout=300)
+    assert _one_error_line(proc) == (
+        f"genrecast: error: --selection {selection}: {says}; expected the JSON list that `python -m "
+        "genrecast.trainer.table select` writes (selection.json: an object per configuration with its config, "
+        "cv_mean and parameters)")
+    assert "accuracy" not in proc.stderr and not out.exists()
+
+
 def test_an_old_bundles_leftovers_go_only_after_a_successful_run(tmp_path: Path, gtzan_sample: Path) -> None:
     """Training into a folder that holds a bundle replaces it: once the run has succeeded, none of
     the old bundle's files that it did not rewrite (its detector, its evaluation model) stays beside
