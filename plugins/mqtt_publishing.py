@@ -137,8 +137,9 @@ class MqttPublishing:
             self._discovered.clear()
             self._republish_states()
         if s.discovery:
-            for source in [src for src in [*self.sources, *self._latest] if src not in self._discovered]:
-                self._discover(source)
+            for source in dict.fromkeys([*self.sources, *self._latest]):  # once each: a source is in both
+                if source not in self._discovered:
+                    self._discover(source)
         if self._resync:
             if self._pending_mids:
                 return

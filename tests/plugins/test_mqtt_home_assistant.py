@@ -151,6 +151,26 @@ def test_a_client_id_takeover_is_named(broker, mqtt_dispatcher, waiter, caplog):
     assert len(lost) <= 2 * 3, "the flapping itself is not logged again and again"
 
 
+def test_discovery_goes_out_once_per_config_after_home_assistant_comes_online(broker, recorder, mqtt_dispatcher,
+                                                                               event_factory, waiter, caplog):
+    """A source that had an event (so it is a configured source and a latest one) had its four
+    configs published twice on every `homeassistant/status online`, and on every reconnect."""
+    with caplog.at_level(logging.INFO, logger="genrecast.plugins.mqtt_sink"):
+        dispatcher, sink = mqtt_dispatcher(broker, sources=["radio"])
+        rec = recorder(broker, ["homeassistant/#", f"{sink.topics.root}/#"])
+        dispatcher.publish(event_factory(0))
+        waiter(lambda: len(rec.on(f"{sink.topics.root}/radio/event")) == 1, what="the first event")
+        first = [m.topic for m in rec.messages if m.topic.endswith("/config")]
+        publish(broker, [("homeassistant/status", b"online", False)])
+        waiter(lambda: "re-sending discovery" in caplog.text)
+        dispatcher.publish(event_factory(1))
+        waiter(lambda: len(rec.on(f"{sink.topics.root}/radio/event")) == 2, what="an event after the re-sent discovery")
+        dispatcher.stop(5.0)
+    configs = [m.topic for m in rec.messages if m.topic.endswith("/config")]
+    assert len(first) == len(set(first)) == 4, first
+    assert sorted(configs[len(first):]) == sorted(first), "each config once more, not twice"
+
+
 def test_events_too_large_for_the_broker_count_as_dropped_not_delivered(start_broker, recorder, mqtt_dispatcher,
                                                                        event_factory, waiter, caplog):
     """Events over the broker's packet size even without their optional parts were skipped, yet the
