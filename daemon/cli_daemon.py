@@ -130,19 +130,32 @@ def register(app: typer.Typer) -> None:
         config_path: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE", help="TOML configuration file. \\[default: /etc/genrecast/config.toml if it exists]"),
         json_output: bool = typer.Option(False, "--json", metavar="", help="Print JSON."),
     ) -> None:
-        """Print every key's effective value and where it came from (default, file, env, flag); secrets redacted."""
+        """Print every key's effective value and where it came from (default, file, env, flag); secrets
+        redacted. A value given that is invalid (which `run` refuses) marks its key's row and is an
+        error: exit 1."""
         from genrecast.daemon.config import load_config
 
         config = load_config(config_path)
         rows = config.show()
+
+        def problem_of(key: str) -> str | None:  # "mqtt.port (file X): ..." or "GENRECAST_MQTT_PORT: ..."
+            env = "GENRECAST_" + key.replace(".", "_").upper()
+            return next((p for p in config.problems if p.startswith((f"{key} ", f"{key}:", f"{env}:"))), None)
+
         if json_output:
-            typer.echo(json.dumps([{"key": k, "value": v, "origin": o} for k, v, o in rows], default=str))
+            typer.echo(json.dumps([{"key": k, "value": v, "origin": o, **({"invalid": p} if (p := problem_of(k)) else {})}
+                                   for k, v, o in rows], default=str))
         else:
             width = max(len(k) for k, _, _ in rows)
             for key, value, origin in rows:
-                typer.echo(f"{key:<{width}}  {config.shown(key, value):<30}  ({origin})")
-        for problem in [*config.problems, *config.warnings]:
-            typer.echo(f"genrecast: warning: {problem}", err=True)
+                mark = "  [the value given is invalid: see below; run refuses it]" if problem_of(key) else ""
+                typer.echo(f"{key:<{width}}  {config.shown(key, value):<30}  ({origin}){mark}")
+        for problem in config.problems:
+            typer.echo(f"genrecast: error: {problem}", err=True)
+        for warning in config.warnings:
+            typer.echo(f"genrecast: warning: {warning}", err=True)
+        if config.problems:
+            raise typer.Exit(1)
 
     @config_app.command("check")
     def config_check(config_path: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE", help="TOML configuration file. \\[default: /etc/genrecast/config.toml if it exists]")) -> None:

@@ -186,3 +186,26 @@ def test_a_config_that_is_not_a_regular_file_is_named_so():
 
     assert load_config(Path("/dev/null"), env={}).problems == [
         "config file /dev/null is not a regular file; give a TOML file (see systemd/config.example.toml)"]
+
+
+def test_config_show_marks_a_value_run_would_refuse(tmp_path: Path) -> None:
+    """`config show` printed the default where the value given was invalid, with a warning and exit 0,
+    while `run` refused the same configuration."""
+    import json
+    import os
+
+    path = tmp_path / "c.toml"
+    path.write_text('[mqtt]\nport = "1883"\n')
+    env = {**os.environ, "GENRECAST_SMOOTHING_WINDOWS": "lots"}
+    show = run_cli("config", "show", "--config", str(path), env=env)
+    assert show.returncode == 1
+    rows = {line.split()[0]: line for line in show.stdout.splitlines()}
+    for key in ("smoothing.windows", "mqtt.port"):
+        assert rows[key].endswith("[the value given is invalid: see below; run refuses it]"), rows[key]
+    assert "invalid" not in rows["smoothing.seconds"] if "smoothing.seconds" in rows else True
+    assert show.stderr.splitlines() == [
+        "genrecast: error: GENRECAST_SMOOTHING_WINDOWS: expects a whole number, not 'lots'",
+        f"genrecast: error: mqtt.port (file {path}): expected int, got str '1883'"], show.stderr
+    shown = json.loads(run_cli("config", "show", "--json", "--config", str(path), env=env).stdout)
+    assert {row["key"] for row in shown if "invalid" in row} == {"smoothing.windows", "mqtt.port"}
+    assert run_cli("run", "--config", str(path), env=env).returncode == 2
