@@ -128,10 +128,16 @@ def plot_history(history: dict[str, list[float]], path: Path) -> None:
     plt.close(fig)
 
 
-def _scores_table(scores: dict[str, dict[str, float]]) -> list[str]:
+def _scores_table(scores: dict[str, dict[str, float]], predicted: dict[str, int]) -> list[str]:
+    """The per-genre rows; a genre with no test item has no recall or F1 (—, not a measured 0.00), and
+    a precision only where something was predicted as it (``predicted``: counts per label)."""
     lines = ["| genre | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for label, s in scores.items():
-        lines.append(f"| {label} | {s['precision']:.2f} | {s['recall']:.2f} | {s['f1']:.2f} | {s['support']} |")
+        if s["support"]:
+            lines.append(f"| {label} | {s['precision']:.2f} | {s['recall']:.2f} | {s['f1']:.2f} | {s['support']} |")
+        else:
+            precision = f"{s['precision']:.2f}" if predicted.get(label) else "—"
+            lines.append(f"| {label} | {precision} | — | — | 0 (not tested) |")
     return lines
 
 
@@ -150,8 +156,8 @@ def render_markdown(metrics: dict[str, Any], labels: list[str], title: str = "ge
         lines += ["", f"> **Warning:** {split['warning']}"]
     scores = metrics.get("per_genre_track") or metrics["per_genre_window"]
     lines += ["", "## Per genre (" + ("tracks" if "per_genre_track" in metrics else "windows") + ")", ""]
-    lines += _scores_table(scores)
     cm = metrics.get("confusion_track") or metrics["confusion_window"]
+    lines += _scores_table(scores, {label: sum(row[i] for row in cm) for i, label in enumerate(labels)})
     lines += ["", "## Confusion matrix (rows true, columns predicted)", "", "| | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
     for label, row in zip(labels, cm):
         lines.append(f"| {label} | " + " | ".join(str(v) for v in row) + " |")
