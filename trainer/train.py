@@ -57,6 +57,11 @@ def make_split(features: FeatureSet, settings: TrainSettings, labels: Sequence[s
         split, missing = list_split(features.y, features.track_ids, settings.split_lists, seed=settings.seed)
         if any(missing.values()):
             log.info("split lists name tracks this dataset lacks: %s", missing)
+        unlisted = sorted(set(features.track_ids[~(split.train | split.valid | split.test)].tolist()))
+        if unlisted:
+            print(f"WARNING: {len(unlisted)} tracks of the dataset are in none of the lists in {settings.split_lists} "
+                  f"({', '.join(unlisted[:3])}{', ...' if len(unlisted) > 3 else ''}), so they are left out; add them "
+                  "to a list to use them", file=sys.stderr)
         return split
     if settings.split == "segment":
         split = segment_split(len(features.y), seed=settings.seed)

@@ -82,3 +82,18 @@ def test_track_split_names_the_genres_it_cannot_test() -> None:
     assert track_split(np.repeat([0, 0, 0], 2), np.repeat(["a", "b", "c"], 2), seed=0).warning is None
     with pytest.raises(SplitError, match="a genre gives test tracks only from 3 tracks"):
         track_split(np.repeat([0, 0, 1, 1], 2), np.repeat(["a", "b", "c", "d"], 2), seed=0)
+
+
+def test_tracks_in_no_split_list_are_named_not_dropped_silently(tmp_path, capsys) -> None:
+    """With --split-lists, dataset files the lists do not name were left out without a word."""
+    from genrecast.trainer.extract import FeatureSet
+    from genrecast.trainer.train import TrainSettings, make_split
+
+    (tmp_path / "train.txt").write_text("blues/blues.00000.wav\nblues/blues.00001.wav\njazz/jazz.00000.wav\n")
+    (tmp_path / "test.txt").write_text("jazz/jazz.00001.wav\n")
+    ids = np.array(["blues.00000", "blues.00001", "jazz.00000", "jazz.00001", "jazz.00002", "rock.00007"])
+    features = FeatureSet(x=np.zeros((6, 2)), y=np.array([0, 0, 1, 1, 1, 2]), track_ids=ids)
+    split = make_split(features, TrainSettings(split_lists=tmp_path))
+    assert not (split.train | split.valid | split.test)[4:].any()
+    assert (f"WARNING: 2 tracks of the dataset are in none of the lists in {tmp_path} (jazz.00002, rock.00007), so they "
+            "are left out; add them to a list to use them") in capsys.readouterr().err
