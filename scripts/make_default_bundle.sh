@@ -19,7 +19,8 @@
 # music-speech/, speech/, environment/, gtzan-*/ and music/ (split by file group; see
 # genrecast/trainer/detector_data.py). Its features are cached under ~/.cache/genrecast/detector
 # (same values with or without the cache).
-# Fixed seed, deterministic TF ops, one thread: two runs write identical files.
+# Fixed seed, deterministic TF ops, one thread: two runs in one environment write identical files
+# (see ENV_FILE below for what "one environment" means).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${GENRECAST_TEST_DATA:-../shared/data}"
@@ -28,6 +29,26 @@ PY=.venv/bin/python
 export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$PWD/.cache/numba}"
 export PYTHONHASHSEED=0 TF_DETERMINISTIC_OPS=1 TF_CPP_MIN_LOG_LEVEL=3 CUDA_VISIBLE_DEVICES=""
 export OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
+
+# The environment the committed bundle was built in: .venv's packages and ffmpeg's version. Shift
+# measurement (codecs, rooms, resampling) and training rest on them, so another environment gives
+# files that differ in their last bits (the figures stay within a track). After committing a rebuilt
+# bundle, record its environment: scripts/make_default_bundle.sh --print-environment > "$ENV_FILE"
+ENV_FILE=scripts/default_bundle_environment.txt
+environment() {
+    "$PY" -m pip freeze --exclude-editable 2>/dev/null | grep -v '^#' | grep -vi '^pyflakes=' || true
+    ffmpeg -version | head -1 | cut -d' ' -f1-3
+}
+if [[ "${1:-}" == "--print-environment" ]]; then
+    environment
+    exit 0
+fi
+if ! diff -q <(environment) "$ENV_FILE" >/dev/null 2>&1; then
+    echo "warning: this environment is not the one in $ENV_FILE that the committed bundle was built in;" \
+         "the rebuilt files may differ from it in their last bits (install those versions to reproduce it bit" \
+         "for bit). Differences (< here, > there):" >&2
+    diff <(environment) "$ENV_FILE" >&2 || true
+fi
 
 SELECTION="$(mktemp)"
 trap 'rm -f "$SELECTION"' EXIT
