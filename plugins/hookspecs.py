@@ -7,9 +7,9 @@ functions named like the specifications below. Every plugin that implements
 the config file section of that name (``[mqtt]``, ``[logfile]``, ...).
 
 Lifecycle of one sink, all calls made by the dispatcher from the sink's own worker
-thread (except ``start``, made once at start-up by the daemon's main thread)::
+thread (except ``check`` and ``start``, made once at start-up by the daemon's main thread)::
 
-    genrecast_sink_check(config)              # optional: `config check` only, opens nothing
+    genrecast_sink_check(config)              # optional: before any sink starts, and by `config check`; opens nothing
     genrecast_sink_start(config, labels, sources, daemon_id)   # validate settings, open resources
     genrecast_sink_event(event)               # once per event, in order
     genrecast_sink_reopen()                   # on SIGHUP (optional)
@@ -49,8 +49,9 @@ def genrecast_sink_start(config: dict[str, Any], labels: list[str], sources: lis
 def genrecast_sink_check(config: dict[str, Any]) -> None:
     """Check the sink's settings without opening anything (optional).
 
-    Called by ``genrecast config check`` (never by ``run``, which calls
-    :func:`genrecast_sink_start`) with the same ``config`` section. Raise
+    Called with the same ``config`` section that :func:`genrecast_sink_start` gets: by ``run``
+    for every sink before any sink starts (so a bad setting stops the run before another sink has
+    done anything outside), and by ``genrecast config check``. Raise
     :class:`genrecast.plugins.SinkConfigError` with a message that names the setting and the
     fix (``[beep] genres: 'jaz' is not a genre; ...``); return ``None`` when they are sound.
     A sink without this hook has its settings checked only when ``run`` starts it.

@@ -44,6 +44,11 @@ TRAIN_MODULES = ("tensorflow", "keras", "matplotlib")
 TRAIN_EXTRA_HINT = "pip install 'genrecast[train]' (the daemon-only install has no tensorflow)"
 
 
+def seed_problem(seed: int) -> str | None:
+    """Why ``--seed`` cannot seed numpy (0 to 2**32 - 1), or None."""
+    return None if 0 <= seed < 2**32 else f"--seed must be 0 to {2**32 - 1} (got {seed})"
+
+
 def missing_train_modules() -> list[str]:
     """The modules of :data:`TRAIN_MODULES` that cannot be imported here (looked up, not imported)."""
     import importlib.util
@@ -125,24 +130,17 @@ def register(app: typer.Typer) -> None:
             fail(f"--split {split!r} is not a split; choose {choices(TRAIN_SPLITS)}, or --split-lists DIR")
         if augment < 0:
             fail(f"--augment must be 0 or more copies (got {augment})")
-        if not 0 <= seed < 2**32:
-            fail(f"--seed must be 0 to {2**32 - 1} (got {seed})")
+        if problem := seed_problem(seed):
+            fail(problem)
         if not 0.25 <= window_seconds <= 60:  # nan and inf too
             fail(f"--window-seconds must be 0.25 to 60 seconds (got {window_seconds})")
         for flag, value in (("--epochs", epochs), ("--workers", workers)):
             if value is not None and value < 1:
                 fail(f"{flag} must be at least 1 (got {value})")
-        if not conditions.replace(",", "").strip():
-            fail(f"--conditions {conditions!r} names no condition; give names (e.g. clean,stereo), quick, all or none")
-        from genrecast.trainer.conditions import named
-        from genrecast.trainer.robustness import noise_data_problem
+        from genrecast.trainer.robustness import conditions_problem
 
-        try:
-            wanted = named(conditions) if conditions.strip().lower() != "none" else []
-        except ValueError as exc:
-            fail(f"--conditions: {exc}")
-        if problem := noise_data_problem(wanted, augment=augment > 0):  # not after the training
-            fail(problem)
+        if problem := conditions_problem(conditions, "quick, all or none", none_ok=True, augment=augment > 0):
+            fail(problem)  # not after the training
         if cv_folds == 1 or cv_folds < 0:
             fail(f"--cv-folds must be 0 (no cross-validation) or at least 2 (got {cv_folds})")
         if scheduler is not None:
@@ -211,25 +209,18 @@ def register(app: typer.Typer) -> None:
         setup_logging()
         if missing := missing_train_modules():  # before any clip is classified
             fail(f"`genrecast evaluate` needs {', '.join(missing)}: {TRAIN_EXTRA_HINT}", 1)
-        if not 0 <= seed < 2**32:
-            fail(f"--seed must be 0 to {2**32 - 1} (got {seed})")
+        if problem := seed_problem(seed):
+            fail(problem)
         from genrecast.trainer.splits import CONDITION_SPLITS, EVALUATE_SPLITS, choices
 
         splits = CONDITION_SPLITS if conditions is not None else EVALUATE_SPLITS
         if split not in splits and (split_lists is None or conditions is not None):  # before any clip is read
             fail(f"--split {split!r} is not a split{' for --conditions' if conditions is not None else ''}; choose "
                  f"{choices(splits)}" + (", or --split-lists DIR" if conditions is None else ""))
-        if conditions is not None and not conditions.replace(",", "").strip():
-            fail(f"--conditions {conditions!r} names no condition; give names (e.g. clean,stereo), targets, quick or all")
         if conditions is not None:
-            from genrecast.trainer.conditions import named
-            from genrecast.trainer.robustness import noise_data_problem
+            from genrecast.trainer.robustness import conditions_problem
 
-            try:
-                problem = noise_data_problem(named(conditions))
-            except ValueError as exc:
-                fail(f"--conditions: {exc}")
-            if problem:
+            if problem := conditions_problem(conditions, "targets, quick or all", none_ok=False):
                 fail(problem)
         written = out or (Path("genrecast-conditions") if conditions is not None else None)
         if written is not None:

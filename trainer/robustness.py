@@ -301,8 +301,8 @@ def noise_data_problem(conditions: Sequence[Condition], augment: bool = False) -
         return []
 
     wanted = [f for c in conditions for f in folders(c)]
-    if augment:
-        wanted += [*inspect.signature(cond.babble).parameters["folders"].default, "environment"]
+    if augment:  # random_capture may mix in either, from their default folders
+        wanted += folders(cond.Condition("babble", cond.babble)) + folders(cond.Condition("environment", cond.environment))
     root = cond.noise_data_root()
     for folder in dict.fromkeys(wanted):
         where = root / folder
@@ -312,10 +312,27 @@ def noise_data_problem(conditions: Sequence[Condition], augment: bool = False) -
     return None
 
 
-def _conditions_or_none(names: str) -> list[Condition]:
+def conditions_or_none(names: str) -> list[Condition]:
+    """:func:`~genrecast.trainer.conditions.named`, or none for ``none`` (the trainer's choice)."""
     from genrecast.trainer.conditions import named
 
     return [] if names.strip().lower() == "none" else named(names)
+
+
+def conditions_problem(names: str, choices: str, *, none_ok: bool, augment: bool = False) -> str | None:
+    """Why ``--conditions names`` cannot be used, checked before any work (one line, or None): it
+    names no condition (``choices`` says what may be given), an unknown one, or noise conditions
+    (or, with ``augment``, the training augmentation) whose recordings are missing
+    (:func:`noise_data_problem`). ``none`` is a choice only with ``none_ok``."""
+    from genrecast.trainer.conditions import named
+
+    if not names.replace(",", "").strip():
+        return f"--conditions {names!r} names no condition; give names (e.g. clean,stereo), {choices}"
+    try:
+        wanted = conditions_or_none(names) if none_ok else named(names)
+    except ValueError as exc:
+        return f"--conditions: {exc}"
+    return noise_data_problem(wanted, augment=augment)
 
 
 def attach_test_tracks(bundle_dir: Path, dataset, test_tracks: Sequence[str], names: str, split_name: str,
@@ -326,7 +343,7 @@ def attach_test_tracks(bundle_dir: Path, dataset, test_tracks: Sequence[str], na
 
     tests, reserved = set(test_tracks), reserved_ids_near(dataset.root)
     clips = [Clip(t.path, t.track_id, t.label) for t in dataset.tracks if t.track_id in tests and t.track_id not in reserved]
-    conditions = _conditions_or_none(names)
+    conditions = conditions_or_none(names)
     description = (f"the test tracks of the {split_name} split (full files)" if conditions
                    else "no conditions were asked for (--conditions none)")
     if split_name == "segment" and conditions:  # its test windows' tracks are training tracks too
@@ -347,7 +364,7 @@ def attach_table_clips(bundle_dir: Path, table: Path, exclude_dir: Path | None, 
 
     beside = Path(table).resolve().parent.parent / "gtzan-sample"
     folder = Path(exclude_dir) if exclude_dir is not None else beside if beside.is_dir() else noise_data_root() / "gtzan-sample"
-    conditions = _conditions_or_none(names)
+    conditions = conditions_or_none(names)
     clips: list[Clip] = []
     if not conditions:
         description = "no conditions were asked for (--conditions none)"
