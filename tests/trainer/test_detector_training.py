@@ -106,7 +106,7 @@ def test_train_adds_a_detector_to_a_format_1_bundle(data_dir: Path, tmp_path: Pa
         (bundle / name).unlink()
     assert load_bundle(bundle).detector is None
     env_cache = tmp_path / "cache"  # a fresh feature cache: the features are really computed
-    proc = run_cli("train", "--detector-data", str(tiny), "--out", str(bundle), "--workers", "1",
+    proc = run_cli("train", "--detector-data", str(tiny), "--out", str(bundle), "--workers", "2",
                    env={**os.environ, "GENRECAST_CACHE_DIR": str(env_cache)}, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "music detector" in proc.stdout and "added to" in proc.stdout
