@@ -24,6 +24,7 @@ from genrecast.daemon.audio import AudioDecodeError, open_audio
 from genrecast.daemon.cache import cache_dir
 from genrecast.daemon.features import FeatureConfig, window_features
 from genrecast.daemon.progress import Progress
+from genrecast.daemon.smoothing import DEFAULT_SILENCE_DBFS, SILENCE_FLOOR_DBFS, level_dbfs
 from genrecast.trainer.dataset import Dataset
 
 log = logging.getLogger(__name__)
@@ -64,11 +65,14 @@ def track_features(path: Path, cfg: FeatureConfig) -> np.ndarray:
     through the daemon's decoder (:func:`~genrecast.daemon.audio.open_audio`), so memory
     holds one block of audio whatever the file's length.
 
-    Raises :class:`AudioDecodeError` for unreadable files, NaN or infinite samples and
-    files shorter than one window.
+    Raises :class:`AudioDecodeError` for unreadable files, NaN or infinite samples, files
+    shorter than one window and silent files (every window under the daemon's default silence
+    gate, :data:`~genrecast.daemon.smoothing.DEFAULT_SILENCE_DBFS`: the daemon never gives such a
+    window a genre, so a model must not learn one for it).
     """
     audio = open_audio(path)
     seconds = 0.0
+    loudest = SILENCE_FLOOR_DBFS
 
     def checked() -> Iterator[np.ndarray]:
         nonlocal seconds
@@ -78,9 +82,15 @@ def track_features(path: Path, cfg: FeatureConfig) -> np.ndarray:
             seconds += len(block) / cfg.sample_rate
             yield block
 
-    features = [window_features(w, cfg) for w in stream_windows(checked(), cfg.window_samples)]
+    features = []
+    for w in stream_windows(checked(), cfg.window_samples):
+        loudest = max(loudest, level_dbfs(w))
+        features.append(window_features(w, cfg))
     if not features:
         raise AudioDecodeError(f"{path}: too short ({seconds:.2f} s < one {cfg.window_seconds:g}-s window)")
+    if loudest < DEFAULT_SILENCE_DBFS:
+        raise AudioDecodeError(f"{path}: silent (its loudest {cfg.window_seconds:g}-s window is {loudest:.1f} dBFS, under the "
+                               f"silence gate's {DEFAULT_SILENCE_DBFS:g} dBFS); check the file, or leave it out")
     return np.stack(features)
 
 
@@ -93,8 +103,9 @@ def _work(args: tuple[str, dict]) -> tuple[str, np.ndarray | None, str | None]:
 
 
 def _code_key() -> str:
-    """A short hash of the code that computes the features (the feature modules' source and
-    the audio decoder's) and of librosa's version, so features cached by other code are not reused."""
+    """A short hash of the code that computes the features (the feature modules' source, the
+    audio decoder's and this module's, which decides what is skipped) and of librosa's version,
+    so features cached by other code are not reused."""
     import hashlib
 
     import librosa
@@ -102,7 +113,7 @@ def _code_key() -> str:
     from genrecast.daemon import audio, feature_config, features, level, spectral, summary_features
 
     digest = hashlib.sha256(librosa.__version__.encode())
-    for module in (audio, feature_config, features, level, spectral, summary_features):
+    for module in (audio, feature_config, features, level, spectral, summary_features, sys.modules[__name__]):
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:8]
 

@@ -50,14 +50,18 @@ def test_corrupt_and_short_files_are_skipped_and_listed(tmp_path: Path, gtzan_sa
     (root / "jazz" / "jazz.00054.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt garbage that is not audio")
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=1",
                     str(root / "blues" / "blues.00099.wav")], check=True)
+    # 7 s of digital silence: the daemon would never give its windows a genre, so they teach none
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono", "-t", "7",
+                    str(root / "jazz" / "jazz.00098.wav")], check=True)
     ds = scan_dataset(root)
     features = extract_dataset(ds, FeatureConfig(), workers=2, progress=False)
     skipped = {Path(p).name: reason for p, reason in features.skipped}
-    assert set(skipped) == {"jazz.00054.wav", "blues.00099.wav"}
+    assert set(skipped) == {"jazz.00054.wav", "blues.00099.wav", "jazz.00098.wav"}
     assert "too short" in skipped["blues.00099.wav"]
+    assert "silent (its loudest 3-s window is -120.0 dBFS, under the silence gate's -65 dBFS)" in skipped["jazz.00098.wav"]
     assert set(features.track_ids.tolist()) == {"blues.00000", "jazz.00000"}
     again = extract_dataset(ds, FeatureConfig(), workers=2, progress=False)
-    assert again.from_cache and np.array_equal(again.x, features.x) and len(again.skipped) == 2
+    assert again.from_cache and np.array_equal(again.x, features.x) and len(again.skipped) == 3
     other = extract_dataset(ds, FeatureConfig(n_mfcc=20), workers=2, progress=False)
     assert not other.from_cache and other.x.shape[-1] == 20
 
