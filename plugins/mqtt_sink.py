@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 LOOP_SECONDS = 0.05
 """Longest wait of one network-loop turn (bounds the latency of a queued event)."""
+NOT_CONNECTED_YET = "not connected yet"
+"""Why events wait before any connection was made."""
 STABLE_SECONDS = 10.0
 """A connection up this long resets the reconnect backoff (quickly lost ones keep backing off)."""
 
@@ -88,7 +90,7 @@ class MqttSink(MqttPublishing):
         self.refused = 0
         self.events_unsent = 0
         """Events the broker never got: too large for it, refused by it, or failed to publish."""
-        self._offline_reason = "not connected yet"
+        self._offline_reason = NOT_CONNECTED_YET
         """Why the sink is not connected, in words, for the closing line."""
 
     # -- hooks -------------------------------------------------------------------------
@@ -268,6 +270,8 @@ class MqttSink(MqttPublishing):
             self._report(logging.ERROR, f"MQTT: {what} {s.host}:{s.port}: {exc}; retrying")
             return False
         self._socket_open = True
+        if self._offline_reason == NOT_CONNECTED_YET:  # until the CONNACK: a broker that takes the socket and hangs
+            self._offline_reason = f"{s.host}:{s.port} took the connection but never answered it (no CONNACK)"
         return True
 
     def _run(self) -> None:

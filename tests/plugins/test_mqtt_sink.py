@@ -208,3 +208,20 @@ def test_settings_validation():
         MqttSettings.from_dict({"qos": 3})
     with pytest.raises(ValueError, match="prefix"):
         MqttSettings.from_dict({"prefix": "a/#"})
+
+
+def test_a_broker_that_takes_the_socket_and_never_answers_is_named_in_the_closing_line(mqtt_dispatcher, event_factory,
+                                                                                       waiter, caplog):
+    """A frozen broker (the TCP connection is accepted, no CONNACK ever comes) is not 'not connected yet'."""
+    import socket
+    import types
+
+    with socket.create_server(("127.0.0.1", 0)) as server:  # listens and accepts (the kernel's backlog), never answers
+        port = server.getsockname()[1]
+        with caplog.at_level(logging.INFO, logger="genrecast.plugins.mqtt_sink"):
+            dispatcher, sink = mqtt_dispatcher(types.SimpleNamespace(host="127.0.0.1", port=port))
+            waiter(lambda: sink._socket_open, what="the socket open")
+            dispatcher.publish(event_factory(0))
+            dispatcher.stop(0.5)
+    assert (f"MQTT: stopped with 1 events undelivered (127.0.0.1:{port} took the connection but never answered it "
+            "(no CONNACK))") in caplog.text
