@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +31,8 @@ class Track:
     path: Path
     label: str
     track_id: str
-    """File name without extension, e.g. ``blues.00000``: the unit splits group by (files of one
-    genre with one name are one track; a name found under two genres gets its genre in front,
+    """:func:`normalise_track_id` of the file name, e.g. ``blues.00000`` (also for its pieces
+    ``blues.00000.3.wav``): the unit splits group by (files of one genre with one id are one track; a name found under two genres gets its genre in front,
     ``country/1``, since one track is not two genres)."""
 
 
@@ -43,6 +44,10 @@ class Dataset:
 
     def label_index(self, label: str) -> int:
         return self.labels.index(label)
+
+    def without(self, track_ids: set[str]) -> Dataset:
+        """The same dataset less the files of ``track_ids`` (its labels unchanged)."""
+        return Dataset(root=self.root, labels=self.labels, tracks=tuple(t for t in self.tracks if t.track_id not in track_ids))
 
     def fingerprint(self) -> str:
         """SHA-256 over every track's relative path and contents (short hex)."""
@@ -105,11 +110,21 @@ def scan_dataset(root: str | Path, min_genres: int = 2) -> Dataset:
     return Dataset(root=root, labels=labels, tracks=tuple(tracks))
 
 
+#: A GTZAN id at the start of a file name (``blues.00012``), not followed by a further digit.
+_GTZAN_ID_PREFIX = re.compile(r"([a-z]+\.\d{5})(?!\d)")
+
+
 def normalise_track_id(name: str) -> str:
-    """``blues/blues.00012.wav``, ``./blues_00012.wav`` and ``blues.00012.au`` all give ``blues.00012``."""
+    """The track a file, table row or list entry belongs to: ``blues/blues.00012.wav``,
+    ``./blues_00012.wav`` and ``blues.00012.au`` all give ``blues.00012``, and so do the pieces
+    and copies of that GTZAN clip: ``blues.00012.3.wav`` (Kaggle's 3-s segments),
+    ``blues.00012 copy.wav``, ``blues.00012-2.flac``. They are one recording, so a split keeps
+    them on one side. Any other name gives its stem, lower-case, ``_`` read as ``.``."""
     stem = Path(name.strip()).name
     for suffix in sorted(AUDIO_SUFFIXES, key=len, reverse=True):
         if stem.lower().endswith(suffix):
             stem = stem[: -len(suffix)]
             break
-    return stem.replace("_", ".").lower()
+    stem = stem.replace("_", ".").lower()
+    gtzan = _GTZAN_ID_PREFIX.match(stem)
+    return gtzan.group(1) if gtzan else stem

@@ -13,10 +13,12 @@ import numpy as np
 from genrecast.daemon.bundle import Bundle
 from genrecast.daemon.features import FeatureConfig
 from genrecast.trainer.archs import DEFAULT_ARCH, build_model
-from genrecast.trainer.dataset import scan_dataset
+from genrecast.trainer.dataset import Dataset, scan_dataset
 from genrecast.trainer.extract import FeatureSet, extract_dataset
 from genrecast.trainer.report import write_report
-from genrecast.trainer.splits import TRAIN_SPLITS, Split, choices, list_split, segment_split, track_split
+from genrecast.trainer.splits import (
+    RESERVED_IDS_FILE, TRAIN_SPLITS, Split, choices, list_split, reserved_ids_near, segment_split, track_split,
+)
 
 log = logging.getLogger(__name__)
 SPLITS = ("track", "segment")
@@ -122,11 +124,25 @@ def validation_summary(history: dict[str, list[float]]) -> dict[str, float | int
     return out
 
 
+def training_dataset(dataset_path: Path) -> Dataset:
+    """The dataset at ``dataset_path`` (:func:`scan_dataset`) less the files of the reserved ids
+    of its data folder (:func:`reserved_ids_near`): those are kept for evaluation outside the
+    project, so they are neither trained on nor in the run's own test split. Raises
+    :class:`DatasetError` as :func:`scan_dataset` does."""
+    dataset = scan_dataset(dataset_path)
+    reserved = {t.track_id for t in dataset.tracks} & reserved_ids_near(dataset_path)
+    if reserved:
+        log.info("leaving out the %d files of %d reserved ids (%s above %s); genrecast evaluate measures them",
+                 sum(t.track_id in reserved for t in dataset.tracks), len(reserved), RESERVED_IDS_FILE, dataset_path)
+        dataset = dataset.without(reserved)
+    return dataset
+
+
 def train(dataset_path: Path, out: Path, cfg: FeatureConfig, settings: TrainSettings) -> tuple[Bundle, FeatureSet]:
     """The whole run: returns the saved bundle and the features it was trained on."""
     from genrecast.trainer.export import save_bundle
 
-    dataset = scan_dataset(dataset_path)
+    dataset = training_dataset(dataset_path)
     features = extract_dataset(dataset, cfg, workers=settings.workers, scheduler=settings.scheduler)
     if empty := [label for k, label in enumerate(dataset.labels) if not (features.y == k).any()]:
         raise ValueError(f"genre folder(s) {', '.join(empty)} kept no usable audio once unreadable or too short files were "
