@@ -192,7 +192,7 @@ def register(app: typer.Typer) -> None:
         bundle: Path = typer.Argument(..., metavar="BUNDLE", help="Bundle directory made by `genrecast train`."),
         dataset: Path = typer.Argument(..., metavar="DATASET", help="Folder of genre sub-folders with audio files."),
         split: str = typer.Option("recorded", metavar="NAME", help="recorded (the bundle's own test tracks), track, segment or all."),
-        split_lists: Optional[Path] = typer.Option(None, metavar="DIR", help="Folder with train/valid/test lists (its test list is used)."),
+        split_lists: Optional[Path] = typer.Option(None, metavar="DIR", help="Folder with train/valid/test lists: its test list replaces --split (not with --conditions)."),
         seed: int = typer.Option(0, metavar="N", help="Seed for --split track|segment, and of the --conditions (rooms, noise); 0 or more."),
         out: Optional[Path] = typer.Option(None, metavar="DIR", help="Also write metrics.json, report.md and plots here."),
         json_output: bool = typer.Option(False, "--json", metavar="", help="Print the metrics as JSON."),
@@ -213,6 +213,11 @@ def register(app: typer.Typer) -> None:
             fail(problem)
         from genrecast.trainer.splits import CONDITION_SPLITS, EVALUATE_SPLITS, choices
 
+        if split_lists is not None and conditions is not None:
+            fail("--split-lists does not go with --conditions, which classifies the bundle's held-out clips "
+                 "(--split recorded) or every clip (--split all)")
+        if split_lists is not None and split != "recorded":
+            fail(f"--split-lists DIR chooses the test tracks in place of --split {split}; give one of them")
         splits = CONDITION_SPLITS if conditions is not None else EVALUATE_SPLITS
         if split not in splits and (split_lists is None or conditions is not None):  # before any clip is read
             fail(f"--split {split!r} is not a split{' for --conditions' if conditions is not None else ''}; choose "

@@ -68,7 +68,11 @@ def test_unknown_condition_is_one_line(two_clips: Path, tmp_path: Path) -> None:
     (tmp_path / "f").write_text("")
     for args, says in [(["--conditions", ",,"], "--conditions ',,' names no condition"),
                        (["--conditions", "clean", "--out", str(tmp_path / "f")], f"--out {tmp_path / 'f'} is a file"),
-                       (["--out", str(default_bundle_path())], "holds a bundle: its own report.md and metrics.json")]:
+                       (["--out", str(default_bundle_path())], "holds a bundle: its own report.md and metrics.json"),
+                       # --split-lists was silently ignored with --conditions, and --split beside it
+                       (["--conditions", "clean", "--split-lists", str(tmp_path)], "--split-lists does not go with --conditions"),
+                       (["--split", "all", "--split-lists", str(tmp_path)],
+                        "--split-lists DIR chooses the test tracks in place of --split all; give one of them")]:
         proc = run_cli("evaluate", str(default_bundle_path()), str(two_clips), *args)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and says in proc.stderr, proc.stderr
 
