@@ -35,8 +35,19 @@ def _is_glob(text: str) -> bool:
 
 
 def walk_audio(folder: Path) -> Iterator[str]:
-    """Audio files under ``folder``, recursively, in a stable order (sorted per directory)."""
-    for root, dirs, files in os.walk(folder):
+    """Audio files under ``folder``, recursively, in a stable order (sorted per directory).
+    Linked folders are followed (a folder of links to a music library is common); a folder
+    reached twice, as a link back to a parent makes it, is read once."""
+    seen: set[tuple[int, int]] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        try:
+            st = os.stat(root)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
         dirs.sort()
         for name in sorted(files):
             if Path(name).suffix.lower() in AUDIO_SUFFIXES:

@@ -141,12 +141,15 @@ def test_genre_folders_are_searched_like_classify_searches_folders(tmp_path: Pat
     (root / "country" / "blues.00001.wav").symlink_to(gtzan_sample / "blues" / "blues.00001.wav")
     (root / "country" / "album" / "blues.00001.flac").symlink_to(gtzan_sample / "blues" / "blues.00001.wav")
     (root / "jazz").mkdir()
+    # a linked folder is followed (it was skipped without a word); a link back up is read once
+    (root / "metal" / "more").symlink_to(gtzan_sample / "metal", target_is_directory=True)
+    (root / "metal" / "album" / "up").symlink_to(root / "metal", target_is_directory=True)
     with caplog.at_level(logging.WARNING):
         ds = scan_dataset(root)
     assert ds.labels == ("country", "metal", "pop")
     assert [(t.label, t.track_id) for t in ds.tracks] == [
         ("country", "country/1"), ("country", "blues.00001"), ("country", "blues.00001"),  # one genre: one track
-        ("metal", "metal/1"), ("pop", "pop/1"), ("pop", "2")]
+        ("metal", "metal/1"), ("metal", "metal.00000"), ("pop", "pop/1"), ("pop", "2")]
     assert f"genre folder {root / 'jazz'} holds no audio files (its sub-folders searched too); it is left out" in caplog.text
 
 
