@@ -125,6 +125,25 @@ def iter_inputs(items: Iterable[str], lists: Iterable[str] = (), skip: set[str] 
 
 # -- --resume --------------------------------------------------------------------------
 
+def foreign_line(path: Path) -> int | None:
+    """The number (from 1) of the first whole line of ``path`` that ``genrecast classify`` does
+    not write (a JSON object whose ``type`` is ``window``, ``verdict`` or ``error``, with a
+    ``file``), or None: :func:`resume_output` must not cut back a file of other lines (an event
+    log, an audio file). A last line without its newline, as a kill leaves it, is not judged."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            if not raw.endswith(b"\n"):
+                return None
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                return number
+            if not (isinstance(record, dict) and record.get("type") in ("window", *CLOSING_TYPES)
+                    and isinstance(record.get("file"), str)):
+                return number
+    return None
+
+
 def resume_output(path: Path) -> set[str]:
     """The files an earlier run finished in the JSON lines at ``path`` (a ``verdict`` or an
     ``error`` line; their :func:`path_key`, so ``./a.mp3`` matches ``a.mp3``), after cutting the file back to the end of the last such line: the window

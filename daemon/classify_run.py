@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterator, TextIO
 
 from genrecast.daemon.archive import (ArchiveProgress, InputError, Tally, check_inputs, count_in_background, iter_inputs,
-                                      resume_output)
+                                      foreign_line, resume_output)
 from genrecast.daemon.classify import ClassifyJob, Outcome, cached_classifier, classify_one
 
 CLUSTER_EXTRA = "pip install 'genrecast[cluster]'"
@@ -70,6 +70,10 @@ def check(options: ClassifyOptions) -> None:
         raise UsageError(f"--output {options.output} is a folder; give a file in it, e.g. {options.output / 'verdicts.jsonl'}")
     if options.output is not None and not options.resume and options.output.exists() and options.output.stat().st_size:
         raise UsageError(f"--output {options.output} exists: add --resume to go on with it, or choose a new file")
+    if options.output is not None and options.resume and options.output.is_file() and \
+            (line := foreign_line(options.output)) is not None:
+        raise UsageError(f"--output {options.output}: line {line} is not one genrecast classify writes; --resume goes on "
+                         "only with classify's own output (it cuts the file back to its last verdict), so choose a new file")
     if options.output is not None and not options.output.parent.is_dir():
         what = "is a file, not a folder" if options.output.parent.exists() else "does not exist"
         raise UsageError(f"--output {options.output}: the folder {options.output.parent} {what}; create it or choose another file")

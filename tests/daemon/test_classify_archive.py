@@ -237,6 +237,12 @@ def test_bad_options_are_one_line(tmp_path: Path, archive: Path) -> None:
          f"genrecast: error: --output {existing / 'x.jsonl'}: the folder {existing} is a file, not a folder; "
          "create it or choose another file"),
     ]
+    # --resume cut any file back to its last classify verdict: an event log, even the audio itself, was wiped
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"type": "verdict", "file": "x.wav"}\n{"seq": 0, "genre": "rock"}\n')
+    cases.append((["-o", str(events), "--resume", str(archive)], f"genrecast: error: --output {events}: line 2 is not one "
+                  "genrecast classify writes; --resume goes on only with classify's own output (it cuts the file back to "
+                  "its last verdict), so choose a new file"))
     (tmp_path / "empty.txt").write_text("# nothing yet\n")
     cases.append((["--list", str(tmp_path / "empty.txt")],
                   f"genrecast: error: nothing to classify: --list {tmp_path / 'empty.txt'} named no file; give audio paths, one a line"))
@@ -248,6 +254,7 @@ def test_bad_options_are_one_line(tmp_path: Path, archive: Path) -> None:
     for args, message in cases:
         proc = run_cli("classify", *args)
         assert (proc.returncode, proc.stderr.strip().splitlines()) == (2, [message]), args
+    assert events.read_text() == '{"type": "verdict", "file": "x.wav"}\n{"seq": 0, "genre": "rock"}\n'  # untouched
     address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
     proc = run_cli("classify", "--scheduler", address, str(archive))
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
