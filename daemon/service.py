@@ -94,12 +94,29 @@ def config_problems(config: Config) -> tuple[list[str], list[str]]:
     on are sound, the sources' (:func:`source_problems`) and the sinks' (:func:`sink_problems`);
     and the sinks whose settings only ``run`` checks."""
     problems, unchecked = list(config.problems), []
+    if not any(p.startswith("model.") for p in problems) and (problem := bundle_problem(config)):
+        problems.append(problem)
     if not any(p.startswith(("sources", "input.", "shard")) for p in problems):
         problems += source_problems(config)
     if not any(p.startswith("sinks") for p in problems):
         sinks, unchecked = sink_problems(config)
         problems += sinks
     return problems, unchecked
+
+
+def bundle_problem(config: Config) -> str | None:
+    """What ``run`` would refuse in the ``model.bundle`` it loads (a folder without a bundle.json,
+    broken JSON, a model file that does not fit it: :func:`genrecast.daemon.bundle.load_bundle`'s
+    checks), or None; the built-in model (an empty value) is not checked."""
+    from genrecast.daemon.bundle import BundleError, load_bundle
+
+    if not config["model.bundle"]:
+        return None
+    try:
+        load_bundle(config["model.bundle"], require="keras" if config["model.backend"] == "keras" else "tflite")
+    except (BundleError, ValueError, OSError) as exc:
+        return f"model.bundle: {exc}"
+    return None
 
 
 def pipeline_settings(config: Config):

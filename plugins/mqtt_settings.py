@@ -66,6 +66,12 @@ class MqttSettings:
     def __post_init__(self) -> None:
         if not self.host:
             raise ValueError("host must not be empty")
+        if "://" in self.host:
+            raise ValueError(f"host {self.host!r} is a URL; give the broker's name or address alone (and port, tls as "
+                             "settings of their own)")
+        name, colon, port = self.host.rpartition(":")
+        if colon and port.isdigit() and ":" not in name:  # host:port (an IPv6 address has more colons)
+            raise ValueError(f"host {self.host!r} holds a port; give host = \"{name}\" and port = {port}")
         if not 1 <= self.port <= 65535:
             raise ValueError(f"port must be between 1 and 65535, not {self.port}")
         if self.qos not in (0, 1, 2):

@@ -99,6 +99,39 @@ def test_check_finds_the_sources_run_would_refuse(tmp_path: Path) -> None:
     check = run_cli("config", "check", "--config", str(path))  # one mistake, one line (the sink's check said it again)
     assert check.returncode == 1 and check.stderr.splitlines() == [
         f"genrecast: error: mqtt.port (file {path}): expected int, got str '1883'"], check.stderr
+    # host:port (as `tail --broker` takes it) passed the check, then run retried 'localhost:1883:1883' for ever
+    path.write_text(f'sinks = ["mqtt"]\nsources = ["file:{tmp_path / "tone.wav"}"]\n[mqtt]\nhost = "localhost:1883"\n')
+    says = '[mqtt] host \'localhost:1883\' holds a port; give host = "localhost" and port = 1883'
+    check = run_cli("config", "check", "--config", str(path))
+    assert check.returncode == 1 and check.stderr.splitlines() == [f"genrecast: error: {says}"], check.stderr
+    assert run_cli("run", "--config", str(path)).stderr.strip().splitlines()[-1] == f"genrecast: error: {says}"
+
+
+def test_check_loads_the_bundle_run_would_load(tmp_path: Path) -> None:
+    """A folder that is no bundle, or a bundle with broken JSON, passed `config check`; `run` refused it."""
+    import shutil
+
+    from genrecast.daemon.bundle import default_bundle_path
+
+    (tmp_path / "notabundle").mkdir()
+    broken = tmp_path / "broken"
+    shutil.copytree(default_bundle_path(), broken)
+    (broken / "bundle.json").write_text("{broken")
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(tmp_path / "tone.wav", np.zeros(22050, np.float32), 22050)
+    for folder, says in ((tmp_path / "notabundle", "has no bundle.json; it was not written by `genrecast train`"),
+                         (broken, "bundle.json is not valid JSON")):
+        path = tmp_path / "c.toml"
+        path.write_text(f'sources = ["file:{tmp_path / "tone.wav"}"]\n[model]\nbundle = "{folder}"\n')
+        check = run_cli("config", "check", "--config", str(path))
+        lines = check.stderr.strip().splitlines()
+        assert check.returncode == 1 and len(lines) == 1 and lines[0].startswith("genrecast: error: model.bundle: "), \
+            check.stderr
+        assert str(folder) in lines[0] and says in lines[0]
+        run = run_cli("run", "--config", str(path))
+        assert run.returncode == 2 and says in run.stderr
 
 
 def test_run_refuses_a_bad_config_in_one_line(tmp_path: Path) -> None:
