@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -72,6 +73,9 @@ def check_inputs(items: Iterable[str], lists: Iterable[str]) -> None:
     list file that cannot be opened (checked before any work starts; a missing plain file is that
     file's error line)."""
     for item in items:
+        if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", item) and not Path(item).exists():
+            raise InputError(f"{item}: classify reads local files, not URLs; for a stream run "
+                             f"`genrecast run --source {item}`, or download the file first")
         if Path(item).is_dir() and next(walk_audio(Path(item)), None) is None:
             raise InputError(f"{item}: the folder holds no audio files (searched recursively for "
                              f"{', '.join(sorted(AUDIO_SUFFIXES))}); give a folder with audio, or the files themselves")

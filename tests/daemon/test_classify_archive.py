@@ -243,6 +243,9 @@ def test_bad_options_are_one_line(tmp_path: Path, archive: Path) -> None:
     cases.append((["-o", str(events), "--resume", str(archive)], f"genrecast: error: --output {events}: line 2 is not one "
                   "genrecast classify writes; --resume goes on only with classify's own output (it cuts the file back to "
                   "its last verdict), so choose a new file"))
+    cases.append((["http://127.0.0.1:9/nope.mp3"], "genrecast: error: http://127.0.0.1:9/nope.mp3: classify reads local "
+                  "files, not URLs; for a stream run `genrecast run --source http://127.0.0.1:9/nope.mp3`, or download the "
+                  "file first"))  # it said 'http:/127.0.0.1:9/nope.mp3: no such file'
     (tmp_path / "empty.txt").write_text("# nothing yet\n")
     cases.append((["--list", str(tmp_path / "empty.txt")],
                   f"genrecast: error: nothing to classify: --list {tmp_path / 'empty.txt'} named no file; give audio paths, one a line"))
