@@ -30,6 +30,9 @@ class StdinSource:
             raise SourceError(f"stdin rate must be a positive number of Hz (got {rate})")
         if int(channels) <= 0:
             raise SourceError(f"stdin channels must be 1 or more (got {channels})")
+        if stream is None and sys.stdin is None:  # started with stdin closed (`<&-`): nothing could ever be read
+            raise SourceError("--source -: standard input is closed; pipe raw PCM into it, e.g. ffmpeg -i song.mp3 -f "
+                              "f32le -ac 1 -ar 22050 - | genrecast run --source -")
         self.name = name or "stdin"
         self.format, self.rate, self.channels = format, int(rate), int(channels)
         self.stream = stream

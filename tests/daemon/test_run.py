@@ -126,6 +126,18 @@ def test_a_source_that_ends_without_audio_is_a_warning_and_exit_1(feed: str) -> 
     assert proc.stdout == b"" and "Traceback" not in log
 
 
+def test_a_closed_stdin_is_one_line_and_exit_2() -> None:
+    """`genrecast run --source - <&-` (stdin closed, not empty) died in a traceback."""
+    import subprocess
+
+    from helpers import EXE
+
+    proc = subprocess.run(["sh", "-c", f'exec "{EXE}" run --source - <&-'], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "genrecast: error: --source -: standard input is closed; pipe raw PCM into it, e.g. ffmpeg -i song.mp3 -f f32le "
+        "-ac 1 -ar 22050 - | genrecast run --source -"], proc.stderr
+
+
 def test_a_truncated_file_is_an_error_line_and_exit_1(tmp_path: Path, data_dir: Path) -> None:
     """A FLAC cut to its first 20 kB (an interrupted download): the run says why it stopped and
     exits 1, so a service of such sources is restarted (Restart=on-failure), not called a success."""
