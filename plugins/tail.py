@@ -111,7 +111,13 @@ class TailView:
         if self.sources:
             legend = "  ".join(f"{c}={g}" for g, c in self.codes.items() if any(c in v.recent for v in self.sources.values()))
             lines.append("legend    " + legend)
-        return [line[:w] for line in lines]
+        return [_printable(line)[:w] for line in lines]
+
+
+def _printable(text: str) -> str:
+    """``text`` with every character a terminal would act on (ESC, BEL, ...) written as an escape
+    (``\\x1b``): a source name or genre in a payload must not clear or retitle the operator's terminal."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _is_ip_address(text: str) -> bool:

@@ -199,6 +199,24 @@ def test_tail_view_into_a_pipe_writes_no_control_codes(tmp_path, event_factory):
     assert "jazz" in text and "\x1b" not in text
 
 
+def test_control_codes_in_a_payload_are_shown_escaped_not_sent_to_the_terminal(tmp_path, event_factory):
+    """Anyone who may publish on the topics set the operator's window title, cleared the screen and
+    turned the text red and blinking through a source name and a genre."""
+    import dataclasses
+
+    evil = dataclasses.replace(event_factory(0, genre="rock"), source="\x1b]0;pwned\x07\x1b[2J\x1b[31mEVIL",
+                               genre="rock\x1b[5m")
+    log = tmp_path / "events.jsonl"
+    log.write_text(evil.to_json() + "\n")
+    with _tail("--file", str(log)) as proc:
+        out = Lines(proc.stdout)
+        out.wait_for(lambda line: line.startswith("events 1"))
+        out.wait_for(lambda line: line.startswith("legend"))
+    text = "".join(out.seen)
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b]0;pwned\\x07\\x1b[2J\\x1b[31mEVIL  #0" in text and "=rock\\x1b[5m" in text
+
+
 def test_view_shows_not_music_with_its_music_probability(event_factory):
     import dataclasses
 
