@@ -171,8 +171,9 @@ class Config:
         return f"{text} ({means})" if means and value == 0 and not isinstance(value, bool) else text
 
     def show(self) -> list[tuple[str, Any, str]]:
-        """(key, value, origin) rows with secrets redacted (passwords, and credentials in source
-        URLs); values as the configuration holds them (str, int, float, bool, list)."""
+        """(key, value, origin) rows with secrets redacted (passwords, plugin keys named like
+        secrets, and credentials in source URLs and in plugins' URL values); values as the
+        configuration holds them (str, int, float, bool, list)."""
         from genrecast.daemon.redact import redact_text
 
         rows = []
@@ -188,7 +189,8 @@ class Config:
         for section, values in sorted(self.plugin_sections.items()):
             for leaf, value in sorted(values.items()):
                 key = f"{section}.{leaf}"
-                rows.append((key, REDACTED if is_secret(key) and value else value, self.plugin_origins.get(key, "")))
+                shown = REDACTED if is_secret(key) and value else redact_text(value) if isinstance(value, str) else value
+                rows.append((key, shown, self.plugin_origins.get(key, "")))
         return rows
 
 

@@ -102,14 +102,18 @@ def test_a_plugin_section_and_its_variables_are_the_plugins_settings(site, tmp_p
     path = tmp_path / "beep.toml"
     path.write_text('[beep]\ngenres = ["rock"]\nvolume = 3\n[nosuch]\nx = 1\n')
     config = load_config(path, env={"GENRECAST_BEEP_GENRES": '["jazz", "blues"]', "GENRECAST_BEEP_NAME": "kitchen",
-                                    "GENRECAST_BEEP_API_TOKEN": "s3cret"})
+                                    "GENRECAST_BEEP_API_TOKEN": "s3cret",
+                                    "GENRECAST_BEEP_WEBHOOK_URL": "https://u:pw@hook.example/x?token=abc&room=1"})
     assert config.problems == [f"{path}: unknown key 'nosuch.x': [nosuch] is not a section of genrecast's, and no "
                                "installed sink plugin is called 'nosuch'; install the plugin it is for (`genrecast "
                                "plugins` lists them) or remove the section"]
-    assert config.section("beep") == {"genres": ["jazz", "blues"], "volume": 3, "name": "kitchen", "api_token": "s3cret"}
+    assert config.section("beep") == {"genres": ["jazz", "blues"], "volume": 3, "name": "kitchen", "api_token": "s3cret",
+                                      "webhook_url": "https://u:pw@hook.example/x?token=abc&room=1"}
     rows = {key: (value, origin) for key, value, origin in config.show()}
     assert rows["beep.genres"] == (["jazz", "blues"], "env GENRECAST_BEEP_GENRES")
     assert rows["beep.volume"] == (3, f"file {path}") and rows["beep.api_token"][0] == "********"
+    # a URL value's credentials are hidden as a source URL's are (they were shown in the clear)
+    assert rows["beep.webhook_url"][0] == "https://u:********@hook.example/x?token=********&room=1"
     assert not config.warnings, "a plugin's own variables are not typos"
     path.write_text('sinks = ["stdout", "beep"]\n[beep]\ngenres = ["rock"]\n')
     check = run_cli("config", "check", "-c", str(path), timeout=60, env=os.environ.copy())
