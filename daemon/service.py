@@ -250,6 +250,8 @@ def run_daemon(config: Config) -> int:
         watchdog.stop()
         if metrics_server is not None:
             metrics_server.shutdown()
+        if not pipeline.stop_event.is_set():  # the sources ended: a slow sink gets every event (a signal cuts this short)
+            publisher.drain(STOP_DEADLINE_SECONDS, pipeline.stop_event)
         publisher.stop(STOP_DEADLINE_SECONDS)
         notifier.close()
     if pipeline.dropped_windows:

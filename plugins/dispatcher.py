@@ -241,6 +241,22 @@ class Dispatcher:
         for worker in self._workers:
             worker.put(event)
 
+    def drain(self, idle_seconds: float, interrupted: threading.Event) -> None:
+        """Wait while the sinks work through their queues: until every queue is empty, a sink has
+        delivered nothing for ``idle_seconds`` (stuck, not slow), or ``interrupted`` is set. A run
+        whose sources ended calls this before :meth:`stop`, so a slow sink gets every event."""
+        progress, last_change = None, time.monotonic()
+        while not interrupted.is_set():
+            waiting = [w for w in self._workers if w.queue_depth]
+            if not waiting:
+                return
+            now_progress = [(w.delivered, w.errors) for w in self._workers]
+            if now_progress != progress:
+                progress, last_change = now_progress, time.monotonic()
+            elif time.monotonic() - last_change > idle_seconds:
+                return
+            interrupted.wait(_IDLE_POLL_SECONDS)
+
     def stop(self, deadline_seconds: float) -> None:
         """Deliver what is queued and stop every sink, all within ``deadline_seconds``.
 

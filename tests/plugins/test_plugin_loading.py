@@ -161,3 +161,27 @@ def test_config_check_runs_a_plugins_own_settings_check(site, tmp_path):
     sound = check("volume = 3")
     assert sound.returncode == 0, sound.stderr
     assert sound.stdout.strip().endswith("; the plugin sink hum checks its own settings when run starts it"), sound.stdout
+
+
+def test_a_slow_sink_gets_every_event_of_a_run_whose_sources_end(site, gtzan_sample, tmp_path):
+    """A working sink slower than the audio (0.9 s an event) lost what the 8-s stop deadline did not
+    reach when a file run ended ('13 dropped', exit 1); a run whose sources end now waits for its
+    sinks while they deliver."""
+    written = tmp_path / "slow.jsonl"
+    install(site, "gc-slow", "slow", f"""import json, time
+from genrecast.plugins import hookimpl
+
+@hookimpl
+def genrecast_sink_event(event):
+    time.sleep(0.9)
+    with open({str(written)!r}, "a") as f:
+        f.write(json.dumps({{"seq": event.seq, "source": event.source}}) + "\\n")
+""")
+    clip = gtzan_sample / "rock" / "rock.00000.wav"
+    proc = run_cli("run", "--json", "--sink", "slow", "--sink", "stdout", "--source", f"file:{clip}", timeout=120,
+                   env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(events) == 10 and "undelivered" not in proc.stderr
+    assert "sink slow: 10 delivered, 0 errors, 0 dropped" in proc.stderr
+    assert [json.loads(line)["seq"] for line in written.read_text().splitlines()] == [e["seq"] for e in events]
