@@ -247,8 +247,7 @@ class Dispatcher:
         whose sources ended calls this before :meth:`stop`, so a slow sink gets every event."""
         progress, last_change = None, time.monotonic()
         while not interrupted.is_set():
-            waiting = [w for w in self._workers if w.queue_depth]
-            if not waiting:
+            if not any(w.queue_depth for w in self._workers):
                 return
             now_progress = [(w.delivered, w.errors) for w in self._workers]
             if now_progress != progress:

@@ -32,8 +32,9 @@ class Track:
     label: str
     track_id: str
     """:func:`normalise_track_id` of the file name, e.g. ``blues.00000`` (also for its pieces
-    ``blues.00000.3.wav``): the unit splits group by (files of one genre with one id are one track; a name found under two genres gets its genre in front,
-    ``country/1``, since one track is not two genres)."""
+    ``blues.00000.3.wav``): the unit splits group by (files of one genre with one id are one
+    track; a name found under two genres gets its genre in front, ``country/1``, since one
+    track is not two genres)."""
 
 
 @dataclass(frozen=True)
