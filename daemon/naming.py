@@ -52,9 +52,18 @@ def split_named(entry: str) -> tuple[str | None, str]:
     ``a=b.wav`` too."""
     entry = entry.strip()
     match = _NAMED_SPEC.match(entry)
-    if match is None or Path(entry).exists():
+    if match is None or _is_file(entry):
         return None, entry
     return match["name"].strip(), match["spec"].strip()
+
+
+def _is_file(entry: str) -> bool:
+    """Whether ``entry`` names an existing path (False for one the system cannot look up, e.g. a
+    component over 255 bytes)."""
+    try:
+        return Path(entry).exists()
+    except OSError:
+        return False
 
 
 def derived_name(spec: str, stream_number: int) -> str:

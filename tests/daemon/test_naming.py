@@ -65,3 +65,11 @@ def test_config_check_and_run_report_a_clash_in_one_line(tmp_path: Path):
     assert run.returncode != 0 and "Traceback" not in run.stderr
     lines = [line for line in run.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "both get the name 'file-radio'" in lines[0], run.stderr
+
+
+def test_a_name_too_long_for_a_file_name_is_a_name_not_a_traceback() -> None:
+    """`--source NAME=file:...` with NAME of 255+ characters: looking it up as a file raised ENAMETOOLONG."""
+    from genrecast.daemon.naming import split_named
+
+    name = "radio" * 52
+    assert split_named(f"{name}=file:/music/a.wav") == (name, "file:/music/a.wav")
