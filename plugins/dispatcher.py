@@ -242,14 +242,17 @@ class Dispatcher:
             worker.put(event)
 
     def drain(self, idle_seconds: float, interrupted: threading.Event) -> None:
-        """Wait while the sinks work through their queues: until every queue is empty, a sink has
-        delivered nothing for ``idle_seconds`` (stuck, not slow), or ``interrupted`` is set. A run
-        whose sources ended calls this before :meth:`stop`, so a slow sink gets every event."""
+        """Wait while the sinks work through what they hold (:meth:`stats`' ``queue_depth``: the
+        dispatcher's queues and a sink's own, as the MQTT sink's while its broker is away): until
+        nothing is held, nothing has moved for ``idle_seconds`` (a stuck sink or a broker that
+        stays away, not a slow one or one back in a moment), or ``interrupted`` is set. A run
+        whose sources ended calls this before :meth:`stop`, so no event is lost to a slow sink."""
         progress, last_change = None, time.monotonic()
         while not interrupted.is_set():
-            if not any(w.queue_depth for w in self._workers):
+            stats = self.stats()
+            if not any(values["queue_depth"] for values in stats.values()):
                 return
-            now_progress = [(w.delivered, w.errors) for w in self._workers]
+            now_progress = {name: (v["queue_depth"], v["delivered"], v["errors"]) for name, v in stats.items()}
             if now_progress != progress:
                 progress, last_change = now_progress, time.monotonic()
             elif time.monotonic() - last_change > idle_seconds:

@@ -47,6 +47,28 @@ def test_broker_absent_at_start_then_appears_delivers_every_event_in_order(start
     assert [m.payload for m in rec.on(f"{prefix}/test/status") if not m.retain][-1] == b"offline"
 
 
+def test_a_run_whose_input_ends_while_the_broker_is_away_waits_for_it(start_broker, recorder, start_daemon):
+    """The input ended during an outage: the run gave up on the MQTT sink's queue at once ('10 events
+    undelivered', exit 1) though the broker was back a second later; now it waits while the broker
+    may come back (8 s without progress), and delivers every event."""
+    prefix = f"gc{uuid.uuid4().hex[:6]}"
+    broker = start_broker(persistence=True)
+    rec = _persistent_recorder(recorder, broker, prefix)
+    broker.stop()
+    run = start_daemon(sinks=["stdout", "mqtt"], env=mqtt_env(broker.host, broker.port, prefix), prefix=prefix)
+    run.wait_log("MQTT: cannot connect to 127.0.0.1")
+    run.wait_events(5, what="5 events while there is no broker")
+    run.close_stdin()
+    run.wait_log("end of input")
+    broker.start()
+    assert run.daemon.proc.wait(timeout=60) == 0, run.log_text()[-2000:]
+    events = run.events()
+    topic = f"{prefix}/test/{STDIN_SOURCE}/event"
+    wait_for(lambda: len(set(first_seen_seqs(rec.on(topic)))) >= len(events), what="every event on the broker")
+    assert first_seen_seqs(rec.on(topic)) == [e["seq"] for e in events] == list(range(len(events)))
+    assert "undelivered" not in run.log_text()
+
+
 def test_broker_restarted_twice_loses_no_event_and_status_follows(start_broker, recorder, start_daemon):
     prefix = f"gc{uuid.uuid4().hex[:6]}"
     broker = start_broker(persistence=True)
