@@ -345,12 +345,17 @@ def load_config(path: Path | None = None, flags: dict[str, Any] | None = None, e
         from genrecast.daemon.naming import source_name_problems
 
         problems += source_name_problems(values["sources"])
+    shared_client_id = [
+        f"mqtt.client_id ({origins['mqtt.client_id']}) is {values['mqtt.client_id']!r} in a fleet (shard {values['shard']}): "
+        "a broker keeps one connection per client id, so members that share it knock each other off; leave it empty "
+        "(each member gets genrecast-<daemon_id>) unless every member sets its own"
+    ] if values["shard"] and values["mqtt.client_id"] and "mqtt" in (values["sinks"] or ()) else []
     unused_tls = [k for k in ("mqtt.ca_file", "mqtt.cert_file", "mqtt.key_file") if values[k]] if values["mqtt.tls"] is False else []
     tls_warning = [f"{', '.join(unused_tls)} set but mqtt.tls is false, so unused: set mqtt.tls = true "
                    "(GENRECAST_MQTT_TLS=true) to connect with TLS"] if unused_tls else []
     env_warnings = [w for w in unknown_env_warnings(env) if not w.startswith(plugin_env)]  # a plugin's own variable
     return Config(values=values, origins=origins, path=used_path, problems=problems, plugin_sections=plugin.sections,
-                  plugin_origins=plugin.origins, warnings=env_warnings + tls_warning)
+                  plugin_origins=plugin.origins, warnings=env_warnings + tls_warning + shared_client_id)
 
 
 #: ``GENRECAST_*`` variables that are not configuration keys but mean something elsewhere.

@@ -88,6 +88,8 @@ class ConnectionWatch:
     """Remembers when connections were accepted and lost; explains disconnects in words."""
 
     client_id: str
+    explicit: bool = False
+    """The client id is ``mqtt.client_id``'s (not genrecast-<daemon_id>): the advice names that setting."""
     quick_drops: int = 0
     """Connections lost within :data:`QUICK_DROP_SECONDS` of being accepted, in a row."""
     takeovers: int = 0
@@ -125,17 +127,22 @@ class ConnectionWatch:
         if reason_value == TAKEN_OVER:
             self.takeovers += 1
             return self._once("takeover", f"another client connected with our client id {self.client_id!r} and the broker handed it "
-                    f"this session (Session taken over): two genrecast daemons with one daemon_id? Give each "
-                    f"its own (--daemon-id, GENRECAST_DAEMON_ID) or set mqtt.client_id")
+                    f"this session (Session taken over): {self._who()}")
         if reason_value == PACKET_TOO_LARGE:
             return self._once("size", "the broker refused a packet as too large and closed the connection; "
                     "raise its max_packet_size (messages over the size it announces are shrunk or skipped)")
         if self.flapping:
             return self._once("pattern", f"the broker closed the connection right after accepting it, "
                               f"{self.quick_drops} times in a row: usually another client using our client id "
-                              f"{self.client_id!r} (two genrecast daemons with one daemon_id? Give each its own: "
-                              f"--daemon-id, GENRECAST_DAEMON_ID), or a message the broker refuses (size limit, ACL)")
+                              f"{self.client_id!r} ({self._who()}), or a message the broker refuses (size limit, ACL)")
         return None
+
+    def _who(self) -> str:
+        """Who else may hold our client id, and the fix."""
+        if self.explicit:
+            return ("another daemon with the same mqtt.client_id, e.g. a fleet member sharing the config? Give each its "
+                    "own, or leave it empty (genrecast-<daemon_id>)")
+        return "two genrecast daemons with one daemon_id? Give each its own (--daemon-id, GENRECAST_DAEMON_ID) or set mqtt.client_id"
 
     def _once(self, key: str, message: str) -> str | None:
         if key in self._explained:

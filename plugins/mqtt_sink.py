@@ -146,7 +146,7 @@ class MqttSink(MqttPublishing):
         self.daemon_id = daemon_id or default_daemon_id()
         self.topics = Topics(settings.prefix, self.daemon_id, settings.discovery_prefix)
         self._throttle = StateThrottle(settings.state_interval_seconds)
-        self._watch = ConnectionWatch(settings.effective_client_id(self.daemon_id))
+        self._watch = ConnectionWatch(settings.effective_client_id(self.daemon_id), explicit=bool(settings.client_id))
         self._readback = ReadBack(self.topics, legacy_configs(settings.discovery_prefix, settings.client_id),
                                   settings.discovery)
         self._thread = threading.Thread(target=self._run, name="mqtt-sink", daemon=True)

@@ -242,3 +242,16 @@ def test_config_show_marks_a_value_run_would_refuse(tmp_path: Path) -> None:
     shown = json.loads(run_cli("config", "show", "--json", "--config", str(path), env=env).stdout)
     assert {row["key"] for row in shown if "invalid" in row} == {"smoothing.windows", "mqtt.port"}
     assert run_cli("run", "--config", str(path), env=env).returncode == 2
+
+
+def test_a_fixed_client_id_in_a_fleet_is_warned_about() -> None:
+    """A fleet sharing one config with [mqtt] client_id set: the members knocked each other off the broker,
+    and `config check` said OK."""
+    from genrecast.daemon.config import load_config
+
+    env = {"GENRECAST_SOURCES": "mic", "GENRECAST_SINKS": "mqtt", "GENRECAST_MQTT_CLIENT_ID": "genrecast-house"}
+    assert not [w for w in load_config(None, env=env).warnings if "client_id" in w]  # one daemon: its own business
+    warned = [w for w in load_config(None, env={**env, "GENRECAST_SHARD": "1/2"}).warnings if "client_id" in w]
+    assert warned == ["mqtt.client_id (env GENRECAST_MQTT_CLIENT_ID) is 'genrecast-house' in a fleet (shard 1/2): a broker "
+                      "keeps one connection per client id, so members that share it knock each other off; leave it empty "
+                      "(each member gets genrecast-<daemon_id>) unless every member sets its own"]
