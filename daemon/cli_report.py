@@ -47,7 +47,8 @@ def register(app: typer.Typer) -> None:
             fail(f"--plot {plot_path}: the folder {plot_path.parent} does not exist; create it or choose another file")
         try:
             start = parse_since(since) if since else None
-            summary = summarise(read_lines(logs, progress=True), start)
+            summary = summarise(read_lines(logs, progress=True,
+                                           warn=lambda message: typer.echo(f"genrecast: warning: {message}", err=True)), start)
             if not summary.events and summary.skipped_lines and not summary.older:
                 fail(render_table(summary)[0])  # not an event log at all: a log that cannot be read
             if plot_path is not None:

@@ -21,7 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from genrecast.daemon.events import GenreEvent
 
@@ -125,9 +125,12 @@ class Summary:
                 "seconds_by_source": rows(self.by_source), "seconds_by_hour": rows(self.by_hour)}
 
 
-def read_lines(paths: Iterable[Path], progress: bool = False) -> Iterator[bytes]:
+def read_lines(paths: Iterable[Path], progress: bool = False,
+               warn: Callable[[str], None] = lambda message: None) -> Iterator[bytes]:
     """Every line of every file in order (with a progress bar by bytes on a terminal); gzip
-    files (a rotated log that logrotate compressed) are read through gzip.
+    files (a rotated log that logrotate compressed) are read through gzip. A gzip file cut
+    short (still being compressed, or a copy broken off) gives the lines before the cut, and
+    ``warn`` is told, as a plain log's partial last line is only skipped.
 
     Raises:
         ReportError: a file cannot be read.
@@ -148,8 +151,11 @@ def read_lines(paths: Iterable[Path], progress: bool = False) -> Iterator[bytes]
                         if not compressed:
                             advance(len(line))
                         yield line
-            except (OSError, EOFError) as exc:  # EOFError: a gzip file cut short
-                raise ReportError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+            except EOFError:  # a gzip file cut short: what it held before the cut is read
+                warn(f"{path} is cut short (a compressed log still being written, or a broken copy); "
+                     "its events up to the cut are counted")
+            except OSError as exc:
+                raise ReportError(f"cannot read {path}: {exc.strerror or exc}") from None
             if compressed:
                 advance(path.stat().st_size)
 
