@@ -129,21 +129,28 @@ def iter_inputs(items: Iterable[str], lists: Iterable[str] = (), skip: set[str] 
 
 # -- --resume --------------------------------------------------------------------------
 
+def _classify_record(raw: bytes) -> dict | None:
+    """The line ``raw`` as ``genrecast classify`` writes it (a JSON object whose ``type`` is
+    ``window``, ``verdict`` or ``error``, with a ``file``), or None for any other line."""
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(record, dict) and record.get("type") in ("window", *CLOSING_TYPES) and isinstance(record.get("file"), str):
+        return record
+    return None
+
+
 def foreign_line(path: Path) -> int | None:
     """The number (from 1) of the first whole line of ``path`` that ``genrecast classify`` does
-    not write (a JSON object whose ``type`` is ``window``, ``verdict`` or ``error``, with a
-    ``file``), or None: :func:`resume_output` must not cut back a file of other lines (an event
-    log, an audio file). A last line without its newline, as a kill leaves it, is not judged."""
+    not write (:func:`_classify_record`), or None: :func:`resume_output` must not cut back a file
+    of other lines (an event log, an audio file). A last line without its newline, as a kill
+    leaves it, is not judged."""
     with open(path, "rb") as f:
         for number, raw in enumerate(f, 1):
             if not raw.endswith(b"\n"):
                 return None
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                return number
-            if not (isinstance(record, dict) and record.get("type") in ("window", *CLOSING_TYPES)
-                    and isinstance(record.get("file"), str)):
+            if _classify_record(raw) is None:
                 return number
     return None
 
@@ -162,11 +169,8 @@ def resume_output(path: Path) -> set[str]:
             offset += len(raw)
             if not raw.endswith(b"\n"):
                 break  # the last line, cut short
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and record.get("type") in CLOSING_TYPES and isinstance(record.get("file"), str):
+            record = _classify_record(raw)
+            if record is not None and record["type"] in CLOSING_TYPES:
                 done.add(path_key(record["file"]))
                 keep = offset
     if keep < path.stat().st_size:

@@ -133,13 +133,13 @@ def register(app: typer.Typer) -> None:
         """Print every key's effective value and where it came from (default, file, env, flag); secrets
         redacted. A value given that is invalid (which `run` refuses) marks its key's row and is an
         error: exit 1."""
-        from genrecast.daemon.config import load_config
+        from genrecast.daemon.config import env_name, load_config
 
         config = load_config(config_path)
         rows = config.show()
 
         def problem_of(key: str) -> str | None:  # "mqtt.port (file X): ..." or "GENRECAST_MQTT_PORT: ..."
-            env = "GENRECAST_" + key.replace(".", "_").upper()
+            env = env_name(key)
             return next((p for p in config.problems if p.startswith((f"{key} ", f"{key}:", f"{env}:"))), None)
 
         if json_output:

@@ -61,8 +61,7 @@ def dataset_clips(dataset_dir: Path, labels: Sequence[str]) -> list[Clip]:
     if unknown:
         raise ValueError(f"dataset {dataset_dir} has genre folders {unknown} that the bundle does not know "
                          f"(its labels: {', '.join(labels)}); evaluate on folders named after its genres")
-    reserved = reserved_ids_near(dataset_dir)
-    return [Clip(t.path, t.track_id, t.label) for t in dataset.tracks if t.track_id not in reserved]
+    return [Clip(t.path, t.track_id, t.label) for t in dataset.without(reserved_ids_near(dataset_dir)).tracks]
 
 
 def held_out_clips(bundle, dataset_dir: Path, split: str = "recorded") -> tuple[list[Clip], str]:
@@ -337,12 +336,11 @@ def conditions_problem(names: str, choices: str, *, none_ok: bool, augment: bool
 
 def attach_test_tracks(bundle_dir: Path, dataset, test_tracks: Sequence[str], names: str, split_name: str,
                        *, seed: int = 0) -> dict[str, Any] | None:
-    """The robustness table of a bundle trained on audio: its test tracks of ``dataset`` (a
-    :class:`~genrecast.trainer.dataset.Dataset`; reserved ids left out) under ``names``."""
-    from genrecast.trainer.splits import reserved_ids_near
-
-    tests, reserved = set(test_tracks), reserved_ids_near(dataset.root)
-    clips = [Clip(t.path, t.track_id, t.label) for t in dataset.tracks if t.track_id in tests and t.track_id not in reserved]
+    """The robustness table of a bundle trained on audio: its test tracks of ``dataset`` (the
+    :class:`~genrecast.trainer.dataset.Dataset` it trained on, from
+    :func:`genrecast.trainer.train.training_dataset`, which left the reserved ids out) under ``names``."""
+    tests = set(test_tracks)
+    clips = [Clip(t.path, t.track_id, t.label) for t in dataset.tracks if t.track_id in tests]
     conditions = conditions_or_none(names)
     description = (f"the test tracks of the {split_name} split (full files)" if conditions
                    else "no conditions were asked for (--conditions none)")

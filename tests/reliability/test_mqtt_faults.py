@@ -26,6 +26,16 @@ def _persistent_recorder(recorder, broker, prefix: str):
     return recorder(broker, [f"{prefix}/test/#"], client_id=f"rec-{prefix}", clean_session=False)
 
 
+def _every_event_on_the_broker(run, rec, prefix: str) -> tuple[list[dict], str]:
+    """Wait until every event the daemon printed is on the broker, and check they came once each, in
+    order (a QoS 1 repeat counted once); returns the printed events and their topic."""
+    events = run.events()
+    topic = f"{prefix}/test/{STDIN_SOURCE}/event"
+    wait_for(lambda: len(set(first_seen_seqs(rec.on(topic)))) >= len(events), what="every event on the broker")
+    assert first_seen_seqs(rec.on(topic)) == [e["seq"] for e in events] == list(range(len(events)))
+    return events, topic
+
+
 def test_broker_absent_at_start_then_appears_delivers_every_event_in_order(start_broker, recorder, start_daemon):
     prefix = f"gc{uuid.uuid4().hex[:6]}"
     broker = start_broker(persistence=True)
@@ -40,10 +50,7 @@ def test_broker_absent_at_start_then_appears_delivers_every_event_in_order(start
     run.wait_events(len(run.events()) + 5, what="5 more events after the broker appeared")
     run.close_stdin()  # the input ends: the daemon delivers what is queued and exits
     assert run.daemon.proc.wait(timeout=60) == 0, run.log_text()[-2000:]
-    events = run.events()
-    topic = f"{prefix}/test/{STDIN_SOURCE}/event"
-    wait_for(lambda: len(set(first_seen_seqs(rec.on(topic)))) >= len(events), what="every event on the broker")
-    assert first_seen_seqs(rec.on(topic)) == [e["seq"] for e in events] == list(range(len(events)))
+    _every_event_on_the_broker(run, rec, prefix)
     assert [m.payload for m in rec.on(f"{prefix}/test/status") if not m.retain][-1] == b"offline"
 
 
@@ -62,10 +69,7 @@ def test_a_run_whose_input_ends_while_the_broker_is_away_waits_for_it(start_brok
     run.wait_log("end of input")
     broker.start()
     assert run.daemon.proc.wait(timeout=60) == 0, run.log_text()[-2000:]
-    events = run.events()
-    topic = f"{prefix}/test/{STDIN_SOURCE}/event"
-    wait_for(lambda: len(set(first_seen_seqs(rec.on(topic)))) >= len(events), what="every event on the broker")
-    assert first_seen_seqs(rec.on(topic)) == [e["seq"] for e in events] == list(range(len(events)))
+    _every_event_on_the_broker(run, rec, prefix)
     assert "undelivered" not in run.log_text()
 
 
@@ -89,10 +93,7 @@ def test_broker_restarted_twice_loses_no_event_and_status_follows(start_broker, 
     run.wait_events(len(run.events()) + 3)
     run.close_stdin()
     assert run.daemon.proc.wait(timeout=60) == 0, run.log_text()[-2000:]
-    events = run.events()
-    topic = f"{prefix}/test/{STDIN_SOURCE}/event"
-    wait_for(lambda: len(set(first_seen_seqs(rec.on(topic)))) >= len(events), what="every event on the broker")
-    assert first_seen_seqs(rec.on(topic)) == [e["seq"] for e in events] == list(range(len(events)))
+    events, topic = _every_event_on_the_broker(run, rec, prefix)
     assert [json.loads(m.payload) for m in rec.on(topic)][-1] == events[-1]
     # Status as a subscriber sees it live (retained copies re-sent on its re-subscription left
     # out, a QoS 1 repeat counted once): Mosquitto sends our last will "offline" as it shuts
