@@ -143,15 +143,39 @@ def test_talk_over_a_music_bed_is_not_music(data_dir: Path, tmp_path: Path) -> N
     assert verdict["genre"] == "not_music"
 
 
+def _concat(parts: list[tuple[Path, float]], out: Path) -> None:
+    """The first ``seconds`` of each file, one after the other (silence-padded to that length), as
+    a 22.05 kHz mono WAV made with ffmpeg."""
+    inputs = [arg for path, seconds in parts for arg in ("-t", f"{seconds:g}", "-i", str(path))]
+    graph = "".join(f"[{i}:a]aresample=22050,aformat=channel_layouts=mono,apad=whole_dur={seconds:g}[a{i}];"
+                    for i, (_, seconds) in enumerate(parts))
+    graph += "".join(f"[a{i}]" for i in range(len(parts))) + f"concat=n={len(parts)}:v=0:a=1[out]"
+    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", *inputs, "-filter_complex", graph,
+                    "-map", "[out]", "-t", f"{sum(s for _, s in parts):g}", "-y", str(out)], check=True)
+
+
 def _radio_mix(data_dir: Path, out: Path) -> tuple[float, float, float]:
     """music 30 s, talk 30 s, music 30 s, made with ffmpeg (22.05 kHz mono WAV); returns the change times."""
-    parts = [data_dir.joinpath(*MUSIC_BEFORE), data_dir.joinpath(*TALK), data_dir.joinpath(*MUSIC_AFTER)]
-    inputs = [arg for p in parts for arg in ("-t", "30", "-i", str(p))]
-    graph = "".join(f"[{i}:a]aresample=22050,aformat=channel_layouts=mono,apad=whole_dur=30[a{i}];" for i in range(3))
-    graph += "[a0][a1][a2]concat=n=3:v=0:a=1[out]"
-    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", *inputs, "-filter_complex", graph,
-                    "-map", "[out]", "-t", "90", "-y", str(out)], check=True)
+    _concat([(data_dir.joinpath(*MUSIC_BEFORE), 30.0), (data_dir.joinpath(*TALK), 30.0),
+             (data_dir.joinpath(*MUSIC_AFTER), 30.0)], out)
     return 30.0, 60.0, 90.0
+
+
+@pytest.mark.parametrize("talk_seconds, music_seconds, mostly", [(24.0, 9.0, "talk"), (6.0, 27.0, "music")])
+def test_classify_verdict_follows_what_a_file_mostly_is(data_dir: Path, tmp_path: Path, talk_seconds: float,
+                                                        music_seconds: float, mostly: str) -> None:
+    """A talk show with a jingle is ``not_music``; a song after a short DJ intro gets its genre."""
+    path = tmp_path / f"{mostly}.wav"
+    _concat([(data_dir.joinpath(*TALK), talk_seconds), (data_dir.joinpath(*MUSIC_AFTER), music_seconds)], path)
+    proc = run_cli("classify", str(path), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    windows, verdict = _windows(proc.stdout)
+    states = [w["state"] for w in windows]
+    assert "music" in states and "not_music" in states, states  # both parts were heard
+    if mostly == "talk":
+        assert verdict["genre"] == "not_music", (states, verdict)
+    else:
+        assert verdict["genre"] in load_bundle(default_bundle_path()).labels, (states, verdict)
 
 
 def _runs(events: list[dict]) -> list[tuple[str, float]]:
