@@ -137,11 +137,13 @@ def read_lines(paths: Iterable[Path], progress: bool = False,
     """
     from genrecast.daemon.progress import Progress
 
-    paths = [Path(p) for p in paths]
+    paths, repeats = _distinct(Path(p) for p in paths)
     try:
         total = sum(p.stat().st_size for p in paths)
     except OSError as exc:
         raise ReportError(f"cannot read {exc.filename}: {exc.strerror} (give the logfile sink's event logs)") from None
+    for path, first in repeats:
+        warn(f"{path} is {first} again (given twice, e.g. by a glob and by name, or through a link); read once")
     with Progress(progress, total, "reading event logs", lines=False) as advance:
         for path in paths:
             compressed = _is_gzip(path)
@@ -158,6 +160,22 @@ def read_lines(paths: Iterable[Path], progress: bool = False,
                 raise ReportError(f"cannot read {path}: {exc.strerror or exc}") from None
             if compressed:
                 advance(path.stat().st_size)
+
+
+def _distinct(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, Path]]]:
+    """Each file once, first mention kept, by device and inode (a link or another spelling of a
+    path is the same file): (the paths to read, [(a repeat, the earlier path of its file)]). A path
+    that cannot be stat'ed is kept, for the reader to report."""
+    kept, repeats, seen = [], [], {}
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            kept.append(path)
+            continue
+        first = seen.setdefault((st.st_dev, st.st_ino), path)
+        (kept.append(path) if first is path else repeats.append((path, first)))
+    return kept, repeats
 
 
 def _is_gzip(path: Path) -> bool:

@@ -192,3 +192,17 @@ def test_a_rotated_log_that_logrotate_compressed_is_read(real_log: Path, tmp_pat
     assert proc.stderr.strip().splitlines() == [f"genrecast: warning: {cut} is cut short (a compressed log still being "
                                                 "written, or a broken copy); its events up to the cut are counted"]
     assert plain["events"] < json.loads(proc.stdout)["events"] < 2 * plain["events"]
+
+
+def test_a_log_given_twice_counts_once(real_log: Path, tmp_path: Path) -> None:
+    """A glob and a name (or a link) that name one file: its events count once, with a warning
+    (they counted twice, doubling every share's seconds)."""
+    link = tmp_path / "current.jsonl"
+    link.symlink_to(real_log)
+    plain = json.loads(run_cli("report", str(real_log), "--json").stdout)
+    proc = run_cli("report", str(real_log), str(link), str(real_log), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == plain
+    assert proc.stderr.strip().splitlines() == [
+        f"genrecast: warning: {path} is {real_log} again (given twice, e.g. by a glob and by name, or through a link); "
+        "read once" for path in (link, real_log)]
