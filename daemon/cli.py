@@ -97,10 +97,34 @@ def single_threaded_blas() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
+def _writing_stdout(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while writing to standard output: some frame of its traceback
+    was writing to ``sys.stdout`` (click's ``echo`` holds it as ``file``, rich's console as ``self.file``)."""
+    outs = {id(sys.stdout), id(sys.__stdout__)}
+    tb = exc.__traceback__
+    while tb is not None:
+        local = tb.tb_frame.f_locals
+        if any(id(obj) in outs or id(getattr(obj, "file", None)) in outs
+               for obj in (local.get("file"), local.get("self"), local.get("stream"))):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def main() -> None:
     """Entry point of the ``genrecast`` console command."""
     private_stderr()  # first, before any thread or library can point fd 2 elsewhere
     single_threaded_blas()
     ensure_numba_cache()
     _register_commands()
-    app()
+    try:
+        app()
+    except OSError as exc:  # `genrecast config show > /dev/full`: one line, not a traceback
+        if isinstance(exc, BrokenPipeError) or not _writing_stdout(exc):
+            raise
+        from genrecast.daemon.stderr import stdout_to_devnull
+
+        stdout_to_devnull()  # so the flush at exit cannot fail again
+        print(f"genrecast: error: cannot write to the standard output: {exc.strerror or exc}; "
+              "free space where it goes, or send it elsewhere", file=sys.stderr)
+        sys.exit(1)

@@ -83,3 +83,16 @@ def test_examples_fit_an_80_column_terminal(command: str) -> None:
     starts = ("# ", "genrecast ", "ffmpeg ", "--", "../")
     assert [line for line in block if not line.strip().startswith(starts)] == [], text
     assert all(len(line.rstrip()) <= 80 for line in block)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["config", "show"], ["report", "--help"]])
+def test_output_to_a_full_disk_is_one_line(args: list[str]) -> None:
+    """Standard output that cannot be written (a full disk; /dev/full) ends the command with one
+    line and exit 1, as classify's does; it was a traceback."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([EXE, *args], stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == ["genrecast: error: cannot write to the standard output: No space left "
+                                                "on device; free space where it goes, or send it elsewhere"], proc.stderr
