@@ -1,14 +1,15 @@
 """The dispatcher: one bounded queue and one worker thread per sink.
 
 :meth:`Dispatcher.publish` never waits on a sink: it appends the event to every
-sink's queue (dropping and counting that queue's oldest event when it is full) and
-returns. Each sink's worker calls the sink, counts deliveries and errors, and logs
+sink's queue (each sink its own copy; dropping, counting and logging that queue's oldest
+event when it is full) and returns. Each sink's worker calls the sink, counts deliveries and errors, and logs
 errors at most once per ``error_log_interval_seconds`` per sink, with the number
 suppressed. A sink that raises, blocks or is slow affects only its own queue.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -25,6 +26,8 @@ DEFAULT_QUEUE_SIZE = 1000
 DEFAULT_ERROR_LOG_INTERVAL_SECONDS = 10.0
 """At most one error log line per sink in this many seconds."""
 _IDLE_POLL_SECONDS = 0.5
+START_WARNING_SECONDS = 10.0
+"""A sink whose start has not returned after this long is named in a warning (start must not block)."""
 """How often an idle worker looks for a reopen request (set without locks by a signal handler)."""
 
 
@@ -87,12 +90,26 @@ class _Worker:
         self.thread = threading.Thread(target=self._run, name=f"sink-{sink.name}", daemon=True)
 
     def put(self, event: GenreEvent) -> None:
+        """Queue ``event`` (this sink's own copy of its one mutable field, so a plugin that changes
+        ``event.probabilities`` changes no other sink's event); when the queue is full, drop the
+        oldest and log it (rate limited) here, so a sink stuck in one event is reported too."""
+        event = dataclasses.replace(event, probabilities=dict(event.probabilities))
         with self._cond:
-            if len(self._queue) >= self.queue_size:
+            full = len(self._queue) >= self.queue_size
+            if full:
                 self._queue.popleft()
                 self.dropped += 1
             self._queue.append(event)
             self._cond.notify()
+        if full:
+            self._log_drops()
+
+    def _log_drops(self) -> None:
+        dropped = self.dropped
+        if dropped != self._dropped_logged and self._drops_log.log(
+                logging.WARNING, "sink %s is falling behind: %d events dropped so far (queue of %d full)",
+                self.sink.name, dropped, self.queue_size):
+            self._dropped_logged = dropped
 
     def request_stop(self, deadline_monotonic: float) -> None:
         with self._cond:
@@ -121,7 +138,7 @@ class _Worker:
                 self.reopen_requested = False
                 try:
                     self.sink.reopen()
-                except Exception as exc:  # a plugin's failure must not end its worker
+                except BaseException as exc:  # a plugin's failure (even sys.exit) must not end its worker
                     # an OSError (a folder gone) is the world's doing: one line, no traceback
                     log.error("sink %s: reopen failed: %s: %s", name, type(exc).__name__, exc,
                               exc_info=None if isinstance(exc, OSError) else exc)
@@ -134,7 +151,7 @@ class _Worker:
             try:
                 self.sink.handle(event)
                 self.delivered += 1
-            except Exception as exc:  # isolate the plugin: count, log (rate limited), go on
+            except BaseException as exc:  # isolate the plugin (even its sys.exit): count, log (rate limited), go on
                 self.errors += 1
                 # an OSError (full disk, lost connection) is the world's doing: one line, no traceback
                 self._errors_log.log(logging.ERROR, "sink %s failed on an event (%d errors so far): %s: %s",
@@ -142,10 +159,6 @@ class _Worker:
                                      exc_info=None if isinstance(exc, OSError) else exc)
             finally:
                 self.in_hand = 0
-            if self.dropped != self._dropped_logged and self._drops_log.log(
-                    logging.WARNING, "sink %s is falling behind: %d events dropped so far (queue of %d full)",
-                    name, self.dropped, self.queue_size):
-                self._dropped_logged = self.dropped
         with self._cond:
             left = len(self._queue)
             self._queue.clear()
@@ -154,7 +167,7 @@ class _Worker:
             log.warning("sink %s: shutdown deadline passed with %d events undelivered", name, left)
         try:
             self.sink.stop(max(0.0, self._deadline_monotonic - time.monotonic()))
-        except Exception as exc:
+        except BaseException as exc:
             log.error("sink %s: stop failed: %s", name, exc, exc_info=exc)
         # what the sink took but never delivered: dropped itself, or still held when it stopped (an
         # event it kept after raising, as the logfile sink on a full disk does, was never delivered)
@@ -215,13 +228,18 @@ class Dispatcher:
                     check()
             except SinkConfigError:
                 raise
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 raise SinkConfigError(f"sink {sink.name}: its settings check failed: {type(exc).__name__}: {exc}") from exc
         started: list[Sink] = []
         for sink in sorted(self.sinks, key=lambda s: bool(getattr(s, "builtin", False))):
+            slow = threading.Timer(START_WARNING_SECONDS, log.warning, ("sink %s is still starting after %g s (a sink's "
+                                   "genrecast_sink_start must not block: it should connect in the background)",
+                                   sink.name, START_WARNING_SECONDS))
+            slow.daemon = True
+            slow.start()
             try:
                 sink.start()
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 for other in started:
                     try:
                         other.stop(1.0)
@@ -230,6 +248,8 @@ class Dispatcher:
                 if isinstance(exc, SinkConfigError):
                     raise
                 raise SinkConfigError(f"sink {sink.name} failed to start: {type(exc).__name__}: {exc}") from exc
+            finally:
+                slow.cancel()
             started.append(sink)
         for worker in self._workers:
             worker.thread.start()
@@ -273,8 +293,8 @@ class Dispatcher:
             worker.thread.join(max(0.0, deadline - time.monotonic()) + 0.2)
             if worker.thread.is_alive():
                 log.warning("sink %s did not stop within %.1f s; abandoning it with %d events undelivered (%d delivered, "
-                            "%d errors)", worker.sink.name, deadline_seconds, worker.queue_depth, worker.delivered,
-                            worker.errors)
+                            "%d errors, %d dropped before)", worker.sink.name, deadline_seconds, worker.queue_depth,
+                            worker.delivered, worker.errors, worker.dropped)
 
     def reopen(self) -> None:
         """Ask every sink to reopen its files; takes no lock, so a signal handler may call it."""

@@ -62,10 +62,11 @@ def genrecast_sink_check(config: dict[str, Any]) -> None:
 def genrecast_sink_event(event: GenreEvent) -> None:
     """Handle one :class:`~genrecast.daemon.events.GenreEvent` (one window of one source).
 
-    Called from this sink's own worker thread, events in the order they were made.
-    Serialise with ``event.to_json()``. An exception is counted and logged (rate
-    limited) and the next event is delivered as usual; a slow sink only fills its own
-    bounded queue, whose oldest events are dropped and counted.
+    Called from this sink's own worker thread, events in the order they were made, each
+    sink with its own copy (changing ``event.probabilities`` changes no other sink's).
+    Serialise with ``event.to_json()``. An exception (even ``SystemExit``) is counted and
+    logged (rate limited) and the next event is delivered as usual; a slow or stuck sink
+    only fills its own bounded queue, whose oldest events are dropped, counted and logged.
     """
 
 

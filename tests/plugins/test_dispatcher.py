@@ -25,12 +25,22 @@ class FakeSink:
             raise SinkConfigError(f"[{self.name}] bad")
         if self.behaviour == "start-crash":
             raise RuntimeError("boom")
+        if self.behaviour == "start-exit":
+            raise SystemExit(3)
+        if self.behaviour == "start-slow":
+            assert self.gate is not None
+            self.gate.wait()
         self.started = True
 
     def handle(self, event) -> None:
         self.in_handle.set()
         if self.behaviour == "raise":
             raise RuntimeError(f"cannot handle {event.seq}")
+        if self.behaviour == "exit":
+            raise SystemExit(3)
+        if self.behaviour == "mutate":
+            event.probabilities.clear()
+            event.probabilities["HACKED"] = 1.0
         if self.behaviour == "block":
             assert self.gate is not None
             self.gate.wait()
@@ -243,3 +253,77 @@ def test_the_closing_count_never_goes_below_zero(event_factory, caplog):
     with caplog.at_level(logging.INFO, logger="genrecast.plugins.dispatcher"):
         dispatcher.stop(30.0)
     assert "sink full: 0 delivered, 10 errors, 10 dropped" in caplog.text
+
+
+def test_a_sink_that_calls_sys_exit_is_counted_and_logged_and_keeps_its_worker(event_factory, waiter, caplog):
+    """A plugin's sys.exit() (any BaseException) ended its worker thread silently: every later event
+    queued up undelivered and nothing said why."""
+    exiting = FakeSink("exiting", "exit")
+    dispatcher = Dispatcher([exiting], error_log_interval_seconds=3600)
+    dispatcher.start()
+    with caplog.at_level(logging.ERROR, logger="genrecast.plugins.dispatcher"):
+        for seq in range(5):
+            dispatcher.publish(event_factory(seq))
+        waiter(lambda: dispatcher.stats()["exiting"]["errors"] == 5, what="every event's error counted")
+    assert "sink exiting failed on an event (1 errors so far): SystemExit: 3" in caplog.text
+    assert dispatcher.stats()["exiting"]["queue_depth"] == 0
+    dispatcher.stop(1.0)
+    assert exiting.stopped
+
+
+def test_a_stuck_sink_s_drops_are_logged_while_it_is_stuck(event_factory, waiter, caplog):
+    """Drops were logged only after an event finished, so a sink stuck in one event dropped
+    events without a word until shutdown; the abandon line counts them too."""
+    gate = threading.Event()
+    stuck = FakeSink("stuck", "block", gate)
+    dispatcher = Dispatcher([stuck], queue_size=3, error_log_interval_seconds=3600)
+    dispatcher.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="genrecast.plugins.dispatcher"):
+            dispatcher.publish(event_factory(0))
+            waiter(stuck.in_handle.is_set, what="the sink to take the first event")
+            for seq in range(1, 10):
+                dispatcher.publish(event_factory(seq))
+            assert "sink stuck is falling behind: 1 events dropped so far (queue of 3 full)" in caplog.text
+            assert len([r for r in caplog.records if "falling behind" in r.getMessage()]) == 1  # rate limited
+            dispatcher.stop(0.2)
+        assert ("sink stuck did not stop within 0.2 s; abandoning it with 4 events undelivered (0 delivered, 0 errors, "
+                "6 dropped before)") in caplog.text
+    finally:
+        gate.set()
+
+
+def test_a_sink_that_changes_an_event_changes_no_other_sink_s(event_factory, waiter):
+    mutating, good = FakeSink("mutating", "mutate"), FakeSink("good")
+    dispatcher = Dispatcher([mutating, good])
+    dispatcher.start()
+    event = event_factory(0)
+    original = dict(event.probabilities)
+    dispatcher.publish(event)
+    dispatcher.stop(5.0)
+    assert mutating.events[0].probabilities == {"HACKED": 1.0}
+    assert good.events[0].probabilities == original == event.probabilities
+
+
+def test_a_sink_whose_start_calls_sys_exit_is_a_config_error():
+    good, exiting = FakeSink("good"), FakeSink("exiting", "start-exit")
+    with pytest.raises(SinkConfigError, match="sink exiting failed to start: SystemExit: 3"):
+        Dispatcher([good, exiting]).start()
+
+
+def test_a_sink_still_starting_is_named(monkeypatch, waiter, caplog):
+    """A plugin whose start blocks held `run` without a word."""
+    import genrecast.plugins.dispatcher as dispatcher_module
+
+    monkeypatch.setattr(dispatcher_module, "START_WARNING_SECONDS", 0.05)
+    gate = threading.Event()
+    slow = FakeSink("slowstart", "start-slow", gate)
+    dispatcher = Dispatcher([slow])
+    starting = threading.Thread(target=dispatcher.start)
+    with caplog.at_level(logging.WARNING, logger="genrecast.plugins.dispatcher"):
+        starting.start()
+        waiter(lambda: "sink slowstart is still starting after 0.05 s" in caplog.text, what="the warning")
+        gate.set()
+        starting.join(5.0)
+    assert slow.started
+    dispatcher.stop(1.0)
