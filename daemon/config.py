@@ -336,6 +336,7 @@ def load_config(path: Path | None = None, flags: dict[str, Any] | None = None, e
     plugins = plugin_names(values["sinks"], {k.partition(".")[0] for k in KEYS})
     plugin = merge_plugin_settings(unknown, f"file {path}", plugins, env, ENV_PREFIX)
     problems += [_unknown_key(path, key) for key in plugin.unknown]
+    problems += plugin.problems
     plugin_env = tuple(env_prefix(name, ENV_PREFIX) for name in plugins)
     for key in KEYS:
         _validate(key, values[key], origins[key], problems)

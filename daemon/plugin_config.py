@@ -5,7 +5,8 @@ the plugin's ``genrecast_sink_start`` as they are (the plugin validates them).
 A section counts as a plugin's when its name is one of the configured ``sinks`` or an installed
 plugin's entry-point name (so a file may keep ``[beep]`` while ``--sink stdout`` turns beep off).
 A variable's text is read as a TOML value where it is one (``3``, ``true``, ``["rock", "jazz"]``,
-``"quoted"``) and as plain text otherwise (``rock``)."""
+``"quoted"``) and as plain text otherwise (``rock``); text that opens an array, a table or a
+quoted string (``[``, ``{``, ``"``) must be one, so a typo there is reported, not taken as text."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ class PluginSettings:
     origins: dict[str, str] = field(default_factory=dict)
     unknown: list[str] = field(default_factory=list)
     """File keys in sections that are neither genrecast's nor a plugin's."""
+    problems: list[str] = field(default_factory=list)
+    """Variables whose text opens a TOML value that does not parse (see :func:`env_value`)."""
 
 
 def plugin_names(sinks: Any, builtin_sections: Iterable[str]) -> set[str]:
@@ -42,10 +45,18 @@ def env_prefix(plugin: str, prefix: str) -> str:
 
 
 def env_value(raw: str) -> Any:
-    """A variable's text as a TOML value where it is one, else the text itself."""
+    """A variable's text as a TOML value where it is one, else the text itself.
+
+    Raises:
+        ValueError: the text opens an array, a table or a quoted string (``[``, ``{``, ``"``) but
+            is not a TOML value (``["rock", "jazz"`` was silently the plain text before).
+    """
     try:
         return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
+    except tomllib.TOMLDecodeError as exc:
+        if raw.lstrip().startswith(("[", "{", '"')):
+            raise ValueError(f"is not a TOML value ({exc}); write an array as '[\"rock\", \"jazz\"]', and text that "
+                             "starts with [, { or \" as a TOML string: '\"[kitchen] mic\"'") from None
         return raw
 
 
@@ -65,7 +76,11 @@ def merge_plugin_settings(file_keys: Mapping[str, Any], file_origin: str, names:
         start = env_prefix(name, prefix)
         for variable in sorted(v for v in env if v.startswith(start) and len(v) > len(start)):
             leaf = variable[len(start):].lower()
-            out.sections.setdefault(name, {})[leaf] = env_value(env[variable])
+            try:
+                out.sections.setdefault(name, {})[leaf] = env_value(env[variable])
+            except ValueError as exc:
+                out.problems.append(f"{variable}: {exc}")
+                continue
             out.origins[f"{name}.{leaf}"] = f"env {variable}"
     return out
 

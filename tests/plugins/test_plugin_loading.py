@@ -120,6 +120,12 @@ def test_a_plugin_section_and_its_variables_are_the_plugins_settings(site, tmp_p
     assert check.returncode == 0, check.stderr
     assert "the plugin sink beep checks its own settings when run starts it" in check.stdout
     assert load_config(path, flags={"sinks": ["stdout"]}, env={}).problems == []  # run --sink stdout
+    # a value that opens an array but does not close it is reported (it was silently the text `["rock"`)
+    broken = load_config(path, env={"GENRECAST_BEEP_GENRES": '["rock", "jazz"', "GENRECAST_BEEP_NAME": "[kitchen] mic"})
+    assert broken.problems[0].startswith('GENRECAST_BEEP_GENRES: is not a TOML value (') and len(broken.problems) == 2
+    assert broken.problems[1].startswith("GENRECAST_BEEP_NAME: is not a TOML value (")
+    assert broken.section("beep") == {"genres": ["rock"]}  # the file's value stays
+    assert load_config(path, env={"GENRECAST_BEEP_NAME": "kitchen [left]"}).section("beep")["name"] == "kitchen [left]"
 
 
 CHECKED_SINK_CODE = """from genrecast.plugins import SinkConfigError, hookimpl
