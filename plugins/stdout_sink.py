@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import logging
 import sys
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from genrecast.daemon.events import GenreEvent
-from genrecast.plugins import hookimpl
+from genrecast.plugins import SinkConfigError, hookimpl
 from genrecast.plugins.settings import settings_from_dict
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,12 @@ CLOCK_WIDTH = 10
 WINDOW_WIDTH = 27  # `uncertain  (classical 0.77)`, the widest with GTZAN's labels
 
 
+def display_width(text: str) -> int:
+    """Terminal columns ``text`` takes: East Asian wide and fullwidth characters take two
+    (Unicode Standard Annex #11), combining marks none."""
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
 def format_line(event: GenreEvent, source_width: int = 0) -> str:
     """One readable line: time, source, audio clock, this window's result, smoothed genre.
 
@@ -38,7 +45,8 @@ def format_line(event: GenreEvent, source_width: int = 0) -> str:
     talk or noise ``not_music  (music 0.03)`` (its P(music)); `` *changed*`` marks the event
     where the smoothed genre changed. The clock and window columns have fixed widths
     (:data:`CLOCK_WIDTH`, :data:`WINDOW_WIDTH`), so a source's lines stay aligned; ``source_width``
-    pads the source name, so several sources' lines do too."""
+    pads the source name to that many terminal columns (:func:`display_width`), so several
+    sources' lines do too."""
     if event.state == "silence":
         window = f"{'silence':<10} ({event.level_dbfs:.0f} dBFS)"
     elif event.state == "uncertain":
@@ -51,7 +59,8 @@ def format_line(event: GenreEvent, source_width: int = 0) -> str:
     smoothed = f"smoothed {event.smoothed_genre} {event.smoothed_probability:.2f}" if event.smoothed_genre else "smoothed -"
     changed = "  *changed*" if event.changed else ""
     clock = f"@{event.audio_start_seconds:.1f}s"
-    return f"{event.utc}  {event.source:<{source_width}}  {clock:<{CLOCK_WIDTH}}  {window:<{WINDOW_WIDTH}}  {smoothed}{changed}"
+    source = event.source + " " * max(0, source_width - display_width(event.source))
+    return f"{event.utc}  {source}  {clock:<{CLOCK_WIDTH}}  {window:<{WINDOW_WIDTH}}  {smoothed}{changed}"
 
 
 class StdoutSink:
@@ -72,7 +81,10 @@ class StdoutSink:
     @hookimpl
     def genrecast_sink_start(self, config: dict[str, Any], labels: list[str], sources: list[str]) -> None:
         self.settings = settings_from_dict(StdoutSettings, config, "stdout")
-        self.source_width = max(map(len, sources), default=0)
+        if self.stream is None and sys.stdout is None:  # started with stdout closed (`>&-`)
+            raise SinkConfigError("stdout: the standard output is closed; give it somewhere to go (> events.txt, or "
+                                  "> /dev/null to drop them), or choose other sinks (--sink logfile)")
+        self.source_width = max(map(display_width, sources), default=0)
 
     @hookimpl
     def genrecast_sink_event(self, event: GenreEvent) -> None:

@@ -47,6 +47,17 @@ def test_stdout_readable_lines(event_factory):
     for source in ("radio", "file-silentstart"):
         sink.genrecast_sink_event(dataclasses.replace(event_factory(1, genre="rock"), source=source))
     assert len({line.index("@3.0s") for line in stream.getvalue().splitlines()}) == 1, stream.getvalue()
+    # wide characters take two columns: the clock still lines up on a terminal (it was shifted by one per character)
+    from genrecast.plugins.stdout_sink import display_width
+
+    stream = io.StringIO()
+    sink = StdoutSink(stream)
+    sink.genrecast_sink_start({}, LABELS, ["ラジオ", "radio"])
+    for source in ("ラジオ", "radio"):
+        sink.genrecast_sink_event(dataclasses.replace(event_factory(1, genre="rock"), source=source))
+    columns = {display_width(line[: line.index("@3.0s")]) for line in stream.getvalue().splitlines()}
+    assert len(columns) == 1, stream.getvalue()
+    assert display_width("ラジオ") == 6 and display_width("café") == 4 and display_width("cafe\u0301") == 4
 
 
 def test_stdout_json_lines_parse_back(event_factory):
@@ -131,3 +142,17 @@ def test_logfile_settings_errors(tmp_path, monkeypatch):
     sink.genrecast_sink_start({"path": "relative.jsonl"}, LABELS)
     sink.genrecast_sink_stop(1.0)
     assert sink.path == tmp_path / "relative.jsonl" and sink.path.exists()
+
+
+def test_run_with_standard_output_closed_is_one_line(data_dir):
+    """`genrecast run ... >&-`: one line and exit 2 at the start (it was a traceback for every event)."""
+    from helpers import EXE
+
+    clip = data_dir / "gtzan-sample" / "jazz" / "jazz.00016.wav"
+    proc = subprocess.run(["bash", "-c", f'exec "$0" run --source "file:$1" >&-', EXE, str(clip)],
+                          capture_output=False, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "genrecast: error: stdout: the standard output is closed; give it somewhere to go (> events.txt, or > /dev/null "
+        "to drop them), or choose other sinks (--sink logfile)"), proc.stderr
+    assert "Traceback" not in proc.stderr
