@@ -99,7 +99,7 @@ def _load_entrypoints(pm: PluginManager, allowed: set[str] | None) -> None:
         try:
             pm.register(ep.load(), name=ep.name)
         except Exception as exc:  # a broken third-party plugin must not stop the daemon
-            why = f"{type(exc).__name__}: {exc}"
+            why = one_line(f"{type(exc).__name__}: {exc}")
             log.error("plugin %s from %s failed to load: %s", ep.name, dist_name, why)
             pm.failed[ep.name] = f"{dist_name} failed to load: {why}"
             continue
@@ -107,6 +107,12 @@ def _load_entrypoints(pm: PluginManager, allowed: set[str] | None) -> None:
             pm.distributions[ep.name] = ep.dist
     for name in sorted((allowed or set()) - seen):
         log.warning("%s names %r, but no installed plugin has that name", PLUGINS_ENV, name)
+
+
+def one_line(message: str) -> str:
+    """A multi-line message (pluggy's validation errors are three lines) as one line, its lines
+    joined by ``; ``, so the plugins table and the error lines keep one line per problem."""
+    return "; ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 def _check_pending(pm: pluggy.PluginManager) -> None:
@@ -117,9 +123,9 @@ def _check_pending(pm: pluggy.PluginManager) -> None:
             return
         except pluggy.PluginValidationError as exc:
             name = pm.get_name(exc.plugin)
-            log.error("plugin %s left out: %s", name, exc)
+            log.error("plugin %s left out: %s", name, one_line(str(exc)))
             if isinstance(pm, PluginManager):
-                pm.failed[name] = f"left out: {exc}"
+                pm.failed[name] = f"left out: {one_line(str(exc))}"
                 pm.distributions.pop(name, None)
             pm.unregister(exc.plugin)
 

@@ -82,6 +82,20 @@ def test_an_installed_plugin_that_fails_to_load_is_named_with_its_reason(site):
     assert row.split()[1:4] == ["-", "-", "-"] and "did not load: gc-broken failed to load: ImportError" in row
 
 
+def test_a_plugin_whose_hook_takes_a_wrong_argument_is_one_row_with_the_whole_reason(site):
+    """pluggy's validation error is three lines: the table showed its first line in the row and
+    the reason (the argument) on lines of their own, outside the table."""
+    install(site, "gc-argname", "argname", "from genrecast.plugins import hookimpl\n\n@hookimpl\n"
+                                           "def genrecast_sink_event(evt):\n    pass\n")
+    table = run_cli("plugins", timeout=60, env=os.environ.copy())
+    assert table.returncode == 1
+    row = next(line for line in table.stdout.splitlines() if line.startswith("argname "))
+    assert row.endswith("PluginValidationError: Plugin 'argname' for hook 'genrecast_sink_event'; hookimpl definition: "
+                        "genrecast_sink_event(evt); Argument(s) {'evt'} are declared in the hookimpl but can not be "
+                        "found in the hookspec"), table.stdout
+    assert len(table.stdout.splitlines()) == 5  # the header, three built-in sinks, this one
+
+
 def test_a_plugin_genrecast_plugins_leaves_out_is_not_called_unknown(site, monkeypatch):
     install(site, "gc-quiet", "quiet", SINK_CODE.format(who="quiet"))
     monkeypatch.setenv("GENRECAST_PLUGINS", "something-else")
