@@ -171,9 +171,12 @@ class _Worker:
             log.error("sink %s: stop failed: %s", name, exc, exc_info=exc)
         # what the sink took but never delivered: dropped itself, or still held when it stopped (an
         # event it kept after raising, as the logfile sink on a full disk does, was never delivered)
-        _, own_dropped, own_depth = sink_stats(self.sink)
+        values, own_dropped, own_depth = sink_stats(self.sink)
         lost = own_dropped + own_depth
-        log.info("sink %s: %d delivered, %d errors, %d dropped", name, max(0, self.delivered - lost), self.errors, self.dropped + lost)
+        # a sink that keeps what it raised on (it reports a queue_depth: the logfile sink on a full disk)
+        # writes it later, so every event it took is delivered unless it is among the lost
+        took = self.delivered + (self.errors if "queue_depth" in values else 0)
+        log.info("sink %s: %d delivered, %d errors, %d dropped", name, max(0, took - lost), self.errors, self.dropped + lost)
 
 
 def sink_stats(sink) -> tuple[dict[str, Any], int, int]:

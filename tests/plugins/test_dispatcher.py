@@ -255,6 +255,38 @@ def test_the_closing_count_never_goes_below_zero(event_factory, caplog):
     assert "sink full: 0 delivered, 10 errors, 10 dropped" in caplog.text
 
 
+class RetryingSink(FakeSink):
+    """Raises on its first three events but keeps them, and writes them with the next one (the logfile
+    sink on a disk that was full for a moment)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.kept: list = []
+
+    def handle(self, event) -> None:
+        self.kept.append(event)
+        if len(self.events) + len(self.kept) <= 3:
+            raise OSError(28, "No space left on device")
+        self.events += self.kept
+        self.kept = []
+
+    def stats(self) -> dict:
+        return {"dropped": 0, "queue_depth": len(self.kept)}
+
+
+def test_the_closing_count_counts_what_a_sink_kept_and_wrote_later(event_factory, caplog):
+    """It said `7 delivered, 3 errors` of a log that holds all ten lines."""
+    sink = RetryingSink("retrying")
+    dispatcher = Dispatcher([sink], queue_size=100)
+    dispatcher.start()
+    for seq in range(10):
+        dispatcher.publish(event_factory(seq))
+    with caplog.at_level(logging.INFO, logger="genrecast.plugins.dispatcher"):
+        dispatcher.stop(30.0)
+    assert [e.seq for e in sink.events] == list(range(10))
+    assert "sink retrying: 10 delivered, 3 errors, 0 dropped" in caplog.text
+
+
 def test_a_sink_that_calls_sys_exit_is_counted_and_logged_and_keeps_its_worker(event_factory, waiter, caplog):
     """A plugin's sys.exit() (any BaseException) ended its worker thread silently: every later event
     queued up undelivered and nothing said why."""
