@@ -28,6 +28,10 @@ from genrecast.daemon.sources.base import SourceError
 
 log = logging.getLogger(__name__)
 
+#: Seconds a stopped daemon waits for its sources to end before it leaves one that does not behind
+#: (a microphone whose sound server froze, a decoder that hangs): within systemd's stop timeout.
+STOP_GRACE_SECONDS = 5.0
+
 
 @dataclass(frozen=True)
 class PipelineSettings:
@@ -135,6 +139,7 @@ class Pipeline:
         self.maker = EventMaker(classifier, self.settings)
         self.states = {s.name: SourceState(s.name, classifier, self.settings) for s in sources}
         self.stop_event = threading.Event()
+        self._stop_monotonic: float | None = None
         self._pending: deque[PendingWindow] = deque()
         self._cond = threading.Condition()
         self._running = 0
@@ -209,7 +214,7 @@ class Pipeline:
         with self._cond:
             deadline = time.monotonic() + timeout
             while not self._pending:
-                if self._running == 0:
+                if self._running == 0 or self._given_up():
                     return None
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -219,10 +224,16 @@ class Pipeline:
             self._cond.notify_all()  # room for a finite source that waits
             return batch
 
+    def _given_up(self) -> bool:
+        """After :meth:`stop`, whether :data:`STOP_GRACE_SECONDS` passed with a source still running
+        (stuck in a call that does not return: a frozen sound server, a hung decoder)."""
+        return self._stop_monotonic is not None and time.monotonic() - self._stop_monotonic > STOP_GRACE_SECONDS
+
     def run(self) -> None:
         """Block until every source has ended (finite) or :meth:`stop` was called and
         the windows already buffered were classified and published. Without sources (a fleet
-        member whose share is empty) block until :meth:`stop`."""
+        member whose share is empty) block until :meth:`stop`. A source that has not ended
+        :data:`STOP_GRACE_SECONDS` after :meth:`stop` is left behind (its thread is a daemon thread)."""
         while not self.sources and not self.stop_event.wait(0.5):
             self.last_progress_monotonic = time.monotonic()
         threads = []
@@ -244,8 +255,14 @@ class Pipeline:
                 key = (event.state, event.genre)
                 self.event_counts[key] = self.event_counts.get(key, 0) + 1
         for t in threads:
-            t.join(timeout=5)
+            t.join(timeout=0.0 if self._given_up() else 5.0)
+        stuck = [t.name.removeprefix("source-") for t in threads if t.is_alive()]
+        if stuck:
+            log.warning("source %s did not stop within %g s (stuck in its device, server or decoder); leaving it",
+                        ", ".join(stuck), STOP_GRACE_SECONDS)
 
     def stop(self) -> None:
         """Ask every source to stop; :meth:`run` returns once buffered windows are classified."""
+        if self._stop_monotonic is None:
+            self._stop_monotonic = time.monotonic()
         self.stop_event.set()

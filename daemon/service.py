@@ -177,6 +177,16 @@ class Watchdog:
         return not self.pipeline.sources or any(self._has_audio(s, limit) or (hasattr(s, "loop_alive") and s.loop_alive(limit))
                    for s in self.pipeline.sources)
 
+    def _stall_reason(self) -> str:
+        """What :meth:`healthy` found stuck: the classifier loop, or the sources (named) that neither
+        delivered audio nor are working on a (re)connection within the limit."""
+        limit = self.limit_seconds
+        if time.monotonic() - self.pipeline.last_progress_monotonic >= limit:
+            return "the classifier made no progress"
+        stuck = [s.name for s in self.pipeline.sources
+                 if not self._has_audio(s, limit) and not (hasattr(s, "loop_alive") and s.loop_alive(limit))]
+        return f"no audio from {', '.join(stuck)}, and its (re)connection does not return" if stuck else "no progress"
+
     def status(self) -> str:
         last = self.pipeline.last_event
         genre = f"{last.smoothed_genre or last.state} on {last.source}" if last else "no genre yet"
@@ -204,7 +214,8 @@ class Watchdog:
                               "restarts the service", ", ".join(crashed))
                 else:
                     self.notifier.send(self.status() + " (stalled)")
-                    log.warning("pipeline stalled: no progress for %.0f s; not petting the watchdog", self.limit_seconds)
+                    log.warning("pipeline stalled: %s for %.0f s; not petting the watchdog, so systemd restarts the "
+                                "service", self._stall_reason(), self.limit_seconds)
 
     def start(self) -> None:
         self._thread.start()

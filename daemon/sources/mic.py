@@ -3,6 +3,7 @@ by name (see :mod:`~genrecast.daemon.sources.pulse`)."""
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 import time
@@ -28,6 +29,38 @@ def _reinit_portaudio(sd: Any) -> None:
             sd._initialize()
         except (sd.PortAudioError, OSError) as exc:
             log.debug("re-initialising PortAudio failed: %s", exc)
+
+
+#: Seconds a stream's abort and close may take before the source goes on without them: PortAudio
+#: waits on the sound server there, and a frozen server (stopped, or hung) would hold the source
+#: and a stop of the daemon for as long as it stays frozen.
+CLOSE_TIMEOUT_SECONDS = 2.0
+
+
+def _close(stream: Any, sd: Any, name: str) -> None:
+    """Abort and close ``stream``, then count it closed; in a thread of its own, waited for up
+    to :data:`CLOSE_TIMEOUT_SECONDS`. Past that the source goes on (the thread finishes the close
+    whenever the server answers; until then PortAudio is not re-initialised, as a stream is open)."""
+    def close() -> None:
+        global _pa_open_streams
+        try:
+            stream.abort(ignore_errors=True)
+            stream.close(ignore_errors=True)
+        except sd.PortAudioError as exc:  # pragma: no cover - device already gone
+            log.debug("%s: closing the stream: %s", name, exc)
+        finally:
+            with _pa_lock:
+                _pa_open_streams -= 1
+
+    closer = threading.Thread(target=close, name=f"close-{name}", daemon=True)
+    closer.start()
+    closer.join(CLOSE_TIMEOUT_SECONDS)
+    if closer.is_alive():
+        log.warning("%s: the sound server does not answer (closing the stream has taken over %g s); going on "
+                    "without waiting for it", name, CLOSE_TIMEOUT_SECONDS)
+        # sounddevice terminates PortAudio at exit, which closes this stream again and waits on the
+        # server too: a stop of the daemon would hang for as long as the server stays frozen
+        atexit.unregister(sd._exit_handler)
 
 
 def _import_sounddevice() -> Any:
@@ -199,13 +232,7 @@ class MicSource(_Reconnecting):
                 delivered += len(block)
             return "stopped"
         finally:
-            try:
-                stream.abort(ignore_errors=True)
-                stream.close(ignore_errors=True)
-            except sd.PortAudioError as exc:  # pragma: no cover - device already gone
-                log.debug("%s: closing the stream: %s", self.name, exc)
-            with _pa_lock:
-                _pa_open_streams -= 1
+            _close(stream, sd, self.name)
 
 
 def list_input_devices() -> list[dict]:

@@ -146,3 +146,45 @@ def test_a_reconnect_starts_the_windows_and_the_context_afresh(gtzan_sample: Pat
     assert [e.context_seconds for e in after] == [e.context_seconds for e in alone] and after[0].context_seconds == 3.0
     for a, b in zip(after, alone, strict=True):
         assert a.probabilities == b.probabilities
+
+
+class StuckSource(ArraySource):
+    """Delivers ``audio``, then hangs in a call that ignores ``stop`` (a frozen sound server, a hung decoder)."""
+
+    finite = False
+
+    def __init__(self, name: str, audio: np.ndarray, rate: int) -> None:
+        super().__init__(name, audio, rate)
+        self.release = threading.Event()
+
+    def run(self, deliver, stop: threading.Event) -> None:
+        super().run(deliver, stop)
+        self.release.wait()
+
+
+def test_a_stop_leaves_a_stuck_source_behind_after_the_grace(gtzan_sample: Path, monkeypatch, caplog) -> None:
+    """A source stuck in a call held `run` (and with it SIGTERM) for as long as the call took."""
+    import logging
+
+    from genrecast.daemon import pipeline as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "STOP_GRACE_SECONDS", 0.5)
+    jazz = load_audio(gtzan_sample / "jazz" / "jazz.00016.wav", 22050)[: 22050 * 7]  # two windows and the band stage's lookahead
+    stuck = StuckSource("radio", jazz, 22050)
+    events = []
+    pipeline = Pipeline(open_classifier(None), [stuck], events.append, PipelineSettings())
+    runner = threading.Thread(target=pipeline.run)
+    try:
+        with caplog.at_level(logging.WARNING, logger="genrecast.daemon.pipeline"):
+            runner.start()
+            from helpers import wait_for
+
+            wait_for(lambda: len(events) >= 2, 60, "its two windows (then it hangs)")
+            pipeline.stop()
+            runner.join(30)
+            assert not runner.is_alive(), "run did not return after the grace"
+        assert "source radio did not stop within 0.5 s (stuck in its device, server or decoder); leaving it" in caplog.text
+        assert [e.audio_start_seconds for e in events] == [0.0, 3.0]
+    finally:
+        stuck.release.set()
+        runner.join(30)

@@ -115,3 +115,32 @@ def test_one_daemon_hears_the_clip_from_usbmic_and_silence_from_vmic(two_mics, l
     assert all(e["state"] == "silence" for e in default)
     assert any(e["state"] != "silence" and e["level_dbfs"] > -30 for e in usb)
     assert "capturing from 'usbmic (sound server)'" in "".join(daemon.log)
+
+
+@pytest.mark.slow
+def test_a_frozen_sound_server_is_a_stall_and_does_not_hold_a_stop(virtual_mic) -> None:
+    """The sound server stops answering (SIGSTOP: hung, or a suspended session): the microphone's
+    stall is reported after --stall-seconds and retried, and SIGTERM stops the daemon while the
+    server is still frozen. Closing the stream waited on the server: no stall was ever logged,
+    and the daemon ignored SIGTERM until the server came back."""
+    import os
+    import signal
+    import time
+
+    daemon = Daemon(["--source", "mic:vmic", "--stall-seconds", "3"], env=virtual_mic.env)
+    frozen = False
+    try:
+        daemon.wait(lambda d: any("capturing from 'vmic (sound server)'" in line for line in d.log), 60, "the capture")
+        os.kill(virtual_mic.proc.pid, signal.SIGSTOP)
+        frozen = True
+        daemon.wait(lambda d: any("(stalled); retrying" in line for line in d.log), 30, "the stall to be reported")
+        assert any("the sound server does not answer" in line for line in daemon.log), "".join(daemon.log[-10:])
+        started = time.monotonic()
+        daemon.proc.send_signal(signal.SIGTERM)
+        assert daemon.proc.wait(timeout=60) == 0, "".join(daemon.log[-10:])
+        assert virtual_mic.proc.poll() is None and frozen  # it stopped while the server was still frozen
+        print(f"stopped {time.monotonic() - started:.1f} s after SIGTERM")
+    finally:
+        if frozen:
+            os.kill(virtual_mic.proc.pid, signal.SIGCONT)
+        daemon.kill()
