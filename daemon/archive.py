@@ -7,6 +7,7 @@ the set of paths already seen is kept (to classify each file once when inputs ov
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import os
@@ -56,11 +57,18 @@ def walk_audio(folder: Path) -> Iterator[str]:
 
 
 def _list_lines(list_file: str) -> Iterator[str]:
-    """Paths of a list file (``-``: stdin), one a line; blank lines and ``#`` comments skipped."""
-    stream = sys.stdin if list_file == "-" else open(list_file, encoding="utf-8")
+    """Paths of a list file (``-``: stdin), one a line; blank lines and ``#`` comments skipped.
+    UTF-8, with or without the byte-order mark that Windows editors write; a name that is not
+    UTF-8 (a Latin-1 name from an old disk) stays the bytes it names, as in ``sys.argv``."""
+    if list_file == "-":
+        stream = sys.stdin
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
+    else:
+        stream = open(list_file, encoding="utf-8", errors="surrogateescape")
     try:
-        for line in stream:
-            line = line.strip()
+        for number, line in enumerate(stream):
+            line = (line.removeprefix("\ufeff") if number == 0 else line).strip()
             if line and not line.startswith("#"):
                 yield line
     finally:
@@ -88,6 +96,16 @@ def check_inputs(items: Iterable[str], lists: Iterable[str]) -> None:
             raise InputError(f"--list {list_file}: cannot read it (give a text file with one audio path a line, or - for stdin)")
 
 
+def _loops(path: str) -> bool:
+    """Whether ``path`` runs into a loop of links (ELOOP): the depth where a ``**`` glob round a link
+    back to a parent stops, not a file."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
+
+
 def path_key(path: str) -> str:
     """What makes two names of a file one (``a.mp3``, ``./a.mp3``, ``dir/../a.mp3``): the absolute,
     normalised path (against the working directory; links are not followed)."""
@@ -96,12 +114,14 @@ def path_key(path: str) -> str:
 
 def iter_inputs(items: Iterable[str], lists: Iterable[str] = (), skip: set[str] | frozenset[str] = frozenset(),
                 on_skip: Callable[[], None] | None = None) -> Iterator[str]:
-    """Every file the inputs name, once (by :func:`path_key`), lazily: an existing file as given;
+    """Every file the inputs name, once (by :func:`path_key`, and by device and inode, so a file
+    reached through a link, or by a quoted ``**`` glob round a loop of links, counts once), lazily: an existing file as given;
     a directory's audio files (:data:`AUDIO_SUFFIXES`), recursively; a glob's matches (``**``
     recurses), sorted per pattern only as :func:`glob.iglob` yields them; then every list file's
     lines. Paths whose key is in ``skip`` (done by an earlier run) are left out, each calling
     ``on_skip``."""
     seen: set[str] = set()
+    files: set[tuple[int, int]] = set()  # (device, inode): one file reached through links, or a glob's ** round a loop
 
     def fresh(paths: Iterable[str]) -> Iterator[str]:
         for path in paths:
@@ -109,6 +129,14 @@ def iter_inputs(items: Iterable[str], lists: Iterable[str] = (), skip: set[str] 
             if key in seen:
                 continue
             seen.add(key)
+            try:
+                st = os.stat(path)
+            except OSError:  # a missing file: its own error line
+                pass
+            else:
+                if (st.st_dev, st.st_ino) in files:
+                    continue
+                files.add((st.st_dev, st.st_ino))
             if key in skip:
                 if on_skip is not None:
                     on_skip()
@@ -120,7 +148,7 @@ def iter_inputs(items: Iterable[str], lists: Iterable[str] = (), skip: set[str] 
         if path.is_dir():
             yield from fresh(walk_audio(path))
         elif _is_glob(item) and not path.exists():
-            yield from fresh(p for p in glob.iglob(item, recursive=True) if not os.path.isdir(p))
+            yield from fresh(p for p in glob.iglob(item, recursive=True) if not os.path.isdir(p) and not _loops(p))
         else:
             yield from fresh([item])
     for list_file in lists:

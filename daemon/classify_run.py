@@ -10,6 +10,7 @@ window; 130 when interrupted.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,7 +115,8 @@ def _outcomes(files: Iterator[str], options: ClassifyOptions, write: Callable[[s
 
     client, cluster = connect(options.workers, options.scheduler)
     try:
-        yield from cluster_outcomes(files, options.job, client)
+        # a scheduler's workers run in folders of their own: give them each file's absolute path
+        yield from cluster_outcomes((os.path.abspath(f) for f in files) if options.scheduler else files, options.job, client)
     finally:
         client.close()
         if cluster is not None:
@@ -127,6 +129,8 @@ def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
     Raises :class:`UsageError` for bad options, ``BundleError``/``OSError`` for a bad bundle and
     ``genrecast.daemon.cluster.ClusterError`` for a cluster that cannot be had."""
     check(options)
+    if hasattr(sys.stdout, "reconfigure"):  # a file name that is not UTF-8 (argv or a list) prints as its own bytes
+        sys.stdout.reconfigure(errors="surrogateescape")
     if options.archive:  # a line per resampled file would bury the progress
         logging.getLogger("genrecast.daemon.windowing").setLevel(logging.WARNING)
     cached_classifier(options.job.bundle, options.job.backend)  # a bad bundle fails here, in one line

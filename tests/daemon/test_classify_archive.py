@@ -211,6 +211,13 @@ def test_joins_a_running_cluster_by_its_address_and_loads_the_bundle_once_per_wo
         assert_each_once(rows, expected)
         assert {r["file"]: r for r in closing(rows)} == {f: reference[f] for f in expected}
         assert list(client.run(bundle_loads).values()) == [1]  # 8 files, one load
+        # a relative path, from a folder that is not the workers' own: they get its absolute path (they
+        # looked for it in their folder: "no such file")
+        here = archive.parent
+        proc = run_cli("classify", "--json", os.path.relpath(archive / "metal", here), "--scheduler", address, cwd=here)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        rows = [json.loads(line) for line in proc.stdout.splitlines()]
+        assert {r["file"]: r for r in closing(rows)} == {f: reference[f] for f in expected if "/metal/" in f}
 
 
 def test_bad_options_are_one_line(tmp_path: Path, archive: Path) -> None:
@@ -344,3 +351,28 @@ def test_a_local_cluster_drops_only_the_shutdown_heartbeat_traceback() -> None:
         client.close()
         cluster.close()
     assert len(kept) == 2 and all(v == [False, True] for v in kept.values()), kept
+
+
+def test_a_list_in_windows_utf8_or_with_a_latin1_name_and_a_glob_round_a_link_loop(gtzan_sample: Path, tmp_path: Path) -> None:
+    """A list that Notepad saved (a byte-order mark, CRLF) broke its first path; a Latin-1 name in a
+    list was a traceback; a quoted ** glob went round a link back to its parent, classifying each
+    file about 40 times (the folder walk reads such a loop once)."""
+    import shutil
+
+    lib = tmp_path / "lib"
+    (lib / "deep").mkdir(parents=True)
+    shutil.copy(gtzan_sample / "jazz" / "jazz.00016.wav", lib / "deep" / "a.wav")
+    latin1 = os.path.join(os.fsencode(lib), b"caf\xe9.wav")
+    shutil.copy(gtzan_sample / "rock" / "rock.00000.wav", latin1)
+    (lib / "deep" / "up").symlink_to("..")
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(b"\xef\xbb\xbf" + os.fsencode(lib / "deep" / "a.wav") + b"\r\n" + latin1 + b"\r\n")
+    proc = run_cli("classify", "--json", "--list", str(listing), timeout=180)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    files = [row["file"] for row in map(json.loads, proc.stdout.splitlines()) if row["type"] == "verdict"]
+    assert files == [str(lib / "deep" / "a.wav"), os.fsdecode(latin1)]
+    proc = run_cli("classify", "--json", f"{lib}/**", timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    verdicts = [row for row in map(json.loads, proc.stdout.splitlines()) if row["type"] == "verdict"]
+    assert sorted(os.path.realpath(os.fsencode(row["file"])) for row in verdicts) == sorted(
+        os.path.realpath(p) for p in (os.fsencode(lib / "deep" / "a.wav"), latin1))
