@@ -123,6 +123,25 @@ def _outcomes(files: Iterator[str], options: ClassifyOptions, write: Callable[[s
             cluster.close()
 
 
+def _open_locked(path: Path) -> TextIO:
+    """``path`` opened to append, with an exclusive lock (``flock``) held until it is closed.
+
+    Raises:
+        UsageError: another process holds the lock: a classify run writing the same file (two
+            runs interleaved their lines and classified every file twice).
+    """
+    import fcntl
+
+    stream = open(path, "a", encoding="utf-8")
+    try:
+        fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        stream.close()
+        raise UsageError(f"-o {path}: another genrecast classify is writing it; wait for that run to end (then "
+                         "--resume goes on from it), or give another file") from None
+    return stream
+
+
 def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
     """Classify every file ``options`` names, writing to ``--output``, else ``out`` (default: stdout);
     returns the exit status (see the module).
@@ -134,8 +153,12 @@ def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
     if options.archive:  # a line per resampled file would bury the progress
         logging.getLogger("genrecast.daemon.windowing").setLevel(logging.WARNING)
     cached_classifier(options.job.bundle, options.job.backend)  # a bad bundle fails here, in one line
-    done = resume_output(options.output) if options.resume and options.output else set()
-    stream = open(options.output, "a", encoding="utf-8") if options.output else None
+    stream = _open_locked(options.output) if options.output else None
+    try:
+        done = resume_output(options.output) if options.resume and options.output else set()
+    except BaseException:
+        stream.close()
+        raise
     tally = Tally()
 
     def write(text: str) -> None:

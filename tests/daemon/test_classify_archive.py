@@ -376,3 +376,25 @@ def test_a_list_in_windows_utf8_or_with_a_latin1_name_and_a_glob_round_a_link_lo
     verdicts = [row for row in map(json.loads, proc.stdout.splitlines()) if row["type"] == "verdict"]
     assert sorted(os.path.realpath(os.fsencode(row["file"])) for row in verdicts) == sorted(
         os.path.realpath(p) for p in (os.fsencode(lib / "deep" / "a.wav"), latin1))
+
+
+def test_a_second_run_on_the_same_output_is_refused_while_the_first_writes_it(archive: Path, tmp_path: Path) -> None:
+    """Two runs on one -o FILE (the second with --resume) interleaved their lines and classified
+    every file twice, without a word."""
+    files = audio_files(archive)
+    proc, fd, out = _classify_from_pipe(archive, tmp_path)
+    try:
+        os.write(fd, (files[0] + "\n").encode())
+        wait_for(lambda: len(closing(records(out))) >= 1, 180, "the first run's first verdict")
+        second = run_cli("classify", files[1], "-o", str(out), "--resume")
+        assert second.returncode == 2, second.stderr[-2000:]
+        assert second.stderr.strip() == (f"genrecast: error: -o {out}: another genrecast classify is writing it; wait for "
+                                         "that run to end (then --resume goes on from it), or give another file")
+        os.write(fd, (files[1] + "\n").encode())
+    finally:
+        os.close(fd)
+    assert proc.wait(180) == 0
+    assert_each_once(records(out), files[:2])
+    after = run_cli("classify", files[2], "-o", str(out), "--resume")  # the lock went with the first run
+    assert after.returncode == 0, after.stderr[-2000:]
+    assert_each_once(records(out), files[:3])
