@@ -141,6 +141,9 @@ def probe_audio(path: Path, label: str | None = None) -> tuple[int, int, float |
     ``file:PATH``) when the file is missing, empty, unreadable, not audio or has no audio stream."""
     label = label or f"file:{path}"
     if not path.exists():
+        if str(path) == "-":  # `classify -` or `--source file:-`: stdin is neither
+            raise SourceError(f"{label}: no such file; for audio on standard input run `genrecast run --source -` "
+                              "(raw PCM), and for a list of paths there `genrecast classify --list -`")
         raise SourceError(f"{label}: no such file; give the path of an audio file")
     if not path.is_file():
         raise SourceError(f"{label}: not a regular file; give the path of an audio file")

@@ -14,6 +14,20 @@ from genrecast.daemon.sources.base import POLL_SECONDS, Deliver, SampleSplitter,
 
 STDIN_FORMATS = {"s16le": np.dtype("<i2"), "f32le": np.dtype("<f4")}
 
+#: The first bytes of audio files (a container or a tagged MP3) that can be piped in by mistake:
+#: ``--source -`` takes raw PCM, and a file read as PCM is loud noise of no genre.
+FILE_SIGNATURES = ((b"ID3", "an MP3 file (an ID3 tag)"), (b"RIFF", "a WAV file (RIFF)"), (b"fLaC", "a FLAC file"),
+                   (b"OggS", "an Ogg file"), (b"FORM", "an AIFF file"), (b"\x1aE\xdf\xa3", "a Matroska/WebM file"),
+                   (b".snd", "an AU file"))
+
+
+def file_signature(head: bytes) -> str | None:
+    """What file ``head`` (the first bytes of the input) starts, or None for anything else (raw PCM):
+    :data:`FILE_SIGNATURES`, and MP4/M4A's ``ftyp`` box at byte 4."""
+    if head[4:8] == b"ftyp":
+        return "an MP4/M4A file"
+    return next((what for magic, what in FILE_SIGNATURES if head.startswith(magic)), None)
+
 
 class StdinSource:
     """Raw interleaved PCM (s16le or f32le) at a given rate and channel count, from
@@ -60,12 +74,20 @@ class StdinSource:
         read = self._reader(stream)
         want = self.block_frames * splitter.frame_bytes
         delivered = 0
+        head = b""
         while not stop.is_set():
             chunk = read(want, stop)
             if chunk is None:
                 continue
             if not chunk:
                 break
+            if len(head) < 8:
+                head += chunk[: 8 - len(head)]
+                if (what := file_signature(head)) is not None:
+                    raise SourceError(f"standard input holds {what}, but --source - takes raw PCM ({self.format}, "
+                                      f"{self.rate} Hz, {self.channels} ch); decode it on the way: ffmpeg -i FILE -f "
+                                      f"{self.format} -ac {self.channels} -ar {self.rate} - | genrecast run --source -, or give the "
+                                      "file itself: --source file:FILE")
             block = splitter.feed(chunk)
             if len(block):
                 deliver(block, self.rate)

@@ -138,6 +138,28 @@ def test_a_closed_stdin_is_one_line_and_exit_2() -> None:
         "-ac 1 -ar 22050 - | genrecast run --source -"], proc.stderr
 
 
+@pytest.mark.parametrize("clip, what", [(("gtzan-sample", "blues", "blues.00099.mp3"), "an MP3 file (an ID3 tag)"),
+                                        (("gtzan-sample", "jazz", "jazz.00016.wav"), "a WAV file (RIFF)")])
+def test_a_file_piped_into_stdin_is_named_with_the_fix(data_dir: Path, clip: tuple[str, ...], what: str) -> None:
+    """`cat song.mp3 | genrecast run --source -` read the file as raw PCM: uncertain windows of
+    noise, a NaN warning and exit 0. And `classify -` / `--source file:-` said only "no such file"."""
+    import subprocess
+
+    from helpers import EXE
+
+    proc = subprocess.run([EXE, "run", "--source", "-"], input=data_dir.joinpath(*clip).read_bytes(),
+                          capture_output=True, timeout=120)
+    log = proc.stderr.decode()
+    assert proc.returncode == 1 and proc.stdout == b"", log
+    assert (f"source stdin stopped: standard input holds {what}, but --source - takes raw PCM (f32le, 22050 Hz, 1 ch); "
+            "decode it on the way: ffmpeg -i FILE -f f32le -ac 1 -ar 22050 - | genrecast run --source -, or give the "
+            "file itself: --source file:FILE") in log
+    for args in (["classify", "-"], ["run", "--source", "file:-"]):
+        proc = subprocess.run([EXE, *args], capture_output=True, text=True, timeout=120)
+        assert proc.returncode != 0 and "for audio on standard input run `genrecast run --source -` (raw PCM), and " \
+            "for a list of paths there `genrecast classify --list -`" in proc.stderr, proc.stderr
+
+
 def test_a_truncated_file_is_an_error_line_and_exit_1(tmp_path: Path, data_dir: Path) -> None:
     """A FLAC cut to its first 20 kB (an interrupted download): the run says why it stopped and
     exits 1, so a service of such sources is restarted (Restart=on-failure), not called a success."""
