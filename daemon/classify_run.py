@@ -118,9 +118,17 @@ def _outcomes(files: Iterator[str], options: ClassifyOptions, write: Callable[[s
         # a scheduler's workers run in folders of their own: give them each file's absolute path
         yield from cluster_outcomes((os.path.abspath(f) for f in files) if options.scheduler else files, options.job, client)
     finally:
-        client.close()
+        logging.getLogger("distributed.client").setLevel(logging.CRITICAL)  # its reconnect, cut short here, is no news
+        try:
+            client.close(timeout=CLOSE_SECONDS)  # a scheduler that is gone does not hold the exit
+        except (OSError, TimeoutError) as exc:
+            logging.getLogger(__name__).debug("closing the Dask client: %s", exc)
         if cluster is not None:
             cluster.close()
+
+
+#: Seconds to close the Dask client (its scheduler may be gone).
+CLOSE_SECONDS = 5
 
 
 def _open_locked(path: Path) -> TextIO:

@@ -23,6 +23,7 @@ from typing import Iterable, Iterator
 
 from distributed import Client, LocalCluster, as_completed
 from distributed.diagnostics.plugin import WorkerPlugin
+from distributed.utils import CancelledError
 
 from genrecast.daemon.classify import ClassifyJob, Outcome, cached_classifier, classify_one, error_line
 
@@ -149,7 +150,8 @@ def cluster_outcomes(files: Iterable[str], job: ClassifyJob, client: Client) -> 
     """The outcome of every file, in the order they complete, with at most
     :data:`IN_FLIGHT_PER_THREAD` tasks per worker thread submitted at a time. A task that fails
     anyway (e.g. its worker died on it more often than ``distributed.scheduler.allowed-failures``)
-    gives an error outcome for its file; the run goes on."""
+    gives an error outcome for its file; the run goes on. A task the cluster cancels (its scheduler
+    stopped) raises :class:`ClusterError`: its file gets no line, so ``--resume`` classifies it."""
     client.register_plugin(BundleLoader(job.bundle, job.backend))
     bound = IN_FLIGHT_PER_THREAD * max(1, sum(client.nthreads().values()))
     pending = _Prefetch(files)
@@ -170,6 +172,10 @@ def cluster_outcomes(files: Iterable[str], job: ClassifyJob, client: Client) -> 
         file = names.pop(future.key)
         try:
             outcome = future.result()
+        except CancelledError as exc:  # the scheduler went away (or dropped the task): not this file's fault
+            raise ClusterError(f"the cluster dropped the task of {file} ({getattr(exc, 'reason', None) or 'cancelled'}; "
+                               "did the scheduler stop?); the files in flight have no line in the output: run the same "
+                               "command with --resume once the cluster is back") from None
         except Exception as exc:  # noqa: BLE001 - any task failure is this file's error line, not the run's end
             message = f"{file}: {type(exc).__name__}: {exc}"
             log.warning("could not classify %s", message)

@@ -398,3 +398,46 @@ def test_a_second_run_on_the_same_output_is_refused_while_the_first_writes_it(ar
     after = run_cli("classify", files[2], "-o", str(out), "--resume")  # the lock went with the first run
     assert after.returncode == 0, after.stderr[-2000:]
     assert_each_once(records(out), files[:3])
+
+
+def test_a_scheduler_that_dies_ends_the_run_and_resume_does_its_files(archive: Path, reference, long_mp3: Path,
+                                                                      tmp_path: Path) -> None:
+    """The scheduler killed mid-run: its cancelled tasks were error lines ("FutureCancelledError")
+    that --resume counted as done, so those files never got a verdict, and the run then hung."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dask = Path(EXE).parent / "dask"
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    worker = subprocess.Popen([str(dask), "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    files = audio_files(archive)
+    try:
+        proc, fd, out = _classify_from_pipe(archive, tmp_path, "--scheduler", address)
+        try:
+            os.write(fd, (files[0] + "\n").encode())
+            wait_for(lambda: len(closing(records(out))) >= 1, 180, "the first verdict")
+            os.write(fd, f"{long_mp3}\n{files[1]}\n".encode())  # 10 minutes of MP3: in flight for seconds
+            os.killpg(scheduler.pid, signal.SIGKILL)
+            assert proc.wait(120) == 1
+        finally:
+            os.close(fd)
+        stderr = (tmp_path / "stderr.txt").read_text()
+        assert "did the scheduler stop?); the files in flight have no line in the output: run the same command with " \
+               "--resume once the cluster is back" in stderr and "Traceback" not in stderr, stderr[-2000:]
+        assert all(r["type"] != "error" for r in records(out))  # no file is called unreadable for it
+    finally:
+        for p in (scheduler, worker):
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(30)
+    listed = tmp_path / "three.txt"
+    listed.write_text(f"{files[0]}\n{long_mp3}\n{files[1]}\n")
+    again = run_cli("classify", "--list", str(listed), "-o", str(out), "--resume")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert_each_once(records(out), [files[0], str(long_mp3), files[1]])
+    done = {r["file"]: r for r in closing(records(out))}
+    assert done[files[0]] == reference[files[0]] and done[files[1]] == reference[files[1]]
