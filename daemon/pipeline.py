@@ -186,6 +186,12 @@ class Pipeline:
             heard[0] += len(block)
             self._enqueue(state.windows(block, rate), wait=finite)
 
+        def broken() -> None:  # a stream or microphone lost its connection: its audio so far is a file's end now
+            connection[0] = getattr(source, "restarts", 0) + 1  # the reconnect's first audio needs no restart of its own
+            self._enqueue(state.restart(), wait=finite)
+
+        deliver.broken = broken  # type: ignore[attr-defined]
+
         try:
             source.run(deliver, self.stop_event)
             self._enqueue(state.flush(), wait=finite)

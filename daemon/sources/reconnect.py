@@ -14,7 +14,9 @@ class _Reconnecting:
     ``_attempt(deliver, stop, first)`` until ``stop`` is set, logging why each attempt
     ended (``NAME: REASON; <_retry_verb> in X s (failure N)``) and waiting with backoff.
     ``restarts`` counts attempts after the first; :meth:`loop_alive` tells the watchdog
-    that the loop is working although no audio flows (a missing device, a server down)."""
+    that the loop is working although no audio flows (a missing device, a server down).
+    After an attempt that ended (not by ``stop``), ``deliver.broken()`` is called where
+    ``deliver`` has it: the pipeline then classifies the audio before the break at once."""
 
     name: str
     _retry_verb = "retrying"
@@ -55,6 +57,9 @@ class _Reconnecting:
             self.connected = False
             if stop.is_set():
                 return
+            broken = getattr(deliver, "broken", None)
+            if broken is not None:  # the audio before the break is classified now, not when the source is back
+                broken()
             failures += 1
             delay = self.backoff.next_delay()
             log.warning("%s: %s; %s in %.1f s (failure %d)", self.name, reason, self._retry_verb, delay, failures)

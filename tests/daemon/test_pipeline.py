@@ -188,3 +188,48 @@ def test_a_stop_leaves_a_stuck_source_behind_after_the_grace(gtzan_sample: Path,
     finally:
         stuck.release.set()
         runner.join(30)
+
+
+def test_the_audio_before_a_break_is_classified_at_the_break(gtzan_sample: Path) -> None:
+    """A stream that drops: the windows of its audio before the break came only when it was back
+    (or never, were the daemon stopped meanwhile), stamped with the later time."""
+    from helpers import wait_for
+
+    from genrecast.daemon.sources.reconnect import _Reconnecting
+
+    jazz = load_audio(gtzan_sample / "jazz" / "jazz.00016.wav", 22050)[: int(22050 * 7.5)]
+    metal = load_audio(gtzan_sample / "metal" / "metal.00000.wav", 22050)[: 22050 * 6]
+    back = threading.Event()
+
+    class DroppingStream(_Reconnecting):
+        finite = False
+        name = "radio"
+
+        def __init__(self) -> None:
+            super().__init__(0.01, 0.01)
+
+        def _attempt(self, deliver, stop, first):
+            if not first:
+                back.wait(60)  # the server is away until the test has seen the windows before the break
+            audio = jazz if first else metal
+            for i in range(0, len(audio), 4096):
+                deliver(audio[i : i + 4096], 22050)
+            if first:
+                return "the server closed the connection"
+            stop.wait(60)
+            return "stopped"
+
+    events = []
+    pipeline = Pipeline(open_classifier(None), [DroppingStream()], events.append, PipelineSettings())
+    runner = threading.Thread(target=pipeline.run)
+    runner.start()
+    try:
+        wait_for(lambda: [e.audio_start_seconds for e in events] == [0.0, 3.0, 6.0], 60, "the jazz's windows, its last too")
+        assert events[-1].audio_end_seconds == 7.5
+        back.set()
+        wait_for(lambda: len(events) >= 4, 60, "the metal's first window")
+        assert events[3].audio_start_seconds == 7.5 and events[3].context_seconds == 3.0  # its own context
+    finally:
+        back.set()
+        pipeline.stop()
+        runner.join(30)
