@@ -16,7 +16,7 @@ REASONS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((reason, re.compile(pat
      r"\b401 unauthori|unauthori[sz]ed|authorization failed"),
     ("forbidden: the server refuses access (HTTP 403)", r"\b403 forbidden|\bforbidden\b"),
     ("not found: the server has nothing at this address (HTTP 404); check the URL", r"\b404 not found|server returned 404"),
-    ("server error (HTTP 5xx); the server is failing", r"server returned 5\d\d|\b5\d\d (internal|bad gateway|service unavailable)"),
+    ("server error (HTTP 5xx); the server is failing", r"server returned 5(\d\d|xx)|\b5\d\d (internal|bad gateway|service unavailable)"),
     ("no audio stream: the input has no audio (video only?)",
      r"matches no streams|does not contain any stream|no audio stream|Output file .* does not contain any stream"),
     ("connection refused: nothing listens at this address and port", r"connection refused"),
@@ -35,6 +35,9 @@ REASONS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((reason, re.compile(pat
 _NOISE = ("size=", "video:", " ", "Press [q]", "Input #", "Output #", "Stream #", "Stream mapping", "Duration:")
 
 
+_ADDRESS = re.compile(r"^\[[^\]@]*@ 0x[0-9a-f]+\]\s*")
+
+
 def _meaningful(lines: list[str]) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith(_NOISE)]
 
@@ -46,4 +49,5 @@ def explain(lines: list[str]) -> str:
     for reason, pattern in REASONS:
         if any(pattern.search(line) for line in meaningful):
             return reason
-    return f"ffmpeg said: {meaningful[-1]}" if meaningful else "no message from ffmpeg"
+    # without its "[mp3 @ 0x55d4...]" prefix: a memory address tells a user nothing
+    return f"ffmpeg said: {_ADDRESS.sub('', meaningful[-1])}" if meaningful else "no message from ffmpeg"

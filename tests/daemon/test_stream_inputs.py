@@ -153,6 +153,10 @@ def test_a_wrong_password_is_unauthorised_in_words_and_never_shown(stream_server
     (["[http @ 0x1] Stream ends prematurely at 1000, should be 5000"], "connection lost"),
     (["Input #0, mp3, from 'http://h/forbidden-404.mp3':", "  Metadata:", "    icy-name        : Forbidden Radio",
       "Something new went wrong"], "ffmpeg said: Something new went wrong"),
+    # ffmpeg writes a 500 reply as "5XX", and a memory address is not for users (both were shown as they came)
+    (["http://h/s: Server returned 5XX Server Error reply"], "server error (HTTP 5xx)"),
+    (["[mp3 @ 0x55d4c0a1b2c0] invalid concatenated file detected - using bitrate for duration"],
+     "ffmpeg said: invalid concatenated file detected - using bitrate for duration"),
 ])
 def test_ffmpeg_failures_are_explained_in_words(lines: list[str], reason: str) -> None:
     assert explain(lines).startswith(reason)
