@@ -223,16 +223,21 @@ class HoldingSink(FakeSink):
         return {"dropped": 1, "queue_depth": len(self.events) - 1}
 
 
-def test_the_closing_count_leaves_out_what_the_sink_never_delivered(event_factory, caplog):
-    sink = HoldingSink("held")
+def _closing_log(sink, event_factory, caplog) -> str:
+    """Ten events through a dispatcher of ``sink`` alone, then its stop: the log it wrote."""
     dispatcher = Dispatcher([sink], queue_size=100)
     dispatcher.start()
     for seq in range(10):
         dispatcher.publish(event_factory(seq))
     with caplog.at_level(logging.INFO, logger="genrecast.plugins.dispatcher"):
         dispatcher.stop(30.0)
+    return caplog.text
+
+
+def test_the_closing_count_leaves_out_what_the_sink_never_delivered(event_factory, caplog):
+    sink = HoldingSink("held")
+    assert "sink held: 0 delivered, 0 errors, 10 dropped" in _closing_log(sink, event_factory, caplog)
     assert len(sink.events) == 10
-    assert "sink held: 0 delivered, 0 errors, 10 dropped" in caplog.text
 
 
 class FailingBacklogSink(FakeSink):
@@ -246,13 +251,7 @@ class FailingBacklogSink(FakeSink):
 
 
 def test_the_closing_count_never_goes_below_zero(event_factory, caplog):
-    dispatcher = Dispatcher([FailingBacklogSink("full")], queue_size=100)
-    dispatcher.start()
-    for seq in range(10):
-        dispatcher.publish(event_factory(seq))
-    with caplog.at_level(logging.INFO, logger="genrecast.plugins.dispatcher"):
-        dispatcher.stop(30.0)
-    assert "sink full: 0 delivered, 10 errors, 10 dropped" in caplog.text
+    assert "sink full: 0 delivered, 10 errors, 10 dropped" in _closing_log(FailingBacklogSink("full"), event_factory, caplog)
 
 
 class RetryingSink(FakeSink):
@@ -277,14 +276,8 @@ class RetryingSink(FakeSink):
 def test_the_closing_count_counts_what_a_sink_kept_and_wrote_later(event_factory, caplog):
     """It said `7 delivered, 3 errors` of a log that holds all ten lines."""
     sink = RetryingSink("retrying")
-    dispatcher = Dispatcher([sink], queue_size=100)
-    dispatcher.start()
-    for seq in range(10):
-        dispatcher.publish(event_factory(seq))
-    with caplog.at_level(logging.INFO, logger="genrecast.plugins.dispatcher"):
-        dispatcher.stop(30.0)
+    assert "sink retrying: 10 delivered, 3 errors, 0 dropped" in _closing_log(sink, event_factory, caplog)
     assert [e.seq for e in sink.events] == list(range(10))
-    assert "sink retrying: 10 delivered, 3 errors, 0 dropped" in caplog.text
 
 
 def test_a_sink_that_calls_sys_exit_is_counted_and_logged_and_keeps_its_worker(event_factory, waiter, caplog):
