@@ -115,8 +115,8 @@ def path_key(path: str) -> str:
 def iter_inputs(items: Iterable[str], lists: Iterable[str] = (), skip: set[str] | frozenset[str] = frozenset(),
                 on_skip: Callable[[], None] | None = None) -> Iterator[str]:
     """Every file the inputs name, once (by :func:`path_key`, and by device and inode, so a file
-    reached through a link, or by a quoted ``**`` glob round a loop of links, counts once), lazily: an existing file as given;
-    a directory's audio files (:data:`AUDIO_SUFFIXES`), recursively; a glob's matches (``**``
+    reached through a link, or by a quoted ``**`` glob round a loop of links, counts once),
+    lazily: an existing file as given; a directory's audio files (:data:`AUDIO_SUFFIXES`), recursively; a glob's matches (``**``
     recurses), sorted per pattern only as :func:`glob.iglob` yields them; then every list file's
     lines. Paths whose key is in ``skip`` (done by an earlier run) are left out, each calling
     ``on_skip``."""

@@ -165,7 +165,8 @@ def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
     try:
         done = resume_output(options.output) if options.resume and options.output else set()
     except BaseException:
-        stream.close()
+        if stream is not None:
+            stream.close()
         raise
     tally = Tally()
 
