@@ -116,9 +116,9 @@ def iter_inputs(items: Iterable[str], lists: Iterable[str] = (), skip: set[str] 
                 on_skip: Callable[[], None] | None = None) -> Iterator[str]:
     """Every file the inputs name, once (by :func:`path_key`, and by device and inode, so a file
     reached through a link, or by a quoted ``**`` glob round a loop of links, counts once),
-    lazily: an existing file as given; a directory's audio files (:data:`AUDIO_SUFFIXES`), recursively; a glob's matches (``**``
-    recurses), sorted per pattern only as :func:`glob.iglob` yields them; then every list file's
-    lines. Paths whose key is in ``skip`` (done by an earlier run) are left out, each calling
+    lazily: an existing file as given; a directory's audio files (:data:`AUDIO_SUFFIXES`),
+    recursively; a glob's matches (``**`` recurses), sorted per pattern only as
+    :func:`glob.iglob` yields them; then every list file's lines. Paths whose key is in ``skip`` (done by an earlier run) are left out, each calling
     ``on_skip``."""
     seen: set[str] = set()
     files: set[tuple[int, int]] = set()  # (device, inode): one file reached through links, or a glob's ** round a loop
