@@ -2,9 +2,9 @@
 
 :meth:`Dispatcher.publish` never waits on a sink: it appends the event to every
 sink's queue (each sink its own copy; dropping, counting and logging that queue's oldest
-event when it is full) and returns. Each sink's worker calls the sink, counts deliveries and errors, and logs
-errors at most once per ``error_log_interval_seconds`` per sink, with the number
-suppressed. A sink that raises, blocks or is slow affects only its own queue.
+event when it is full) and returns. Each sink's worker calls the sink, counts deliveries
+and errors, and logs errors at most once per ``error_log_interval_seconds`` per sink,
+with the number suppressed. A sink that raises, blocks or is slow affects only its own queue.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ DEFAULT_QUEUE_SIZE = 1000
 DEFAULT_ERROR_LOG_INTERVAL_SECONDS = 10.0
 """At most one error log line per sink in this many seconds."""
 _IDLE_POLL_SECONDS = 0.5
+"""How often an idle worker looks for a reopen request (set without locks by a signal handler)."""
 START_WARNING_SECONDS = 10.0
 """A sink whose start has not returned after this long is named in a warning (start must not block)."""
-"""How often an idle worker looks for a reopen request (set without locks by a signal handler)."""
 
 
 class Sink(Protocol):
@@ -81,7 +81,6 @@ class _Worker:
         self.dropped = 0
         self.in_hand = 0
         """1 while the sink handles an event (so a sink abandoned mid-event still counts it)."""
-        self._dropped_logged = 0
         self._stopping = False
         self._deadline_monotonic = float("inf")
         self.reopen_requested = False
@@ -101,15 +100,9 @@ class _Worker:
                 self.dropped += 1
             self._queue.append(event)
             self._cond.notify()
-        if full:
-            self._log_drops()
-
-    def _log_drops(self) -> None:
-        dropped = self.dropped
-        if dropped != self._dropped_logged and self._drops_log.log(
-                logging.WARNING, "sink %s is falling behind: %d events dropped so far (queue of %d full)",
-                self.sink.name, dropped, self.queue_size):
-            self._dropped_logged = dropped
+        if full:  # a drop happened just now: the rate limit alone decides whether it is logged
+            self._drops_log.log(logging.WARNING, "sink %s is falling behind: %d events dropped so far (queue of %d full)",
+                                self.sink.name, self.dropped, self.queue_size)
 
     def request_stop(self, deadline_monotonic: float) -> None:
         with self._cond:
