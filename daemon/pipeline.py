@@ -177,17 +177,15 @@ class Pipeline:
         heard = [0]
 
         finite = bool(getattr(source, "finite", False))
-        connection = [getattr(source, "restarts", 0)]  # a stream or microphone counts its reconnects
 
         def deliver(block, rate) -> None:
-            if getattr(source, "restarts", 0) != connection[0]:  # the first audio after a reconnect
-                connection[0] = source.restarts
-                self._enqueue(state.restart(), wait=finite)
             heard[0] += len(block)
             self._enqueue(state.windows(block, rate), wait=finite)
 
-        def broken() -> None:  # a stream or microphone lost its connection: its audio so far is a file's end now
-            connection[0] = getattr(source, "restarts", 0) + 1  # the reconnect's first audio needs no restart of its own
+        def broken() -> None:
+            """A stream or microphone lost its connection (it calls this, see
+            :class:`~genrecast.daemon.sources.reconnect._Reconnecting`): its audio so far is
+            classified now, as a file's end is, and the next connection starts afresh."""
             self._enqueue(state.restart(), wait=finite)
 
         deliver.broken = broken  # type: ignore[attr-defined]

@@ -82,9 +82,9 @@ class SourceState:
         return [self._prepare(w) for w in windows]
 
     def restart(self) -> list[PendingWindow]:
-        """The source reconnected: the windows of the audio before the break (as at the end of a
-        file), then a fresh genre context and bandwidth estimate for the new connection's audio,
-        which may be another programme (the smoothed genre and the music gate carry on)."""
+        """The source's connection broke: the windows of the audio before the break (as at the end
+        of a file), then a fresh genre context and bandwidth estimate for the next connection's
+        audio, which may be another programme (the smoothed genre and the music gate carry on)."""
         windows = self.windower.restart()
         self.windows_made += len(windows)
         pending = [self._prepare(w) for w in windows]  # still with the old connection's context

@@ -117,7 +117,8 @@ def test_a_finite_source_waits_for_a_slow_model_and_loses_nothing(trained_bundle
 
 
 class ReconnectingSource(ArraySource):
-    """Delivers ``audio`` and then, as a new connection (``restarts`` + 1), ``after``."""
+    """Delivers ``audio``, breaks (``deliver.broken()``, as a reconnecting source does) and then,
+    as a new connection (``restarts`` + 1), delivers ``after``."""
 
     finite = True
 
@@ -127,6 +128,7 @@ class ReconnectingSource(ArraySource):
 
     def run(self, deliver, stop: threading.Event) -> None:
         super().run(deliver, stop)
+        deliver.broken()
         self.restarts += 1
         self.audio = self.after
         super().run(deliver, stop)
