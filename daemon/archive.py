@@ -12,6 +12,7 @@ import glob
 import json
 import os
 import re
+import stat
 import sys
 import threading
 import time
@@ -96,14 +97,19 @@ def check_inputs(items: Iterable[str], lists: Iterable[str]) -> None:
             raise InputError(f"--list {list_file}: cannot read it (give a text file with one audio path a line, or - for stdin)")
 
 
-def _loops(path: str) -> bool:
-    """Whether ``path`` runs into a loop of links (ELOOP): the depth where a ``**`` glob round a link
-    back to a parent stops, not a file."""
-    try:
-        os.stat(path)
-    except OSError as exc:
-        return exc.errno == errno.ELOOP
-    return False
+def _glob_files(pattern: str) -> Iterator[str]:
+    """The matches of ``pattern`` (``**`` recurses) that are not folders, as :func:`glob.iglob`
+    yields them, nor a loop of links (ELOOP: the depth where a ``**`` glob round a link back to a
+    parent stops). A match that cannot be looked up otherwise (a dangling link) is kept, for its
+    error line."""
+    for path in glob.iglob(pattern, recursive=True):
+        try:
+            if stat.S_ISDIR(os.stat(path).st_mode):
+                continue
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                continue
+        yield path
 
 
 def path_key(path: str) -> str:
@@ -118,8 +124,8 @@ def iter_inputs(items: Iterable[str], lists: Iterable[str] = (), skip: set[str] 
     reached through a link, or by a quoted ``**`` glob round a loop of links, counts once),
     lazily: an existing file as given; a directory's audio files (:data:`AUDIO_SUFFIXES`),
     recursively; a glob's matches (``**`` recurses), sorted per pattern only as
-    :func:`glob.iglob` yields them; then every list file's lines. Paths whose key is in ``skip`` (done by an earlier run) are left out, each calling
-    ``on_skip``."""
+    :func:`glob.iglob` yields them; then every list file's lines. Paths whose key is in ``skip``
+    (done by an earlier run) are left out, each calling ``on_skip``."""
     seen: set[str] = set()
     files: set[tuple[int, int]] = set()  # (device, inode): one file reached through links, or a glob's ** round a loop
 
@@ -148,7 +154,7 @@ def iter_inputs(items: Iterable[str], lists: Iterable[str] = (), skip: set[str] 
         if path.is_dir():
             yield from fresh(walk_audio(path))
         elif _is_glob(item) and not path.exists():
-            yield from fresh(p for p in glob.iglob(item, recursive=True) if not os.path.isdir(p) and not _loops(p))
+            yield from fresh(_glob_files(item))
         else:
             yield from fresh([item])
     for list_file in lists:

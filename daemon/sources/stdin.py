@@ -86,8 +86,8 @@ class StdinSource:
                 if (what := file_signature(head)) is not None:
                     raise SourceError(f"standard input holds {what}, but --source - takes raw PCM ({self.format}, "
                                       f"{self.rate} Hz, {self.channels} ch); decode it on the way: ffmpeg -i FILE -f "
-                                      f"{self.format} -ac {self.channels} -ar {self.rate} - | genrecast run --source -, or give the "
-                                      "file itself: --source file:FILE")
+                                      f"{self.format} -ac {self.channels} -ar {self.rate} - | genrecast run --source -, "
+                                      "or give the file itself: --source file:FILE")
             block = splitter.feed(chunk)
             if len(block):
                 deliver(block, self.rate)
