@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping
 
 #: File name endings a directory is searched for (globs and lists take whatever they name).
 AUDIO_SUFFIXES = frozenset({
@@ -40,7 +40,9 @@ def _is_glob(text: str) -> bool:
 def walk_audio(folder: Path) -> Iterator[str]:
     """Audio files under ``folder``, recursively, in a stable order (sorted per directory).
     Linked folders are followed (a folder of links to a music library is common); a folder
-    reached twice, as a link back to a parent makes it, is read once."""
+    reached twice, as a link back to a parent makes it, is read once. Hidden files and folders
+    (a name starting with ``.``) are left out, as a shell's ``*`` leaves them: a disk that a Mac
+    wrote holds a ``._NAME.mp3`` of metadata beside every ``NAME.mp3``, and none of them decodes."""
     seen: set[tuple[int, int]] = set()
     for root, dirs, files in os.walk(folder, followlinks=True):
         try:
@@ -51,9 +53,9 @@ def walk_audio(folder: Path) -> Iterator[str]:
             dirs[:] = []
             continue
         seen.add((st.st_dev, st.st_ino))
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if Path(name).suffix.lower() in AUDIO_SUFFIXES:
+            if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_SUFFIXES:
                 yield os.path.join(root, name)
 
 
@@ -86,8 +88,8 @@ def check_inputs(items: Iterable[str], lists: Iterable[str]) -> None:
             raise InputError(f"{item}: classify reads local files, not URLs; for a stream run "
                              f"`genrecast run --source {item}`, or download the file first")
         if Path(item).is_dir() and next(walk_audio(Path(item)), None) is None:
-            raise InputError(f"{item}: the folder holds no audio files (searched recursively for "
-                             f"{', '.join(sorted(AUDIO_SUFFIXES))}); give a folder with audio, or the files themselves")
+            raise InputError(f"{item}: the folder holds no audio files (searched recursively, hidden ones left "
+                             f"out, for {', '.join(sorted(AUDIO_SUFFIXES))}); give a folder with audio, or the files themselves")
         if _is_glob(item) and not Path(item).exists():
             if next(glob.iglob(item, recursive=True), None) is None:
                 raise InputError(f"{item}: the pattern matches no file (quote it so that the shell leaves it to genrecast, "
@@ -118,14 +120,16 @@ def path_key(path: str) -> str:
     return os.path.normpath(os.path.abspath(path))
 
 
-def iter_inputs(items: Iterable[str], lists: Iterable[str] = (), skip: set[str] | frozenset[str] = frozenset(),
-                on_skip: Callable[[], None] | None = None) -> Iterator[str]:
+def iter_inputs(items: Iterable[str], lists: Iterable[str] = (), skip: Mapping[str, str] | None = None,
+                on_skip: Callable[[str], None] | None = None) -> Iterator[str]:
     """Every file the inputs name, once (by :func:`path_key`, and by device and inode, so a file
     reached through a link, or by a quoted ``**`` glob round a loop of links, counts once),
     lazily: an existing file as given; a directory's audio files (:data:`AUDIO_SUFFIXES`),
     recursively; a glob's matches (``**`` recurses), sorted per pattern only as
     :func:`glob.iglob` yields them; then every list file's lines. Paths whose key is in ``skip``
-    (done by an earlier run) are left out, each calling ``on_skip``."""
+    (done by an earlier run: :func:`resume_output`) are left out, each calling ``on_skip`` with
+    the status the earlier run gave it."""
+    skip = skip or {}
     seen: set[str] = set()
     files: set[tuple[int, int]] = set()  # (device, inode): one file reached through links, or a glob's ** round a loop
 
@@ -145,7 +149,7 @@ def iter_inputs(items: Iterable[str], lists: Iterable[str] = (), skip: set[str] 
                 files.add((st.st_dev, st.st_ino))
             if key in skip:
                 if on_skip is not None:
-                    on_skip()
+                    on_skip(skip[key])
                 continue
             yield path
 
@@ -189,12 +193,14 @@ def foreign_line(path: Path) -> int | None:
     return None
 
 
-def resume_output(path: Path) -> set[str]:
+def resume_output(path: Path) -> dict[str, str]:
     """The files an earlier run finished in the JSON lines at ``path`` (a ``verdict`` or an
-    ``error`` line; their :func:`path_key`, so ``./a.mp3`` matches ``a.mp3``), after cutting the file back to the end of the last such line: the window
-    lines of a file whose verdict never came, and a last line cut short by a kill, are removed,
-    so that file is classified again and appears once. A missing file is an empty start."""
-    done: set[str] = set()
+    ``error`` line), each as its :func:`path_key` (so ``./a.mp3`` matches ``a.mp3``) to the status
+    it got (``ok``, ``too_short`` or ``error``, as :meth:`Tally.count` takes them), after cutting
+    the file back to the end of the last such line: the window lines of a file whose verdict never
+    came, and a last line cut short by a kill, are removed, so that file is classified again and
+    appears once. A missing file is an empty start."""
+    done: dict[str, str] = {}
     if not path.exists():
         return done
     keep = offset = 0
@@ -205,11 +211,18 @@ def resume_output(path: Path) -> set[str]:
                 break  # the last line, cut short
             record = _classify_record(raw)
             if record is not None and record["type"] in CLOSING_TYPES:
-                done.add(path_key(record["file"]))
+                done[path_key(record["file"])] = _status(record)
                 keep = offset
     if keep < path.stat().st_size:
         os.truncate(path, keep)
     return done
+
+
+def _status(record: dict) -> str:
+    """The status (as :meth:`Tally.count` takes it) of a file whose closing line is ``record``."""
+    if record["type"] == "error":
+        return "error"
+    return "too_short" if record.get("too_short") is True else "ok"
 
 
 # -- the tally and the progress of a run ---------------------------------------------
@@ -222,6 +235,11 @@ class Tally:
     too_short: int = 0
     failed: int = 0
     skipped: int = 0
+    """Files left out because an earlier run finished them (``--resume``)."""
+    skipped_failed: int = 0
+    """Of those, the ones the earlier run could not read."""
+    skipped_short: int = 0
+    """Of those, the ones the earlier run found too short."""
     unplotted: int = 0
     """Files classified whose ``--plot`` timeline could not be written."""
     audio_seconds: float = 0.0
@@ -243,6 +261,19 @@ class Tally:
             self.classified += 1
         self.audio_seconds += audio_seconds
 
+    def count_skipped(self, status: str) -> None:
+        """Count a file an earlier run finished with ``status`` (see :meth:`count`)."""
+        self.skipped += 1
+        self.skipped_failed += status == "error"
+        self.skipped_short += status == "too_short"
+
+    def exit_status(self) -> int:
+        """The run's exit status (see :mod:`genrecast.daemon.classify_run`), the files an earlier run
+        finished included: a resumed run ends as the whole run would have."""
+        if self.failed or self.skipped_failed or self.unplotted:
+            return 1
+        return 3 if self.too_short or self.skipped_short else 0
+
     def summary(self, output: Path | None) -> str:
         """One line, e.g. ``classified 118 files (0.98 h of audio) in 41 s; 1 could not be read; ...``."""
         parts = [f"classified {self.classified} file{'s' * (self.classified != 1)} "
@@ -255,7 +286,10 @@ class Tally:
         if self.unplotted:
             parts.append(f"{self.unplotted} timeline{'s' * (self.unplotted != 1)} not written")
         if self.skipped:
-            parts.append(f"{self.skipped} skipped, already in {output}")
+            earlier = [f"{n} {what}" for n, what in ((self.skipped_failed, "could not be read"),
+                                                     (self.skipped_short, "too short")) if n]
+            parts.append(f"{self.skipped} skipped, already in {output}"
+                         + (f" (of them {' and '.join(earlier)})" if earlier else ""))
         return "; ".join(parts)
 
 
@@ -307,7 +341,7 @@ class ArchiveProgress:
             self._bar.stop()
 
 
-def count_in_background(progress: ArchiveProgress, items: list[str], lists: list[str], skip: set[str]) -> None:
+def count_in_background(progress: ArchiveProgress, items: list[str], lists: list[str], skip: Mapping[str, str]) -> None:
     """Count the files the inputs name (a second, lazy pass) in a daemon thread and give the
     total to ``progress`` for its ETA; not done when a list comes from stdin or a pipe."""
     if any(name == "-" or not Path(name).is_file() for name in lists):

@@ -4,7 +4,8 @@ as it is done, and end with the exit status.
 
 Exit status: 0 when every file was classified; 1 if any file could not be read or its ``--plot``
 timeline could not be written (after the others); otherwise 3 if any file was shorter than one
-window; 130 when interrupted.
+window; 130 when interrupted. With ``--resume`` the files the earlier run finished count too, so
+a resumed run ends with the status the whole run would have had.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def check(options: ClassifyOptions) -> None:
     if options.workers is not None and options.workers < 1:
         raise UsageError(f"--workers must be at least 1 (got {options.workers})")
     if options.resume and options.output is None:
-        raise UsageError("--resume needs --output FILE: the JSON lines it reads to skip the files already done")
+        raise UsageError("--resume needs --output FILE (a file, not -): the JSON lines it reads to skip the files already done")
     if options.output is not None and options.output.is_dir():
         raise UsageError(f"--output {options.output} is a folder; give a file in it, e.g. {options.output / 'verdicts.jsonl'}")
     if options.output is not None and not options.resume and options.output.exists() and options.output.stat().st_size:
@@ -163,7 +164,7 @@ def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
     cached_classifier(options.job.bundle, options.job.backend)  # a bad bundle fails here, in one line
     stream = _open_locked(options.output) if options.output else None
     try:
-        done = resume_output(options.output) if options.resume and options.output else set()
+        done = resume_output(options.output) if options.resume and options.output else {}
     except BaseException:
         if stream is not None:
             stream.close()
@@ -179,10 +180,7 @@ def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
         with ArchiveProgress(options.archive) as progress:
             if options.archive:
                 count_in_background(progress, options.inputs, options.lists, done)
-            def skipped() -> None:
-                tally.skipped += 1
-
-            for outcome in _outcomes(iter_inputs(options.inputs, options.lists, done, skipped), options, write):
+            for outcome in _outcomes(iter_inputs(options.inputs, options.lists, done, tally.count_skipped), options, write):
                 if outcome.text:
                     write(outcome.text)
                 for message in (outcome.message, outcome.plot_error):
@@ -202,4 +200,4 @@ def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
                          "named no file; give audio paths, one a line")
     if options.archive:
         print(f"genrecast: {tally.summary(options.output)}", file=sys.stderr, flush=True)
-    return 1 if tally.failed or tally.unplotted else 3 if tally.too_short else 0
+    return tally.exit_status()

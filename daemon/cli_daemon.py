@@ -183,7 +183,7 @@ def register(app: typer.Typer) -> None:
         backend: str = typer.Option("litert", metavar="NAME", help="Classifier backend: litert or keras."),
         json_output: bool = typer.Option(False, "--json", metavar="", help="JSON lines: one object per window and one verdict per file."),
         hop_seconds: Optional[float] = typer.Option(None, metavar="SECONDS", help="Seconds between window starts, at least 0.1. \\[default: the window length, 3]"),
-        output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the JSON lines to FILE (not stdout); it must be new unless --resume."),
+        output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the JSON lines to FILE (- is stdout, as --json); it must be new unless --resume."),
         resume: bool = typer.Option(False, "--resume", metavar="", help="Go on with --output FILE: skip the files it has a verdict or error for."),
         workers: Optional[int] = typer.Option(None, "--workers", "-w", metavar="N", help="Classify on a local Dask cluster of N worker processes (needs genrecast\\[cluster])."),
         scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS", help="Classify on the running Dask cluster at ADDRESS, e.g. tcp://10.0.0.5:8786."),
@@ -196,6 +196,8 @@ def register(app: typer.Typer) -> None:
 
         setup_logging()
         _check_hop(hop_seconds)
+        if output == Path("-"):  # the usual name of the standard output: --json
+            output, json_output = None, True
         job = ClassifyJob(bundle=str(bundle.resolve()) if bundle else None, backend=backend, hop_seconds=hop_seconds,
                           json_output=json_output or output is not None, plot_dir=str(plot.resolve()) if plot else None)
         options = ClassifyOptions(inputs=list(inputs or []), lists=list(lists or []), job=job, workers=workers,

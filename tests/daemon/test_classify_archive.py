@@ -224,7 +224,7 @@ def test_bad_options_are_one_line(tmp_path: Path, archive: Path) -> None:
     existing = tmp_path / "out.jsonl"
     existing.write_text('{"type": "verdict", "file": "x.wav"}\n')
     cases = [
-        (["--resume", str(archive)], "genrecast: error: --resume needs --output FILE: the JSON lines it reads to skip the files already done"),
+        (["--resume", str(archive)], "genrecast: error: --resume needs --output FILE (a file, not -): the JSON lines it reads to skip the files already done"),
         (["-o", str(existing), str(archive)], f"genrecast: error: --output {existing} exists: add --resume to go on with it, or choose a new file"),
         ([f"{archive}/*.flac"], f"genrecast: error: {archive}/*.flac: the pattern matches no file (quote it so that the shell "
                                 "leaves it to genrecast, and check the folder)"),
@@ -441,3 +441,32 @@ def test_a_scheduler_that_dies_ends_the_run_and_resume_does_its_files(archive: P
     assert_each_once(records(out), [files[0], str(long_mp3), files[1]])
     done = {r["file"]: r for r in closing(records(out))}
     assert done[files[0]] == reference[files[0]] and done[files[1]] == reference[files[1]]
+
+
+def test_hidden_files_are_left_out_dash_is_stdout_and_resume_ends_as_the_whole_run(data_dir: Path, tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    """A Mac-written disk's `._NAME.mp3` beside each song was classified and failed ("not audio"),
+    so every archive run ended in errors; `-o -` wrote a file named "-"; a --resume after a run with
+    an unreadable file exited 0, as if the archive had been read whole."""
+    monkeypatch.chdir(tmp_path)
+    lib = tmp_path / "lib"
+    (lib / ".cache").mkdir(parents=True)
+    clip = sorted((data_dir / "gtzan-excerpts" / "jazz").glob("*.wav"))[0]
+    (lib / "song.wav").symlink_to(clip)
+    (lib / "._song.wav").write_bytes(b"\x00\x05\x16\x07" + b"\x00" * 4000)  # AppleDouble metadata
+    (lib / ".cache" / "copy.wav").symlink_to(clip)
+    (lib / "broken.mp3").write_bytes(b"this is not audio\n" * 200)
+
+    dash = run_cli("classify", str(lib), "-o", "-", timeout=120, cwd=tmp_path)
+    assert dash.returncode == 1 and not (tmp_path / "-").exists(), dash.stderr[-2000:]
+    closed = {row["file"]: row["type"] for row in map(json.loads, dash.stdout.splitlines()) if row["type"] != "window"}
+    assert closed == {str(lib / "broken.mp3"): "error", str(lib / "song.wav"): "verdict"}, closed
+
+    first = run_cli("classify", str(lib), "-o", "out.jsonl", timeout=120, cwd=tmp_path)
+    assert first.returncode == 1 and "1 could not be read" in first.stderr, first.stderr[-2000:]
+    again = run_cli("classify", str(lib), "-o", "out.jsonl", "--resume", timeout=120, cwd=tmp_path)
+    assert again.returncode == 1, again.stderr[-2000:]
+    assert "classified 0 files" in again.stderr and "2 skipped, already in out.jsonl (of them 1 could not be read)" \
+        in again.stderr, again.stderr
+    refused = run_cli("classify", str(lib), "-o", "-", "--resume", timeout=60, cwd=tmp_path)
+    assert refused.returncode == 2 and "--resume needs --output FILE (a file, not -)" in refused.stderr, refused.stderr
