@@ -35,6 +35,8 @@ IN_FLIGHT_PER_THREAD = 4
 #: Seconds to wait for a scheduler to answer, and then for its first worker.
 CONNECT_SECONDS = 10
 FIRST_WORKER_SECONDS = 60
+#: Seconds between the checks, while files are in flight, that the cluster still has a worker.
+WORKER_CHECK_SECONDS = 5
 
 
 class ClusterError(RuntimeError):
@@ -146,6 +148,37 @@ class _Prefetch:
         return item
 
 
+class _WorkerWatch:
+    """While files are in flight, asks the scheduler every :data:`WORKER_CHECK_SECONDS` how many
+    workers it has, and says so when the last one is gone (and when one is back): Dask keeps the
+    tasks of a cluster without workers waiting, so the run would hang without a word."""
+
+    def __init__(self, client: Client, in_flight) -> None:
+        self._client, self._in_flight = client, in_flight
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="watch-workers", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        waiting = False
+        while not self._stop.wait(WORKER_CHECK_SECONDS):
+            try:
+                workers = len(self._client.nthreads())
+            except Exception:  # noqa: BLE001 - a scheduler that went away ends the run on its own
+                continue
+            if not workers and not waiting and self._in_flight():
+                waiting = True
+                log.warning("the cluster has no worker left (files in flight: %d); start `dask worker %s`, or stop "
+                            "with Ctrl-C and run the same command with --resume later", self._in_flight(),
+                            self._client.scheduler.address)
+            elif workers and waiting:
+                waiting = False
+                log.warning("the cluster has %d worker%s again: going on", workers, "s" * (workers != 1))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 def cluster_outcomes(files: Iterable[str], job: ClassifyJob, client: Client) -> Iterator[Outcome]:
     """The outcome of every file, in the order they complete, with at most
     :data:`IN_FLIGHT_PER_THREAD` tasks per worker thread submitted at a time. A task that fails
@@ -167,6 +200,16 @@ def cluster_outcomes(files: Iterable[str], job: ClassifyJob, client: Client) -> 
             flying.add(future)
 
     top_up()
+    watch = _WorkerWatch(client, lambda: len(names))
+    try:
+        yield from _results(names, flying, job, top_up)
+    finally:
+        watch.stop()
+
+
+def _results(names: dict[str, str], flying: as_completed, job: ClassifyJob, top_up) -> Iterator[Outcome]:
+    """The outcomes of the tasks in ``flying`` (``names``: their keys to their files) as they
+    complete, topping up the tasks after each (see :func:`cluster_outcomes`)."""
     while names:
         future = next(flying)
         file = names.pop(future.key)

@@ -470,3 +470,46 @@ def test_hidden_files_are_left_out_dash_is_stdout_and_resume_ends_as_the_whole_r
         in again.stderr, again.stderr
     refused = run_cli("classify", str(lib), "-o", "-", "--resume", timeout=60, cwd=tmp_path)
     assert refused.returncode == 2 and "--resume needs --output FILE (a file, not -)" in refused.stderr, refused.stderr
+
+
+def test_a_cluster_without_workers_says_so_and_goes_on_when_one_comes(archive: Path, reference, tmp_path: Path) -> None:
+    """Its last worker gone, a --scheduler run waited for one without a word, for ever."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dask = Path(EXE).parent / "dask"
+    address = f"tcp://127.0.0.1:{port}"
+
+    def start(*args: str) -> subprocess.Popen:
+        return subprocess.Popen([str(dask), *args, "--no-dashboard"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+
+    worker_args = ("worker", address, "--nworkers", "1", "--nthreads", "1")
+    started = [start("scheduler", "--host", "127.0.0.1", "--port", str(port)), start(*worker_args)]
+    files = audio_files(archive)
+    stderr = tmp_path / "stderr.txt"
+    try:
+        proc, fd, out = _classify_from_pipe(archive, tmp_path, "--scheduler", address)
+        try:
+            os.write(fd, (files[0] + "\n").encode())
+            wait_for(lambda: len(closing(records(out))) >= 1, 180, "the first verdict")
+            os.killpg(started[1].pid, signal.SIGKILL)  # the nanny and its worker: nothing restarts it
+            started[1].wait(30)
+            os.write(fd, (files[1] + "\n").encode())
+            wait_for(lambda: "the cluster has no worker left (files in flight: 1); start `dask worker " in stderr.read_text(),
+                     120, "the run to say that it waits for a worker")
+            started.append(start(*worker_args))
+            wait_for(lambda: "the cluster has 1 worker again: going on" in stderr.read_text(), 180, "the new worker")
+        finally:
+            os.close(fd)
+        assert proc.wait(180) == 0, stderr.read_text()[-2000:]
+    finally:
+        for p in started:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(30)
+    assert_each_once(records(out), files[:2])
+    assert {r["file"]: r for r in closing(records(out))} == {f: reference[f] for f in files[:2]}
+    assert "Traceback" not in stderr.read_text()
