@@ -4,7 +4,7 @@ as it is done, and end with the exit status.
 
 Exit status: 0 when every file was classified; 1 if any file could not be read or its ``--plot``
 timeline could not be written (after the others); otherwise 3 if any file was shorter than one
-window; 130 when interrupted. With ``--resume`` the files the earlier run finished count too, so
+window; 130 when interrupted (Ctrl-C), 143 when stopped by SIGTERM. With ``--resume`` the files the earlier run finished count too, so
 a resumed run ends with the status the whole run would have had.
 """
 
@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, TextIO
@@ -23,6 +25,10 @@ from genrecast.daemon.classify import ClassifyJob, Outcome, cached_classifier, c
 
 CLUSTER_EXTRA = "pip install 'genrecast[cluster]'"
 PLOT_EXTRA = "pip install 'genrecast[plot]'"
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch scheduler's or systemd's stop) during a run: it ends as Ctrl-C does."""
 
 
 class UsageError(ValueError):
@@ -176,6 +182,10 @@ def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
         target.write(text + "\n")
         target.flush()
 
+    def terminated(signum, frame) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminated) if threading.current_thread() is threading.main_thread() else None
     try:
         with ArchiveProgress(options.archive) as progress:
             if options.archive:
@@ -188,11 +198,14 @@ def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
                         print(f"genrecast: error: {message}", file=sys.stderr, flush=True)
                 tally.count(outcome.status, outcome.audio_seconds, plotted=outcome.plot_error is None)
                 progress.advance(outcome.audio_seconds)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         again = " (the same command with --resume goes on from here)" if options.output else ""
-        print(f"genrecast: interrupted after {tally.files} files{again}", file=sys.stderr, flush=True)
-        return 130
+        how = "stopped by SIGTERM" if isinstance(exc, _Terminated) else "interrupted"
+        print(f"genrecast: {how} after {tally.files} files{again}", file=sys.stderr, flush=True)
+        return 143 if isinstance(exc, _Terminated) else 130
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if stream is not None:
             stream.close()
     if not tally.files and not tally.skipped:

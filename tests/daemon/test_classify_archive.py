@@ -513,3 +513,37 @@ def test_a_cluster_without_workers_says_so_and_goes_on_when_one_comes(archive: P
     assert_each_once(records(out), files[:2])
     assert {r["file"]: r for r in closing(records(out))} == {f: reference[f] for f in files[:2]}
     assert "Traceback" not in stderr.read_text()
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (exited, or a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rindex(")") + 2] == "Z"
+
+
+@pytest.mark.parametrize("workers", [(), ("--workers", "1")], ids=["in-process", "local-cluster"])
+def test_sigterm_ends_the_run_as_ctrl_c_does(archive: Path, long_mp3: Path, tmp_path: Path, workers) -> None:
+    """A batch scheduler's SIGTERM ended classify with 143 and no word of how far it got."""
+    files = audio_files(archive)
+    proc, fd, out = _classify_from_pipe(archive, tmp_path, *workers)
+    try:
+        os.write(fd, f"{files[0]}\n{long_mp3}\n".encode())
+        wait_for(lambda: len(closing(records(out))) >= 1 and ffmpeg_processes_mentioning(str(long_mp3)), 180,
+                 "the first verdict, and the long file decoding")
+        kids = [pid for pid, _, state in children(proc.pid) if state != "Z"]  # ffmpeg, or the cluster's processes
+        assert kids
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(60)
+    finally:
+        os.close(fd)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert code == 143 and stderr.strip().splitlines()[-1] == \
+        "genrecast: stopped by SIGTERM after 1 files (the same command with --resume goes on from here)", stderr[-2000:]
+    assert "Traceback" not in stderr
+    wait_for(lambda: not ffmpeg_processes_mentioning(str(long_mp3)) and all(_gone(pid) for pid in kids),
+             60, "no decoder or worker left behind")
