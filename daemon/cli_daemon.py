@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from genrecast.daemon.config import MAX_HOP_SECONDS, MIN_HOP_SECONDS
+from genrecast.daemon.config_keys import MAX_HOP_SECONDS, MIN_HOP_SECONDS
 
 log = logging.getLogger("genrecast")
 

@@ -66,6 +66,8 @@ class MqttSettings:
     def __post_init__(self) -> None:
         if not self.host:
             raise ValueError("host must not be empty")
+        if any(c.isspace() for c in self.host):  # "localhost " failed every lookup, for ever, as a connection error
+            raise ValueError(f"host {self.host!r} holds a space; give host = \"{''.join(self.host.split())}\"")
         if "://" in self.host:
             raise ValueError(f"host {self.host!r} is a URL; give the broker's name or address alone (and port, tls as "
                              "settings of their own)")
@@ -88,6 +90,9 @@ class MqttSettings:
             raise ValueError("need 0 < reconnect_min_seconds <= reconnect_max_seconds and connect_timeout_seconds > 0")
         if bool(self.cert_file) != bool(self.key_file):
             raise ValueError("cert_file and key_file go together")
+        if self.password_file and os.path.exists(self.password_file) and not os.access(self.password_file, os.R_OK):
+            raise ValueError(f"password_file {self.password_file} cannot be read by this user; make it readable by the user "
+                             "genrecast runs as, or under systemd use the credential mqtt_password (see the README)")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "MqttSettings":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from helpers import REPO, run_cli
@@ -255,3 +256,63 @@ def test_a_fixed_client_id_in_a_fleet_is_warned_about() -> None:
     assert warned == ["mqtt.client_id (env GENRECAST_MQTT_CLIENT_ID) is 'genrecast-house' in a fleet (shard 1/2): a broker "
                       "keeps one connection per client id, so members that share it knock each other off; leave it empty "
                       "(each member gets genrecast-<daemon_id>) unless every member sets its own"]
+
+
+def _as_plain_user(*args: str, **kwargs):
+    """``genrecast ARGS`` without the capabilities that let root read any file (CI runs as root;
+    a service's user or a plain shell user has none of them)."""
+    import shutil
+    import subprocess
+
+    from helpers import EXE
+
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed to run a command without root's file access"
+    caps = "-dac_override,-dac_read_search"
+    return subprocess.run([setpriv, "--bounding-set", caps, "--inh-caps", caps, "--", EXE, *args],
+                          capture_output=True, text=True, timeout=120, **kwargs)
+
+
+def test_an_unreadable_config_or_password_file_a_bom_a_typo_in_a_source_and_a_spaced_host(tmp_path: Path) -> None:
+    """An unreadable config file was a 45-line traceback in every command; a byte-order mark (Notepad)
+    was "not valid TOML"; `nmae = ...` in a [[sources]] entry was ignored, so the source ran under
+    another name (other MQTT topics, other Home Assistant ids); host = "localhost " and an unreadable
+    password_file passed the check, then run retried for ever as if the broker were down."""
+    tone = tmp_path / "tone.wav"
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(tone, np.zeros(22050, np.float32), 22050)
+    config = tmp_path / "c.toml"
+    config.write_text(f'sources = ["file:{tone}"]\n')
+    config.chmod(0o000)
+    for args in (("config", "check"), ("run",)):  # the file named as the default one is: not by an option, which checks it
+        proc = _as_plain_user(*args, env={**os.environ, "GENRECAST_CONFIG": str(config)})
+        assert proc.returncode in (1, 2) and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert f"config file {config}: cannot read it (Permission denied); run as a user who may read it" in proc.stderr
+    config.chmod(0o644)
+
+    config.write_bytes(b"\xef\xbb\xbf" + f'sources = ["file:{tone}"]\n'.encode())
+    assert run_cli("config", "check", "-c", str(config)).returncode == 0
+
+    config.write_text(f'[[sources]]\nnmae = "kitchen"\nspec = "file:{tone}"\n[[sources]]\nname = "b"\nspec = "file:{tone}"\nloop = true\n')
+    check = run_cli("config", "check", "-c", str(config))
+    assert check.returncode == 1 and check.stderr.splitlines()[:2] == [
+        "genrecast: error: sources: a [[sources]] entry takes name and spec only, not 'nmae'",
+        "genrecast: error: sources: a [[sources]] entry takes name and spec only, not 'loop' (input.loop is set for "
+        "every source under [input])"], check.stderr
+
+    password = tmp_path / "password"
+    password.write_text("secret\n")
+    password.chmod(0o600)
+    os.chown(password, 65534, 65534)  # nobody's: this user cannot read it
+    config.write_text(f'sinks = ["mqtt"]\nsources = ["file:{tone}"]\n[mqtt]\nhost = "localhost "\n')
+    check = run_cli("config", "check", "-c", str(config))
+    assert check.returncode == 1 and check.stderr.splitlines() == [
+        "genrecast: error: [mqtt] host 'localhost ' holds a space; give host = \"localhost\""], check.stderr
+    config.write_text(f'sinks = ["mqtt"]\nsources = ["file:{tone}"]\n[mqtt]\npassword_file = "{password}"\n')
+    says = f"[mqtt] password_file {password} cannot be read by this user; make it readable by the user genrecast runs as"
+    check = _as_plain_user("config", "check", "-c", str(config))
+    assert check.returncode == 1 and says in check.stderr, check.stderr
+    run = _as_plain_user("run", "-c", str(config))
+    assert run.returncode == 2 and says in run.stderr.strip().splitlines()[-1], run.stderr[-2000:]
