@@ -20,7 +20,7 @@ An event counts for the audio from its window's start to the next window's start
       --since 24h --plot today.png
 
 --since takes a duration before now (30m, 24h, 7d) or an ISO time (2026-11-30T12:00:00Z).
-Exit status: 0 (an empty log, e.g. just rotated, reports that it holds no events); 2 for a bad option, or a log that cannot be read or holds only lines that are not genre events.
+Exit status: 0 (an empty log, e.g. just rotated, or a quiet day, reports that it holds no events, and a --plot chart says so); 2 for a bad option, or a log that cannot be read or holds only lines that are not genre events.
 """
 
 
@@ -52,9 +52,7 @@ def register(app: typer.Typer) -> None:
             if not summary.events and summary.skipped_lines and not summary.older:
                 fail(render_table(summary)[0])  # not an event log at all: a log that cannot be read
             if plot_path is not None:
-                if not summary.events:
-                    fail("no genre events to plot" + (" since " + since if since else "") + "; check the logs and --since")
-                plot(summary, plot_path)
+                plot(summary, plot_path, "no genre events" + (f" since {since}" if since else " in these logs"))
         except ReportError as exc:
             fail(str(exc))
         if json_output:

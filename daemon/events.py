@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
@@ -133,7 +134,7 @@ _TYPE_CHECKS: dict[str, Any] = {
     "str": lambda v: isinstance(v, str), "dict": lambda v: isinstance(v, dict),
     "bool": lambda v: isinstance(v, bool), "null": lambda v: v is None,
     "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),  # JSON has no NaN
 }
 
 

@@ -64,8 +64,10 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 
 
 def event_time(event: GenreEvent) -> datetime:
-    """The event's ``utc`` as an aware datetime."""
-    return datetime.fromisoformat(event.utc.replace("Z", "+00:00"))
+    """The event's ``utc`` as an aware datetime (a time without a zone is UTC, as for ``--since``).
+    Raises ``ValueError`` for a ``utc`` that is no ISO time."""
+    when = datetime.fromisoformat(event.utc.replace("Z", "+00:00"))
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
 
 
 def category(event: GenreEvent) -> str:
@@ -258,10 +260,12 @@ def _not_events(n: int) -> str:
     return "1 line that is not a genre event" if n == 1 else f"{n} lines that are not genre events"
 
 
-def plot(summary: Summary, path: Path) -> None:
+def plot(summary: Summary, path: Path, empty: str = "no genre events in these logs") -> None:
     """A PNG of :data:`PLOT_INCHES` at :data:`PLOT_DPI` (1200 x 800 pixels): each category's share of
     the time as stacked bars, one bar per source (top; the :data:`MAX_PLOT_SOURCES` with the most
     audio) and per UTC hour (bottom; per day beyond :data:`MAX_HOUR_ROWS` hours), on a time axis.
+    A summary without events gets a chart of the same size that says ``empty`` (a quiet day's
+    chart must not be yesterday's left in place).
 
     Raises:
         ReportError: matplotlib is not installed, or the file cannot be written.
@@ -273,6 +277,11 @@ def plot(summary: Summary, path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise ReportError("--plot needs matplotlib: pip install 'genrecast[plot]'") from None
+    if not summary.events:
+        fig = plt.figure(figsize=PLOT_INCHES, dpi=PLOT_DPI)
+        fig.text(0.5, 0.5, empty, ha="center", va="center", fontsize=16)
+        _save(fig, path)
+        return
     categories = summary.categories()
     colours = dict(zip(categories, plt.get_cmap("tab20").colors))
     colours.update({"not_music": "#8c8c8c", "silence": "#d9d9d9", "uncertain": "#f2e6c9"})
@@ -295,6 +304,13 @@ def plot(summary: Summary, path: Path) -> None:
         axis.tick_params(axis="x", labelrotation=30, labelsize=8)
     top.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     fig.subplots_adjust(left=0.07, right=0.86, top=0.95, bottom=0.12, hspace=0.55)
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> None:
+    """Write ``fig`` to ``path`` at :data:`PLOT_DPI` and close it; raises :class:`ReportError`."""
+    import matplotlib.pyplot as plt
+
     try:
         fig.savefig(path, dpi=PLOT_DPI)  # no bbox_inches="tight": the size stays PLOT_INCHES x PLOT_DPI
     except OSError as exc:

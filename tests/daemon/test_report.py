@@ -206,3 +206,26 @@ def test_a_log_given_twice_counts_once(real_log: Path, tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines() == [
         f"genrecast: warning: {path} is {real_log} again (given twice, e.g. by a glob and by name, or through a link); "
         "read once" for path in (link, real_log)]
+
+
+def test_a_quiet_day_a_time_without_a_zone_and_an_infinite_window(tmp_path: Path) -> None:
+    """`--plot` on a log without events exited 2 (a cron job's false alarm on a quiet day, and
+    yesterday's chart left in place); an event whose `utc` had no zone was a traceback; one whose
+    window ended at Infinity made the table say `inf` hours and `--json` print Infinity."""
+    empty = tmp_path / "fresh.jsonl"
+    empty.write_text("")
+    chart = tmp_path / "today.png"
+    chart.write_bytes(b"yesterday's chart")
+    proc = run_cli("report", str(empty), "--plot", str(chart), "--since", "24h")
+    assert proc.returncode == 0 and proc.stdout.strip() == "no genre events in these logs", proc.stderr
+    assert _png_size(chart) == (PLOT_INCHES[0] * PLOT_DPI, PLOT_INCHES[1] * PLOT_DPI)
+
+    naive = _event(0, 0.0).to_dict() | {"utc": "2026-11-30T12:00:00"}
+    endless = _event(1, 3.0).to_json().replace('"audio_end_seconds":6.0', '"audio_end_seconds":Infinity')
+    assert "Infinity" in endless
+    log = tmp_path / "odd.jsonl"
+    log.write_text(json.dumps(naive) + "\n" + endless + "\n")
+    proc = run_cli("report", str(log), "--json", "--since", "2026-11-30T11:00:00Z")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)  # valid JSON: no Infinity
+    assert report["events"] == 1 and report["skipped_lines"] == 1, report
