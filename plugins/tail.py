@@ -14,9 +14,11 @@ source with the member it came from (``radio @ genrecast-1``).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import queue
+import select
 import shutil
 import sys
 import time
@@ -237,6 +239,13 @@ class Tail:
             if self.json_output:
                 print(NOTICE_PREFIX + status, file=sys.stderr, flush=True)
 
+    def idle(self) -> None:
+        """Nothing new came: redraw what changed, and raise ``BrokenPipeError`` when the reader of
+        a pipe has gone, as the next write would (``tail --json | head`` hung while no event came)."""
+        self.draw(force=True)
+        if _reader_gone(self.out):
+            raise BrokenPipeError(errno.EPIPE, "the reader of the output has gone")
+
     def draw(self, force: bool = False) -> None:
         if self.json_output or not self._dirty:
             return
@@ -246,6 +255,17 @@ class Tail:
         self.out.write(self._clear + "\n".join(self.view.render()) + "\n" + ("" if self._clear else "\n"))
         self.out.flush()
         self._dirty, self._last_draw = False, now
+
+
+def _reader_gone(out: TextIO) -> bool:
+    """Whether ``out`` is a pipe whose reading end is closed (``poll`` reports an error on it)."""
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    poller = select.poll()
+    poller.register(fd, 0)  # no events asked: POLLERR and POLLHUP are reported anyway
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
 def _new_tail(title: str, json_output: bool, out: TextIO, tail_box: list | None) -> Tail:
@@ -281,9 +301,12 @@ def run_tail_file(path: Path, json_output: bool, out: TextIO = sys.stdout, tail_
         if waiting and path.exists():
             waiting = False
             tail.set_status(f"following {path}")
-        if line is not None and line.strip():
+        if line is None:
+            tail.idle()
+            continue
+        if line.strip():
             tail.handle(line)
-        tail.draw(force=line is None)
+        tail.draw()
 
 
 def member_of(topic: str) -> str | None:
@@ -337,7 +360,7 @@ def run_tail_mqtt(settings, json_output: bool, out: TextIO = sys.stdout, tail_bo
             try:
                 kind, value = inbox.get(timeout=POLL_SECONDS)
             except queue.Empty:
-                tail.draw(force=True)
+                tail.idle()
                 continue
             if kind == "message":
                 tail.handle(*value)  # type: ignore[misc]
