@@ -114,6 +114,8 @@ def _writing_stdout(exc: BaseException) -> bool:
 def main() -> None:
     """Entry point of the ``genrecast`` console command."""
     private_stderr()  # first, before any thread or library can point fd 2 elsewhere
+    if hasattr(sys.stdout, "reconfigure"):  # a terminal in a legacy locale (ASCII, Latin-1) gets café as caf\xe9, not an error
+        sys.stdout.reconfigure(errors="backslashreplace")
     single_threaded_blas()
     ensure_numba_cache()
     _register_commands()

@@ -96,3 +96,15 @@ def test_output_to_a_full_disk_is_one_line(args: list[str]) -> None:
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == ["genrecast: error: cannot write to the standard output: No space left "
                                                 "on device; free space where it goes, or send it elsewhere"], proc.stderr
+
+
+def test_a_legacy_locale_terminal_gets_escapes_not_errors(data_dir) -> None:
+    """On an ASCII stdout a source named café failed every event in the stdout sink ("2 events were
+    never delivered", a traceback in the log)."""
+    clip = data_dir / "gtzan-sample" / "jazz" / "jazz.00016.wav"
+    proc = subprocess.run([EXE, "run", "--source", f"café=file:{clip}"], capture_output=True, timeout=300,
+                          env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr[-2000:]
+    lines = proc.stdout.decode("ascii").splitlines()
+    assert len(lines) == 10 and all(line.split()[1] == "caf\\xe9" for line in lines), lines
+    assert b"never delivered" not in proc.stderr
