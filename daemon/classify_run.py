@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, TextIO
@@ -22,13 +20,10 @@ from typing import Callable, Iterator, TextIO
 from genrecast.daemon.archive import (ArchiveProgress, InputError, Tally, check_inputs, count_in_background, iter_inputs,
                                       foreign_line, resume_output)
 from genrecast.daemon.classify import ClassifyJob, Outcome, cached_classifier, classify_one
+from genrecast.daemon.interrupt import exit_status, how, sigterm_interrupts
 
 CLUSTER_EXTRA = "pip install 'genrecast[cluster]'"
 PLOT_EXTRA = "pip install 'genrecast[plot]'"
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM (a batch scheduler's or systemd's stop) during a run: it ends as Ctrl-C does."""
 
 
 class UsageError(ValueError):
@@ -182,12 +177,8 @@ def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
         target.write(text + "\n")
         target.flush()
 
-    def terminated(signum, frame) -> None:
-        raise _Terminated
-
-    previous = signal.signal(signal.SIGTERM, terminated) if threading.current_thread() is threading.main_thread() else None
     try:
-        with ArchiveProgress(options.archive) as progress:
+        with sigterm_interrupts(), ArchiveProgress(options.archive) as progress:
             if options.archive:
                 count_in_background(progress, options.inputs, options.lists, done)
             for outcome in _outcomes(iter_inputs(options.inputs, options.lists, done, tally.count_skipped), options, write):
@@ -200,12 +191,9 @@ def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
                 progress.advance(outcome.audio_seconds)
     except KeyboardInterrupt as exc:
         again = " (the same command with --resume goes on from here)" if options.output else ""
-        how = "stopped by SIGTERM" if isinstance(exc, _Terminated) else "interrupted"
-        print(f"genrecast: {how} after {tally.files} files{again}", file=sys.stderr, flush=True)
-        return 143 if isinstance(exc, _Terminated) else 130
+        print(f"genrecast: {how(exc)} after {tally.files} files{again}", file=sys.stderr, flush=True)
+        return exit_status(exc)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
         if stream is not None:
             stream.close()
     if not tally.files and not tally.skipped:

@@ -216,9 +216,10 @@ def _conditions_table(run: Run, ws: Workspace) -> None:
 
 
 def _table_bundle(run: Run, ws: Workspace) -> None:
-    _ok("bundle written to", "CV 0.722 ± 0.034 over 10 folds of 963 tracks", "artist-filtered test 0.541")(run, ws)
+    _ok("bundle written to", "CV 0.750 ± 0.035 over 10 folds of 963 tracks", "artist-filtered test 0.514")(run, ws)
     assert "fold 10/10" in run.stderr  # progress
-    for name in ("model.tflite", "model.keras", "bundle.json", "metrics.json", "report.md", "evaluation/model.tflite"):
+    # bundle.json and report.md gain the music detector's entry and section in make_default_bundle.sh's next step
+    for name in ("model.tflite", "model.keras", "metrics.json", "evaluation/model.tflite"):
         ours = hashlib.sha256((ws.path("table-model") / name).read_bytes()).hexdigest()
         shipped = hashlib.sha256((REPO / "daemon" / "default_bundle" / name).read_bytes()).hexdigest()
         assert ours == shipped, name

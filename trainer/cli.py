@@ -151,6 +151,7 @@ def register(app: typer.Typer) -> None:
         if missing := missing_train_modules():
             fail(f"`genrecast train` needs {', '.join(missing)}: {TRAIN_EXTRA_HINT}", 1)
         from genrecast.trainer.export import quiet_tensorflow
+        from genrecast.daemon.interrupt import exit_status, how, sigterm_interrupts
         from genrecast.trainer.out_dir import check_bundle_dir, clear_stale_bundle_files, staged_bundle
 
         quiet_tensorflow()
@@ -165,7 +166,7 @@ def register(app: typer.Typer) -> None:
         started = time.time()
         said: list[str] = []  # after the bundle is in place
         try:
-            with staged_bundle(out) if new_bundle else contextlib.nullcontext(out) as where:
+            with sigterm_interrupts(), staged_bundle(out) if new_bundle else contextlib.nullcontext(out) as where:
                 if table is not None:
                     from genrecast.trainer.table import table_command
 
@@ -182,8 +183,8 @@ def register(app: typer.Typer) -> None:
                 clear_stale_bundle_files(out, started)
         except (ValueError, OSError) as exc:
             fail(str(exc))
-        except KeyboardInterrupt:
-            fail(f"interrupted; nothing was written to {out}" if new_bundle else "interrupted", 130)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (a batch job's stop)
+            fail(f"{how(exc)}; nothing was written to {out}" if new_bundle else how(exc), exit_status(exc))
         for line in said:
             typer.echo(line)
 

@@ -86,7 +86,8 @@ def check_bundle_dir(out: Path, flag: str = "--out") -> None:
 def clear_stale_bundle_files(out: Path, since: float) -> list[str]:
     """After a successful run that started at ``since`` (``time.time()``): remove the bundle files
     of ``out`` (and of its ``evaluation/`` folder) that the run did not write, i.e. an older bundle's
-    leftovers such as its music detector. Other files are kept. Returns what was removed."""
+    leftovers such as its music detector, and the staging folders of runs that no longer run. Other
+    files are kept. Returns what was removed."""
     out = Path(out)
     removed = []
     for folder, prefix in ((out, ""), (out / EVALUATION_SUBDIR, EVALUATION_SUBDIR + "/")):
@@ -100,9 +101,26 @@ def clear_stale_bundle_files(out: Path, since: float) -> list[str]:
     evaluation = out / EVALUATION_SUBDIR
     if evaluation.is_dir() and not evaluation.is_symlink() and not any(evaluation.iterdir()):
         evaluation.rmdir()
+    for stage in out.glob(f"{STAGING_PREFIX}*"):  # a run killed outright (SIGKILL, a power cut) left its staging folder
+        if stage.is_dir() and not stage.is_symlink() and not _running(stage.name[len(STAGING_PREFIX):]):
+            shutil.rmtree(stage, ignore_errors=True)
+            removed.append(stage.name)
     if removed:
         log.info("removed the previous bundle's %s from %s", ", ".join(removed), out)
     return removed
+
+
+def _running(pid: str) -> bool:
+    """Whether the process ``pid`` (a staging folder's suffix) still runs (and may still be writing there)."""
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: it runs
+        return True
+    return True
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
@@ -331,3 +332,41 @@ def test_a_staged_bundle_replaces_the_old_one_only_when_the_run_succeeds(tmp_pat
     assert not (tmp_path / "fresh").exists()  # made for the run, gone with it
     (out / f"{STAGING_PREFIX}999").mkdir()  # a run killed with SIGKILL leaves its staging folder
     check_bundle_dir(out)  # still a bundle folder to train into
+    import subprocess
+    import time
+
+    from genrecast.trainer.out_dir import clear_stale_bundle_files
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (out / f"{STAGING_PREFIX}{gone.pid}").mkdir()  # a run that no longer runs
+    (out / f"{STAGING_PREFIX}{os.getpid()}").mkdir()  # one still running (this process)
+    removed = clear_stale_bundle_files(out, time.time())
+    assert f"{STAGING_PREFIX}{gone.pid}" in removed and not (out / f"{STAGING_PREFIX}{gone.pid}").exists()
+    assert (out / f"{STAGING_PREFIX}{os.getpid()}").is_dir()
+
+
+def test_sigterm_stops_training_as_ctrl_c_does(tmp_path: Path, data_dir: Path) -> None:
+    """A batch job's SIGTERM killed `train` outright: its staging folder stayed in --out, and no
+    line said what happened."""
+    import signal
+    import subprocess
+
+    from helpers import EXE, wait_for
+    from genrecast.trainer.out_dir import STAGING_PREFIX
+
+    out = tmp_path / "model"
+    proc = subprocess.Popen([EXE, "train", "--table", str(data_dir / "reference" / "features_30_sec.csv"), "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: out.is_dir() and any(p.name.startswith(STAGING_PREFIX) for p in out.iterdir()), 120,
+                 "the run to stage its bundle")
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == f"genrecast: error: stopped by SIGTERM; nothing was written to {out}"
+    assert "Traceback" not in stderr and not out.exists()
