@@ -55,6 +55,10 @@ Exit status: 0 when every file was classified; 1 if any file could not be read, 
 """
 
 
+#: The --config option's help, the same for run, config show and config check.
+CONFIG_HELP = ("TOML configuration file (env GENRECAST_CONFIG). "
+               "\\[default: /etc/genrecast/config.toml if it exists]")
+
 def _default(key: str) -> str:
     """`` [default: VALUE]`` for a help text, from the configuration key's built-in default
     (escaped, so rich does not take it for markup)."""
@@ -81,7 +85,7 @@ def register(app: typer.Typer) -> None:
         daemon_id: Optional[str] = typer.Option(None, "--daemon-id", metavar="ID", help="This daemon's id in MQTT topics and Home Assistant. \\[default: the host name]"),
         shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help="Fleet member K of N: listen only to this member's share of the sources (rendezvous hashing of their names; N equal on every member). auto/N takes K from a StatefulSet pod's ordinal. Also GENRECAST_SHARD. \\[default: every source]"),
         sink: Optional[list[str]] = typer.Option(None, "--sink", metavar="NAME", help="Event sink by name: stdout, mqtt, logfile or a plugin's (repeatable)." + _default("sinks")),
-        config_path: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE", help="TOML configuration file. \\[default: /etc/genrecast/config.toml if it exists]"),
+        config_path: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE", help=CONFIG_HELP),
         bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", metavar="DIR", help="Model bundle directory. \\[default: the built-in model]"),
         backend: Optional[str] = typer.Option(None, metavar="NAME", help="Classifier backend: litert (fast, no tensorflow) or keras." + _default("model.backend")),
         json_output: bool = typer.Option(False, "--json", metavar="", help="stdout sink: JSON lines instead of readable lines."),
@@ -127,11 +131,12 @@ def register(app: typer.Typer) -> None:
 
     @config_app.command("show")
     def config_show(
-        config_path: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE", help="TOML configuration file. \\[default: /etc/genrecast/config.toml if it exists]"),
+        config_path: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE", help=CONFIG_HELP),
         json_output: bool = typer.Option(False, "--json", metavar="", help="Print JSON."),
     ) -> None:
-        """Print every key's effective value and where it came from (default, file, env, flag); secrets
-        redacted. A value given that is invalid (which `run` refuses) marks its key's row and is an
+        """Print every key's effective value and where it came from (default, file, env, flag); secrets redacted.
+
+        A value given that is invalid (which `run` refuses) marks its key's row and is an
         error: exit 1."""
         from genrecast.daemon.config import env_name, load_config
 
@@ -158,7 +163,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
     @config_app.command("check")
-    def config_check(config_path: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE", help="TOML configuration file. \\[default: /etc/genrecast/config.toml if it exists]")) -> None:
+    def config_check(config_path: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE", help=CONFIG_HELP)) -> None:
         """Validate the configuration; list every problem and exit 1 if there is any."""
         from genrecast.daemon.config import load_config, world_readable_secret
         from genrecast.daemon.service import config_problems

@@ -30,8 +30,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("plugins")
     def plugins_command(json_output: bool = typer.Option(False, "--json", metavar="", help="Print JSON.")) -> None:
-        """List the plugins (built-in and from the 'genrecast' entry-point group) with version and hooks,
-        and those installed that did not load, with the reason (exit 1 if there is any).
+        """List the plugins (built-in and from the 'genrecast' entry-point group) with version and hooks.
+
+        Also those installed that did not load, with the reason (exit 1 if there is any).
 
         GENRECAST_PLUGINS=name1,name2 limits which third-party plugins load."""
         from genrecast.plugins.manager import list_plugins, make_plugin_manager
@@ -57,7 +58,7 @@ def register(app: typer.Typer) -> None:
     @app.command("tail", help=TAIL_HELP)
     def tail_command(
         broker: Optional[str] = typer.Option(None, "--broker", metavar="HOST[:PORT]", help="The MQTT broker. \\[default: the configured mqtt host and port, localhost:1883]"),
-        prefix: Optional[str] = typer.Option(None, "--prefix", envvar="GENRECAST_MQTT_PREFIX", metavar="PREFIX", help="Topic prefix. \\[default: genrecast]"),
+        prefix: Optional[str] = typer.Option(None, "--prefix", envvar="GENRECAST_MQTT_PREFIX", metavar="PREFIX", help="Topic prefix. \\[default: the configured mqtt.prefix, genrecast]"),
         file: Optional[Path] = typer.Option(None, "--file", "-f", metavar="FILE", help="Follow this event log (JSON lines) instead of the broker, starting with its last 10 events (as tail -f does); a file that does not exist yet is waited for."),
         json_output: bool = typer.Option(False, "--json", metavar="", help="Print the raw event JSON lines (as published; the daemon id is in the topic only)."),
         config_path: Optional[Path] = typer.Option(None, "--config", "-c", envvar="GENRECAST_CONFIG", metavar="FILE", help="Config file for the mqtt settings."),
