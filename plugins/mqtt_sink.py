@@ -58,6 +58,7 @@ class MqttSink(MqttPublishing):
         self.topics: Topics | None = None
         self.labels: list[str] = []
         self.sources: list[str] = []
+        self._sources_known = False
         self.daemon_id = ""
         self._queue: deque[GenreEvent] = deque()
         self._queue_lock = threading.Lock()
@@ -133,16 +134,18 @@ class MqttSink(MqttPublishing):
         return len(self._queue) + sum(1 for topic, _ in list(self._pending_mids.values()) if topic.endswith("/event"))
 
     # -- life cycle --------------------------------------------------------------------
-    def start(self, settings: MqttSettings, labels: list[str], sources: list[str] = (), daemon_id: str = "") -> None:
+    def start(self, settings: MqttSettings, labels: list[str], sources: list[str] | None = None, daemon_id: str = "") -> None:
         """Start the client thread; it connects (and reconnects) in the background.
         ``sources``: the configured source names (their discovery goes out at once, and other
-        sources' retained configs are deleted; empty: neither). ``daemon_id``: see
-        :func:`genrecast.daemon.naming.default_daemon_id` (its default when empty)."""
+        sources' retained configs are deleted; none at all, a fleet member whose share is empty:
+        every retained config of this daemon is deleted; None, not known: neither). ``daemon_id``:
+        see :func:`genrecast.daemon.naming.default_daemon_id` (its default when empty)."""
         if self._thread is not None:
             raise RuntimeError("this MQTT sink is already started")
         from genrecast.daemon.naming import default_daemon_id
 
-        self.settings, self.labels, self.sources = settings, list(labels), list(sources)
+        self.settings, self.labels, self.sources = settings, list(labels), list(sources or [])
+        self._sources_known = sources is not None
         self.daemon_id = daemon_id or default_daemon_id()
         self.topics = Topics(settings.prefix, self.daemon_id, settings.discovery_prefix)
         self._throttle = StateThrottle(settings.state_interval_seconds)
@@ -244,7 +247,7 @@ class MqttSink(MqttPublishing):
         if self._readback.is_own(message.topic):
             if self._readback.handle(message):  # the marker: everything retained is in
                 current = {topic for source in self.sources for topic in self._discovery(source)}
-                self._readback.finish(self._client, self._publish, current if self.sources else None)
+                self._readback.finish(self._client, self._publish, current if self._sources_known else None)
         elif message.payload.strip().lower() == b"online":
             log.info("MQTT: Home Assistant came online; re-sending discovery")
             self._resend_discovery = True

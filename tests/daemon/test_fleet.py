@@ -166,3 +166,33 @@ def test_home_assistant_sees_each_member_with_its_share_only(broker, recorder) -
     finally:
         for publisher in publishers:
             publisher.stop(5.0)
+
+
+def test_a_member_whose_share_empties_deletes_its_home_assistant_entities(broker, recorder) -> None:
+    """A member whose share became empty (a source moved to another member, or more members than
+    sources) kept its retained discovery configs: Home Assistant showed the moved source twice, once
+    under this member for ever unavailable."""
+    from genrecast.daemon.config import load_config
+    from genrecast.plugins.publisher import open_sink_publisher
+
+    mine = next(f"radio{i}" for i in range(100) if owner(f"radio{i}", 2) == 2)
+    theirs = next(f"radio{i}" for i in range(100) if owner(f"radio{i}", 2) == 1)
+    prefix, daemon_id = f"fleet{uuid.uuid4().hex[:6]}", f"member-{uuid.uuid4().hex[:6]}"
+    config_topic = f"homeassistant/sensor/genrecast_{daemon_id}/{mine}_genre/config"
+    rec = recorder(broker, [config_topic])
+
+    def member(*names: str):
+        flags = {"sources": [f"{n}=file:/nowhere/{n}.wav" for n in names], "shard": "2/2", "sinks": ["mqtt"],
+                 "daemon_id": daemon_id, "mqtt.host": broker.host, "mqtt.port": broker.port, "mqtt.prefix": prefix}
+        return open_sink_publisher(load_config(None, flags, env={}), ["jazz", "metal"])
+
+    publisher = member(mine, theirs)
+    try:
+        wait_for(lambda: any(m.payload for m in list(rec.messages)), 30, f"the discovery config of {mine}")
+    finally:
+        publisher.stop(5.0)
+    publisher = member(theirs)  # the restart with an empty share
+    try:
+        wait_for(lambda: list(rec.messages)[-1].payload == b"", 30, f"{mine}'s discovery config deleted")
+    finally:
+        publisher.stop(5.0)
