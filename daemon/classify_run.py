@@ -21,6 +21,7 @@ from genrecast.daemon.archive import (ArchiveProgress, InputError, Tally, check_
                                       foreign_line, resume_output)
 from genrecast.daemon.classify import ClassifyJob, Outcome, cached_classifier, classify_one
 from genrecast.daemon.interrupt import exit_status, how, sigterm_interrupts
+from genrecast.daemon.stderr import escape_unencodable
 
 CLUSTER_EXTRA = "pip install 'genrecast[cluster]'"
 PLOT_EXTRA = "pip install 'genrecast[plot]'"
@@ -158,8 +159,7 @@ def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
     Raises :class:`UsageError` for bad options, ``BundleError``/``OSError`` for a bad bundle and
     ``genrecast.daemon.cluster.ClusterError`` for a cluster that cannot be had."""
     check(options)
-    if hasattr(sys.stdout, "reconfigure"):  # a file name that is not UTF-8 (argv or a list) prints as its own bytes
-        sys.stdout.reconfigure(errors="surrogateescape")
+    escape_unencodable(sys.stdout)  # a file name that is not UTF-8 (argv or a list) prints as its own bytes
     if options.archive:  # a line per resampled file would bury the progress
         logging.getLogger("genrecast.daemon.windowing").setLevel(logging.WARNING)
     cached_classifier(options.job.bundle, options.job.backend)  # a bad bundle fails here, in one line

@@ -13,7 +13,7 @@ import sys
 import typer
 
 from genrecast.daemon.cache import ensure_numba_cache
-from genrecast.daemon.stderr import private_stderr
+from genrecast.daemon.stderr import escape_unencodable, private_stderr
 
 
 def _no_type_placeholders() -> None:
@@ -114,8 +114,7 @@ def _writing_stdout(exc: BaseException) -> bool:
 def main() -> None:
     """Entry point of the ``genrecast`` console command."""
     private_stderr()  # first, before any thread or library can point fd 2 elsewhere
-    if hasattr(sys.stdout, "reconfigure"):  # a terminal in a legacy locale (ASCII, Latin-1) gets café as caf\xe9, not an error
-        sys.stdout.reconfigure(errors="backslashreplace")
+    escape_unencodable(sys.stdout)  # a terminal in a legacy locale (ASCII, Latin-1) gets café as caf\xe9, not an error
     single_threaded_blas()
     ensure_numba_cache()
     _register_commands()

@@ -51,7 +51,7 @@ CLASSIFY_HELP = """Classify audio files: a timeline of windows and a verdict per
 
 Files stream through (hours-long files too, in bounded memory), with a progress bar (files, hours of audio, time left) on a terminal. A file that cannot be read gets a JSON line {"type": "error", ...} and is counted; the run goes on. --resume skips the files --output already has, so an interrupted run, restarted, classifies every file exactly once.
 
-Exit status: 0 when every file was classified; 1 if any file could not be read, or its --plot timeline could not be written (after classifying the others); otherwise 3 if any file held less than half a window of audio (its verdict says "too short"; a shorter last window is zero-padded); 2 for a bad option; 130 when interrupted.
+Exit status: 0 when every file was classified; 1 if any file could not be read, or its --plot timeline could not be written (after classifying the others); otherwise 3 if any file held less than half a window of audio (its verdict says "too short"; a shorter last window is zero-padded); 2 for a bad option; 130 when interrupted (Ctrl-C), 143 when stopped by SIGTERM. With --resume the files done before count too.
 """
 
 
@@ -188,7 +188,7 @@ def register(app: typer.Typer) -> None:
         backend: str = typer.Option("litert", metavar="NAME", help="Classifier backend: litert or keras."),
         json_output: bool = typer.Option(False, "--json", metavar="", help="JSON lines: one object per window and one verdict per file."),
         hop_seconds: Optional[float] = typer.Option(None, metavar="SECONDS", help="Seconds between window starts, at least 0.1. \\[default: the window length, 3]"),
-        output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the JSON lines to FILE (- is stdout, as --json); it must be new unless --resume."),
+        output_name: Optional[str] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the JSON lines to FILE (- is stdout, as --json); it must be new unless --resume."),
         resume: bool = typer.Option(False, "--resume", metavar="", help="Go on with --output FILE: skip the files it has a verdict or error for."),
         workers: Optional[int] = typer.Option(None, "--workers", "-w", metavar="N", help="Classify on a local Dask cluster of N worker processes (needs genrecast\\[cluster])."),
         scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS", help="Classify on the running Dask cluster at ADDRESS, e.g. tcp://10.0.0.5:8786."),
@@ -201,8 +201,9 @@ def register(app: typer.Typer) -> None:
 
         setup_logging()
         _check_hop(hop_seconds)
-        if output == Path("-"):  # the usual name of the standard output: --json
-            output, json_output = None, True
+        output = Path(output_name) if output_name not in (None, "-") else None  # not ./- : a file called -
+        if output_name == "-":  # the usual name of the standard output: --json
+            json_output = True
         job = ClassifyJob(bundle=str(bundle.resolve()) if bundle else None, backend=backend, hop_seconds=hop_seconds,
                           json_output=json_output or output is not None, plot_dir=str(plot.resolve()) if plot else None)
         options = ClassifyOptions(inputs=list(inputs or []), lists=list(lists or []), job=job, workers=workers,

@@ -197,7 +197,13 @@ def load_config(path: Path | None = None, flags: dict[str, Any] | None = None, e
     path = Path(path or env.get(ENV_PREFIX + "CONFIG") or DEFAULT_CONFIG_PATH)
     used_path = None
     unknown: dict[str, Any] = {}
-    if path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError as exc:  # a folder this user may not enter
+        problems.append(f"config file {path}: cannot read it ({exc.strerror}); run as a user who may read it "
+                        f"(e.g. sudo), or give another with --config FILE")
+        is_file = explicit = False
+    if is_file:
         used_path = path
         try:
             doc = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # the byte-order mark Notepad writes is no TOML error

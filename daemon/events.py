@@ -134,8 +134,16 @@ _TYPE_CHECKS: dict[str, Any] = {
     "str": lambda v: isinstance(v, str), "dict": lambda v: isinstance(v, dict),
     "bool": lambda v: isinstance(v, bool), "null": lambda v: v is None,
     "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),  # JSON has no NaN
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v),
 }
+
+
+def _finite(value: int | float) -> bool:
+    """Whether a JSON number is a finite float (JSON has no NaN; an integer of 400 digits is none either)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _has_type(value: Any, kinds: tuple[str, ...] | str) -> bool:

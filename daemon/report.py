@@ -38,6 +38,11 @@ PLOT_INCHES = (12.0, 8.0)
 PLOT_DPI = 100
 
 
+#: The longest window an event may stand for (seconds); a line with a longer (or negative) one is
+#: not a genre event of genrecast's (windows are seconds long; a sum of 1e308-s ones printed Infinity).
+MAX_WINDOW_SECONDS = 3600.0
+
+
 class ReportError(Exception):
     """A user-facing problem: an unreadable log, a bad ``--since``, matplotlib missing."""
 
@@ -209,6 +214,9 @@ def summarise(lines: Iterable[bytes], since: datetime | None = None) -> Summary:
             made = event_time(event)
         except ValueError:
             summary.skipped_lines += 1
+            continue
+        if not 0 <= event.audio_end_seconds - event.audio_start_seconds <= MAX_WINDOW_SECONDS:
+            summary.skipped_lines += 1  # no window of genrecast's: its sums would run to inf hours
             continue
         if since is not None and made < since:
             summary.older += 1

@@ -12,11 +12,13 @@ C libraries' own noise still goes where the library sends it.
 length of one call and writes it back, less the lines it was asked to drop (LiteRT's
 "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.", which it has no switch for).
 
-:func:`stdout_to_devnull` is for a broken pipe on stdout (``genrecast ... | head``).
+:func:`stdout_to_devnull` is for a broken pipe on stdout (``genrecast ... | head``), and
+:func:`escape_unencodable` for a stdout whose encoding cannot write every name (a legacy locale).
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import io
 import os
@@ -80,3 +82,30 @@ def dropping_lines(drop: Callable[[bytes], bool]) -> Iterator[None]:
             kept = b"".join(line for line in caught if not drop(line))
             if kept:
                 os.write(2, kept)
+
+
+#: The error handler :func:`escape_unencodable` puts on stdout.
+STDOUT_ERRORS = "genrecast-escape"
+
+
+def _escape(exc: UnicodeError) -> tuple[str | bytes, int]:
+    """A file name's undecodable bytes (``surrogateescape``'s lone surrogates) are written back as
+    those bytes; any other character the encoding lacks as a backslash escape (``café`` → ``caf\\xe9``
+    on an ASCII terminal). One character at a time, so a mix of both is handled."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    one = UnicodeEncodeError(exc.encoding, exc.object, exc.start, exc.start + 1, exc.reason)
+    surrogate = 0xDC80 <= ord(exc.object[exc.start]) <= 0xDCFF
+    replacement, _ = codecs.lookup_error("surrogateescape" if surrogate else "backslashreplace")(one)
+    return replacement, exc.start + 1
+
+
+def escape_unencodable(stream: TextIO) -> None:
+    """Make ``stream`` (stdout) write what its encoding cannot as :func:`_escape` does, instead of
+    raising ``UnicodeEncodeError`` (a source or file name in a legacy-locale terminal)."""
+    try:
+        codecs.lookup_error(STDOUT_ERRORS)
+    except LookupError:
+        codecs.register_error(STDOUT_ERRORS, _escape)
+    if hasattr(stream, "reconfigure"):
+        stream.reconfigure(errors=STDOUT_ERRORS)

@@ -108,3 +108,14 @@ def test_a_legacy_locale_terminal_gets_escapes_not_errors(data_dir) -> None:
     lines = proc.stdout.decode("ascii").splitlines()
     assert len(lines) == 10 and all(line.split()[1] == "caf\\xe9" for line in lines), lines
     assert b"never delivered" not in proc.stderr
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:  # classify writes file names: café.wav, and a Latin-1 byte name
+        shutil.copy(clip, os.path.join(folder, "café.wav"))
+        shutil.copy(clip, os.path.join(os.fsencode(folder), b"caf\xe9-latin1.wav"))
+        proc = subprocess.run([EXE, "classify", folder], capture_output=True, timeout=300,
+                              env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr[-2000:]
+    names = {line.rsplit(b"/", 1)[1] for line in proc.stdout.splitlines() if line.startswith(os.fsencode(folder))}
+    assert names == {b"caf\\xe9.wav", b"caf\xe9-latin1.wav"}, names  # the escape, and the name's own byte back

@@ -86,7 +86,8 @@ def check_bundle_dir(out: Path, flag: str = "--out") -> None:
 def clear_stale_bundle_files(out: Path, since: float) -> list[str]:
     """After a successful run that started at ``since`` (``time.time()``): remove the bundle files
     of ``out`` (and of its ``evaluation/`` folder) that the run did not write, i.e. an older bundle's
-    leftovers such as its music detector, and the staging folders of runs that no longer run. Other
+    leftovers such as its music detector, and the staging folders of runs that no longer run (on this
+    host: the folder's name holds the run's process id). Other
     files are kept. Returns what was removed."""
     out = Path(out)
     removed = []
@@ -101,7 +102,9 @@ def clear_stale_bundle_files(out: Path, since: float) -> list[str]:
     evaluation = out / EVALUATION_SUBDIR
     if evaluation.is_dir() and not evaluation.is_symlink() and not any(evaluation.iterdir()):
         evaluation.rmdir()
-    for stage in out.glob(f"{STAGING_PREFIX}*"):  # a run killed outright (SIGKILL, a power cut) left its staging folder
+    # a run killed outright (SIGKILL, a power cut) left its staging folder; its process id is this host's
+    # (a run into the same folder from another container or host is not seen: give each run its own --out)
+    for stage in out.glob(f"{STAGING_PREFIX}*"):
         if stage.is_dir() and not stage.is_symlink() and not _running(stage.name[len(STAGING_PREFIX):]):
             shutil.rmtree(stage, ignore_errors=True)
             removed.append(stage.name)

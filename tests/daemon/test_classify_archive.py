@@ -468,6 +468,8 @@ def test_hidden_files_are_left_out_dash_is_stdout_and_resume_ends_as_the_whole_r
     assert again.returncode == 1, again.stderr[-2000:]
     assert "classified 0 files" in again.stderr and "2 skipped, already in out.jsonl (of them 1 could not be read)" \
         in again.stderr, again.stderr
+    named = run_cli("classify", str(lib / "song.wav"), "-o", "./-", timeout=120, cwd=tmp_path)  # a file called -
+    assert named.returncode == 0 and named.stdout == "" and (tmp_path / "-").read_text().count('"verdict"') == 1
     refused = run_cli("classify", str(lib), "-o", "-", "--resume", timeout=60, cwd=tmp_path)
     assert refused.returncode == 2 and "--resume needs --output FILE (a file, not -)" in refused.stderr, refused.stderr
 

@@ -291,6 +291,12 @@ def test_an_unreadable_config_or_password_file_a_bom_a_typo_in_a_source_and_a_sp
         assert proc.returncode in (1, 2) and "Traceback" not in proc.stderr, proc.stderr[-2000:]
         assert f"config file {config}: cannot read it (Permission denied); run as a user who may read it" in proc.stderr
     config.chmod(0o644)
+    hidden = tmp_path / "private"
+    hidden.mkdir(mode=0o700)
+    os.chown(hidden, 65534, 65534)  # nobody's folder: this user may not look inside
+    proc = _as_plain_user("config", "check", env={**os.environ, "GENRECAST_CONFIG": str(hidden / "config.toml")})
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert f"config file {hidden / 'config.toml'}: cannot read it (Permission denied)" in proc.stderr
 
     config.write_bytes(b"\xef\xbb\xbf" + f'sources = ["file:{tone}"]\n'.encode())
     assert run_cli("config", "check", "-c", str(config)).returncode == 0

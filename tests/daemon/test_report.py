@@ -229,3 +229,11 @@ def test_a_quiet_day_a_time_without_a_zone_and_an_infinite_window(tmp_path: Path
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     report = json.loads(proc.stdout)  # valid JSON: no Infinity
     assert report["events"] == 1 and report["skipped_lines"] == 1, report
+    huge = _event(2, 9.0).to_json().replace('"level_dbfs":-20.0', '"level_dbfs":1' + "0" * 400)  # no float holds it
+    vast = [_event(k, 0.0).to_dict() | {"audio_end_seconds": 1.7e308} for k in (3, 4)]  # finite, but sums to inf
+    assert "0" * 400 in huge
+    log.write_text(huge + "\n" + "".join(json.dumps(v) + "\n" for v in vast) + _event(5, 12.0).to_json() + "\n")
+    proc = run_cli("report", str(log), "--json")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert report["events"] == 1 and report["skipped_lines"] == 3, report
