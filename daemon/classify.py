@@ -24,6 +24,12 @@ from genrecast.daemon.windowing import MIN_FINAL_FRACTION
 #: The verdict of a file that is mostly not music.
 NOT_MUSIC = "not_music"
 
+#: A window whose own P(music) (the detector's, before the gate smooths it) is under this counts
+#: toward the verdict only when no window reaches it: the gate holds music up to 2 windows into
+#: talk, and such a window's genre is the talk's (24 s of country.00000 and 9 s of talk was "pop",
+#: from the first talk window, against "country" for the song alone).
+OWN_MUSIC_PROBABILITY = 0.5
+
 #: Files longer than this (seconds) get a progress bar on a terminal.
 PROGRESS_SECONDS = 120.0
 
@@ -43,9 +49,11 @@ class FileResult:
     windows: int = 0
     audio_seconds: float = 0.0
     """Seconds of audio decoded."""
-    _sums: dict[bool, np.ndarray] = field(default_factory=dict, repr=False)
-    _counts: dict[bool, int] = field(default_factory=dict, repr=False)
-    _last: np.ndarray | None = field(default=None, repr=False)
+    _sums: dict[tuple[bool, bool], np.ndarray] = field(default_factory=dict, repr=False)
+    """Summed probabilities by (only the windows the detector itself called music, full context)."""
+    _counts: dict[tuple[bool, bool], int] = field(default_factory=dict, repr=False)
+    _last: dict[bool, np.ndarray] = field(default_factory=dict, repr=False)
+    """The last window's probabilities, of any window (False) and of one the detector called music (True)."""
     _heard: int = field(default=0, repr=False)
     """Windows above the silence gate."""
     _not_music: int = field(default=0, repr=False)
@@ -63,9 +71,11 @@ class FileResult:
             return
         probs = np.array([event.probabilities[label] for label in self.labels], dtype=np.float64)
         full = self.context_seconds is None or (event.context_seconds or 0) >= self.context_seconds - 0.5
-        self._sums[full] = self._sums.get(full, 0) + probs
-        self._counts[full] = self._counts.get(full, 0) + 1
-        self._last = probs
+        own = event.music_probability is None or event.music_probability >= OWN_MUSIC_PROBABILITY
+        for tier in (False, True) if own else (False,):
+            self._sums[tier, full] = self._sums.get((tier, full), 0) + probs
+            self._counts[tier, full] = self._counts.get((tier, full), 0) + 1
+            self._last[tier] = probs
 
     @property
     def min_seconds(self) -> float:
@@ -84,7 +94,9 @@ class FileResult:
         For summary bundles only the windows whose statistics cover the full
         context count (or, in a shorter file, the last window, which covers the
         most): earlier windows' statistics span only a few seconds, unlike the
-        whole-clip statistics the model was trained on.
+        whole-clip statistics the model was trained on. Of those, the windows the
+        detector itself called music (:data:`OWN_MUSIC_PROBABILITY`) count, not the
+        ones of talk that the gate still held as music; all of them where there is none.
 
         A file whose non-silent windows are mostly ``not_music`` (the music detector's
         gate was closed: talk, noise) gets the verdict ``not_music``, with the share of
@@ -92,10 +104,13 @@ class FileResult:
         """
         if self._heard and self._not_music * 2 > self._heard:
             return NOT_MUSIC, self._not_music / self._heard, {}
-        if self._counts.get(True):
-            mean = self._sums[True] / self._counts[True]
-        elif self._last is not None:
-            mean = self._last if self.context_seconds is not None else self._sums[False] / self._counts[False]
+        for tier in (True, False):  # the detector's own music windows first
+            if self._counts.get((tier, True)):
+                mean = self._sums[tier, True] / self._counts[tier, True]
+                break
+            if tier in self._last:
+                mean = self._last[tier]
+                break
         else:
             return None, 0.0, {}
         probabilities = {label: float(p) for label, p in zip(self.labels, mean)}

@@ -147,8 +147,11 @@ def inventory(data: str | Path) -> list[Item]:
 
 def generated_noise(n_windows: int, window_samples: int, sample_rate: int, seed: int) -> list[np.ndarray]:
     """Synthetic room sounds as extra ``other`` windows (never the only negatives): white, pink
-    and brown noise (hiss, fan), mains hum with harmonics over noise, and a slowly
-    amplitude-modulated low-passed noise (a fan or air conditioner), at −80 to −10 dBFS."""
+    and brown noise (hiss, fan), mains hum (50 or 60 Hz and 1 to 7 harmonics, from alone to under
+    pink noise half its level: a fridge, an amplifier's ground loop), and a slowly
+    amplitude-modulated low-passed noise (a fan or air conditioner), at −80 to −10 dBFS. Hum alone
+    came in 2026-12-02: the detector trained on hum over noise only (5 harmonics, noise 5-50 %)
+    called a plain 60-Hz hum music (0.87) and gave it a genre."""
     from genrecast.trainer.conditions import coloured_noise
 
     rng = np.random.default_rng(seed)
@@ -160,8 +163,10 @@ def generated_noise(n_windows: int, window_samples: int, sample_rate: int, seed:
             y = coloured_noise(window_samples, ("white", "pink", "brown")[kind], rng)
         elif kind == 3:
             mains = rng.choice([50.0, 60.0])
-            y = sum(rng.uniform(0.2, 1.0) / h * np.sin(2 * np.pi * mains * h * t + rng.uniform(0, 6.3)) for h in range(1, 6))
-            y = y + coloured_noise(window_samples, "pink", rng) * rng.uniform(0.05, 0.5)
+            harmonics = int(rng.integers(2, 9))
+            y = sum(rng.uniform(0.2, 1.0) / h * np.sin(2 * np.pi * mains * h * t + rng.uniform(0, 6.3))
+                    for h in range(1, harmonics + 1))
+            y = y + coloured_noise(window_samples, "pink", rng) * (rng.uniform(0.05, 0.5) if rng.random() < 0.5 else 0.0)
         else:
             y = coloured_noise(window_samples, "brown", rng) * (1 + 0.3 * np.sin(2 * np.pi * rng.uniform(0.2, 2) * t))
         y = np.asarray(y, dtype=np.float64)
