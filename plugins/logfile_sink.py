@@ -96,7 +96,9 @@ class LogfileSink:
         try:
             self._open()
         except OSError as exc:
-            raise SinkConfigError(f"[logfile] cannot open {self.path}: {exc.strerror or exc}") from None
+            where = "" if self.path.is_absolute() else f" (relative to the working folder: {Path.cwd() / self.path})"
+            raise SinkConfigError(f"[logfile] cannot open {self.path}{where}: {exc.strerror or exc}; set [logfile] path "
+                                  "(GENRECAST_LOGFILE_PATH) to a file in a folder this user may write") from None
         log.info("logging events to %s", self.path)
 
     def _open(self) -> None:

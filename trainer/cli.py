@@ -40,7 +40,7 @@ Needs the trainer's extras: pip install 'genrecast\\[train]'.
 """
 
 #: Modules `genrecast train` needs beyond the daemon's (the `train` extra).
-TRAIN_MODULES = ("tensorflow", "keras", "matplotlib")
+TRAIN_MODULES = ("tensorflow", "keras", "matplotlib", "librosa")
 TRAIN_EXTRA_HINT = "pip install 'genrecast[train]' (the daemon-only install has no tensorflow)"
 
 

@@ -137,6 +137,12 @@ def test_logfile_settings_errors(tmp_path, monkeypatch):
         LogfileSink().genrecast_sink_start({"path": str(tmp_path / "x"), "backups": -1}, LABELS)
     with pytest.raises(SinkConfigError, match="cannot open"):
         LogfileSink().genrecast_sink_start({"path": str(tmp_path / "missing-dir" / "x")}, LABELS)
+    monkeypatch.chdir(tmp_path)  # a relative path where the working folder has no such folder: say which folder
+    with pytest.raises(SinkConfigError) as raised:
+        LogfileSink().genrecast_sink_start({"path": "nodir/ev.jsonl"}, LABELS)
+    assert str(raised.value) == (f"[logfile] cannot open nodir/ev.jsonl (relative to the working folder: {tmp_path}/nodir/"
+                                 "ev.jsonl): No such file or directory; set [logfile] path (GENRECAST_LOGFILE_PATH) to a "
+                                 "file in a folder this user may write")
     monkeypatch.setenv("LOGS_DIRECTORY", str(tmp_path))
     sink = LogfileSink()
     sink.genrecast_sink_start({"path": "relative.jsonl"}, LABELS)

@@ -19,7 +19,7 @@ from helpers import REPO, run_cli
 #: Run the CLI with tensorflow, keras and matplotlib unimportable, as after the daemon-only `pip install .`.
 WITHOUT_TRAINER = (
     "import sys\n"
-    "for name in ('tensorflow', 'keras', 'matplotlib'):\n"
+    "for name in ('tensorflow', 'keras', 'matplotlib', 'librosa', 'numba', 'sklearn'):\n"
     "    sys.modules[name] = None\n"
     "from genrecast.daemon.cli import main\n"
     "sys.argv = ['genrecast', *sys.argv[1:]]\n"
@@ -34,9 +34,20 @@ def test_train_without_the_trainer_extras_is_one_line(how: str, tmp_path: Path, 
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [
-        "genrecast: error: `genrecast train` needs tensorflow, keras, matplotlib: pip install 'genrecast[train]' "
+        "genrecast: error: `genrecast train` needs tensorflow, keras, matplotlib, librosa: pip install 'genrecast[train]' "
         "(the daemon-only install has no tensorflow)"]
     assert not (tmp_path / "b").exists()
+
+
+def test_the_daemon_runs_without_the_trainer_extras(data_dir: Path) -> None:
+    """`pip install .` pulled in librosa (and numba, llvmlite, scikit-learn: 270 MB) that only the
+    trainer uses; the daemon-only install has none of them now, and classify and run need none."""
+    clip = str(data_dir / "gtzan-sample" / "metal" / "metal.00000.wav")
+    for args in (["classify", "--json", clip], ["run", "--json", "--source", f"file:{clip}"]):
+        proc = subprocess.run([sys.executable, "-c", WITHOUT_TRAINER, *args], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        genres = [json.loads(line).get("genre") for line in proc.stdout.splitlines()]
+        assert genres.count("metal") >= 9, genres
 
 
 def test_evaluate_without_the_trainer_extras_stops_before_any_work(tmp_path: Path, data_dir: Path) -> None:
@@ -45,7 +56,7 @@ def test_evaluate_without_the_trainer_extras_stops_before_any_work(tmp_path: Pat
                           capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [
-        "genrecast: error: `genrecast evaluate` needs tensorflow, keras, matplotlib: pip install 'genrecast[train]' "
+        "genrecast: error: `genrecast evaluate` needs tensorflow, keras, matplotlib, librosa: pip install 'genrecast[train]' "
         "(the daemon-only install has no tensorflow)"]
     assert not (tmp_path / "c").exists()
 
