@@ -204,20 +204,43 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
-def proc_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+def _proc_mb(path: str, field: str) -> float:
+    """The ``FIELD:  N kB`` line of a /proc file in MB (NaN without it); raises ``OSError`` for a process that has gone."""
+    for line in Path(path).read_text().splitlines():
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def proc_rss_mb(pid: int) -> float:
+    """Resident set size of ``pid`` in MB."""
+    return _proc_mb(f"/proc/{pid}/status", "VmRSS")
+
+
+def proc_peak_rss_mb(pid: int) -> float:
+    """The high-water mark of ``pid``'s resident set in MB (``VmHWM``: since its last exec)."""
+    return _proc_mb(f"/proc/{pid}/status", "VmHWM")
 
 
 def proc_pss_mb(pid: int) -> float:
     """Proportional set size of ``pid`` in MB: shared pages (libraries) split among their users,
     so a sum over many ffmpeg processes does not count libavcodec once per process."""
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return _proc_mb(f"/proc/{pid}/smaps_rollup", "Pss")
+
+
+def proc_children(pid: int) -> list[int]:
+    """The child processes of ``pid``, started from any of its threads (none once it has gone)."""
+    out = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out
+    for task in tasks:
+        try:
+            out += [int(x) for x in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
 
 
 def scrape_metrics(port: int) -> dict[str, float]:

@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 from benchmarks.common import (
-    Context, Daemon, NotifySocket, free_port, p99, pcm_s16le, proc_cpu_seconds, proc_pss_mb, proc_rss_mb, row, scrape_metrics,
+    Context, Daemon, NotifySocket, free_port, p99, pcm_s16le, proc_children, proc_cpu_seconds, proc_pss_mb, proc_rss_mb,
+    row, scrape_metrics,
 )
 
 RATE = 22050
@@ -206,16 +207,6 @@ def _audio_clock(events: list[dict]) -> dict[str, float]:
     return ends
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            out += [int(x) for x in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return out
-
-
 def _concurrent_run(ctx: Context, port: int, files: int, n: int, seconds: float) -> dict:
     metrics_port = free_port()
     urls = [f"http://127.0.0.1:{port}/{i % files}/s{i}.mp3" for i in range(n)]
@@ -227,7 +218,7 @@ def _concurrent_run(ctx: Context, port: int, files: int, n: int, seconds: float)
         # every source has produced its first event: all ffmpegs connected and decoding
         _wait(lambda: len({e["source"] for e in daemon.events()}) >= n, 90, f"first events of {n} streams", daemon)
         pid = daemon.proc.pid
-        kids = _children(pid)
+        kids = proc_children(pid)
         cpu0 = proc_cpu_seconds(pid)
         kcpu0 = {k: proc_cpu_seconds(k) for k in kids}
         t0 = time.monotonic()

@@ -12,12 +12,13 @@ length; the target is 200 MB for 3 hours.
 
 from __future__ import annotations
 
+import math
 import subprocess
 import threading
 import time
 from pathlib import Path
 
-from benchmarks.common import GENRECAST, Context, env, row
+from benchmarks.common import GENRECAST, Context, env, proc_children, proc_peak_rss_mb, row
 
 TARGET_MB = 200.0
 
@@ -32,21 +33,12 @@ def make_mp3(clip: Path, seconds: int, out: Path) -> Path:
 
 
 def _high_water_mb(pid: int) -> float:
-    """``VmHWM`` of ``pid`` in MB; 0 once it has gone (or before it has memory of its own)."""
+    """:func:`proc_peak_rss_mb` of ``pid``; 0 once it has gone (or before it has memory of its own)."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+        peak = proc_peak_rss_mb(pid)
     except OSError:
-        pass
-    return 0.0
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
+        return 0.0
+    return 0.0 if math.isnan(peak) else peak
 
 
 def classify_peak(path: Path) -> tuple[float, float, int]:
@@ -58,7 +50,7 @@ def classify_peak(path: Path) -> tuple[float, float, int]:
 
     def sample() -> None:
         while not done.wait(0.05):
-            peak[0] = max(peak[0], *(_high_water_mb(p) for p in (proc.pid, *_children(proc.pid))))
+            peak[0] = max(peak[0], *(_high_water_mb(p) for p in (proc.pid, *proc_children(proc.pid))))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
