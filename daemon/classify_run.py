@@ -4,8 +4,8 @@ as it is done, and end with the exit status.
 
 Exit status: 0 when every file was classified; 1 if any file could not be read or its ``--plot``
 timeline could not be written (after the others); otherwise 3 if any file was shorter than one
-window; 130 when interrupted (Ctrl-C), 143 when stopped by SIGTERM. With ``--resume`` the files the earlier run finished count too, so
-a resumed run ends with the status the whole run would have had.
+window; 130 when interrupted (Ctrl-C), 143 when stopped by SIGTERM. With ``--resume`` the files the
+earlier run finished count too, so a resumed run ends with the status the whole run would have had.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from genrecast.daemon.archive import (ArchiveProgress, InputError, Tally, check_
                                       foreign_line, resume_output)
 from genrecast.daemon.classify import ClassifyJob, Outcome, cached_classifier, classify_one
 from genrecast.daemon.interrupt import exit_status, how, sigterm_interrupts
-from genrecast.daemon.stderr import escape_unencodable
 
 CLUSTER_EXTRA = "pip install 'genrecast[cluster]'"
 PLOT_EXTRA = "pip install 'genrecast[plot]'"
@@ -159,17 +158,10 @@ def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
     Raises :class:`UsageError` for bad options, ``BundleError``/``OSError`` for a bad bundle and
     ``genrecast.daemon.cluster.ClusterError`` for a cluster that cannot be had."""
     check(options)
-    escape_unencodable(sys.stdout)  # a file name that is not UTF-8 (argv or a list) prints as its own bytes
     if options.archive:  # a line per resampled file would bury the progress
         logging.getLogger("genrecast.daemon.windowing").setLevel(logging.WARNING)
     cached_classifier(options.job.bundle, options.job.backend)  # a bad bundle fails here, in one line
     stream = _open_locked(options.output) if options.output else None
-    try:
-        done = resume_output(options.output) if options.resume and options.output else {}
-    except BaseException:
-        if stream is not None:
-            stream.close()
-        raise
     tally = Tally()
 
     def write(text: str) -> None:
@@ -178,6 +170,7 @@ def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
         target.flush()
 
     try:
+        done = resume_output(options.output) if options.resume and options.output else {}
         with sigterm_interrupts(), ArchiveProgress(options.archive) as progress:
             if options.archive:
                 count_in_background(progress, options.inputs, options.lists, done)

@@ -59,6 +59,7 @@ Exit status: 0 when every file was classified; 1 if any file could not be read, 
 CONFIG_HELP = ("TOML configuration file (env GENRECAST_CONFIG). "
                "\\[default: /etc/genrecast/config.toml if it exists]")
 
+
 def _default(key: str) -> str:
     """`` [default: VALUE]`` for a help text, from the configuration key's built-in default
     (escaped, so rich does not take it for markup)."""

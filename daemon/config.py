@@ -183,6 +183,12 @@ def _validate(key: str, value: Any, origin: str, problems: list[str]) -> None:
             problems.append(f"{key} ({origin}): {value} is not a folder; give the bundle's folder")
 
 
+def _unreadable(path: Path, exc: OSError) -> str:
+    """The problem with a config file this user may not read (or whose folder it may not enter)."""
+    return (f"config file {path}: cannot read it ({exc.strerror}); run as a user who may read it (e.g. sudo), "
+            "or give another with --config FILE")
+
+
 def load_config(path: Path | None = None, flags: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Config:
     """Merge defaults, the TOML file at ``path`` (default :data:`DEFAULT_CONFIG_PATH` if it
     exists), ``GENRECAST_*`` variables and ``flags`` (``None`` values are ignored).
@@ -200,8 +206,7 @@ def load_config(path: Path | None = None, flags: dict[str, Any] | None = None, e
     try:
         is_file = path.is_file()
     except OSError as exc:  # a folder this user may not enter
-        problems.append(f"config file {path}: cannot read it ({exc.strerror}); run as a user who may read it "
-                        f"(e.g. sudo), or give another with --config FILE")
+        problems.append(_unreadable(path, exc))
         is_file = explicit = False
     if is_file:
         used_path = path
@@ -211,8 +216,7 @@ def load_config(path: Path | None = None, flags: dict[str, Any] | None = None, e
             problems.append(f"{path}: not valid TOML ({exc})")
             doc = {}
         except OSError as exc:
-            problems.append(f"config file {path}: cannot read it ({exc.strerror}); run as a user who may read it "
-                            f"(e.g. sudo), or give another with --config FILE")
+            problems.append(_unreadable(path, exc))
             doc = {}
         for key, value in _flatten(doc, problems).items():
             if key not in KEYS:

@@ -174,8 +174,11 @@ class Watchdog:
         limit = self.limit_seconds
         if time.monotonic() - self.pipeline.last_progress_monotonic >= limit or self._crashed():
             return False
-        return not self.pipeline.sources or any(self._has_audio(s, limit) or (hasattr(s, "loop_alive") and s.loop_alive(limit))
-                   for s in self.pipeline.sources)
+        return not self.pipeline.sources or any(self._live(s, limit) for s in self.pipeline.sources)
+
+    def _live(self, source, limit: float) -> bool:
+        """The source delivered audio within ``limit`` seconds, or its (re)connection loop is working."""
+        return self._has_audio(source, limit) or (hasattr(source, "loop_alive") and source.loop_alive(limit))
 
     def _stall_reason(self) -> str:
         """What :meth:`healthy` found stuck: the classifier loop, or the sources (named) that neither
@@ -183,8 +186,7 @@ class Watchdog:
         limit = self.limit_seconds
         if time.monotonic() - self.pipeline.last_progress_monotonic >= limit:
             return "the classifier made no progress"
-        stuck = [s.name for s in self.pipeline.sources
-                 if not self._has_audio(s, limit) and not (hasattr(s, "loop_alive") and s.loop_alive(limit))]
+        stuck = [s.name for s in self.pipeline.sources if not self._live(s, limit)]
         return f"no audio from {', '.join(stuck)}, and its (re)connection does not return" if stuck else "no progress"
 
     def status(self) -> str:

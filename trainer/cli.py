@@ -150,8 +150,8 @@ def register(app: typer.Typer) -> None:
                 fail("--scheduler needs dask.distributed: pip install 'genrecast[cluster]'")
         if missing := missing_train_modules():
             fail(f"`genrecast train` needs {', '.join(missing)}: {TRAIN_EXTRA_HINT}", 1)
-        from genrecast.trainer.export import quiet_tensorflow
         from genrecast.daemon.interrupt import exit_status, how, sigterm_interrupts
+        from genrecast.trainer.export import quiet_tensorflow
         from genrecast.trainer.out_dir import check_bundle_dir, clear_stale_bundle_files, staged_bundle
 
         quiet_tensorflow()
