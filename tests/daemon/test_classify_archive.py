@@ -400,21 +400,29 @@ def test_a_second_run_on_the_same_output_is_refused_while_the_first_writes_it(ar
     assert_each_once(records(out), files[:3])
 
 
+def _dask(*args: str) -> subprocess.Popen:
+    """``dask ARGS --no-dashboard`` from this virtualenv, quiet, in a process group of its own."""
+    return subprocess.Popen([str(Path(EXE).parent / "dask"), *args, "--no-dashboard"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _dask_scheduler() -> tuple[str, subprocess.Popen]:
+    """A Dask scheduler on a free local port: its address and its process."""
+    port = free_port()
+    return f"tcp://127.0.0.1:{port}", _dask("scheduler", "--host", "127.0.0.1", "--port", str(port))
+
+
+def _dask_worker(address: str) -> subprocess.Popen:
+    """One Dask worker process (one thread) for the scheduler at ``address``."""
+    return _dask("worker", address, "--nworkers", "1", "--nthreads", "1")
+
+
 def test_a_scheduler_that_dies_ends_the_run_and_resume_does_its_files(archive: Path, reference, long_mp3: Path,
                                                                       tmp_path: Path) -> None:
     """The scheduler killed mid-run: its cancelled tasks were error lines ("FutureCancelledError")
     that --resume counted as done, so those files never got a verdict, and the run then hung."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    dask = Path(EXE).parent / "dask"
-    address = f"tcp://127.0.0.1:{port}"
-    scheduler = subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    worker = subprocess.Popen([str(dask), "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    address, scheduler = _dask_scheduler()
+    worker = _dask_worker(address)
     files = audio_files(archive)
     try:
         proc, fd, out = _classify_from_pipe(archive, tmp_path, "--scheduler", address)
@@ -476,20 +484,8 @@ def test_hidden_files_are_left_out_dash_is_stdout_and_resume_ends_as_the_whole_r
 
 def test_a_cluster_without_workers_says_so_and_goes_on_when_one_comes(archive: Path, reference, tmp_path: Path) -> None:
     """Its last worker gone, a --scheduler run waited for one without a word, for ever."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    dask = Path(EXE).parent / "dask"
-    address = f"tcp://127.0.0.1:{port}"
-
-    def start(*args: str) -> subprocess.Popen:
-        return subprocess.Popen([str(dask), *args, "--no-dashboard"], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
-
-    worker_args = ("worker", address, "--nworkers", "1", "--nthreads", "1")
-    started = [start("scheduler", "--host", "127.0.0.1", "--port", str(port)), start(*worker_args)]
+    address, scheduler = _dask_scheduler()
+    started = [scheduler, _dask_worker(address)]
     files = audio_files(archive)
     stderr = tmp_path / "stderr.txt"
     try:
@@ -502,7 +498,7 @@ def test_a_cluster_without_workers_says_so_and_goes_on_when_one_comes(archive: P
             os.write(fd, (files[1] + "\n").encode())
             wait_for(lambda: "the cluster has no worker left (files in flight: 1); start `dask worker " in stderr.read_text(),
                      120, "the run to say that it waits for a worker")
-            started.append(start(*worker_args))
+            started.append(_dask_worker(address))
             wait_for(lambda: "the cluster has 1 worker again: going on" in stderr.read_text(), 180, "the new worker")
         finally:
             os.close(fd)
