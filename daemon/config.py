@@ -175,8 +175,13 @@ def _validate(key: str, value: Any, origin: str, problems: list[str]) -> None:
     if spec.check and (message := spec.check(value)):
         problems.append(f"{key} ({origin}): {value!r} {message}")
     if spec.must_exist and value:
-        if not Path(value).exists():
-            problems.append(f"{key} ({origin}): {value} does not exist")
+        from genrecast.daemon.install import path_problem, sandbox_note
+
+        if problem := path_problem(value):  # a folder on the way this user may not enter
+            problems.append(f"{key} ({origin}): {problem}")
+        elif not Path(value).exists():
+            note = sandbox_note(value)
+            problems.append(f"{key} ({origin}): {value} does not exist" + (f" for the service: {note}" if note else ""))
         elif spec.must_exist == "file" and not Path(value).is_file():
             problems.append(f"{key} ({origin}): {value} is not a file; give the file's path")
         elif spec.must_exist == "folder" and not Path(value).is_dir():

@@ -238,6 +238,28 @@ def sandbox_problems(executable: str) -> list[str]:
             for path in runtime_paths(executable) if (setting := hidden_by_sandbox(path))]
 
 
+def sandbox_note(path: str | Path) -> str:
+    """Why the service may not see ``path`` although root does (``genrecast's unit hides /root
+    from it (ProtectHome=yes); put it ...``), when this process runs under systemd (which sets
+    ``INVOCATION_ID``) and ``path`` lies where the unit's sandbox hides it; otherwise ``""``."""
+    if not os.environ.get("INVOCATION_ID") or not (setting := hidden_by_sandbox(path)):
+        return ""
+    prefix = next(p for p in HIDDEN_PREFIXES if str(path) == p or str(path).startswith(p + "/"))
+    return f"genrecast's unit hides {prefix} from it ({setting}); put it where the service can see it, e.g. under /var/lib/genrecast"
+
+
+def path_problem(path: str | Path, called: str | None = None) -> str | None:
+    """``cannot look at PATH (Permission denied); FIX`` (``called`` instead of PATH if given) when
+    this user may not even ask whether ``path`` exists (a folder on its way it may not enter),
+    else None. FIX is the :func:`sandbox_note` where there is one."""
+    try:
+        Path(path).exists()
+    except OSError as exc:
+        fix = sandbox_note(path) or "make it and its folders readable by the user genrecast runs as"
+        return f"cannot look at {called or path} ({exc.strerror}); {fix}"
+    return None
+
+
 SANDBOX_FIX = ("install genrecast where the service can see it, e.g. as root: "
                "/usr/bin/python3 -m venv /opt/genrecast && /opt/genrecast/bin/pip install . && "
                "/opt/genrecast/bin/genrecast service install (or name another command with --executable)")

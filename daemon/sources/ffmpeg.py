@@ -139,12 +139,17 @@ def probe_audio(path: Path, label: str | None = None) -> tuple[int, int, float |
     """``(sample_rate, channels, duration_seconds or None)`` of the first audio stream of
     ``path``. Raises :class:`SourceError` (its message starts with ``label``, default
     ``file:PATH``) when the file is missing, empty, unreadable, not audio or has no audio stream."""
+    from genrecast.daemon.install import path_problem, sandbox_note
+
     label = label or f"file:{path}"
+    if problem := path_problem(path, "it"):  # a folder on the way this user may not enter
+        raise SourceError(f"{label}: {problem}")
     if not path.exists():
         if str(path) == "-":  # `classify -` or `--source file:-`: stdin is neither
             raise SourceError(f"{label}: no such file; for audio on standard input run `genrecast run --source -` "
                               "(raw PCM), and for a list of paths there `genrecast classify --list -`")
-        raise SourceError(f"{label}: no such file; give the path of an audio file")
+        note = sandbox_note(path)
+        raise SourceError(f"{label}: no such file for the service: {note}" if note else f"{label}: no such file; give the path of an audio file")
     if not path.is_file():
         raise SourceError(f"{label}: not a regular file; give the path of an audio file")
     if path.stat().st_size == 0:

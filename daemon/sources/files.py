@@ -76,8 +76,11 @@ def _soundfile_info(path: Path) -> FileInfo | None:
 
 def probe_file(path: Path, label: str | None = None) -> FileInfo:
     """How to decode ``path``: libsndfile where it is exact, else ffmpeg (probed with
-    ffprobe). Raises :class:`SourceError` for a missing, empty or non-audio file."""
-    if path.is_file() and path.stat().st_size > 0 and (info := _soundfile_info(path)) is not None:
+    ffprobe). Raises :class:`SourceError` for a missing, empty or non-audio file, or one in a
+    folder this user may not enter (:func:`probe_audio` says which)."""
+    from genrecast.daemon.install import path_problem
+
+    if path_problem(path) is None and path.is_file() and path.stat().st_size > 0 and (info := _soundfile_info(path)) is not None:
         return info
     rate, channels, duration = probe_audio(path, label)
     return FileInfo(rate, channels, duration, False)

@@ -322,3 +322,52 @@ def test_an_unreadable_config_or_password_file_a_bom_a_typo_in_a_source_and_a_sp
     assert check.returncode == 1 and says in check.stderr, check.stderr
     run = _as_plain_user("run", "-c", str(config))
     assert run.returncode == 2 and says in run.stderr.strip().splitlines()[-1], run.stderr[-2000:]
+
+
+def test_a_bundle_or_file_in_a_folder_this_user_may_not_enter_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """model.bundle in a folder genrecast's user may not enter (a bundle under /root, as the service sees
+    it: ProtectHome=yes makes /root unreadable) was a 40-line PermissionError traceback from `run` and
+    `config check`; a file: source there was a bare "[Errno 13] Permission denied: '...'"."""
+    import numpy as np
+    import soundfile as sf
+
+    hidden = tmp_path / "private"
+    hidden.mkdir(mode=0o700)
+    sf.write(hidden / "tone.wav", np.zeros(22050, np.float32), 22050)
+    (hidden / "bundle").mkdir()
+    os.chown(hidden, 65534, 65534)  # nobody's folder: this user may not look inside
+    config = tmp_path / "c.toml"
+    config.write_text(f'sources = ["file:{hidden}/tone.wav"]\n[model]\nbundle = "{hidden}/bundle"\n')
+    bundle_says = (f"model.bundle (file {config}): cannot look at {hidden}/bundle (Permission denied); "
+                   "make it and its folders readable by the user genrecast runs as")
+    for args in (("config", "check"), ("run",)):
+        proc = _as_plain_user(*args, "-c", str(config))
+        assert proc.returncode in (1, 2) and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert bundle_says in proc.stderr, proc.stderr
+    config.write_text(f'sources = ["file:{hidden}/tone.wav"]\n')
+    source_says = (f"file:{hidden}/tone.wav: cannot look at it (Permission denied); "
+                   "make it and its folders readable by the user genrecast runs as")
+    check = _as_plain_user("config", "check", "-c", str(config))
+    assert check.returncode == 1 and source_says in check.stderr, check.stderr
+    run = _as_plain_user("run", "-c", str(config))
+    assert run.returncode == 2 and run.stderr.strip().splitlines()[-1] == f"genrecast: error: {source_says}", run.stderr[-2000:]
+
+
+def test_under_systemd_a_missing_path_names_the_sandbox_that_hides_it(tmp_path: Path) -> None:
+    """Under the unit (systemd sets INVOCATION_ID), /root, /home and /tmp are not the ones root sees
+    (ProtectHome=yes, PrivateTmp=yes): a bundle there "does not exist" for the service although
+    `ls` shows it, so the message says why and where to put it instead."""
+    config = tmp_path / "c.toml"
+    config.write_text('sources = ["file:/root/genrecast-test-absent.wav"]\n[model]\nbundle = "/root/genrecast-test-absent"\n')
+    env = {**os.environ, "INVOCATION_ID": "0123456789abcdef0123456789abcdef"}
+    proc = run_cli("run", "-c", str(config), env=env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        f"genrecast: error: invalid configuration: model.bundle (file {config}): /root/genrecast-test-absent does not exist for the "
+        "service: genrecast's unit hides /root from it (ProtectHome=yes); put it where the service can see it, e.g. under /var/lib/genrecast"]
+    config.write_text('sources = ["file:/root/genrecast-test-absent.wav"]\n')
+    proc = run_cli("run", "-c", str(config), env=env)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
+        "genrecast: error: file:/root/genrecast-test-absent.wav: no such file for the service: genrecast's unit hides /root "
+        "from it (ProtectHome=yes); put it where the service can see it, e.g. under /var/lib/genrecast"), proc.stderr
+    assert "sandbox" not in run_cli("run", "-c", str(config)).stderr  # not under systemd: no word of it
