@@ -60,7 +60,8 @@ def parse_shard(text: str, hostname: str | None = None) -> Shard:
     """
     match = _SPEC.match(text or "")
     if match is None:
-        raise ShardError(text, "is not K/N (e.g. 2/3: member 2 of 3) or auto/N")
+        raise ShardError(text, "is not K/N, K-of-N or auto/N (e.g. 2/3 or 2-of-3: member 2 of 3; "
+                         "the systemd template's instance is K-of-N: genrecast@2-of-3)")
     n = int(match["n"])
     if not 1 <= n <= MAX_MEMBERS:
         raise ShardError(text, f"must have N between 1 and {MAX_MEMBERS}")

@@ -127,3 +127,17 @@ def test_the_log_names_the_member_auto_resolved_to(monkeypatch, caplog) -> None:
     with caplog.at_level(logging.INFO, logger="genrecast.daemon"):  # a systemd instance's K-of-N, as written
         _log_share(load_config(None, {"shard": "3-of-3", "sources": ["a=mic", "b=mic:x", "c=mic:y"]}, env={}), [Source()], "m")
     assert "shard 3-of-3: listening to 1 of the 3 configured sources (b)" in caplog.text
+
+
+@pytest.mark.parametrize("instance", ["foo", "1-2"])
+def test_a_bad_template_instance_is_told_the_k_of_n_form(instance: str) -> None:
+    """genrecast@foo (or genrecast@1/2, which systemctl escapes to genrecast@1-2) runs
+    `run --shard INSTANCE`: the error said "is not K/N (e.g. 2/3...)", and 2/3 is what systemd
+    mangles; it names the form an instance takes."""
+    from helpers import run_cli
+
+    proc = run_cli("run", "--shard", instance, "--daemon-id", f"box-{instance}", "--source", "mic", timeout=60)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"genrecast: error: invalid configuration: shard (flag): '{instance}' is not K/N, K-of-N or "
+                                  "auto/N (e.g. 2/3 or 2-of-3: member 2 of 3; the systemd template's instance is K-of-N: "
+                                  "genrecast@2-of-3)"), proc.stderr
