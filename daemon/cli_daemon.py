@@ -239,11 +239,14 @@ def register(app: typer.Typer) -> None:
         (a virtualenv under /root, /home or /tmp): install into /opt/genrecast first.
 
         Then: systemctl daemon-reload && systemctl enable --now genrecast
-        (or, for two members sharing the sources: systemctl enable --now genrecast@1-of-2 genrecast@2-of-2)
+        (or, for two members sharing the sources: systemctl enable --now genrecast@1-of-2 genrecast@2-of-2).
+        After an upgrade (pip install . again, then service install): systemctl daemon-reload &&
+        systemctl try-restart genrecast 'genrecast@*'
         """
         from genrecast.daemon.cli import fail
-        from genrecast.daemon.install import InstallError, install
+        from genrecast.daemon.install import UNIT_NAME, InstallError, install
 
+        upgrade = Path(root, "etc/systemd/system", UNIT_NAME).exists()  # units running the old genrecast may be up
         if not dry_run and root == Path("/") and os.geteuid() != 0:
             fail("service install writes to /etc: run it as root (sudo), or use --dry-run")
         try:
@@ -259,7 +262,12 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{verb} {step.path}" + (f" (mode {step.mode:o})" if step.action == "write" else ""))
             if dry_run and step.action == "write" and step.text:
                 typer.echo("".join(f"    {line}\n" for line in step.text.splitlines()))
-        if not dry_run:
+        if dry_run:
+            return
+        if upgrade:  # `enable --now` leaves a running daemon on the old code
+            typer.echo("next: systemctl daemon-reload && systemctl try-restart genrecast 'genrecast@*'"
+                       "   (restarts the units that run, so they run this genrecast)")
+        else:
             typer.echo("next: systemctl daemon-reload && systemctl enable --now genrecast")
 
     @app.command()

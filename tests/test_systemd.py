@@ -168,3 +168,14 @@ def test_install_warns_when_the_executable_is_not_genrecast(tmp_path: Path) -> N
     script.chmod(0o755)
     proc = run_cli("service", "install", "--root", str(tmp_path / "b"), "--executable", str(script))
     assert proc.returncode == 0 and "does not look like" not in proc.stderr, proc.stderr
+
+
+def test_a_second_install_says_to_restart_what_runs(tmp_path: Path) -> None:
+    """An upgrade is `pip install .` then `service install` again. Its last line said `systemctl
+    enable --now genrecast`, which leaves a running daemon on the old code; a re-install says
+    try-restart (every running unit, members included), a first install still enable --now."""
+    first = run_cli("service", "install", "--root", str(tmp_path), "--executable", EXE)
+    assert first.returncode == 0 and first.stdout.splitlines()[-1] == "next: systemctl daemon-reload && systemctl enable --now genrecast"
+    again = run_cli("service", "install", "--root", str(tmp_path), "--executable", EXE)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[-1].startswith("next: systemctl daemon-reload && systemctl try-restart genrecast 'genrecast@*'")
