@@ -34,6 +34,9 @@ ExecStart={executable} run --config /etc/genrecast/config.toml
 # sh's own kill: /bin/kill (procps) is not on every Debian; $$ passes a literal $ to sh.
 ExecReload=/bin/sh -c 'kill -HUP $$MAINPID'
 Restart=on-failure
+# Exit 2: genrecast refused its configuration (the journal's "genrecast: error:" line says what to
+# fix); starting again cannot help, so the unit stays failed instead of retrying every 5 s for ever.
+RestartPreventExitStatus=2
 RestartSec=5
 WatchdogSec=60
 TimeoutStartSec=120

@@ -179,3 +179,23 @@ def test_a_second_install_says_to_restart_what_runs(tmp_path: Path) -> None:
     again = run_cli("service", "install", "--root", str(tmp_path), "--executable", EXE)
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines()[-1].startswith("next: systemctl daemon-reload && systemctl try-restart genrecast 'genrecast@*'")
+
+
+def test_a_refused_config_is_not_restarted_for_ever(tmp_path: Path) -> None:
+    """A config the daemon refuses (or a bad genrecast@ instance name) made Restart=on-failure start it
+    every 5 s for ever, the same error each time, the unit "activating (auto-restart)" and never
+    failed. The exit status `run` gives a refused configuration is the one the units do not restart on;
+    the status of a run that ends without audio (a crash-like end, restarted) is not."""
+    from genrecast.daemon.install import template_unit_text
+    from genrecast.daemon.service import EXIT_NO_AUDIO
+
+    for text in (unit_text(EXE), template_unit_text(EXE)):
+        kept = re.findall(r"^RestartPreventExitStatus=(.*)$", text, re.M)
+        assert len(kept) == 1 and "Restart=on-failure\n" in text, text
+        statuses = {int(s) for s in kept[0].split()}
+        assert EXIT_NO_AUDIO not in statuses
+    config = tmp_path / "config.toml"
+    config.write_text('sources = ["mic"\n')  # not TOML
+    assert run_cli("run", "--config", str(config), timeout=60).returncode in statuses
+    config.write_text('sources = ["mic"]\n')
+    assert run_cli("run", "--config", str(config), "--shard", "foo", timeout=60).returncode in statuses  # genrecast@foo
