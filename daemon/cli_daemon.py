@@ -228,8 +228,8 @@ def register(app: typer.Typer) -> None:
     @service_app.command("install")
     def service_install(
         dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be written; change nothing."),
-        root: Path = typer.Option(Path("/"), help="Install under this root directory (for packaging and tests)."),
-        executable: Optional[str] = typer.Option(None, help="Absolute path of the genrecast command for ExecStart. \\[default: this one]"),
+        root: Path = typer.Option(Path("/"), metavar="DIR", help="Install under this root directory (for packaging and tests)."),
+        executable: Optional[str] = typer.Option(None, metavar="PATH", help="Absolute path of the genrecast command for ExecStart. \\[default: this one]"),
     ) -> None:
         """Write /etc/systemd/system/genrecast.service, the template genrecast@.service (several
         fleet members on one host: genrecast@1-of-2, genrecast@2-of-2) and, unless they exist,

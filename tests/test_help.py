@@ -14,8 +14,9 @@ from helpers import EXE
 
 from genrecast.daemon.config import KEYS
 
-COMMANDS = ["run", "classify", "train", "evaluate", "tail", "report", "plugins", "devices", "config show", "config check"]
-PLACEHOLDERS = re.compile(r"<list\[|<float|<int>|<str>|range>|\[x>=|<bool>")
+COMMANDS = ["run", "classify", "train", "evaluate", "tail", "report", "plugins", "devices", "config show", "config check",
+            "service install"]
+PLACEHOLDERS = re.compile(r"<list\[|<float|<int>|<str>|<path>|range>|\[x>=|<bool>")
 
 
 def _help(command: str, columns: int = 250) -> str:
