@@ -54,7 +54,9 @@ class MusicGate:
     """Per-source hysteresis state. Until the smoothing holds ``windows`` values, the state
     follows the smoothed P(music) against the midpoint of the two thresholds (there is no
     state to hold yet, and one unsure first window must not hold a song back for the whole
-    smoothing span); after that, hysteresis."""
+    smoothing span); after that, hysteresis. Windows under the silence gate are not judged
+    (:meth:`silent`); once ``windows`` of them in a row have passed, the values before them
+    are forgotten and the next sound is judged afresh, as at the start."""
 
     def __init__(self, settings: GateSettings) -> None:
         self.settings = settings
@@ -62,9 +64,22 @@ class MusicGate:
         self.is_music = False
         self.smoothed = 0.0
         self._judged = False
+        self._silent_run = 0
+
+    def silent(self) -> None:
+        """One window under the silence gate. When the last ``windows`` windows were all silent,
+        the smoothing forgets the P(music) of the sound before them: talk after a song and a
+        silence is judged on its own (it took the song's windows in its mean, so its first
+        window got a genre), and music after talk and a silence is music from its first window.
+        The state (:attr:`is_music`) stays until the next window is judged."""
+        self._silent_run += 1
+        if self._silent_run >= self.settings.windows:
+            self._history.clear()
+            self._judged = False
 
     def update(self, p_music: float) -> tuple[bool, bool]:
         """Add one window's P(music). Returns (music now, changed by this window)."""
+        self._silent_run = 0
         self._history.append(float(p_music))
         self.smoothed = float(np.mean(self._history))
         before = self.is_music

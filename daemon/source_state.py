@@ -122,6 +122,8 @@ class SourceState:
 
     def _prepare_features(self, window: Window, level: float, audible: bool) -> PendingWindow:
         if not audible:  # garbage or silence: not classified, and a gap in the context
+            if self.gate is not None:
+                self.gate.silent()
             if self._context is not None:
                 self._context.take(window, gap=True)
             if not math.isfinite(level):

@@ -83,6 +83,7 @@ def gate_states(f: FileWindows, gate: GateSettings) -> list[str]:
     states = []
     for p, silent in zip(f.probabilities, f.silent):
         if silent:
+            g.silent()
             states.append("silence")
             continue
         is_music, _ = g.update(float(p[0]))

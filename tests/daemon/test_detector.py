@@ -45,6 +45,28 @@ def test_gate_start_follows_the_midpoint_until_the_smoothing_is_full() -> None:
     assert _states(gate, [0.9, 0.9, 0.9, 0.2, 0.4]) == [True] * 5
 
 
+def test_gate_forgets_the_sound_before_a_silence_as_long_as_its_smoothing() -> None:
+    gate = GateSettings(enter=0.45, leave=0.35, windows=3)
+
+    def states(values: list[float | None]) -> list[bool | None]:
+        g, out = MusicGate(gate), []
+        for v in values:
+            if v is None:  # a window under the silence gate
+                g.silent()
+                out.append(None)
+            else:
+                out.append(g.update(v)[0])
+        return out
+
+    # a song, 3 silent windows, talk: the talk's first window is not music (its mean held the song: 0.67)
+    assert states([1, 1, 1, None, None, None, 0.0, 0.0]) == [True] * 3 + [None] * 3 + [False, False]
+    # talk, 3 silent windows, a song: music from the song's first window (the talk's mean held it back)
+    assert states([0, 0, 0, None, None, None, 1.0]) == [False] * 3 + [None] * 3 + [True]
+    # a silence shorter than the smoothing span keeps what came before it: one silent window in a song
+    assert states([1, 1, 1, None, 0.0]) == [True, True, True, None, True]
+    assert states([1, 1, 1, None, None, 0.0]) == [True, True, True, None, None, True]
+
+
 def test_gate_settings_validate_and_state_their_delay() -> None:
     with pytest.raises(ValueError, match="leave"):
         GateSettings(enter=0.3, leave=0.6)

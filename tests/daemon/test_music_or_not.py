@@ -183,6 +183,27 @@ def test_talk_over_a_music_bed_is_not_music(data_dir: Path, tmp_path: Path) -> N
     assert verdict["genre"] == "not_music"
 
 
+def test_talk_after_a_song_and_a_silence_gets_no_genre(data_dir: Path, tmp_path: Path) -> None:
+    """A song, 12 s of digital silence (a living room after the music stopped), then talk: every talk
+    window is ``not_music``. The gate's mean used to hold the song's last windows over the silence,
+    so the talk's first window got a genre."""
+    import soundfile as sf
+
+    from genrecast.daemon.audio import load_audio
+
+    song = load_audio(data_dir.joinpath(*MUSIC_BEFORE), PCM_RATE)[: 15 * PCM_RATE]
+    talk = load_audio(data_dir.joinpath(*TALK), PCM_RATE)[: 15 * PCM_RATE]
+    path = tmp_path / "song-silence-talk.wav"
+    sf.write(path, np.concatenate([song, np.zeros(12 * PCM_RATE, np.float32), talk]), PCM_RATE)
+    proc = run_cli("classify", str(path), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    windows, _ = _windows(proc.stdout)
+    parts = [(w["audio_start_seconds"], w["state"]) for w in windows]
+    assert [s for t, s in parts if t < 12.0] == ["music"] * 4, parts  # the song was heard as music
+    assert [s for t, s in parts if 15.0 <= t < 24.0] == ["silence"] * 3, parts
+    assert [s for t, s in parts if t >= 27.0] == ["not_music"] * 5, parts
+
+
 def _concat(parts: list[tuple[Path, float]], out: Path) -> None:
     """The first ``seconds`` of each file, one after the other (silence-padded to that length), as
     a 22.05 kHz mono WAV made with ffmpeg."""
