@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import select
+import stat
 import sys
 import threading
 from typing import IO, Callable
@@ -29,6 +30,15 @@ def file_signature(head: bytes) -> str | None:
     return next((what for magic, what in FILE_SIGNATURES if head.startswith(magic)), None)
 
 
+def _is_dev_null(stream) -> bool:
+    """Whether ``stream`` (a text stream such as ``sys.stdin``) reads from /dev/null."""
+    try:
+        here, null = os.fstat(stream.fileno()), os.stat(os.devnull)
+    except (AttributeError, OSError, ValueError):
+        return False
+    return stat.S_ISCHR(here.st_mode) and here.st_rdev == null.st_rdev
+
+
 class StdinSource:
     """Raw interleaved PCM (s16le or f32le) at a given rate and channel count, from
     ``stream`` (default ``sys.stdin.buffer``); finite: ends at end of input. A partial
@@ -47,6 +57,10 @@ class StdinSource:
         if stream is None and sys.stdin is None:  # started with stdin closed (`<&-`): nothing could ever be read
             raise SourceError("--source -: standard input is closed; pipe raw PCM into it, e.g. ffmpeg -i song.mp3 -f "
                               "f32le -ac 1 -ar 22050 - | genrecast run --source -")
+        if stream is None and _is_dev_null(sys.stdin):  # a service's (systemd's StandardInput=null) or `< /dev/null`
+            raise SourceError("--source -: standard input is /dev/null (as in a systemd service), so there is no audio "
+                              "to read; pipe raw PCM into it, e.g. ffmpeg -i song.mp3 -f f32le -ac 1 -ar 22050 - | "
+                              "genrecast run --source -, or give the service a mic, file: or URL source")
         self.name = name or "stdin"
         self.format, self.rate, self.channels = format, int(rate), int(channels)
         self.stream = stream

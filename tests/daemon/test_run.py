@@ -138,6 +138,21 @@ def test_a_closed_stdin_is_one_line_and_exit_2() -> None:
         "-ac 1 -ar 22050 - | genrecast run --source -"], proc.stderr
 
 
+def test_stdin_from_dev_null_is_one_line_and_exit_2() -> None:
+    """`sources = ["-"]` in a systemd service (whose standard input is /dev/null) ended at once
+    without audio, exit 1, and the unit restarted every 5 s for ever."""
+    import subprocess
+
+    from helpers import EXE
+
+    proc = subprocess.run([EXE, "run", "--source", "-"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "genrecast: error: --source -: standard input is /dev/null (as in a systemd service), so there is no audio to "
+        "read; pipe raw PCM into it, e.g. ffmpeg -i song.mp3 -f f32le -ac 1 -ar 22050 - | genrecast run --source -, "
+        "or give the service a mic, file: or URL source"], proc.stderr
+
+
 @pytest.mark.parametrize("clip, what", [(("gtzan-sample", "blues", "blues.00099.mp3"), "an MP3 file (an ID3 tag)"),
                                         (("gtzan-sample", "jazz", "jazz.00016.wav"), "a WAV file (RIFF)")])
 def test_a_file_piped_into_stdin_is_named_with_the_fix(data_dir: Path, clip: tuple[str, ...], what: str) -> None:
