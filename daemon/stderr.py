@@ -25,7 +25,7 @@ import os
 import sys
 import tempfile
 import threading
-from typing import Callable, Iterator, TextIO
+from typing import BinaryIO, Callable, Iterator, TextIO
 
 _lock = threading.Lock()
 _private: TextIO | None = None
@@ -66,12 +66,17 @@ def dropping_lines(drop: Callable[[bytes], bool]) -> Iterator[None]:
     Only for short calls into C code that print known noise; nothing written meanwhile is lost,
     it is only delayed until the body ends.
     """
+    caught = _capture_file()
+    if caught is None:
+        yield
+        return
     try:
         saved = os.dup(2)
     except OSError:
+        caught.close()
         yield
         return
-    with tempfile.TemporaryFile() as caught:
+    with caught:
         os.dup2(caught.fileno(), 2)
         try:
             yield
@@ -82,6 +87,21 @@ def dropping_lines(drop: Callable[[bytes], bool]) -> Iterator[None]:
             kept = b"".join(line for line in caught if not drop(line))
             if kept:
                 os.write(2, kept)
+
+
+def _capture_file() -> BinaryIO | None:
+    """A file to catch fd 2 in: an anonymous one in memory where the OS has them (Linux), so that no
+    temporary folder is needed (a container's read-only root without a writable /tmp), else a
+    temporary file; None if neither can be made (the noise then goes through unfiltered)."""
+    if hasattr(os, "memfd_create"):
+        try:
+            return os.fdopen(os.memfd_create("genrecast-stderr", getattr(os, "MFD_CLOEXEC", 0)), "w+b")
+        except OSError:
+            pass
+    try:
+        return tempfile.TemporaryFile()
+    except OSError:
+        return None
 
 
 #: The error handler :func:`escape_unencodable` puts on stdout.

@@ -54,6 +54,30 @@ def test_dropping_lines_drops_only_the_named_lines() -> None:
     assert proc.stderr == "ERROR: a real problem\nafter\n"
 
 
+#: A process with no usable temporary folder, as in a container whose root file system is read-only
+#: and that has no writable /tmp (Kubernetes' readOnlyRootFilesystem without an emptyDir there):
+#: tempfile.gettempdir() raises FileNotFoundError "No usable temporary directory found in [...]".
+NO_TEMP_DIR = """
+import sys, tempfile
+tempfile.tempdir = None
+tempfile._candidate_tempdir_list = lambda: ["/nonexistent/read-only-root/tmp"]
+sys.argv = ["genrecast", *sys.argv[1:]]
+from genrecast.daemon.cli import main
+main()
+"""
+
+
+def test_the_model_loads_without_a_usable_temporary_folder(gtzan_sample: Path) -> None:
+    """Catching LiteRT's notice on fd 2 took a temporary file, so a read-only root without a writable
+    /tmp refused to load the model: exit 2, "genrecast: error: [Errno 2] No usable temporary directory
+    found in ['/tmp', ...]", which said neither that nor what to do. Nothing else needs one."""
+    proc = subprocess.run([sys.executable, "-c", NO_TEMP_DIR, "classify", str(gtzan_sample / "pop" / "pop.00000.wav")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "verdict: pop" in proc.stdout
+    assert "temporary" not in proc.stderr and "XNNPACK" not in proc.stderr, proc.stderr[-2000:]
+
+
 def test_classify_prints_no_xnnpack_notice(gtzan_sample: Path) -> None:
     proc = subprocess.run([EXE, "classify", str(gtzan_sample / "pop" / "pop.00000.wav")],
                           capture_output=True, text=True, timeout=120)
