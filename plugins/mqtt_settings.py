@@ -93,6 +93,11 @@ class MqttSettings:
         if self.password_file and os.path.exists(self.password_file) and not os.access(self.password_file, os.R_OK):
             raise ValueError(f"password_file {self.password_file} cannot be read by this user; make it readable by the user "
                              "genrecast runs as, or under systemd use the credential mqtt_password (see the README)")
+        credential = self.credential_file()
+        if credential is not None and not os.access(credential, os.R_OK):
+            raise ValueError(f"the password credential {credential} ($CREDENTIALS_DIRECTORY/{CREDENTIAL_NAME}) cannot be "
+                             "read by this user; make it readable by the user genrecast runs as (a Kubernetes Secret: "
+                             "defaultMode 0440 and the pod's securityContext.fsGroup set to that user's group)")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "MqttSettings":
@@ -134,7 +139,16 @@ class MqttSettings:
             return text.splitlines()[0] if text else ""
         if env.get(ENV_PREFIX + "PASSWORD"):
             return env[ENV_PREFIX + "PASSWORD"]
+        credential = self.credential_file(env)
+        return None if credential is None else credential.read_text().strip("\r\n")
+
+    def credential_file(self, env: Mapping[str, str] | None = None) -> Path | None:
+        """The systemd credential (or Kubernetes Secret) file ``$CREDENTIALS_DIRECTORY/mqtt_password``
+        when it exists and no ``password``, ``password_file`` or ``$GENRECAST_MQTT_PASSWORD`` comes first."""
+        env = os.environ if env is None else env
+        if self.password or self.password_file or env.get(ENV_PREFIX + "PASSWORD"):
+            return None
         creds = env.get("CREDENTIALS_DIRECTORY")
         if creds and (Path(creds) / CREDENTIAL_NAME).is_file():
-            return (Path(creds) / CREDENTIAL_NAME).read_text().strip("\r\n")
+            return Path(creds) / CREDENTIAL_NAME
         return None

@@ -81,3 +81,41 @@ def test_the_statefulset_runs_the_daemon_as_configured(tmp_path: Path) -> None:
     assert CREDENTIAL_NAME in secret["stringData"]
     settings = MqttSettings.from_dict(config.section("mqtt"))
     assert settings.resolve_password({"CREDENTIALS_DIRECTORY": str(mounted)}) == secret["stringData"][CREDENTIAL_NAME]
+
+
+def test_a_secret_the_daemons_user_cannot_read_is_one_line_naming_the_fix(tmp_path: Path) -> None:
+    """The Secret mounted as $CREDENTIALS_DIRECTORY/mqtt_password but unreadable by the daemon's user
+    (defaultMode 0400, or 0440 without the pod's fsGroup) passed `config check`; `run` then retried the
+    broker for ever, as "cannot connect to mosquitto:1883: [Errno 13] Permission denied: '...'", and the
+    pod stayed ready and healthy without delivering an event."""
+    import os
+    import shutil
+    import subprocess
+
+    from helpers import EXE
+
+    config = tmp_path / "config.toml"
+    config.write_text(_documents()["ConfigMap"]["data"]["config.toml"])
+    credentials = tmp_path / "credentials"  # kubelet's layout: the key is a link into ..data
+    (credentials / "..data").mkdir(parents=True)
+    secret = credentials / "..data" / "mqtt_password"
+    secret.write_text(_documents()["Secret"]["stringData"]["mqtt_password"])
+    secret.chmod(0o400)
+    os.chown(secret, 65534, 65534)  # another user's: without the fsGroup's read access
+    (credentials / "mqtt_password").symlink_to("..data/mqtt_password")
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed to run a command without root's file access"
+    caps = "-dac_override,-dac_read_search"
+    env = {**os.environ, "CREDENTIALS_DIRECTORY": str(credentials)}
+    says = (f"the password credential {credentials / 'mqtt_password'} ($CREDENTIALS_DIRECTORY/mqtt_password) cannot be "
+            "read by this user; make it readable by the user genrecast runs as (a Kubernetes Secret: defaultMode 0440 "
+            "and the pod's securityContext.fsGroup set to that user's group)")
+    for args, status in ((("config", "check"), 1), (("run",), 2)):
+        proc = subprocess.run([setpriv, "--bounding-set", caps, "--inh-caps", caps, "--", EXE, *args, "-c", str(config)],
+                              capture_output=True, text=True, timeout=120, env=env)
+        assert proc.returncode == status and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert says in proc.stderr.strip().splitlines()[-1], proc.stderr[-2000:]
+    secret.chmod(0o444)  # readable: the check passes
+    proc = subprocess.run([setpriv, "--bounding-set", caps, "--inh-caps", caps, "--", EXE, "config", "check", "-c", str(config)],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
