@@ -12,7 +12,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from genrecast.daemon.config_keys import DEFAULT_CONFIG_PATH, ENV_PREFIX, KEYS, REDACTED  # noqa: F401 - re-exported
 
@@ -271,7 +271,28 @@ def load_config(path: Path | None = None, flags: dict[str, Any] | None = None, e
                    "(GENRECAST_MQTT_TLS=true) to connect with TLS"] if unused_tls else []
     env_warnings = [w for w in unknown_env_warnings(env) if not w.startswith(plugin_env)]  # a plugin's own variable
     return Config(values=values, origins=origins, path=used_path, problems=problems, plugin_sections=plugin.sections,
-                  plugin_origins=plugin.origins, warnings=env_warnings + tls_warning + shared_client_id)
+                  plugin_origins=plugin.origins,
+                  warnings=env_warnings + tls_warning + shared_client_id + _missing_credential(values, env))
+
+
+def _missing_credential(values: dict[str, Any], env: Mapping[str, str]) -> list[str]:
+    """A warning when the MQTT login has a user name, no password is set anywhere else, and
+    ``$CREDENTIALS_DIRECTORY`` (systemd's, or a mounted Kubernetes Secret) holds no ``mqtt_password``:
+    a Secret key named otherwise was ignored, and the broker then refused the login as "Not authorized"."""
+    from genrecast.plugins.mqtt_settings import CREDENTIAL_NAME
+
+    creds = env.get("CREDENTIALS_DIRECTORY")
+    if ("mqtt" not in (values["sinks"] or ()) or not values["mqtt.username"] or values["mqtt.password"]
+            or values["mqtt.password_file"] or not creds or not os.path.isdir(creds)
+            or os.path.exists(os.path.join(creds, CREDENTIAL_NAME))):
+        return []
+    try:
+        held = sorted(n for n in os.listdir(creds) if not n.startswith(".."))  # kubelet's ..data, ..timestamp
+    except OSError:
+        held = []
+    holds = f"it holds {', '.join(held)}" if held else "it is empty"
+    return [f"mqtt.username is set but no password: $CREDENTIALS_DIRECTORY ({creds}) holds no {CREDENTIAL_NAME} ({holds}); "
+            f"name the Secret's key (or the LoadCredential= credential) {CREDENTIAL_NAME}"]
 
 
 #: ``GENRECAST_*`` variables that are not configuration keys but mean something elsewhere.

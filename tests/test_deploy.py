@@ -119,3 +119,28 @@ def test_a_secret_the_daemons_user_cannot_read_is_one_line_naming_the_fix(tmp_pa
     proc = subprocess.run([setpriv, "--bounding-set", caps, "--inh-caps", caps, "--", EXE, "config", "check", "-c", str(config)],
                           capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_a_secret_whose_key_is_not_mqtt_password_is_named_by_config_check(tmp_path: Path) -> None:
+    """A Secret with the password under another key (password, mqtt-password) mounts no
+    $CREDENTIALS_DIRECTORY/mqtt_password: the daemon logged in without a password, and the broker's
+    "Not authorized" was all an operator saw. config check (and run, in its log) now says which key it wants."""
+    import os
+
+    from helpers import run_cli
+
+    config = tmp_path / "config.toml"
+    config.write_text(_documents()["ConfigMap"]["data"]["config.toml"])
+    credentials = tmp_path / "credentials"
+    (credentials / "..data").mkdir(parents=True)
+    (credentials / "..data" / "password").write_text(_documents()["Secret"]["stringData"]["mqtt_password"])
+    (credentials / "password").symlink_to("..data/password")
+    env = {**os.environ, "CREDENTIALS_DIRECTORY": str(credentials)}
+    check = run_cli("config", "check", "-c", str(config), env=env)
+    assert check.returncode == 0 and check.stderr.splitlines() == [
+        f"genrecast: warning: mqtt.username is set but no password: $CREDENTIALS_DIRECTORY ({credentials}) holds no "
+        "mqtt_password (it holds password); name the Secret's key (or the LoadCredential= credential) mqtt_password"
+    ], check.stderr
+    (credentials / "mqtt_password").symlink_to("..data/password")  # the manifest's key: nothing to say
+    check = run_cli("config", "check", "-c", str(config), env=env)
+    assert check.returncode == 0 and check.stderr == "", check.stderr
