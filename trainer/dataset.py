@@ -102,6 +102,15 @@ def scan_dataset(root: str | Path, min_genres: int = 2) -> Dataset:
     tracks = [Track(path=f, label=genre, track_id=tid if len(genres_of[tid]) == 1 else f"{genre}/{tid}")
               for f, genre, tid in found]
     labels = tuple(sorted({t.label for t in tracks}))
+    loose = loose_audio(base)  # a file's genre is its folder's name: these have none
+    if loose and not tracks:
+        raise DatasetError(
+            f"dataset {root} holds {_count_files(loose)} directly ({_examples(loose)}) but no genre sub-folders, and a "
+            f"file's genre is the name of its folder; move each file into a folder named after its genre "
+            f"({base / 'blues' / 'blues.00000.wav'})")
+    if loose:
+        log.warning("%s directly in %s (%s), in no genre folder, left out; move each into its genre's folder to use it",
+                    _count_files(loose), base, _examples(loose))
     if not tracks:
         raise DatasetError(
             f"dataset {root} holds no audio files; expected <genre>/<file>.wav|.au|.mp3|... sub-folders (e.g. GTZAN's genres_original/)"
@@ -109,6 +118,20 @@ def scan_dataset(root: str | Path, min_genres: int = 2) -> Dataset:
     if len(labels) < min_genres:
         raise DatasetError(f"dataset {root} has only one genre ({labels[0]}); a classifier needs at least two genre folders")
     return Dataset(root=root, labels=labels, tracks=tuple(tracks))
+
+
+def loose_audio(folder: Path) -> list[str]:
+    """Names of the audio files right in ``folder`` (not hidden: as :func:`walk_audio` leaves them out)."""
+    return sorted(p.name for p in folder.iterdir()
+                  if not p.name.startswith(".") and p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+
+
+def _count_files(names: list[str]) -> str:
+    return f"{len(names)} audio file{'' if len(names) == 1 else 's'}"
+
+
+def _examples(names: list[str], most: int = 3) -> str:
+    return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
 
 
 #: A GTZAN id at the start of a file name (``blues.00012``), not followed by a further digit.

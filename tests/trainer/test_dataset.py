@@ -75,6 +75,33 @@ def test_empty_and_single_genre_datasets_are_clear_errors(tmp_path: Path, gtzan_
         scan_dataset(tmp_path / "one")
 
 
+def test_audio_files_outside_the_genre_folders_are_named_not_dropped(tmp_path: Path, gtzan_sample: Path, caplog) -> None:
+    """A flat folder of GTZAN files (blues.00000.wav, no genre folders) was said to hold "no audio
+    files", and a file beside the genre folders was left out without a word."""
+    import logging
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for genre in ("blues", "classical"):
+        for clip in sorted((gtzan_sample / genre).glob("*.wav"))[:2]:
+            (flat / clip.name).symlink_to(clip)
+    (flat / "._blues.00000.wav").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # a Mac's metadata, not audio
+    with pytest.raises(DatasetError) as caught:
+        scan_dataset(flat)
+    assert str(caught.value) == (
+        f"dataset {flat} holds 4 audio files directly (blues.00000.wav, blues.00001.wav, classical.00000.wav, ...) but no "
+        f"genre sub-folders, and a file's genre is the name of its folder; move each file into a folder named after its "
+        f"genre ({flat / 'blues' / 'blues.00000.wav'})")
+    # beside genre folders: used as before, and the loose file is named
+    _link_clips(gtzan_sample, flat, ["jazz", "metal"], per_genre=1)
+    (flat / "Pop.00000.WAV").symlink_to(gtzan_sample / "pop" / "pop.00000.wav")
+    with caplog.at_level(logging.WARNING, logger="genrecast.trainer.dataset"):
+        ds = scan_dataset(flat)
+    assert ds.labels == ("jazz", "metal") and len(ds.tracks) == 2
+    assert (f"5 audio files directly in {flat} (Pop.00000.WAV, blues.00000.wav, blues.00001.wav, ...), in no genre "
+            "folder, left out; move each into its genre's folder to use it") in caplog.text
+
+
 def test_track_ids_from_list_entries() -> None:
     assert normalise_track_id("blues/blues.00012.wav") == "blues.00012"
     assert normalise_track_id("./blues_00012.wav") == "blues.00012"
