@@ -48,6 +48,30 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def full_disk(exc: OSError, flag: str, path: os.PathLike | str, fix: str) -> str | None:
+    """The one line for a full disk (or an exhausted quota) met while writing ``path`` (given as
+    ``flag``), or None for any other error. A write's error names no file (``[Errno 28] No space left
+    on device``), so the line names what was being written and ``fix``; when that path's own disk
+    still has room, the full one was another (the temporary folder), and the line says so."""
+    import errno
+    import shutil
+    import tempfile
+
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return None
+    where = os.path.abspath(path)
+    while not os.path.exists(where) and os.path.dirname(where) != where:
+        where = os.path.dirname(where)
+    try:
+        room = shutil.disk_usage(where).free
+    except OSError:
+        room = 0
+    if room >= 64 << 20:
+        return (f"no space left on a disk ({exc.strerror}), though the disk of {flag} {path} has room: the temporary "
+                f"folder {tempfile.gettempdir()} may be full; free some space there or set TMPDIR to a folder with room")
+    return f"{flag} {path}: no space left on its disk ({exc.strerror}); {fix}"
+
+
 def setup_logging(verbose: bool = False) -> None:
     """Log to stderr (``sys.stderr``, which :func:`main` points at a private copy of fd 2, so a
     library that silences fd 2 for a moment cannot swallow our lines)."""

@@ -198,7 +198,7 @@ def register(app: typer.Typer) -> None:
         from genrecast.daemon.bundle import BundleError
         from genrecast.daemon.classify import ClassifyJob
         from genrecast.daemon.classify_run import ClassifyOptions, UsageError, run_classify
-        from genrecast.daemon.cli import fail, setup_logging
+        from genrecast.daemon.cli import fail, full_disk, setup_logging
 
         setup_logging()
         _check_hop(hop_seconds)
@@ -217,7 +217,9 @@ def register(app: typer.Typer) -> None:
             stdout_to_devnull()
             raise typer.Exit(0) from None
         except (UsageError, BundleError, ValueError, OSError) as exc:
-            fail(str(exc))
+            fail(isinstance(exc, OSError) and output is not None and full_disk(
+                exc, "--output", output, "free some space there and run the same command with --resume, which goes on "
+                "where this run stopped") or str(exc))
         except RuntimeError as exc:  # genrecast.daemon.cluster.ClusterError
             fail(str(exc), 1)
         raise typer.Exit(code)

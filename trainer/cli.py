@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
             "no track). quick: "
             "clean, gain-24dB, stereo, mp3-128k-stereo-44.1k, speaker-room-noise15dB; all: every condition; none: skip."),
     ) -> None:
-        from genrecast.daemon.cli import fail, setup_logging
+        from genrecast.daemon.cli import fail, full_disk, setup_logging
 
         if table is None and dataset is None and detector_data is None:
             fail("give a DATASET folder, --table FILE.csv, or --detector-data DIR to add a music detector to --out")
@@ -182,7 +182,9 @@ def register(app: typer.Typer) -> None:
             if new_bundle:  # the run succeeded: an older bundle's leftovers (its detector, say) go
                 clear_stale_bundle_files(out, started)
         except (ValueError, OSError) as exc:
-            fail(str(exc))
+            fail(isinstance(exc, OSError) and full_disk(
+                exc, "--out", out, "free some space there or choose another --out"
+                + (f" (nothing was written to {out})" if new_bundle else "")) or str(exc))
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (a batch job's stop)
             fail(f"{how(exc)}; nothing was written to {out}" if new_bundle else how(exc), exit_status(exc))
         for line in said:
@@ -205,7 +207,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         import json
 
-        from genrecast.daemon.cli import fail, setup_logging
+        from genrecast.daemon.cli import fail, full_disk, setup_logging
 
         setup_logging()
         if missing := missing_train_modules():  # before any clip is classified
@@ -253,7 +255,8 @@ def register(app: typer.Typer) -> None:
                 raise
             fail(f"`genrecast evaluate` needs {exc.name}: {TRAIN_EXTRA_HINT}", 1)
         except (ValueError, OSError) as exc:
-            fail(str(exc))
+            fail(isinstance(exc, OSError) and written is not None
+                 and full_disk(exc, "--out", written, "free some space there or choose another --out") or str(exc))
         if warning := metrics.get("split", {}).get("warning"):
             typer.echo(f"genrecast: warning: {warning}", err=True)
         if json_output:

@@ -381,3 +381,69 @@ def test_sigterm_stops_training_as_ctrl_c_does(tmp_path: Path, data_dir: Path) -
     assert proc.returncode == 143, stderr[-2000:]
     assert stderr.strip().splitlines()[-1] == f"genrecast: error: stopped by SIGTERM; nothing was written to {out}"
     assert "Traceback" not in stderr and not out.exists()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 2 MiB tmpfs mounted for the test (root only), unmounted at teardown."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def test_a_full_disk_names_the_folder_and_the_fix(small_disk: Path, tmp_path: Path, gtzan_sample: Path,
+                                                  monkeypatch) -> None:
+    """train, evaluate --out and classify --output on a full disk ended with a bare
+    `genrecast: error: [Errno 28] No space left on device`: no path, no fix (a write's error names no file)."""
+    import errno
+
+    monkeypatch.setenv("GENRECAST_CACHE_DIR", str(tmp_path / "cache"))
+    dataset = tmp_path / "ds"
+    for genre in ("blues", "classical"):
+        (dataset / genre).mkdir(parents=True)
+        for clip in sorted((gtzan_sample / genre).glob("*.wav"))[:3]:
+            (dataset / genre / clip.name).symlink_to(clip)
+    out = small_disk / "bundle"
+    first = run_cli("train", str(dataset), "--out", str(out), "--epochs", "1", "--conditions", "none")
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    filler = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:  # the disk is full from here on
+        while True:
+            os.write(filler, b"\0" * 4096)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(filler)
+
+    again = run_cli("train", str(dataset), "--out", str(out), "--epochs", "1", "--conditions", "none")
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert again.stderr.splitlines()[-1] == (
+        f"genrecast: error: --out {out}: no space left on its disk (No space left on device); free some space there "
+        f"or choose another --out (nothing was written to {out})")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old bundle as it was
+
+    evaluated = run_cli("evaluate", str(out), str(dataset), "--out", str(small_disk / "eval"))
+    assert evaluated.returncode == 2 and evaluated.stderr.splitlines()[-1] == (
+        f"genrecast: error: --out {small_disk / 'eval'}: no space left on its disk (No space left on device); free some "
+        f"space there or choose another --out")
+
+    output = small_disk / "out.jsonl"
+    classified = run_cli("classify", "--bundle", str(out), str(dataset), "-o", str(output))
+    assert classified.returncode == 2 and classified.stderr.splitlines()[-1] == (
+        f"genrecast: error: --output {output}: no space left on its disk (No space left on device); free some space "
+        f"there and run the same command with --resume, which goes on where this run stopped")
+    (small_disk / "filler").unlink()  # room again: --resume finishes the batch, each file once
+    resumed = run_cli("classify", "--bundle", str(out), str(dataset), "-o", str(output), "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    verdicts = [line for line in output.read_text().splitlines() if '"verdict"' in line]
+    assert len(verdicts) == 6
