@@ -84,7 +84,12 @@ def read_table(csv_path: str | Path, columns: Iterable[str] = DEFAULT_SUMMARY_CO
     csv_path = Path(csv_path)
     columns = check_columns(columns)
     raw = csv_path.read_bytes()
-    reader = csv.DictReader(io.StringIO(raw.decode("utf-8")))
+    try:  # utf-8-sig: a table saved again by Excel or Notepad ("CSV UTF-8") starts with a byte-order mark
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{csv_path} is not UTF-8 text (byte {exc.start}); give the GTZAN feature table as CSV, "
+                         "e.g. ../shared/data/reference/features_30_sec.csv") from None
+    reader = csv.DictReader(io.StringIO(text))
     header = reader.fieldnames or []
     missing = [c for c in ("filename", "label", *columns) if c not in header]
     if missing:

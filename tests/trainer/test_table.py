@@ -53,6 +53,22 @@ def test_read_table(table_csv: Path) -> None:
     assert np.bincount(table.y).tolist() == [100] * 10
 
 
+def test_a_table_saved_again_by_a_spreadsheet_reads_as_the_original(table_csv: Path, tmp_path: Path) -> None:
+    """Excel's and Notepad's "CSV UTF-8" start the file with a byte-order mark (and end lines with CRLF):
+    the table was refused as lacking its `filename` column, which its first line plainly shows."""
+    resaved = tmp_path / "features_30_sec.csv"
+    resaved.write_bytes(b"\xef\xbb\xbf" + table_csv.read_bytes().replace(b"\n", b"\r\n"))
+    table, again = read_table(table_csv), read_table(resaved)
+    assert again.ids.tolist() == table.ids.tolist() and again.labels == table.labels
+    assert np.array_equal(again.x, table.x) and np.array_equal(again.y, table.y)
+    latin = tmp_path / "latin1.csv"  # not UTF-8 at all: one line naming the file, not a codec's message
+    latin.write_bytes(table_csv.read_bytes().replace(b"blues.00000", "bl\u00fces.00000".encode("latin-1"), 1))
+    with pytest.raises(ValueError) as caught:
+        read_table(latin)
+    assert str(caught.value).startswith(f"{latin} is not UTF-8 text (byte ")
+    assert str(caught.value).endswith("); give the GTZAN feature table as CSV, e.g. ../shared/data/reference/features_30_sec.csv")
+
+
 def test_expensive_columns_are_refused(table_csv: Path) -> None:
     with pytest.raises(ValueError, match="cannot compute"):
         read_table(table_csv, columns=DEFAULT_SUMMARY_COLUMNS + ("tempo",))
