@@ -101,8 +101,10 @@ def track_split(
 
 
 def read_list(path: Path) -> set[str]:
-    """Track ids named in a split list file (one file name per line)."""
-    return {normalise_track_id(line) for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")}
+    """Track ids named in a split list file (one file name per line; ``#`` comments). UTF-8, with or
+    without the byte-order mark that Windows editors write (it made the first line's id another)."""
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    return {normalise_track_id(line) for line in lines if line.strip() and not line.lstrip().startswith("#")}
 
 
 #: The file of GTZAN ids kept for evaluation outside the project (``../shared/data``):

@@ -54,6 +54,25 @@ def test_lists_without_valid_draw_validation_from_train(tmp_path: Path) -> None:
     assert len(test) == 300 and len(train) + len(valid) == 700 and valid and not (train & valid)
 
 
+def test_lists_written_by_a_windows_editor_read_as_any_other(tmp_path: Path) -> None:
+    """Notepad's UTF-8 starts the file with a byte-order mark: the first line's id became another
+    (a reserved id trained on, a listed track left out), and an indented comment was an id."""
+    from genrecast.trainer.splits import read_list, reserved_ids_near
+
+    (tmp_path / "reserved-ids.txt").write_bytes("\ufeff# kept for later\r\nblues.00066\r\n  # an indented note\r\n"
+                                                "jazz.00054\r\n".encode())
+    assert read_list(tmp_path / "reserved-ids.txt") == {"blues.00066", "jazz.00054"}
+    assert reserved_ids_near(tmp_path / "features_30_sec.csv") == {"blues.00066", "jazz.00054"}
+    y, ids = _gtzan_like(windows_per_track=1)
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "train.txt").write_bytes(b"\xef\xbb\xbfblues/blues.00001.wav\r\nblues/blues.00002.wav\r\n")
+    (tmp_path / "lists" / "test.txt").write_bytes(b"\xef\xbb\xbfblues/blues.00003.wav\r\n")
+    split, missing = list_split(y, ids, tmp_path / "lists")
+    train, valid, test = _sides(split, ids)
+    assert train | valid == {"blues.00001", "blues.00002"} and test == {"blues.00003"}
+    assert missing == {"train": 0, "valid": 0, "test": 0}
+
+
 def test_overlapping_lists_are_refused(tmp_path: Path) -> None:
     y, ids = _gtzan_like(windows_per_track=1)
     (tmp_path / "train.txt").write_text("blues/blues.00001.wav\n")
