@@ -104,10 +104,16 @@ def scan_dataset(root: str | Path, min_genres: int = 2) -> Dataset:
     labels = tuple(sorted({t.label for t in tracks}))
     loose = loose_audio(base)  # a file's genre is its folder's name: these have none
     if loose and not tracks:
+        genres = {normalise_track_id(name).split(".")[0] for name in loose}
+        if genres == {base.name.lower()}:  # one genre's folder (genres/blues): its parent is the dataset
+            raise DatasetError(
+                f"dataset {root} is one genre's folder ({_count_files(loose)}, {_examples(loose)}); give the folder "
+                f"that holds one such folder per genre ({base.parent})")
+        example = loose[0]
         raise DatasetError(
             f"dataset {root} holds {_count_files(loose)} directly ({_examples(loose)}) but no genre sub-folders, and a "
             f"file's genre is the name of its folder; move each file into a folder named after its genre "
-            f"({base / 'blues' / 'blues.00000.wav'})")
+            f"({base / (normalise_track_id(example).split('.')[0] if _GTZAN_ID_PREFIX.match(example.lower()) else 'GENRE') / example})")
     if loose:
         log.warning("%s directly in %s (%s), in no genre folder, left out; move each into its genre's folder to use it",
                     _count_files(loose), base, _examples(loose))

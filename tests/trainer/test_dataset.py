@@ -92,6 +92,12 @@ def test_audio_files_outside_the_genre_folders_are_named_not_dropped(tmp_path: P
         f"dataset {flat} holds 4 audio files directly (blues.00000.wav, blues.00001.wav, classical.00000.wav, ...) but no "
         f"genre sub-folders, and a file's genre is the name of its folder; move each file into a folder named after its "
         f"genre ({flat / 'blues' / 'blues.00000.wav'})")
+    blues = tmp_path / "genres" / "blues"  # one genre's folder given for the dataset
+    _link_clips(gtzan_sample, tmp_path / "genres", ["blues"], per_genre=2)
+    with pytest.raises(DatasetError) as caught:
+        scan_dataset(blues)
+    assert str(caught.value) == (f"dataset {blues} is one genre's folder (2 audio files, blues.00000.wav, blues.00001.wav); "
+                                 f"give the folder that holds one such folder per genre ({tmp_path / 'genres'})")
     # beside genre folders: used as before, and the loose file is named
     _link_clips(gtzan_sample, flat, ["jazz", "metal"], per_genre=1)
     (flat / "Pop.00000.WAV").symlink_to(gtzan_sample / "pop" / "pop.00000.wav")
