@@ -197,7 +197,7 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option("recorded", metavar="NAME", help="recorded (the bundle's own test tracks), track, segment or all."),
         split_lists: Optional[Path] = typer.Option(None, metavar="DIR", help="Folder with train/valid/test lists: its test list replaces --split (not with --conditions)."),
         seed: int = typer.Option(0, metavar="N", help="Seed for --split track|segment, and of the --conditions (rooms, noise); 0 or more."),
-        out: Optional[Path] = typer.Option(None, metavar="DIR", help="Also write metrics.json, report.md and plots here."),
+        out: Optional[Path] = typer.Option(None, metavar="DIR", help="Also write metrics.json, report.md and plots here (replacing an earlier evaluation's; files of those names it did not write are refused)."),
         json_output: bool = typer.Option(False, "--json", metavar="", help="Print the metrics as JSON."),
         conditions: Optional[str] = typer.Option(
             None, "--conditions", metavar="NAMES|all",
@@ -232,13 +232,17 @@ def register(app: typer.Typer) -> None:
                 fail(problem)
         written = out or (Path("genrecast-conditions") if conditions is not None else None)
         if written is not None:
-            from genrecast.trainer.out_dir import writable_problem
+            from genrecast.trainer.out_dir import check_report_dir, writable_problem
 
             if problem := writable_problem(written):
                 fail(problem)
-        if written is not None and (written / "bundle.json").is_file():
-            fail(f"--out {written} holds a bundle: its own report.md and metrics.json would be overwritten; "
-                 "choose another folder")
+            if (written / "bundle.json").is_file():
+                fail(f"--out {written} holds a bundle: its own report.md and metrics.json would be overwritten; "
+                     "choose another folder")
+            try:
+                check_report_dir(written)
+            except ValueError as exc:
+                fail(str(exc))
         try:
             if conditions is not None:
                 from genrecast.trainer.robustness import evaluate_command

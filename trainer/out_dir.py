@@ -83,6 +83,32 @@ def check_bundle_dir(out: Path, flag: str = "--out") -> None:
                          "empty folder (nothing there was touched)")
 
 
+#: Files ``genrecast evaluate --out`` writes (its report; with ``--conditions``, the conditions table).
+EVALUATION_FILES = ("metrics.json", "report.md", "confusion.png", "conditions.json", "conditions.md", "conditions.png")
+
+
+def _is_evaluation(path: Path) -> bool:
+    """``path`` is a metrics.json or conditions.json that ``genrecast evaluate`` wrote."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and ({"window_accuracy", "split"} <= doc.keys() or {"conditions", "verdicts"} <= doc.keys())
+
+
+def check_report_dir(out: Path, flag: str = "--out") -> None:
+    """Before any work: ``out`` (``evaluate --out``) must not hold files of the names evaluate writes
+    unless an earlier evaluation wrote them there, since it replaces them (a report.md of one's own
+    was overwritten without a word). Raises ``ValueError`` with a one-line reason; touches nothing."""
+    out = Path(out)
+    if not out.is_dir() or any(_is_evaluation(out / name) for name in ("metrics.json", "conditions.json")):
+        return
+    clashing = [name for name in EVALUATION_FILES if (out / name).exists()]
+    if clashing:
+        raise ValueError(f"{flag} {out} holds {', '.join(clashing)} that genrecast evaluate did not write, and would "
+                         "replace; give a new or empty folder (nothing there was touched)")
+
+
 def clear_stale_bundle_files(out: Path, since: float) -> list[str]:
     """After a successful run that started at ``since`` (``time.time()``): remove the bundle files
     of ``out`` (and of its ``evaluation/`` folder) that the run did not write, i.e. an older bundle's

@@ -447,3 +447,32 @@ def test_a_full_disk_names_the_folder_and_the_fix(small_disk: Path, tmp_path: Pa
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     verdicts = [line for line in output.read_text().splitlines() if '"verdict"' in line]
     assert len(verdicts) == 6
+
+
+def test_evaluate_out_keeps_files_it_did_not_write(tmp_path: Path, trained_bundle: Path, gtzan_sample: Path) -> None:
+    """`evaluate --out .` in one's own project folder replaced its report.md (and metrics.json,
+    confusion.png) without a word; an earlier evaluation's files it still replaces."""
+    from genrecast.trainer.out_dir import check_report_dir
+
+    mine = tmp_path / "project"
+    mine.mkdir()
+    (mine / "report.md").write_text("# my thesis notes\n")
+    (mine / "notes.txt").write_text("kept\n")
+    for args in ([], ["--conditions", "clean"]):
+        proc = run_cli("evaluate", str(trained_bundle), str(gtzan_sample), "--out", str(mine), *args, timeout=300)
+        assert proc.returncode == 2 and proc.stderr.splitlines() == [
+            f"genrecast: error: --out {mine} holds report.md that genrecast evaluate did not write, and would replace; "
+            "give a new or empty folder (nothing there was touched)"]
+    assert (mine / "report.md").read_text() == "# my thesis notes\n" and sorted(p.name for p in mine.iterdir()) == [
+        "notes.txt", "report.md"]
+    earlier = tmp_path / "earlier"  # an earlier evaluation's folder: evaluate writes there again
+    earlier.mkdir()
+    (earlier / "conditions.json").write_text(json.dumps({"conditions": {}, "verdicts": {}, "seed": 0}))
+    (earlier / "conditions.md").write_text("# cnn-1 under capture conditions\n")
+    (earlier / "report.md").write_text("# genrecast evaluation of cnn-1\n")
+    check_report_dir(earlier)
+    check_report_dir(tmp_path / "new")  # new, or without any of its files: fine
+    check_report_dir(tmp_path)
+    (earlier / "conditions.json").write_text("{}")  # not genrecast's
+    with pytest.raises(ValueError, match="holds report.md, conditions.json, conditions.md that genrecast evaluate did not write"):
+        check_report_dir(earlier)
