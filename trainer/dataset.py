@@ -92,6 +92,9 @@ def scan_dataset(root: str | Path, min_genres: int = 2) -> Dataset:
     base = _genre_root(root)
     found: list[tuple[Path, str, str]] = []
     for genre_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if (nested := _genre_root(genre_dir)) != genre_dir:  # ~/Downloads/archive/Data/genres_original: not one genre
+            raise DatasetError(f"{genre_dir} is not a genre folder but a dataset of its own (its genre folders are in "
+                               f"{nested}); give {genre_dir} as the dataset")
         files = [Path(f) for f in walk_audio(genre_dir)]
         if not files:
             log.warning("genre folder %s holds no audio files (its sub-folders searched too); it is left out", genre_dir)

@@ -108,6 +108,21 @@ def test_audio_files_outside_the_genre_folders_are_named_not_dropped(tmp_path: P
             "folder, left out; move each into its genre's folder to use it") in caplog.text
 
 
+def test_a_whole_dataset_inside_the_given_folder_is_not_taken_for_a_genre(tmp_path: Path, gtzan_sample: Path) -> None:
+    """Kaggle's zip unpacked into ~/Downloads (archive/Data/genres_original/<genre>/) beside another folder:
+    `train ~/Downloads` trained "archive" against "other", every genre's files labelled archive, and
+    printed a per-track accuracy of 1.000."""
+    downloads = tmp_path / "Downloads"
+    _link_clips(gtzan_sample, downloads / "archive" / "Data" / "genres_original", ["blues", "jazz"])
+    _link_clips(gtzan_sample, downloads / "other", ["pop"], per_genre=1)
+    with pytest.raises(DatasetError) as caught:
+        scan_dataset(downloads)
+    assert str(caught.value) == (
+        f"{downloads / 'archive'} is not a genre folder but a dataset of its own (its genre folders are in "
+        f"{downloads / 'archive' / 'Data' / 'genres_original'}); give {downloads / 'archive'} as the dataset")
+    assert scan_dataset(downloads / "archive").labels == ("blues", "jazz")
+
+
 def test_track_ids_from_list_entries() -> None:
     assert normalise_track_id("blues/blues.00012.wav") == "blues.00012"
     assert normalise_track_id("./blues_00012.wav") == "blues.00012"
