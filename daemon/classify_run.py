@@ -142,7 +142,11 @@ def _open_locked(path: Path) -> TextIO:
     """
     import fcntl
 
-    stream = open(path, "a", encoding="utf-8")
+    try:
+        stream = open(path, "a", encoding="utf-8")
+    except OSError as exc:  # a read-only disk, a folder not ours, a link to nowhere
+        raise UsageError(f"--output {path}: cannot write it ({exc.strerror}); choose a file in a folder you can "
+                         "write to") from None
     try:
         fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -244,6 +244,10 @@ def test_bad_options_are_one_line(tmp_path: Path, archive: Path) -> None:
          f"genrecast: error: --output {existing / 'x.jsonl'}: the folder {existing} is a file, not a folder; "
          "create it or choose another file"),
     ]
+    # a link to a folder that is gone (an unmounted disk): a raw "[Errno 2] No such file or directory" without the fix
+    (tmp_path / "gone.jsonl").symlink_to(tmp_path / "unmounted" / "verdicts.jsonl")
+    cases.append((["-o", str(tmp_path / "gone.jsonl"), str(archive)], f"genrecast: error: --output {tmp_path / 'gone.jsonl'}: "
+                  "cannot write it (No such file or directory); choose a file in a folder you can write to"))
     # --resume cut any file back to its last classify verdict: an event log, even the audio itself, was wiped
     events = tmp_path / "events.jsonl"
     events.write_text('{"type": "verdict", "file": "x.wav"}\n{"seq": 0, "genre": "rock"}\n')
