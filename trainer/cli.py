@@ -49,6 +49,19 @@ def seed_problem(seed: int) -> str | None:
     return None if 0 <= seed < 2**32 else f"--seed must be 0 to {2**32 - 1} (got {seed})"
 
 
+#: The folder a folder option names, for the hint when it is given a file.
+FOLDER_KINDS = {"--split-lists": "the folder of train/valid/test lists",
+                "--shifts-from": "the folder laid out as ../shared/data"}
+
+
+def path_problem(flag: str, path: Path, kind: str) -> str:
+    """The line for a ``FLAG PATH`` that is not the file or folder (``kind``) it must be."""
+    hint = (" (a folder; give the file)" if kind == "file" and path.is_dir() else
+            f" (a file; give {FOLDER_KINDS.get(flag, 'the folder of genre sub-folders')} that holds it)"
+            if kind == "folder" and path.is_file() else "")
+    return f"{flag} {path}: no such {kind}{hint}"
+
+
 def missing_train_modules() -> list[str]:
     """The modules of :data:`TRAIN_MODULES` that cannot be imported here (looked up, not imported)."""
     import importlib.util
@@ -108,9 +121,7 @@ def register(app: typer.Typer) -> None:
                                  ("--shifts-from", shifts_from, "folder"), ("--split-lists", split_lists, "folder"),
                                  ("DATASET", dataset, "folder")):
             if path is not None and not (path.is_file() if kind == "file" else path.is_dir()):
-                hint = (" (a folder; give the file)" if kind == "file" and path.is_dir() else
-                        " (a file; give the folder of genre sub-folders that holds it)" if kind == "folder" and path.is_file() else "")
-                fail(f"{flag} {path}: no such {kind}{hint}")
+                fail(path_problem(flag, path, kind))
         if table is not None and dataset is not None:
             fail(f"give a DATASET folder (a model from audio) or --table FILE.csv (a model from the table), not both ({dataset})")
         given = {"--exclude-dir": exclude_dir is not None, "--selection": selection is not None,
@@ -219,6 +230,8 @@ def register(app: typer.Typer) -> None:
         if split_lists is not None and conditions is not None:
             fail("--split-lists does not go with --conditions, which classifies the bundle's held-out clips "
                  "(--split recorded) or every clip (--split all)")
+        if split_lists is not None and not split_lists.is_dir():  # before any clip is read
+            fail(path_problem("--split-lists", split_lists, "folder"))
         if split_lists is not None and split != "recorded":
             fail(f"--split-lists DIR chooses the test tracks in place of --split {split}; give one of them")
         splits = CONDITION_SPLITS if conditions is not None else EVALUATE_SPLITS

@@ -132,6 +132,11 @@ def test_evaluate_a_missing_bundle_names_no_flag(tmp_path: Path, data_dir: Path)
     (["@D/gtzan-sample", "--conditions", ","], "--conditions ',' names no condition; give names"),  # ran clean only
     (["@D/gtzan-sample", "--split", "tracks"], "--split 'tracks' is not a split; choose track or segment, or --split-lists DIR"),
     (["@D/gtzan-sample/pop/pop.00000.wav"], "no such folder (a file; give the folder of genre sub-folders that holds it)"),
+    # a list file, or a file of the data folder, was answered with the hint for a DATASET: "the folder of genre sub-folders"
+    (["@D/gtzan-sample", "--split-lists", "@D/splits/jongpillee_music_dataset_split/GTZAN_split/test_filtered.txt"],
+     "test_filtered.txt: no such folder (a file; give the folder of train/valid/test lists that holds it)"),
+    (["--table", "TABLE", "--shifts-from", "@D/reserved-ids.txt"],
+     "--shifts-from @D/reserved-ids.txt: no such folder (a file; give the folder laid out as ../shared/data that holds it)"),
 ])
 def test_train_refuses_options_it_cannot_use(args: list[str], says: str, data_dir: Path, tmp_path: Path) -> None:
     """Options of the other kind of model were silently ignored (--table trained the table model whatever --split
@@ -144,6 +149,19 @@ def test_train_refuses_options_it_cannot_use(args: list[str], says: str, data_di
     assert "Traceback" not in proc.stderr and [line for line in proc.stderr.splitlines() if "error" in line] == [
         proc.stderr.strip().splitlines()[-1]], proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_evaluate_checks_its_split_lists_before_any_work(tmp_path: Path, trained_bundle: Path, gtzan_sample: Path,
+                                                        data_dir: Path, monkeypatch) -> None:
+    """evaluate --split-lists found a missing folder (or a list file given for it, which it called missing)
+    only after extracting the features of every file of the dataset."""
+    monkeypatch.setenv("GENRECAST_CACHE_DIR", str(tmp_path / "cache"))
+    lists = data_dir / "splits" / "jongpillee_music_dataset_split" / "GTZAN_split"
+    for given, says in ((lists / "test_filtered.txt", "no such folder (a file; give the folder of train/valid/test lists "
+                         "that holds it)"), (tmp_path / "lists", "no such folder")):
+        proc = run_cli("evaluate", str(trained_bundle), str(gtzan_sample), "--split-lists", str(given), timeout=120)
+        assert proc.returncode == 2 and proc.stderr.splitlines() == [f"genrecast: error: --split-lists {given}: {says}"]
+    assert not (tmp_path / "cache").exists()  # no file was read
 
 
 def test_train_checks_its_out_folder_before_any_work(tmp_path: Path, data_dir: Path) -> None:
