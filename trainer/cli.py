@@ -51,7 +51,8 @@ def seed_problem(seed: int) -> str | None:
 
 #: The folder a folder option names, for the hint when it is given a file.
 FOLDER_KINDS = {"--split-lists": "the folder of train/valid/test lists",
-                "--shifts-from": "the folder laid out as ../shared/data"}
+                "--shifts-from": "the folder laid out as ../shared/data",
+                "--detector-data": "the folder laid out as ../shared/data"}
 
 
 def path_problem(flag: str, path: Path, kind: str) -> str:
@@ -119,7 +120,7 @@ def register(app: typer.Typer) -> None:
             fail("give a DATASET folder, --table FILE.csv, or --detector-data DIR to add a music detector to --out")
         for flag, path, kind in (("--table", table, "file"), ("--selection", selection, "file"), ("--exclude-dir", exclude_dir, "folder"),
                                  ("--shifts-from", shifts_from, "folder"), ("--split-lists", split_lists, "folder"),
-                                 ("DATASET", dataset, "folder")):
+                                 ("DATASET", dataset, "folder"), ("--detector-data", detector_data, "folder")):
             if path is not None and not (path.is_file() if kind == "file" else path.is_dir()):
                 fail(path_problem(flag, path, kind))
         if table is not None and dataset is not None:

@@ -137,6 +137,7 @@ def test_evaluate_a_missing_bundle_names_no_flag(tmp_path: Path, data_dir: Path)
      "test_filtered.txt: no such folder (a file; give the folder of train/valid/test lists that holds it)"),
     (["--table", "TABLE", "--shifts-from", "@D/reserved-ids.txt"],
      "--shifts-from @D/reserved-ids.txt: no such folder (a file; give the folder laid out as ../shared/data that holds it)"),
+    (["--detector-data", "@D/no-such-data"], "--detector-data @D/no-such-data: no such folder"),  # it "lacked music-speech/"
 ])
 def test_train_refuses_options_it_cannot_use(args: list[str], says: str, data_dir: Path, tmp_path: Path) -> None:
     """Options of the other kind of model were silently ignored (--table trained the table model whatever --split
