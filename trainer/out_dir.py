@@ -130,12 +130,15 @@ def clear_stale_bundle_files(out: Path, since: float) -> list[str]:
         evaluation.rmdir()
     # a run killed outright (SIGKILL, a power cut) left its staging folder; its process id is this host's
     # (a run into the same folder from another container or host is not seen: give each run its own --out)
-    for stage in out.glob(f"{STAGING_PREFIX}*"):
+    for stage in sorted(out.glob(f"{STAGING_PREFIX}*")):
         if stage.is_dir() and not stage.is_symlink() and not _running(stage.name[len(STAGING_PREFIX):]):
             shutil.rmtree(stage, ignore_errors=True)
             removed.append(stage.name)
-    if removed:
-        log.info("removed the previous bundle's %s from %s", ", ".join(removed), out)
+    leftovers = [name for name in removed if not name.startswith(STAGING_PREFIX)]
+    if leftovers:
+        log.info("removed the previous bundle's %s from %s", ", ".join(leftovers), out)
+    if stages := [name for name in removed if name.startswith(STAGING_PREFIX)]:
+        log.info("removed the unfinished bundle of a run that was killed (%s) from %s", ", ".join(stages), out)
     return removed
 
 

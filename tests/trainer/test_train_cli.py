@@ -326,7 +326,7 @@ def test_noise_conditions_without_their_recordings_stop_before_any_work(tmp_path
     assert noise_data_problem(named("environment-10dB")).startswith(f"no recordings in {tmp_path / 'nowhere' / 'environment'}")
 
 
-def test_a_staged_bundle_replaces_the_old_one_only_when_the_run_succeeds(tmp_path: Path) -> None:
+def test_a_staged_bundle_replaces_the_old_one_only_when_the_run_succeeds(tmp_path: Path, caplog) -> None:
     """A run writes into a staging folder inside --out: a failure or Ctrl-C removes it and leaves
     the old bundle whole (it used to leave one run's report and model beside another's bundle.json
     and .tflite); success moves the new files in, other files staying."""
@@ -371,9 +371,16 @@ def test_a_staged_bundle_replaces_the_old_one_only_when_the_run_succeeds(tmp_pat
     gone.wait()
     (out / f"{STAGING_PREFIX}{gone.pid}").mkdir()  # a run that no longer runs
     (out / f"{STAGING_PREFIX}{os.getpid()}").mkdir()  # one still running (this process)
-    removed = clear_stale_bundle_files(out, time.time())
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="genrecast.trainer.out_dir"):
+        removed = clear_stale_bundle_files(out, time.time())
     assert f"{STAGING_PREFIX}{gone.pid}" in removed and not (out / f"{STAGING_PREFIX}{gone.pid}").exists()
     assert (out / f"{STAGING_PREFIX}{os.getpid()}").is_dir()
+    # said as what it is: not "the previous bundle's .genrecast-partial-NNN", which the bundle never held
+    stages = ", ".join(sorted([f"{STAGING_PREFIX}999", f"{STAGING_PREFIX}{gone.pid}"]))
+    assert caplog.messages[-1] == f"removed the unfinished bundle of a run that was killed ({stages}) from {out}"
+    assert all(STAGING_PREFIX not in message for message in caplog.messages[:-1])
 
 
 def test_sigterm_stops_training_as_ctrl_c_does(tmp_path: Path, data_dir: Path) -> None:
