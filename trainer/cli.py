@@ -177,6 +177,10 @@ def register(app: typer.Typer) -> None:
                 fail(str(exc))
         started = time.time()
         said: list[str] = []  # after the bundle is in place
+        # the staged bundle is loaded to check it, which logged "model bundle OUT/.genrecast-partial-PID has no music
+        # detector" (a folder gone by the end, and said before --detector-data added one): said once, below
+        bundle_log = logging.getLogger("genrecast.daemon.bundle")
+        bundle_log.setLevel(logging.WARNING)
         try:
             with sigterm_interrupts(), staged_bundle(out) if new_bundle else contextlib.nullcontext(out) as where:
                 if table is not None:
@@ -199,6 +203,12 @@ def register(app: typer.Typer) -> None:
                 + (f" (nothing was written to {out})" if new_bundle else "")) or str(exc))
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (a batch job's stop)
             fail(f"{how(exc)}; nothing was written to {out}" if new_bundle else how(exc), exit_status(exc))
+        finally:
+            bundle_log.setLevel(logging.NOTSET)
+        if new_bundle and detector_data is None:
+            logging.getLogger(__name__).info(
+                "the bundle has no music detector (every window that is not silent counts as music); add one with "
+                "`genrecast train --detector-data DIR --out %s`", out)
         for line in said:
             typer.echo(line)
 

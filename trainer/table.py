@@ -317,7 +317,7 @@ def table_command(
     extra = m.get("extra", {})
     cv_text = (f"CV {extra['cv_accuracy_mean']:.3f} ± {extra['cv_accuracy_std']:.3f}" if "cv_accuracy_mean" in extra
                else "no cross-validation (--cv-folds 0)")
-    log.info("wrote %s: %s, %s test %.3f (%d tracks)", bundle.path, cv_text, m["split"]["name"], extra["test_accuracy"],
+    log.info("trained: %s, %s test %.3f (%d tracks)", cv_text, m["split"]["name"], extra["test_accuracy"],
              m.get("windows", 0))
     return bundle
 

@@ -502,3 +502,23 @@ def test_evaluate_out_keeps_files_it_did_not_write(tmp_path: Path, trained_bundl
     (earlier / "conditions.json").write_text("{}")  # not genrecast's
     with pytest.raises(ValueError, match="holds report.md, conditions.json, conditions.md that genrecast evaluate did not write"):
         check_report_dir(earlier)
+
+
+def test_train_names_no_staging_folder(tmp_path: Path, gtzan_sample: Path, monkeypatch) -> None:
+    """The log said "model bundle OUT/.genrecast-partial-PID has no music detector", twice with --conditions
+    (and a table run "wrote OUT/.genrecast-partial-PID: ..."): a folder that is gone when the run ends."""
+    from genrecast.trainer.out_dir import STAGING_PREFIX
+
+    monkeypatch.setenv("GENRECAST_CACHE_DIR", str(tmp_path / "cache"))
+    dataset = tmp_path / "ds"
+    for genre in ("blues", "classical"):
+        (dataset / genre).mkdir(parents=True)
+        for clip in sorted((gtzan_sample / genre).glob("*.wav"))[:3]:
+            (dataset / genre / clip.name).symlink_to(clip)
+    out = tmp_path / "bundle"
+    proc = run_cli("train", str(dataset), "--out", str(out), "--epochs", "1", "--conditions", "clean")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert STAGING_PREFIX not in proc.stderr + proc.stdout, proc.stderr
+    assert (f"the bundle has no music detector (every window that is not silent counts as music); add one with "
+            f"`genrecast train --detector-data DIR --out {out}`") in proc.stderr
+    assert proc.stdout.splitlines()[-1].startswith(f"bundle written to {out} (model id cnn-")
