@@ -285,6 +285,10 @@ def register(app: typer.Typer) -> None:
         except (ValueError, OSError) as exc:
             fail(isinstance(exc, OSError) and written is not None
                  and full_disk(exc, "--out", written, "free some space there or choose another --out") or str(exc))
+        if skipped := metrics.get("skipped"):
+            typer.echo(f"skipped {len(skipped)} file(s):", err=True)
+            for reason in skipped:
+                typer.echo(f"  {reason}", err=True)
         if warning := metrics.get("split", {}).get("warning"):
             typer.echo(f"genrecast: warning: {warning}", err=True)
         if json_output:

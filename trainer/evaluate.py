@@ -126,11 +126,16 @@ def evaluate(
     sizes = chosen.sizes(features.track_ids)
     if split_lists is None and split == "recorded":
         sizes = recorded_sizes(sizes, bundle.provenance.get("split_sizes", {}))
+    # files that could not be read are measured by nobody: say which (from the feature cache too, which
+    # keeps them, and which logs no line per file as a fresh extraction does)
+    skipped = [reason for _, reason in features.skipped]
     if out is None:
         metrics = compute_metrics(**kwargs)
         metrics["split"] = {"name": chosen.name, "sizes": sizes, **({"warning": warning} if warning else {})}
-        return metrics
-    return write_report(
-        out, split_name=chosen.name, split_sizes=sizes, warning=warning,
-        title=f"genrecast evaluation of {bundle.model_id}", **kwargs,
-    )
+    else:
+        metrics = write_report(
+            out, split_name=chosen.name, split_sizes=sizes, warning=warning,
+            title=f"genrecast evaluation of {bundle.model_id}", extra={"skipped_files": len(skipped)}, **kwargs,
+        )
+    metrics["skipped"] = skipped
+    return metrics

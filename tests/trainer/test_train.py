@@ -227,3 +227,26 @@ def test_an_unmeasured_bundle_keeps_no_earlier_conditions_plot(tmp_path: Path, t
     attach_to_bundle(b, [], [], "no conditions were asked for (--conditions none)")
     assert not (b / PLOT_FILE).exists()
     assert json.loads((b / "metrics.json").read_text())["conditions"] is None
+
+
+def test_evaluate_names_the_files_it_could_not_read_from_the_cache_too(trained_bundle: Path, gtzan_sample: Path,
+                                                                        tmp_path: Path, monkeypatch) -> None:
+    """Kaggle's jazz.00054.wav does not decode: evaluate logged it while extracting, but a second run,
+    from the feature cache, measured the others without a word, and report.md did not count it."""
+    monkeypatch.setenv("GENRECAST_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "ds"
+    for clip in sorted(gtzan_sample.glob("*/*.wav")):
+        (folder / clip.parent.name).mkdir(parents=True, exist_ok=True)
+        (folder / clip.parent.name / clip.name).symlink_to(clip)
+    broken = folder / "jazz" / "jazz.00055.wav"
+    broken.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt not audio at all")
+    for run in ("fresh", "cached"):
+        out = tmp_path / f"eval-{run}"
+        proc = run_cli("evaluate", str(trained_bundle), str(folder), "--split", "all", "--json", "--out", str(out))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        skipped = json.loads(proc.stdout)["skipped"]
+        assert len(skipped) == 1 and skipped[0].startswith(f"{broken}: not an audio file ffmpeg can decode"), skipped
+        lines = proc.stderr.splitlines()
+        assert lines[lines.index("skipped 1 file(s):") + 1] == f"  {skipped[0]}"
+        assert "- skipped_files: 1" in (out / "report.md").read_text()
+    assert "features from cache" in proc.stderr  # the second run was the cached one
