@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,10 @@ def scan_dataset(root: str | Path, min_genres: int = 2) -> Dataset:
         raise DatasetError(f"dataset {root} is not a directory; pass a folder with one sub-folder per genre")
     base = _genre_root(root)
     found: list[tuple[Path, str, str]] = []
+    for link in sorted(p for p in base.iterdir() if p.is_symlink() and not p.exists() and not p.name.startswith(".")
+                       and p.suffix.lower() not in AUDIO_SUFFIXES):  # a genre folder's link to an unmounted disk
+        log.warning("genre folder %s is a link to %s, which does not exist (a disk not mounted?); it is left out",
+                    link, os.readlink(link))
     for genre_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if (nested := _genre_root(genre_dir)) != genre_dir:  # ~/Downloads/archive/Data/genres_original: not one genre
             raise DatasetError(f"{genre_dir} is not a genre folder but a dataset of its own (its genre folders are in "

@@ -199,6 +199,13 @@ def test_genre_folders_are_searched_like_classify_searches_folders(tmp_path: Pat
         ("country", "country/1"), ("country", "blues.00001"), ("country", "blues.00001"),  # one genre: one track
         ("metal", "metal/1"), ("metal", "metal.00000"), ("pop", "pop/1"), ("pop", "2")]
     assert f"genre folder {root / 'jazz'} holds no audio files (its sub-folders searched too); it is left out" in caplog.text
+    # a genre folder linked to a disk that is not mounted was left out without a word
+    (root / "rock").symlink_to(tmp_path / "usb" / "gtzan" / "rock", target_is_directory=True)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert scan_dataset(root).labels == ("country", "metal", "pop")
+    assert (f"genre folder {root / 'rock'} is a link to {tmp_path / 'usb' / 'gtzan' / 'rock'}, which does not exist "
+            "(a disk not mounted?); it is left out") in caplog.text
 
 
 def test_a_file_that_cannot_be_read_is_skipped_and_listed(tmp_path: Path, gtzan_sample: Path, monkeypatch) -> None:
