@@ -267,17 +267,19 @@ def register(app: typer.Typer) -> None:
                 check_report_dir(written)
             except ValueError as exc:
                 fail(str(exc))
+        from genrecast.daemon.interrupt import exit_status, how, sigterm_interrupts
+
         try:
-            if conditions is not None:
-                from genrecast.trainer.robustness import evaluate_command
+            with sigterm_interrupts():  # a batch job's stop ends it as Ctrl-C does
+                if conditions is not None:
+                    from genrecast.trainer.robustness import evaluate_command
 
-                results = evaluate_command(bundle, dataset, conditions, split=split, seed=seed,
-                                           out=out or Path("genrecast-conditions"))
-                typer.echo(json.dumps(results) if json_output else results["text"])
-                return
-            from genrecast.trainer.evaluate import evaluate as run_evaluate
+                    results = evaluate_command(bundle, dataset, conditions, split=split, seed=seed,
+                                               out=out or Path("genrecast-conditions"))
+                else:
+                    from genrecast.trainer.evaluate import evaluate as run_evaluate
 
-            metrics = run_evaluate(bundle, dataset, split=split, split_lists=split_lists, seed=seed, out=out)
+                    metrics = run_evaluate(bundle, dataset, split=split, split_lists=split_lists, seed=seed, out=out)
         except ModuleNotFoundError as exc:
             if exc.name not in TRAIN_MODULES:
                 raise
@@ -285,6 +287,11 @@ def register(app: typer.Typer) -> None:
         except (ValueError, OSError) as exc:
             fail(isinstance(exc, OSError) and written is not None
                  and full_disk(exc, "--out", written, "free some space there or choose another --out") or str(exc))
+        except KeyboardInterrupt as exc:  # it ended with no line at all (exit 130), and SIGTERM with none either
+            fail(how(exc), exit_status(exc))
+        if conditions is not None:
+            typer.echo(json.dumps(results) if json_output else results["text"])
+            return
         if skipped := metrics.get("skipped"):
             typer.echo(f"skipped {len(skipped)} file(s):", err=True)
             for reason in skipped:

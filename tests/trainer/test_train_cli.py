@@ -522,3 +522,30 @@ def test_train_names_no_staging_folder(tmp_path: Path, gtzan_sample: Path, monke
     assert (f"the bundle has no music detector (every window that is not silent counts as music); add one with "
             f"`genrecast train --detector-data DIR --out {out}`") in proc.stderr
     assert proc.stdout.splitlines()[-1].startswith(f"bundle written to {out} (model id cnn-")
+
+
+@pytest.mark.parametrize("sig,code,says", [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "stopped by SIGTERM")])
+def test_evaluate_says_it_was_interrupted(sig: str, code: int, says: str, tmp_path: Path, data_dir: Path) -> None:
+    """Ctrl-C ended evaluate with exit 130 and no line at all; a batch job's SIGTERM killed it outright."""
+    import signal
+
+    from helpers import EXE, wait_for
+
+    out = tmp_path / "cond"
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen([EXE, "evaluate", "daemon/default_bundle", str(data_dir / "gtzan-sample"), "--split", "all",
+                                 "--conditions", "clean,gain-24dB,gain-3dB,gain+3dB,stereo,mp3-128k", "--out", str(out)],
+                                stdout=subprocess.DEVNULL, stderr=stderr, cwd=REPO)
+        try:
+            wait_for(lambda: "clips × conditions:" in log.read_text(), 120, "the first clips to be classified")
+            proc.send_signal(getattr(signal, sig))
+            proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    text = log.read_text()
+    assert proc.returncode == code, text[-2000:]
+    assert text.strip().splitlines()[-1] == f"genrecast: error: {says}" and "Traceback" not in text
+    assert not out.exists()
