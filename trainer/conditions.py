@@ -269,7 +269,7 @@ def environment(y: np.ndarray, sample_rate: int, rng: np.random.Generator, snr_d
 def condition_rng(seed: int, *names: str) -> np.random.Generator:
     """The generator of one (condition, clip, ...) pair: seeded from ``seed`` and CRC-32s of
     the names, so a clip's audio under a condition does not depend on what else is run."""
-    return np.random.default_rng([seed, *(zlib.crc32(n.encode()) for n in names)])
+    return np.random.default_rng([seed, *(zlib.crc32(n.encode("utf-8", "surrogateescape")) for n in names)])  # a Latin-1 name too
 
 
 def _same_length(y: np.ndarray, n: int) -> np.ndarray:

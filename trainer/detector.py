@@ -296,7 +296,7 @@ def _write_into_bundle(bundle_dir: Path, spec: DetectorSpec, metrics: dict[str, 
     report = bundle_dir / "report.md"
     text = report.read_text() if report.is_file() else ""
     text = text.split("\n## Music detector\n")[0].rstrip("\n") + "\n\n" + report_section(metrics)
-    report.write_text(text)
+    report.write_text(text, encoding="utf-8", errors="backslashreplace")
 
 
 def main(argv: list[str] | None = None) -> None:

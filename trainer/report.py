@@ -193,5 +193,6 @@ def write_report(
         plot_history(history, out_dir / "curves.png")
         metrics["has_curves"] = True
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (out_dir / "report.md").write_text(render_markdown(metrics, labels, title))
+    # a name that is not UTF-8 (a Latin-1 file or folder name from an old disk) is written as \udcXX
+    (out_dir / "report.md").write_text(render_markdown(metrics, labels, title), encoding="utf-8", errors="backslashreplace")
     return metrics

@@ -224,7 +224,8 @@ def write_conditions(out_dir: Path, results: dict[str, Any], title: str) -> None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / JSON_FILE).write_text(json.dumps(results, indent=2) + "\n")
-    (out_dir / MARKDOWN_FILE).write_text(f"# {title}\n\n{results.get('description', '')}\n\n{markdown_table(results)}\n")
+    (out_dir / MARKDOWN_FILE).write_text(f"# {title}\n\n{results.get('description', '')}\n\n{markdown_table(results)}\n",
+                                         encoding="utf-8", errors="backslashreplace")  # a Latin-1 file name: \udcXX
     plot_conditions(results, out_dir / PLOT_FILE, title)
 
 
@@ -277,7 +278,8 @@ def attach_to_bundle(bundle_dir: Path, clips: Sequence[Clip], conditions: Sequen
         (bundle_dir / PLOT_FILE).unlink(missing_ok=True)  # an earlier bundle's plot in this folder would mislead
     metrics["conditions"] = results
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
-    report_path.write_text(report_path.read_text().rstrip("\n") + "\n" + "\n".join(section) + "\n")
+    report_path.write_text(report_path.read_text(encoding="utf-8").rstrip("\n") + "\n" + "\n".join(section) + "\n",
+                           encoding="utf-8", errors="backslashreplace")
     return results
 
 

@@ -160,7 +160,8 @@ def probe_audio(path: Path, label: str | None = None) -> tuple[int, int, float |
     cmd = ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
            "stream=sample_rate,channels:format=duration", "-of", "json", local_input(path)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+        # surrogateescape: ffprobe's error names the file, whose name may not be UTF-8 (Latin-1 from an old disk)
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="surrogateescape", timeout=60, check=False)
     except subprocess.TimeoutExpired as exc:
         raise SourceError(f"{label}: ffprobe did not finish reading it; is it a regular audio file?") from exc
     if proc.returncode != 0:

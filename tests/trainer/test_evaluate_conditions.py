@@ -156,3 +156,65 @@ def test_clips_that_cannot_be_measured_are_skipped_and_listed(gtzan_sample: Path
     assert "shorter than one window" in results["skipped"]["jazz.00098"]
     assert "2 skipped: jazz.00097, jazz.00098" in results["description"]
     assert "skipped" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_file_names_that_are_not_utf8_are_clips_like_any_other(gtzan_sample: Path, tmp_path: Path, monkeypatch) -> None:
+    """A copy from an old disk names files in Latin-1 (caf\\xe9.wav): the dataset's fingerprint, the
+    seed of a clip's condition and ffprobe's error about such a file raised UnicodeError, so train,
+    evaluate and classify (the whole batch) ended with "'utf-8' codec can't ..." and no file named."""
+    import os
+
+    from genrecast.daemon.features import FeatureConfig
+    from genrecast.trainer.dataset import scan_dataset
+    from genrecast.trainer.extract import extract_dataset
+
+    monkeypatch.setenv("GENRECAST_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "old-disk"
+    for genre in ("jazz", "rock"):
+        (root / genre).mkdir(parents=True)
+    os.symlink(gtzan_sample / "jazz" / "jazz.00000.wav", os.path.join(os.fsencode(root / "jazz"), b"caf\xe9.wav"))
+    os.symlink(gtzan_sample / "rock" / "rock.00000.wav", os.path.join(os.fsencode(root / "rock"), b"m\xf6tley.wav"))
+    broken = os.path.join(os.fsencode(root / "rock"), b"br\xf6ken.wav")
+    with open(broken, "wb") as f:
+        f.write(b"RIFF\x24\x00\x00\x00WAVEfmt not audio")
+    dataset = scan_dataset(root)
+    assert dataset.fingerprint()  # the feature cache's key
+    genres = tmp_path / "genres"  # a genre folder named so: refused, not a traceback of the plot after training
+    (genres / "pop").mkdir(parents=True)
+    (genres / "pop" / "pop.00000.wav").symlink_to(gtzan_sample / "pop" / "pop.00000.wav")
+    musica = os.path.join(os.fsencode(genres), b"m\xfasica")
+    os.mkdir(musica)
+    os.symlink(gtzan_sample / "jazz" / "jazz.00016.wav", os.path.join(musica, b"jazz.00016.wav"))
+    with pytest.raises(ValueError) as caught:
+        scan_dataset(genres)
+    assert str(caught.value) == (f"genre folder {os.fsdecode(musica)}: its name is not UTF-8 text, and a genre is named "
+                                 "after its folder; rename the folder (convmv -f latin1 -t utf8 renames a whole disk's names)")
+    features = extract_dataset(dataset, FeatureConfig(), workers=2, progress=False)
+    assert sorted(set(features.track_ids.tolist())) == ["caf\udce9", "m\udcf6tley"]
+    assert [Path(p).name for p, _ in features.skipped] == ["br\udcf6ken.wav"]
+
+    import subprocess
+
+    from helpers import EXE
+
+    def run(*args: str) -> tuple[int, str, str]:  # bytes: a line for people names the file as the disk does, as ls would
+        proc = subprocess.run([EXE, *args], capture_output=True, timeout=600)
+        return proc.returncode, proc.stdout.decode("utf-8", "surrogateescape"), proc.stderr.decode("utf-8", "surrogateescape")
+
+    out = tmp_path / "cond"
+    code, stdout, stderr = run("evaluate", str(default_bundle_path()), str(root), "--conditions", "clean,gain-24dB",
+                               "--split", "all", "--out", str(out))
+    assert code == 0 and "Traceback" not in stderr, stderr[-3000:]
+    assert json.loads((out / "conditions.json").read_text())["clips"] == ["caf\udce9", "m\udcf6tley"]
+    assert "(2 clips; 1 skipped: br\udcf6ken; seed 0)" in stdout
+    assert "1 skipped: br\\udcf6ken" in (out / "conditions.md").read_text(encoding="utf-8")  # UTF-8, the name escaped
+
+    code, stdout, stderr = run("classify", "--json", str(root))
+    assert code == 1, stderr[-2000:]  # one file could not be read; the others are classified
+    assert "Traceback" not in stderr and f"genrecast: error: {root / 'rock'}/br\\udcf6ken.wav: not an audio file" in stderr
+    rows = [json.loads(line) for line in stdout.splitlines()]
+    assert sorted(r["file"] for r in rows if r["type"] == "verdict") == sorted(
+        os.fsdecode(os.path.join(os.fsencode(root / g), n)) for g, n in (("jazz", b"caf\xe9.wav"), ("rock", b"m\xf6tley.wav")))
+    errors = [r for r in rows if r["type"] == "error"]
+    assert len(errors) == 1 and errors[0]["file"] == os.fsdecode(broken)
+    assert errors[0]["error"].endswith("not an audio file ffmpeg can decode (Invalid data found when processing input)")
