@@ -96,6 +96,21 @@ def _is_evaluation(path: Path) -> bool:
     return isinstance(doc, dict) and ({"window_accuracy", "split"} <= doc.keys() or {"conditions", "verdicts"} <= doc.keys())
 
 
+def write_whole(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` whole or not at all: into ``PATH.tmp``, then renamed over
+    ``path``; the partial ``PATH.tmp`` of a failed write (a full disk) is removed. Raises the
+    ``OSError`` of the write. For the file :func:`check_report_dir` knows an evaluation by, which
+    is written first: a report cut short leaves it whole, or leaves nothing."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+
+
 def check_report_dir(out: Path, flag: str = "--out") -> None:
     """Before any work: ``out`` (``evaluate --out``) must not hold files of the names evaluate writes
     unless an earlier evaluation wrote them there, since it replaces them (a report.md of one's own

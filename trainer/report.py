@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from genrecast.trainer.out_dir import write_whole
+
 log = logging.getLogger(__name__)
 
 
@@ -187,12 +189,15 @@ def write_report(
     metrics["split"] = {"name": split_name, "sizes": split_sizes, **({"warning": warning} if warning else {})}
     if extra:
         metrics["extra"] = extra
+    if history:
+        metrics["has_curves"] = True
+    # metrics.json first, whole: a report cut short (a full disk, Ctrl-C) leaves it with its plot,
+    # so `evaluate --out` run again knows the folder for its own (check_report_dir)
+    write_whole(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     cm = np.asarray(metrics.get("confusion_track") or metrics["confusion_window"])
     plot_confusion(cm, labels, out_dir / "confusion.png", f"{split_name} split, " + ("tracks" if "confusion_track" in metrics else "windows"))
     if history:
         plot_history(history, out_dir / "curves.png")
-        metrics["has_curves"] = True
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     # a name that is not UTF-8 (a Latin-1 file or folder name from an old disk) is written as \udcXX
     (out_dir / "report.md").write_text(render_markdown(metrics, labels, title), encoding="utf-8", errors="backslashreplace")
     return metrics

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from genrecast.trainer.conditions import Condition, condition_rng
+from genrecast.trainer.out_dir import write_whole
 from genrecast.trainer.splits import CONDITION_SPLITS, choices
 
 log = logging.getLogger(__name__)
@@ -223,7 +224,7 @@ def write_conditions(out_dir: Path, results: dict[str, Any], title: str) -> None
     """Write :data:`JSON_FILE`, :data:`MARKDOWN_FILE` and :data:`PLOT_FILE` into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / JSON_FILE).write_text(json.dumps(results, indent=2) + "\n")
+    write_whole(out_dir / JSON_FILE, json.dumps(results, indent=2) + "\n")  # first and whole: check_report_dir knows it
     (out_dir / MARKDOWN_FILE).write_text(f"# {title}\n\n{results.get('description', '')}\n\n{markdown_table(results)}\n",
                                          encoding="utf-8", errors="backslashreplace")  # a Latin-1 file name: \udcXX
     plot_conditions(results, out_dir / PLOT_FILE, title)
