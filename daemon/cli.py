@@ -52,24 +52,40 @@ def full_disk(exc: OSError, flag: str, path: os.PathLike | str, fix: str) -> str
     """The one line for a full disk (or an exhausted quota) met while writing ``path`` (given as
     ``flag``), or None for any other error. A write's error names no file (``[Errno 28] No space left
     on device``), so the line names what was being written and ``fix``; when that path's own disk
-    still has room, the full one was another (the temporary folder), and the line says so."""
+    still has room, the full one was another: the folder of the file the error names, else genrecast's
+    cache folder (features, augmented copies, detector windows) or the temporary folder, whichever
+    is short of room, and the line says so."""
     import errno
-    import shutil
     import tempfile
+
+    from genrecast.daemon.cache import cache_dir
 
     if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
         return None
+    if _free_bytes(path) < 64 << 20:
+        return f"{flag} {path}: no space left on its disk ({exc.strerror}); {fix}"
+    named = os.path.dirname(os.path.abspath(os.fsdecode(exc.filename))) if exc.filename else None
+    others = ([(named, f"the folder {named}", "free some space there")] if named else []) + [
+        (str(cache_dir()), f"the cache folder {cache_dir()}", "free some space there or set GENRECAST_CACHE_DIR to a folder with room"),
+        (tempfile.gettempdir(), f"the temporary folder {tempfile.gettempdir()}",
+         "free some space there or set TMPDIR to a folder with room")]
+    full = next((other for other in others if _free_bytes(other[0]) < 64 << 20), None)
+    _, what, how = full or others[-1]  # none short of room now (freed since?): the temporary folder, as a guess
+    return (f"no space left on a disk ({exc.strerror}), though the disk of {flag} {path} has room: {what} "
+            f"{'is' if full else 'may be'} full; {how}")
+
+
+def _free_bytes(path: os.PathLike | str) -> int:
+    """Free bytes on the disk of ``path`` (of its nearest folder that exists); 0 if it cannot be asked."""
+    import shutil
+
     where = os.path.abspath(path)
     while not os.path.exists(where) and os.path.dirname(where) != where:
         where = os.path.dirname(where)
     try:
-        room = shutil.disk_usage(where).free
+        return shutil.disk_usage(where).free
     except OSError:
-        room = 0
-    if room >= 64 << 20:
-        return (f"no space left on a disk ({exc.strerror}), though the disk of {flag} {path} has room: the temporary "
-                f"folder {tempfile.gettempdir()} may be full; free some space there or set TMPDIR to a folder with room")
-    return f"{flag} {path}: no space left on its disk ({exc.strerror}); {fix}"
+        return 0
 
 
 def setup_logging(verbose: bool = False) -> None:

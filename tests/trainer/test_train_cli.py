@@ -475,6 +475,33 @@ def test_a_full_disk_names_the_folder_and_the_fix(small_disk: Path, tmp_path: Pa
     assert len(verdicts) == 6
 
 
+def test_a_full_cache_disk_is_named_not_the_temporary_folder(small_disk: Path, tmp_path: Path, data_dir: Path,
+                                                            trained_bundle: Path, monkeypatch) -> None:
+    """The detector's windows (and --augment's copies) are cached under GENRECAST_CACHE_DIR; with that
+    disk full and --out's disk roomy, train blamed the temporary folder and said to set TMPDIR, which
+    changes nothing."""
+    import errno
+    import shutil
+
+    out = tmp_path / "bundle"
+    shutil.copytree(trained_bundle, out)
+    monkeypatch.setenv("GENRECAST_CACHE_DIR", str(small_disk / "cache"))
+    filler = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:  # the cache's disk is full from here on
+        while True:
+            os.write(filler, b"\0" * 4096)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(filler)
+    proc = run_cli("train", "--detector-data", str(data_dir), "--out", str(out), timeout=600)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.splitlines()[-1] == (
+        f"genrecast: error: no space left on a disk (No space left on device), though the disk of --out {out} has room: "
+        f"the cache folder {small_disk / 'cache'} is full; free some space there or set GENRECAST_CACHE_DIR to a folder "
+        "with room")
+
+
 def test_evaluate_out_keeps_files_it_did_not_write(tmp_path: Path, trained_bundle: Path, gtzan_sample: Path) -> None:
     """`evaluate --out .` in one's own project folder replaced its report.md (and metrics.json,
     confusion.png) without a word; an earlier evaluation's files it still replaces."""
