@@ -243,9 +243,12 @@ def sandbox_problems(executable: str) -> list[str]:
 
 def sandbox_note(path: str | Path) -> str:
     """Why the service may not see ``path`` although root does (``genrecast's unit hides /root
-    from it (ProtectHome=yes); put it ...``), when this process runs under systemd (which sets
-    ``INVOCATION_ID``) and ``path`` lies where the unit's sandbox hides it; otherwise ``""``."""
-    if not os.environ.get("INVOCATION_ID") or not (setting := hidden_by_sandbox(path)):
+    from it (ProtectHome=yes); put it ...``), when this process runs under genrecast's unit (systemd
+    sets ``INVOCATION_ID``, and ``CACHE_DIRECTORY`` for its ``CacheDirectory=genrecast``) and ``path`` lies where the unit's sandbox hides it; otherwise ``""``."""
+    # INVOCATION_ID alone is any service's, and its children inherit it (a CI runner's jobs, a terminal
+    # a user service started); the unit's CacheDirectory=genrecast sets CACHE_DIRECTORY=/var/cache/genrecast
+    under_unit = os.environ.get("INVOCATION_ID") and os.environ.get("CACHE_DIRECTORY", "").rstrip("/").endswith("/genrecast")
+    if not under_unit or not (setting := hidden_by_sandbox(path)):
         return ""
     prefix = next(p for p in HIDDEN_PREFIXES if str(path) == p or str(path).startswith(p + "/"))
     return f"genrecast's unit hides {prefix} from it ({setting}); put it where the service can see it, e.g. under /var/lib/genrecast"

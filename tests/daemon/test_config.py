@@ -359,7 +359,7 @@ def test_under_systemd_a_missing_path_names_the_sandbox_that_hides_it(tmp_path: 
     `ls` shows it, so the message says why and where to put it instead."""
     config = tmp_path / "c.toml"
     config.write_text('sources = ["file:/root/genrecast-test-absent.wav"]\n[model]\nbundle = "/root/genrecast-test-absent"\n')
-    env = {**os.environ, "INVOCATION_ID": "0123456789abcdef0123456789abcdef"}
+    env = {**os.environ, "INVOCATION_ID": "0123456789abcdef0123456789abcdef", "CACHE_DIRECTORY": "/var/cache/genrecast"}
     proc = run_cli("run", "-c", str(config), env=env)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines() == [
@@ -370,4 +370,9 @@ def test_under_systemd_a_missing_path_names_the_sandbox_that_hides_it(tmp_path: 
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
         "genrecast: error: file:/root/genrecast-test-absent.wav: no such file for the service: genrecast's unit hides /root "
         "from it (ProtectHome=yes); put it where the service can see it, e.g. under /var/lib/genrecast"), proc.stderr
-    assert "sandbox" not in run_cli("run", "-c", str(config)).stderr  # not under systemd: no word of it
+    plain = {k: v for k, v in os.environ.items() if k not in ("INVOCATION_ID", "CACHE_DIRECTORY")}
+    assert "unit hides" not in run_cli("run", "-c", str(config), env=plain).stderr  # not under systemd: no word of it
+    # under another service (a CI runner's job, a terminal a user service started) INVOCATION_ID is
+    # inherited too, but genrecast's unit does not hide the path: no word of it either
+    other = {**plain, "INVOCATION_ID": "0123456789abcdef0123456789abcdef", "CACHE_DIRECTORY": "/var/cache/runner"}
+    assert "unit hides" not in run_cli("run", "-c", str(config), env=other).stderr
