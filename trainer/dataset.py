@@ -100,13 +100,14 @@ def scan_dataset(root: str | Path, min_genres: int = 2) -> Dataset:
         if (nested := _genre_root(genre_dir)) != genre_dir:  # ~/Downloads/archive/Data/genres_original: not one genre
             raise DatasetError(f"{genre_dir} is not a genre folder but a dataset of its own (its genre folders are in "
                                f"{nested}); give {genre_dir} as the dataset")
+        files = [Path(f) for f in walk_audio(genre_dir)]
+        if not files:
+            log.warning("genre folder %s holds no audio files (its sub-folders searched too); it is left out", genre_dir)
+            continue  # no genre: its name, whatever it is, is never used
         if genre_dir.name != genre_dir.name.encode("utf-8", "replace").decode():  # a lone surrogate: not UTF-8 on disk
             # a Latin-1 name from an old disk: the genre the bundle names, plots and publishes must be text
             raise DatasetError(f"genre folder {genre_dir}: its name is not UTF-8 text, and a genre is named after its "
                                "folder; rename the folder (convmv -f latin1 -t utf8 renames a whole disk's names)")
-        files = [Path(f) for f in walk_audio(genre_dir)]
-        if not files:
-            log.warning("genre folder %s holds no audio files (its sub-folders searched too); it is left out", genre_dir)
         found += [(f, genre_dir.name, normalise_track_id(f.name)) for f in files]
     genres_of: dict[str, set[str]] = {}
     for _, genre, tid in found:

@@ -251,3 +251,17 @@ def test_features_cached_by_other_feature_code_are_not_reused(tmp_path: Path, gt
     assert extract_dataset(ds, FeatureConfig(), workers=1, progress=False).from_cache
     monkeypatch.setattr(librosa, "__version__", "0.0.0-other")
     assert not extract_dataset(ds, FeatureConfig(), workers=1, progress=False).from_cache
+
+
+def test_a_folder_without_audio_named_in_latin1_is_left_out_not_refused(tmp_path: Path, gtzan_sample: Path) -> None:
+    """A non-UTF-8 name is refused for a genre, since the genre is named after it; a folder with no
+    audio files (cover scans copied from an old disk) is no genre and was left out with a warning
+    before that check came: the check must not refuse the whole dataset for it."""
+    import os
+
+    root = tmp_path / "ds"
+    _link_clips(gtzan_sample, root, ["blues", "jazz"], per_genre=1)
+    covers = os.fsdecode(os.fsencode(root) + b"/Pochettes \xe9t\xe9")
+    os.mkdir(covers)
+    Path(covers, "front.jpg").write_bytes(b"\xff\xd8")
+    assert scan_dataset(root).labels == ("blues", "jazz")
