@@ -3,18 +3,16 @@ of the daemon mid-write followed by a restart."""
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import resource
 import signal
-import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 
-from helpers import file_lines, wait_for
+from helpers import file_lines, fill_disk, small_tmpfs, wait_for
 from mqtt_services import mqtt_env
 from reliability.support import STDIN_SOURCE
 
@@ -24,40 +22,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.service]
 @pytest.fixture
 def small_disk(tmp_path: Path):
     """A 64 KiB tmpfs mounted for the test (root only), unmounted at teardown."""
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    try:
+    (tmp_path / "disk").mkdir()
+    with small_tmpfs(tmp_path / "disk", "64k") as mount_point:
         yield mount_point
-    finally:
-        if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount_point)], check=True)
-
-
-def _fill(directory: Path) -> Path:
-    """Write a file until the filesystem is full."""
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
-    return filler
 
 
 def test_full_disk_logfile_reports_keeps_lines_and_catches_up(small_disk: Path, start_daemon):
     log_path = small_disk / "events.jsonl"
     run = start_daemon(sinks=["stdout", "logfile"], log_path=log_path, metrics=True)
     wait_for(lambda: len(file_lines(log_path)) >= 3, what="events in the log")
-    filler = _fill(small_disk)
+    filler = fill_disk(small_disk)
     run.wait_log("No space left on device")
     full_at = len(run.events())
     run.wait_events(full_at + 10, what="10 events on stdout while the disk is full")  # the outage's length

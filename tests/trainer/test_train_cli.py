@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, run_cli
+from helpers import REPO, fill_disk, run_cli, small_tmpfs
 
 #: Run the CLI with tensorflow, keras and matplotlib unimportable, as after the daemon-only `pip install .`.
 WITHOUT_TRAINER = (
@@ -412,45 +412,32 @@ def test_sigterm_stops_training_as_ctrl_c_does(tmp_path: Path, data_dir: Path) -
 @pytest.fixture
 def small_disk(tmp_path: Path):
     """A 2 MiB tmpfs mounted for the test (root only), unmounted at teardown."""
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    try:
+    (tmp_path / "disk").mkdir()
+    with small_tmpfs(tmp_path / "disk", "2m") as mount_point:
         yield mount_point
-    finally:
-        if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def _two_genres(tmp_path: Path, gtzan_sample: Path) -> Path:
+    """A dataset of 3 blues and 3 classical clips (links to the shared data) in ``tmp_path/ds``."""
+    dataset = tmp_path / "ds"
+    for genre in ("blues", "classical"):
+        (dataset / genre).mkdir(parents=True)
+        for clip in sorted((gtzan_sample / genre).glob("*.wav"))[:3]:
+            (dataset / genre / clip.name).symlink_to(clip)
+    return dataset
 
 
 def test_a_full_disk_names_the_folder_and_the_fix(small_disk: Path, tmp_path: Path, gtzan_sample: Path,
                                                   monkeypatch) -> None:
     """train, evaluate --out and classify --output on a full disk ended with a bare
     `genrecast: error: [Errno 28] No space left on device`: no path, no fix (a write's error names no file)."""
-    import errno
-
     monkeypatch.setenv("GENRECAST_CACHE_DIR", str(tmp_path / "cache"))
-    dataset = tmp_path / "ds"
-    for genre in ("blues", "classical"):
-        (dataset / genre).mkdir(parents=True)
-        for clip in sorted((gtzan_sample / genre).glob("*.wav"))[:3]:
-            (dataset / genre / clip.name).symlink_to(clip)
+    dataset = _two_genres(tmp_path, gtzan_sample)
     out = small_disk / "bundle"
     first = run_cli("train", str(dataset), "--out", str(out), "--epochs", "1", "--conditions", "none")
     assert first.returncode == 0, first.stderr[-3000:]
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    filler = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:  # the disk is full from here on
-        while True:
-            os.write(filler, b"\0" * 4096)
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(filler)
-
+    fill_disk(small_disk)  # the disk is full from here on
     again = run_cli("train", str(dataset), "--out", str(out), "--epochs", "1", "--conditions", "none")
     assert again.returncode == 2 and "Traceback" not in again.stderr
     assert again.stderr.splitlines()[-1] == (
@@ -480,20 +467,12 @@ def test_a_full_cache_disk_is_named_not_the_temporary_folder(small_disk: Path, t
     """The detector's windows (and --augment's copies) are cached under GENRECAST_CACHE_DIR; with that
     disk full and --out's disk roomy, train blamed the temporary folder and said to set TMPDIR, which
     changes nothing."""
-    import errno
     import shutil
 
     out = tmp_path / "bundle"
     shutil.copytree(trained_bundle, out)
     monkeypatch.setenv("GENRECAST_CACHE_DIR", str(small_disk / "cache"))
-    filler = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:  # the cache's disk is full from here on
-        while True:
-            os.write(filler, b"\0" * 4096)
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(filler)
+    fill_disk(small_disk)  # the cache's disk is full from here on
     proc = run_cli("train", "--detector-data", str(data_dir), "--out", str(out), timeout=600)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert proc.stderr.splitlines()[-1] == (
@@ -537,11 +516,7 @@ def test_train_names_no_staging_folder(tmp_path: Path, gtzan_sample: Path, monke
     from genrecast.trainer.out_dir import STAGING_PREFIX
 
     monkeypatch.setenv("GENRECAST_CACHE_DIR", str(tmp_path / "cache"))
-    dataset = tmp_path / "ds"
-    for genre in ("blues", "classical"):
-        (dataset / genre).mkdir(parents=True)
-        for clip in sorted((gtzan_sample / genre).glob("*.wav"))[:3]:
-            (dataset / genre / clip.name).symlink_to(clip)
+    dataset = _two_genres(tmp_path, gtzan_sample)
     out = tmp_path / "bundle"
     proc = run_cli("train", str(dataset), "--out", str(out), "--epochs", "1", "--conditions", "clean")
     assert proc.returncode == 0, proc.stderr[-3000:]
