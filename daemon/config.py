@@ -281,8 +281,9 @@ def _missing_credential(values: dict[str, Any], env: Mapping[str, str]) -> list[
     a Secret key named otherwise was ignored, and the broker then refused the login as "Not authorized"."""
     from genrecast.plugins.mqtt_settings import CREDENTIAL_NAME
 
-    creds = env.get("CREDENTIALS_DIRECTORY")
-    if ("mqtt" not in (values["sinks"] or ()) or not values["mqtt.username"] or values["mqtt.password"]
+    creds, sinks = env.get("CREDENTIALS_DIRECTORY"), values["sinks"]
+    if (not isinstance(sinks, (list, tuple)) or "mqtt" not in sinks  # (a wrong type is a problem of its own)
+            or not values["mqtt.username"] or values["mqtt.password"]
             or values["mqtt.password_file"] or not creds or not os.path.isdir(creds)
             or os.path.exists(os.path.join(creds, CREDENTIAL_NAME))):
         return []
