@@ -1,9 +1,11 @@
-"""Where genrecast keeps caches (the numba JIT cache, feature caches)."""
+"""Where genrecast keeps caches (the numba JIT cache, feature caches), and how a cache file is written."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+import numpy as np
 
 
 def cache_dir() -> Path:
@@ -38,3 +40,21 @@ def ensure_numba_cache() -> Path:
         return path
     os.environ["NUMBA_CACHE_DIR"] = str(path)
     return path
+
+
+def save_npz(path: Path, compressed: bool = False, **arrays: np.ndarray) -> None:
+    """Write ``arrays`` to the cache file ``path`` (``.npz``) whole or not at all: into a temporary
+    file of this process (``NAME.PID.tmp.npz``: two runs filling one cache never write the same
+    one), then renamed over ``path``. A write that fails or is interrupted (a full disk, Ctrl-C)
+    removes its temporary file and raises as it was raised (``OSError``, ``KeyboardInterrupt``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    try:
+        (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
+        tmp.replace(path)
+    except BaseException:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise

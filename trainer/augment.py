@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genrecast.daemon.cache import cache_dir
+from genrecast.daemon.cache import cache_dir, save_npz
 from genrecast.daemon.features import FeatureConfig, window_features
 from genrecast.daemon.progress import Progress
 from genrecast.trainer.dataset import Dataset, file_digest
@@ -68,10 +68,7 @@ def copy_features(path: Path, track_id: str, copy: int, cfg: FeatureConfig, seed
     audio = condition.apply(load_audio(path, cfg.sample_rate), cfg.sample_rate, rng)
     windows = [window_features(w, cfg) for w in split_windows(audio, cfg)]
     x = np.stack(windows) if windows else np.zeros((0, *cfg.input_shape), np.float32)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, x=x, condition=np.array(condition.name))
-    tmp.replace(cache)
+    save_npz(cache, compressed=True, x=x, condition=np.array(condition.name))
     return x, condition.name
 
 

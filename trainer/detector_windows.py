@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
-import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -91,17 +90,14 @@ def describe(condition: Any) -> str:
 
 def _extract(task: tuple) -> tuple[np.ndarray, np.ndarray]:
     """Worker: one file under one condition → (windows x features, levels in dBFS), cached on disk."""
-    from genrecast.daemon.cache import cache_dir
+    from genrecast.daemon.cache import cache_dir, save_npz
 
     cache = cache_dir() / "detector" / f"{_cache_key(task)}.npz"
     if cache.is_file():
         with np.load(cache) as data:
             return data["x"], data["levels"]
     x, levels = _compute(task)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, x=x, levels=levels)
-    tmp.replace(cache)
+    save_npz(cache, x=x, levels=levels)
     return x, levels
 
 

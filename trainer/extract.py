@@ -7,7 +7,6 @@ with the same settings starts training at once.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import multiprocessing
@@ -21,7 +20,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from genrecast.daemon.audio import AudioDecodeError, open_audio
-from genrecast.daemon.cache import cache_dir
+from genrecast.daemon.cache import cache_dir, save_npz
 from genrecast.daemon.features import FeatureConfig, window_features
 from genrecast.daemon.progress import Progress
 from genrecast.daemon.smoothing import DEFAULT_SILENCE_DBFS, SILENCE_FLOOR_DBFS, level_dbfs
@@ -176,17 +175,10 @@ def extract_dataset(
         raise AudioDecodeError(f"no usable audio in {dataset.root}: every file was skipped ({skipped[0][1] if skipped else ''})")
     result = FeatureSet(x=np.concatenate(xs), y=np.concatenate(ys), track_ids=np.concatenate(ids), skipped=skipped)
     if cache is not None:
-        tmp = cache.with_suffix(".tmp.npz")
         try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(
-                tmp, x=result.x, y=result.y, track_ids=result.track_ids,
-                labels=np.array(dataset.labels), skipped=np.array(json.dumps(skipped)),
-            )
-            tmp.replace(cache)
+            save_npz(cache, compressed=True, x=result.x, y=result.y, track_ids=result.track_ids,
+                     labels=np.array(dataset.labels), skipped=np.array(json.dumps(skipped)))
         except OSError as exc:  # the features are here: a cache we cannot write only costs the next run
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
             log.warning("could not cache the features in %s (%s); going on without the cache (set GENRECAST_CACHE_DIR "
                         "to a writable folder to keep them for the next run)", cache.parent, exc.strerror or exc)
     return result
