@@ -51,7 +51,7 @@ CLASSIFY_HELP = """Classify audio files: a timeline of windows and a verdict per
 
 Files stream through (hours-long files too, in bounded memory), with a progress bar (files, hours of audio, time left) on a terminal. A file that cannot be read gets a JSON line {"type": "error", ...} and is counted; the run goes on. --resume skips the files --output already has, so an interrupted run, restarted, classifies every file exactly once.
 
-Exit status: 0 when every file was classified; 1 if any file could not be read, or its --plot timeline could not be written (after classifying the others); otherwise 3 if any file held less than half a window of audio (its verdict says "too short"; a shorter last window is zero-padded); 2 for a bad option; 130 when interrupted (Ctrl-C), 143 when stopped by SIGTERM. With --resume the files done before count too.
+Exit status: 0 when every file was classified; 1 if any file could not be read, or its --plot timeline could not be written (after classifying the others); otherwise 3 if any file held less than half a window of audio (its verdict says "too short"; a shorter last window is zero-padded); 2 for a bad option, or an --output that cannot be written (a read-only or full disk: the line says how to go on with --resume); 130 when interrupted (Ctrl-C), 143 when stopped by SIGTERM. With --resume the files done before count too.
 """
 
 
