@@ -65,21 +65,27 @@ class MusicGate:
         self.smoothed = 0.0
         self._judged = False
         self._silent_run = 0
+        self.after_silence = False
+        """The last window :meth:`update` took was the first after the gate forgot (see :meth:`silent`)."""
+        self._forgot = False
 
     def silent(self) -> None:
         """One window under the silence gate. When the last ``windows`` windows were all silent,
         the smoothing forgets the P(music) of the sound before them: talk after a song and a
         silence is judged on its own (it took the song's windows in its mean, so its first
         window got a genre), and music after talk and a silence is music from its first window.
-        The state (:attr:`is_music`) stays until the next window is judged."""
+        The state (:attr:`is_music`) stays until the next window is judged, which sets
+        :attr:`after_silence` (the pipeline then finds the genre afresh too)."""
         self._silent_run += 1
         if self._silent_run >= self.settings.windows:
             self._history.clear()
             self._judged = False
+            self._forgot = True
 
     def update(self, p_music: float) -> tuple[bool, bool]:
         """Add one window's P(music). Returns (music now, changed by this window)."""
         self._silent_run = 0
+        self.after_silence, self._forgot = self._forgot, False
         self._history.append(float(p_music))
         self.smoothed = float(np.mean(self._history))
         before = self.is_music

@@ -87,8 +87,8 @@ class EventMaker:
         settings = self.settings.smoothing
         if prob is not None and not np.all(np.isfinite(prob)):
             prob = None
-        if music is not None and music.left_music:
-            p.source.smoother.reset()  # the genre is found afresh after the talk
+        if music is not None and (music.left_music or music.after_silence):
+            p.source.smoother.reset()  # the genre is found afresh after talk, or after a silence the gate forgot over
         if music is not None and not music.is_music:
             state, genre, top, probabilities = "not_music", None, 0.0, {}
         elif prob is None:

@@ -154,7 +154,8 @@ class SourceState:
         value = value if math.isfinite(value) else 0.0
         was_music = self.gate.is_music
         is_music, _ = self.gate.update(value)
-        return GateResult(is_music, value, self.gate.smoothed, left_music=was_music and not is_music)
+        return GateResult(is_music, value, self.gate.smoothed, left_music=was_music and not is_music,
+                          after_silence=self.gate.after_silence)
 
     def _summary(self, window: Window, level: float) -> PendingWindow:
         """Table statistics over the last ``context_seconds`` of audio, silence left out (see GenreContext)."""
@@ -172,3 +173,6 @@ class GateResult:
     """The gate's smoothed P(music) after this window."""
     left_music: bool
     """This window turned the gate from music to not_music."""
+    after_silence: bool = False
+    """This is the first window judged after a silence long enough for the gate to forget the
+    sound before it (:meth:`MusicGate.silent`)."""

@@ -65,6 +65,15 @@ def test_gate_forgets_the_sound_before_a_silence_as_long_as_its_smoothing() -> N
     # a silence shorter than the smoothing span keeps what came before it: one silent window in a song
     assert states([1, 1, 1, None, 0.0]) == [True, True, True, None, True]
     assert states([1, 1, 1, None, None, 0.0]) == [True, True, True, None, None, True]
+    # the first window judged after the gate forgot is marked, so the genre is found afresh too
+    g, marks = MusicGate(gate), []
+    for v in (1, 1, None, None, None, 1, 1, None, None, 1):
+        if v is None:
+            g.silent()
+        else:
+            g.update(v)
+            marks.append(g.after_silence)
+    assert marks == [False, False, True, False, False]
 
 
 def test_gate_settings_validate_and_state_their_delay() -> None:

@@ -204,6 +204,28 @@ def test_talk_after_a_song_and_a_silence_gets_no_genre(data_dir: Path, tmp_path:
     assert [s for t, s in parts if t >= 27.0] == ["not_music"] * 5, parts
 
 
+def test_the_genre_is_found_afresh_after_a_silence(data_dir: Path, tmp_path: Path) -> None:
+    """Metal, 15 s of digital silence, then classical: the classical windows' smoothed genre is never
+    the metal's. The genre smoothing kept the metal's windows over the silence, so the classical was
+    named about 12 s late (a field trial); the music gate already started afresh there."""
+    import soundfile as sf
+
+    from genrecast.daemon.audio import load_audio
+
+    metal = load_audio(data_dir / "gtzan-sample" / "metal" / "metal.00000.wav", PCM_RATE)[: 15 * PCM_RATE]
+    classical = load_audio(data_dir.joinpath(*MUSIC_AFTER), PCM_RATE)[: 15 * PCM_RATE]
+    path = tmp_path / "metal-silence-classical.wav"
+    sf.write(path, np.concatenate([metal, np.zeros(15 * PCM_RATE, np.float32), classical]), PCM_RATE)
+    proc = run_cli("classify", str(path), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    windows, _ = _windows(proc.stdout)
+    before = {w["smoothed_genre"] for w in windows if w["audio_end_seconds"] <= 15.0} - {None}  # once it has one
+    after = [(w["audio_start_seconds"], w["smoothed_genre"]) for w in windows if w["audio_start_seconds"] >= 30.0]
+    assert before == {"metal"}, windows
+    assert len(after) == 5 and all(genre != "metal" for _, genre in after), after
+    assert after[-1][1] is not None, after  # and the classical got a genre of its own
+
+
 def _concat(parts: list[tuple[Path, float]], out: Path) -> None:
     """The first ``seconds`` of each file, one after the other (silence-padded to that length), as
     a 22.05 kHz mono WAV made with ffmpeg."""
