@@ -183,21 +183,27 @@ def test_talk_over_a_music_bed_is_not_music(data_dir: Path, tmp_path: Path) -> N
     assert verdict["genre"] == "not_music"
 
 
-def test_talk_after_a_song_and_a_silence_gets_no_genre(data_dir: Path, tmp_path: Path) -> None:
-    """A song, 12 s of digital silence (a living room after the music stopped), then talk: every talk
-    window is ``not_music``. The gate's mean used to hold the song's last windows over the silence,
-    so the talk's first window got a genre."""
+def _classify_around_a_silence(first: Path, silence_seconds: int, then: Path, out: Path) -> list[dict]:
+    """``classify --json`` windows of 15 s of ``first``, ``silence_seconds`` of digital silence, then
+    15 s of ``then`` (a WAV written to ``out``)."""
     import soundfile as sf
 
     from genrecast.daemon.audio import load_audio
 
-    song = load_audio(data_dir.joinpath(*MUSIC_BEFORE), PCM_RATE)[: 15 * PCM_RATE]
-    talk = load_audio(data_dir.joinpath(*TALK), PCM_RATE)[: 15 * PCM_RATE]
-    path = tmp_path / "song-silence-talk.wav"
-    sf.write(path, np.concatenate([song, np.zeros(12 * PCM_RATE, np.float32), talk]), PCM_RATE)
-    proc = run_cli("classify", str(path), "--json")
+    parts = [load_audio(first, PCM_RATE)[: 15 * PCM_RATE], np.zeros(silence_seconds * PCM_RATE, np.float32),
+             load_audio(then, PCM_RATE)[: 15 * PCM_RATE]]
+    sf.write(out, np.concatenate(parts), PCM_RATE)
+    proc = run_cli("classify", str(out), "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    windows, _ = _windows(proc.stdout)
+    return _windows(proc.stdout)[0]
+
+
+def test_talk_after_a_song_and_a_silence_gets_no_genre(data_dir: Path, tmp_path: Path) -> None:
+    """A song, 12 s of digital silence (a living room after the music stopped), then talk: every talk
+    window is ``not_music``. The gate's mean used to hold the song's last windows over the silence,
+    so the talk's first window got a genre."""
+    windows = _classify_around_a_silence(data_dir.joinpath(*MUSIC_BEFORE), 12, data_dir.joinpath(*TALK),
+                                         tmp_path / "song-silence-talk.wav")
     parts = [(w["audio_start_seconds"], w["state"]) for w in windows]
     assert [s for t, s in parts if t < 12.0] == ["music"] * 4, parts  # the song was heard as music
     assert [s for t, s in parts if 15.0 <= t < 24.0] == ["silence"] * 3, parts
@@ -208,17 +214,8 @@ def test_the_genre_is_found_afresh_after_a_silence(data_dir: Path, tmp_path: Pat
     """Metal, 15 s of digital silence, then classical: the classical windows' smoothed genre is never
     the metal's. The genre smoothing kept the metal's windows over the silence, so the classical was
     named about 12 s late (a field trial); the music gate already started afresh there."""
-    import soundfile as sf
-
-    from genrecast.daemon.audio import load_audio
-
-    metal = load_audio(data_dir / "gtzan-sample" / "metal" / "metal.00000.wav", PCM_RATE)[: 15 * PCM_RATE]
-    classical = load_audio(data_dir.joinpath(*MUSIC_AFTER), PCM_RATE)[: 15 * PCM_RATE]
-    path = tmp_path / "metal-silence-classical.wav"
-    sf.write(path, np.concatenate([metal, np.zeros(15 * PCM_RATE, np.float32), classical]), PCM_RATE)
-    proc = run_cli("classify", str(path), "--json")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    windows, _ = _windows(proc.stdout)
+    windows = _classify_around_a_silence(data_dir / "gtzan-sample" / "metal" / "metal.00000.wav", 15,
+                                         data_dir.joinpath(*MUSIC_AFTER), tmp_path / "metal-silence-classical.wav")
     before = {w["smoothed_genre"] for w in windows if w["audio_end_seconds"] <= 15.0} - {None}  # once it has one
     after = [(w["audio_start_seconds"], w["smoothed_genre"]) for w in windows if w["audio_start_seconds"] >= 30.0]
     assert before == {"metal"}, windows
