@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def cache_dir() -> Path:
@@ -46,7 +48,11 @@ def save_npz(path: Path, compressed: bool = False, **arrays: np.ndarray) -> None
     """Write ``arrays`` to the cache file ``path`` (``.npz``) whole or not at all: into a temporary
     file of this process (``NAME.PID.tmp.npz``: two runs filling one cache never write the same
     one), then renamed over ``path``. A write that fails or is interrupted (a full disk, Ctrl-C)
-    removes its temporary file and raises as it was raised (``OSError``, ``KeyboardInterrupt``)."""
+    removes its temporary file and raises as it was raised (``OSError``, ``KeyboardInterrupt``).
+    (numpy is imported here, not with the module: ``genrecast.daemon.cli`` imports this module
+    before it sets OpenBLAS to one thread, which must happen before numpy loads OpenBLAS.)"""
+    import numpy as np
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
     try:
