@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from helpers import REPO, run_cli
 from genrecast.daemon.config import KEYS, load_config
 from genrecast.daemon.install import example_config
