@@ -53,14 +53,8 @@ def save_npz(path: Path, compressed: bool = False, **arrays: np.ndarray) -> None
     before it sets OpenBLAS to one thread, which must happen before numpy loads OpenBLAS.)"""
     import numpy as np
 
+    from genrecast.daemon.paths import replace_whole
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-    try:
-        (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
-        tmp.replace(path)
-    except BaseException:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        raise
+    save = np.savez_compressed if compressed else np.savez
+    replace_whole(path, path.with_suffix(f".{os.getpid()}.tmp.npz"), lambda tmp: save(tmp, **arrays))

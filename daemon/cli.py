@@ -79,11 +79,10 @@ def _free_bytes(path: os.PathLike | str) -> int:
     """Free bytes on the disk of ``path`` (of its nearest folder that exists); 0 if it cannot be asked."""
     import shutil
 
-    where = os.path.abspath(path)
-    while not os.path.exists(where) and os.path.dirname(where) != where:
-        where = os.path.dirname(where)
+    from genrecast.daemon.paths import nearest_existing
+
     try:
-        return shutil.disk_usage(where).free
+        return shutil.disk_usage(nearest_existing(path)).free
     except OSError:
         return 0
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Iterator
 
 from genrecast.daemon.bundle import BUNDLE_JSON, DETECTOR_KERAS, DETECTOR_TFLITE, KERAS_FILE, TFLITE_FILE
+from genrecast.daemon.paths import nearest_existing, replace_whole
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,7 @@ def writable_problem(path: Path, flag: str = "--out") -> str | None:
     path = Path(path)
     if path.exists() and not path.is_dir():
         return f"{flag} {path} is a file; give a folder (it is created if missing)"
-    existing = Path(os.path.abspath(path))
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = nearest_existing(path)
     if not existing.is_dir():
         return f"{flag} {path}: {existing} is a file, so no folder can be made there; give another path"
     if not os.access(existing, os.W_OK | os.X_OK):
@@ -101,14 +100,7 @@ def write_whole(path: Path, text: str) -> None:
     ``path``; the partial ``PATH.tmp`` of a failed write (a full disk) is removed. Raises the
     ``OSError`` of the write. For the file :func:`check_report_dir` knows an evaluation by, which
     is written first: a report cut short leaves it whole, or leaves nothing."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise
+    replace_whole(path, path.with_name(path.name + ".tmp"), lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def check_report_dir(out: Path, flag: str = "--out") -> None:
