@@ -1,6 +1,6 @@
 """Figure 1: one window's features + inference on the default path (MFCC + LiteRT), against
 the tutorial's path (``librosa.feature.mfcc`` + Keras ``model.predict``), measured side by
-side in one worker process; and the summary-feature path of the default bundle.
+side in one worker process; and the path of the default bundle (its features, music detector and model).
 
 The worker (``python -m benchmarks.window_latency BUNDLE CLIP N``) imports tensorflow, so it
 runs in its own process and the rest of the suite stays tensorflow-free.
@@ -17,7 +17,7 @@ from benchmarks.common import Context, p99, row, skipped, time_ms, worker_json
 
 TARGET_MS = 1.5
 TARGET_SPEEDUP = 50.0
-#: The default (summary-feature) bundle's window, music detector included: the robustness issue's
+#: The default bundle's window, music detector included: the robustness issue's
 #: cost target (median; an MFCC bundle's window keeps :data:`TARGET_MS`).
 DEFAULT_BUNDLE_TARGET_MS = 5.0
 
@@ -66,10 +66,10 @@ def _ours_without_tensorflow(bundle: Path, clip: Path, n: int) -> list[float]:
 
 
 def summary_row(ctx: Context, clip: Path, n: int) -> dict:
-    """The summary-feature path of the built-in bundle (``daemon/default_bundle``), if it exists."""
+    """The path of the built-in bundle (features, music detector, model) (``daemon/default_bundle``), if it exists."""
     from genrecast.daemon.bundle import default_bundle_path
 
-    figure = "window on the default bundle's path (summary features + LiteRT)"
+    figure = "window on the default bundle's path (features + detector + LiteRT)"
     path = default_bundle_path()
     if not (path / "bundle.json").is_file():
         return skipped("window", figure, f"{path} does not exist yet")

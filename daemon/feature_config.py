@@ -14,7 +14,11 @@ from typing import Any
 
 from genrecast.daemon.level import LEVEL_COLUMNS, LEVEL_MODES
 
-FEATURE_KINDS = ("mfcc", "summary", "detector")
+FEATURE_KINDS = ("mfcc", "summary", "detector", "logmel")
+#: Hz: the ``logmel`` kind's windows are resampled to this rate (musicnn's) before its features.
+LOGMEL_RATE = 16000
+#: The kinds whose model input is one window's own time-frequency map (no context).
+WINDOW_KINDS = ("mfcc", "logmel")
 
 #: Frame-level features of the summary kind, in the table's column order.
 #: Each contributes a ``_mean`` and a ``_var`` column.
@@ -38,8 +42,10 @@ class FeatureConfig:
     """How audio becomes model input; saved inside every model bundle."""
 
     kind: str = "mfcc"
-    """``mfcc`` (one window's MFCC map), ``summary`` (table statistics over a context) or
-    ``detector`` (the music detector's level-invariant window statistics, see ``music_features``)."""
+    """``mfcc`` (one window's MFCC map), ``summary`` (table statistics over a context),
+    ``logmel`` (one window's level-normalised log-mel map, the musicnn model's input, see
+    :mod:`genrecast.daemon.logmel`) or ``detector`` (the music detector's level-invariant window
+    statistics, see ``music_features``)."""
     sample_rate: int = 22050
     """Hz; every source is resampled to this rate before features."""
     window_seconds: float = 3.0
@@ -123,6 +129,8 @@ class FeatureConfig:
         """Shape of one model input (without the batch axis)."""
         if self.kind == "mfcc":
             return (self.frames_per_window, self.n_mfcc)
+        if self.kind == "logmel":  # at LOGMEL_RATE, whole hops only: musicnn's 187 frames for 3 s, hop 256
+            return (int(round(self.window_seconds * LOGMEL_RATE)) // self.hop_length, self.n_mels)
         return (len(self.columns),)
 
     def to_dict(self) -> dict[str, Any]:

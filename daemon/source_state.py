@@ -17,6 +17,7 @@ import numpy as np
 from genrecast.daemon.bandwidth import BandwidthMonitor, BandwidthState
 from genrecast.daemon.classifier import Classifier
 from genrecast.daemon.context import GenreContext
+from genrecast.daemon.feature_config import WINDOW_KINDS
 from genrecast.daemon.detector import MusicGate
 from genrecast.daemon.features import window_features
 from genrecast.daemon.music_features import MIN_SECONDS, music_features
@@ -133,7 +134,7 @@ class SourceState:
                                 self.name, window.start_seconds, self.invalid_windows)
             return PendingWindow(self, window, None, level, None)
         gate = self._judge(window)
-        if self.cfg.kind == "mfcc":
+        if self.cfg.kind in WINDOW_KINDS:
             pending = PendingWindow(self, window, window_features(window.samples, self.cfg), level, None)
         else:  # talk or noise (the gate says not music) is a gap in the context too, as silence is
             self._context.take(window, gap=gate is not None and not gate.is_music)

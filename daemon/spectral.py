@@ -180,11 +180,16 @@ def mfcc(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 
 
 def window_features(window: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
-    """Model input for one ``mfcc``-kind window: frames x n_mfcc, float32.
+    """Model input for one window of a window-kind bundle: for ``mfcc``, frames x n_mfcc,
+    float32; for ``logmel``, :func:`genrecast.daemon.logmel.logmel_window`.
 
     A window shorter than ``cfg.window_samples`` is zero-padded; a longer one
     is cut, so the shape always matches the model.
     """
+    if cfg.kind == "logmel":
+        from genrecast.daemon.logmel import logmel_window
+
+        return logmel_window(window, cfg)
     n = cfg.window_samples
     w = np.asarray(window, dtype=np.float32)
     if len(w) < n:

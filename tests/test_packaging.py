@@ -44,7 +44,7 @@ def test_wheel_install_beside_python_daemon(tmp_path: Path) -> None:
     assert (target / "genrecast" / "daemon" / "sources" / "stream.py").exists()  # the sources subpackage
     shipped = target / "genrecast" / "daemon"
     for data in ("default_bundle/model.tflite", "default_bundle/bundle.json", "default_bundle/detector.tflite",
-                 "default_bundle/evaluation/bundle.json", "schema/genre-event.schema.json"):
+                 "table_bundle/model.tflite", "table_bundle/evaluation/bundle.json", "schema/genre-event.schema.json"):
         assert (shipped / data).is_file(), data  # the data folders ship
     code = (
         "import daemon, daemon.pidfile, genrecast.daemon, genrecast.daemon.cli; "

@@ -76,7 +76,7 @@ def evaluate(
     """
     classifier = open_classifier(bundle_path, backend)
     bundle = classifier.bundle
-    if bundle.features.kind != "mfcc":
+    if bundle.features.kind == "summary":
         raise ValueError(f"bundle {bundle_path} was trained on a feature table, not on windows of this audio: measure it on "
                          "audio with --conditions (e.g. --conditions clean), or classify files with `genrecast classify`")
     dataset = scan_dataset(dataset_path, min_genres=1)  # any of the bundle's genres, one or all

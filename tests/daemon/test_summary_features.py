@@ -15,7 +15,7 @@ from genrecast.trainer.table import read_table, track_id
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BUNDLE = REPO / "daemon" / "default_bundle"
+DEFAULT_BUNDLE = REPO / "daemon" / "table_bundle"
 CFG = FeatureConfig(kind="summary", columns=DEFAULT_SUMMARY_COLUMNS, context_seconds=30.0, window_seconds=3.0)
 
 

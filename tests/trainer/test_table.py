@@ -32,7 +32,7 @@ from genrecast.trainer.table import (
     train_from_table,
 )
 
-DEFAULT_BUNDLE = REPO / "daemon" / "default_bundle"
+TABLE_BUNDLE = REPO / "daemon" / "table_bundle"
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +98,9 @@ def test_choose_takes_the_best_cv_mean_that_fits_the_size_cap() -> None:
         choose(results, grid, max_parameters=10)
 
 
-def test_the_default_bundles_selection_file_reads_as_before() -> None:
-    results = read_selection(DEFAULT_BUNDLE / "selection.json")
-    assert results == json.loads((DEFAULT_BUNDLE / "selection.json").read_text())
+def test_the_table_bundles_selection_file_reads_as_before() -> None:
+    results = read_selection(TABLE_BUNDLE / "selection.json")
+    assert results == json.loads((TABLE_BUNDLE / "selection.json").read_text())
     assert choose(results) in SELECTION_GRID
 
 
@@ -186,20 +186,20 @@ def test_quick_training_writes_a_valid_bundle(table_csv: Path, splits_dir: Path,
 
 
 # --------------------------------------------------------------------------- #
-# The shipped default bundle
+# The shipped table bundle (daemon/table_bundle, the default before the musicnn model)
 
 
-def test_default_bundle_is_small_and_valid() -> None:
-    bundle = load_bundle(DEFAULT_BUNDLE)
-    size = sum(p.stat().st_size for p in DEFAULT_BUNDLE.rglob("*") if p.is_file())
-    assert size < MAX_BUNDLE_BYTES, f"default bundle is {size} bytes"
+def test_table_bundle_is_small_and_valid() -> None:
+    bundle = load_bundle(TABLE_BUNDLE)
+    size = sum(p.stat().st_size for p in TABLE_BUNDLE.rglob("*") if p.is_file())
+    assert size < MAX_BUNDLE_BYTES, f"table bundle is {size} bytes"
     assert bundle.features.kind == "summary"
     assert bundle.features.context_seconds == 30.0
     assert list(bundle.labels) == sorted(bundle.labels)
 
 
-def test_default_bundle_provenance(table_csv: Path, gtzan_sample: Path) -> None:
-    bundle = load_bundle(DEFAULT_BUNDLE)
+def test_table_bundle_provenance(table_csv: Path, gtzan_sample: Path) -> None:
+    bundle = load_bundle(TABLE_BUNDLE)
     prov, metrics = bundle.provenance, bundle.metrics
     assert prov["table_sha256"] == hashlib.sha256(table_csv.read_bytes()).hexdigest()
     reserved = read_list(gtzan_sample.parent / RESERVED_IDS_FILE)
@@ -215,7 +215,7 @@ def test_default_bundle_provenance(table_csv: Path, gtzan_sample: Path) -> None:
     assert metrics["split"]["name"] == "artist-filtered"
     assert metrics["extra"]["test_accuracy"] >= 0.50
     assert metrics["track_accuracy"] == metrics["extra"]["test_accuracy"]
-    written = json.loads((DEFAULT_BUNDLE / "metrics.json").read_text())
+    written = json.loads((TABLE_BUNDLE / "metrics.json").read_text())
     # metrics.json also carries the robustness table (genrecast.trainer.robustness), measured after training
     assert written.pop("conditions")["conditions"][0]["name"] == "clean"
     assert written == metrics
@@ -231,11 +231,11 @@ def test_default_bundle_provenance(table_csv: Path, gtzan_sample: Path) -> None:
     assert metrics["extra"]["augmentation"] == {k: v for k, v in augmentation.items() if k != "clip_ids"}
 
 
-def test_default_bundle_test_accuracy_recomputes(table_csv: Path, splits_dir: Path) -> None:
+def test_table_bundle_test_accuracy_recomputes(table_csv: Path, splits_dir: Path) -> None:
     """The recorded artist-filtered accuracy is that of the kept evaluation model, re-run with LiteRT."""
     from genrecast.daemon.classifier import open_classifier
 
-    clf = open_classifier(DEFAULT_BUNDLE / EVALUATION_SUBDIR, backend="litert")
+    clf = open_classifier(TABLE_BUNDLE / EVALUATION_SUBDIR, backend="litert")
     train_ids, test_ids = read_filtered_split(splits_dir)
     assert clf.bundle.provenance["trained_rows"] == len(train_ids - set(clf.bundle.provenance["excluded_ids"]))
     assert clf.bundle.features.level == "normalised"
@@ -245,6 +245,6 @@ def test_default_bundle_test_accuracy_recomputes(table_csv: Path, splits_dir: Pa
     prob = clf.predict(table.x[mask].astype(np.float32))
     labels = np.array([table.labels[i] for i in table.y[mask]])
     accuracy = float((np.array(clf.bundle.labels)[prob.argmax(axis=1)] == labels).mean())
-    recorded = load_bundle(DEFAULT_BUNDLE).metrics["extra"]["test_accuracy"]
+    recorded = load_bundle(TABLE_BUNDLE).metrics["extra"]["test_accuracy"]
     assert round(accuracy, 4) == recorded
-    assert clf.bundle.provenance["table_sha256"] == load_bundle(DEFAULT_BUNDLE).provenance["table_sha256"]
+    assert clf.bundle.provenance["table_sha256"] == load_bundle(TABLE_BUNDLE).provenance["table_sha256"]
