@@ -1,7 +1,10 @@
 """The one feature extractor that the trainer and the daemon share.
 
-Two kinds of bundle need two kinds of features, both computed here:
+Three kinds of genre bundle need three kinds of features, all reached from here:
 
+* ``logmel``: one window's level-normalised log-mel map (187 x 96 at 16 kHz), the input of
+  the default bundle's musicnn model; the level design (the window scaled to −20 dBFS RMS
+  first, so a gain changes nothing) is in :mod:`genrecast.daemon.logmel`.
 * ``mfcc``: the MFCC time-frequency map of one window (frames x n_mfcc), the
   input of the window models (tutorial MLP, CNN).
 * ``summary``: the published GTZAN feature table's statistics (mean and
@@ -11,15 +14,16 @@ Two kinds of bundle need two kinds of features, both computed here:
 The MFCC path reproduces ``librosa.feature.mfcc`` (parity tested) but with the
 mel filterbank, window and DCT matrix computed once per config, not per call.
 
-This module is the one import for both; the code lives in three modules with one job each:
+This module is the one import for all; the code lives in modules with one job each:
 
 * :mod:`genrecast.daemon.feature_config`: :class:`FeatureConfig` and the summary columns;
 * :mod:`genrecast.daemon.spectral`: Hann window, STFT power, mel / chroma filterbanks, DCT,
   and the ``mfcc`` window path;
 * :mod:`genrecast.daemon.summary_features`: the ``summary`` statistics over a clip or the
-  daemon's rolling context.
+  daemon's rolling context;
+* :mod:`genrecast.daemon.logmel`: the ``logmel`` window path.
 
-The level design (why gain does not move a verdict) is in :mod:`genrecast.daemon.level`.
+The summary kind's level design (why gain does not move a verdict) is in :mod:`genrecast.daemon.level`.
 """
 
 from __future__ import annotations

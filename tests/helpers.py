@@ -13,6 +13,9 @@ from typing import Iterator
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+#: The table model (v7, a rolling 30-s summary context): tests of that context use it, since the
+#: default bundle's musicnn model judges each window alone.
+TABLE_BUNDLE = REPO / "daemon" / "table_bundle"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 EXE = str(Path(sys.executable).parent / "genrecast")
 """The installed ``genrecast`` console command of this environment."""

@@ -218,10 +218,10 @@ def _conditions_table(run: Run, ws: Workspace) -> None:
 def _table_bundle(run: Run, ws: Workspace) -> None:
     _ok("bundle written to", "CV 0.750 ± 0.035 over 10 folds of 963 tracks", "artist-filtered test 0.514")(run, ws)
     assert "fold 10/10" in run.stderr  # progress
-    # bundle.json and report.md gain the music detector's entry and section in make_default_bundle.sh's next step
+    # bundle.json and report.md gain the music detector's entry and section in make_table_bundle.sh's next step
     for name in ("model.tflite", "model.keras", "metrics.json", "evaluation/model.tflite"):
         ours = hashlib.sha256((ws.path("table-model") / name).read_bytes()).hexdigest()
-        shipped = hashlib.sha256((REPO / "daemon" / "default_bundle" / name).read_bytes()).hexdigest()
+        shipped = hashlib.sha256((REPO / "daemon" / "table_bundle" / name).read_bytes()).hexdigest()
         assert ours == shipped, name
 
 
@@ -322,7 +322,7 @@ CHECKS: dict[tuple[str, str], Check] = {
     ("Train your own model", ".venv/bin/genrecast evaluate /tmp/m ../shared/data/gtzan-sample"):
         Check(_evaluate_small, replace=IN_MODEL_TMP),
     ("Train your own model", ".venv/bin/genrecast train --table ../shared/data/reference/features_30_sec.csv --exclude-dir "
-                             "../shared/data/gtzan-sample --selection daemon/default_bundle/selection.json --shifts-from ../shared/data "
+                             "../shared/data/gtzan-sample --selection daemon/table_bundle/selection.json --shifts-from ../shared/data "
                              "--out /tmp/table-model"):
         Check(_table_bundle, replace={"/tmp/table-model": "{ws}/table-model"}, timeout=2400),
     ("Music or not", ".venv/bin/genrecast classify ../shared/data/music-speech/speech/comedy1.flac"):
@@ -347,7 +347,7 @@ MIC_NO_END = "listens to the default microphone and never ends (tests/daemon/tes
 OWN_GTZAN = "needs your own copy of GTZAN (1.2 GB, not here); the same commands on the clips beside the repository are checked"
 BROKER_1883 = ("follows the broker on the fixed port 1883 until Ctrl-C; tests/plugins/test_tail.py runs tail against "
                "a Mosquitto of its own on a free port")
-DETECTOR_TRAINING = ("minutes of detector training on every recording of ../shared/data (scripts/make_default_bundle.sh "
+DETECTOR_TRAINING = ("minutes of detector training on every recording of ../shared/data (scripts/make_table_bundle.sh "
                      "runs the same step); tests/trainer/test_detector_training.py trains it on a small real data folder")
 SYSTEMD_FLEET = ("needs a booted systemd with genrecast installed as a service; tests/test_systemd_real.py starts "
                  "genrecast@1-of-2 and genrecast@2-of-2 in a booted Debian 12 and checks each member's share")
@@ -399,10 +399,10 @@ LONG_CHECKS = {
         "13 clips under 4 conditions, about 1.5 minutes on 2 cores; tests/trainer/test_evaluate_conditions.py runs the same "
         "command on 2 of the clips (its table, files, plot size and clean verdicts equal to classify's)",
     ("Train your own model", ".venv/bin/genrecast train --table ../shared/data/reference/features_30_sec.csv --exclude-dir "
-                             "../shared/data/gtzan-sample --selection daemon/default_bundle/selection.json --shifts-from ../shared/data "
+                             "../shared/data/gtzan-sample --selection daemon/table_bundle/selection.json --shifts-from ../shared/data "
                              "--out /tmp/table-model"):
         "about 8 minutes of training on 2 cores (and 15 to measure the shifts, once); GENRECAST_README_LONG=1 runs it and compares the bundle byte for byte "
-        "with daemon/default_bundle's genre model (the shift-augmented model's same training, rerun 2026-11-30 with the shifts cached: model.tflite, model.keras, evaluation/model.tflite and metrics.json equal). Its progress lines and summary are tested on a small "
+        "with daemon/table_bundle's genre model (the shift-augmented model's same training, rerun 2026-11-30 with the shifts cached: model.tflite, model.keras, evaluation/model.tflite and metrics.json equal). Its progress lines and summary are tested on a small "
         "table by tests/trainer/test_train_cli.py",
 }
 
@@ -522,4 +522,4 @@ def test_readme_event_is_a_real_event_of_the_default_model(workspace: Workspace)
     assert {k: v for k, v in real.items() if k != "utc"} == {k: v for k, v in shown.items() if k != "utc"}
     from genrecast.daemon.bundle import default_bundle_path, load_bundle
 
-    assert shown["model_id"] == load_bundle(default_bundle_path()).model_id and shown["context_seconds"] is not None
+    assert shown["model_id"] == load_bundle(default_bundle_path()).model_id

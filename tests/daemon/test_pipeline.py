@@ -10,7 +10,7 @@ import jsonschema
 import numpy as np
 import pytest
 
-from helpers import run_cli
+from helpers import TABLE_BUNDLE, run_cli
 from genrecast.daemon.audio import load_audio
 from genrecast.daemon.classifier import open_classifier
 from genrecast.daemon.events import load_schema
@@ -140,8 +140,8 @@ def test_a_reconnect_starts_the_windows_and_the_context_afresh(gtzan_sample: Pat
     context held the old connection's jazz for 30 s, and one window mixed the two)."""
     jazz = load_audio(gtzan_sample / "jazz" / "jazz.00016.wav", 22050)[: int(22050 * 7.5)]
     metal = load_audio(gtzan_sample / "metal" / "metal.00000.wav", 22050)[: 22050 * 15]
-    _, events = _run(None, [ReconnectingSource("radio", jazz, metal, 22050)])
-    _, alone = _run(None, [ArraySource("radio", metal, 22050)])
+    _, events = _run(TABLE_BUNDLE, [ReconnectingSource("radio", jazz, metal, 22050)])  # a 30-s context
+    _, alone = _run(TABLE_BUNDLE, [ArraySource("radio", metal, 22050)])
     assert [(e.audio_start_seconds, e.audio_end_seconds) for e in events[:3]] == [(0.0, 3.0), (3.0, 6.0), (6.0, 7.5)]
     after = events[3:]
     assert [e.audio_start_seconds for e in after] == [7.5 + 3.0 * k for k in range(5)]
@@ -222,7 +222,7 @@ def test_the_audio_before_a_break_is_classified_at_the_break(gtzan_sample: Path)
             return "stopped"
 
     events = []
-    pipeline = Pipeline(open_classifier(None), [DroppingStream()], events.append, PipelineSettings())
+    pipeline = Pipeline(open_classifier(TABLE_BUNDLE), [DroppingStream()], events.append, PipelineSettings())  # a 30-s context
     runner = threading.Thread(target=pipeline.run)
     runner.start()
     try:

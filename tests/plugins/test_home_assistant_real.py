@@ -141,14 +141,14 @@ def test_two_daemons_in_a_real_home_assistant(broker, start_home_assistant, gtza
         # -- jazz: the README's automation turns the light on -----------------------------------
         assert ha.state("light.living_room")["state"] == "off"
         seen = len(kitchen.events)
-        feed(kitchen, pcm(jazz) * 2)  # this model's summary context needs ~20 s to forget the metal
+        feed(kitchen, pcm(jazz) * 2)  # 60 s: the table model's summary context needed ~20 s to forget the metal
         kitchen.wait(lambda d: len(d.events) >= seen + 20, 120, "the kitchen to hear 60 s of jazz")
         assert kitchen.events[-1]["smoothed_genre"] == "jazz"
         wait_for(lambda: shows("sensor.genrecast_kitchen_mic_genre", "jazz"), 60, what="kitchen: jazz in HA")
         jazz_confidence = confidence_of(kitchen.events[-1])
         wait_for(lambda: shows("sensor.genrecast_kitchen_mic_genre_confidence", str(jazz_confidence)), 30,
                  what=f"kitchen confidence {jazz_confidence} in HA")
-        assert jazz_confidence != metal_confidence
+        # (the two confidences may be equal: the musicnn model is often 100 % sure of both songs)
         wait_for(lambda: ha.state("light.living_room")["state"] == "on", 30, what="the README automation's light")
         announced = [e["smoothed_genre"] for e in kitchen.events if e["changed"]]
         assert announced[0] == "metal" and announced[-1] == "jazz"

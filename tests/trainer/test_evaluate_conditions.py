@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_cli
+from helpers import TABLE_BUNDLE, run_cli
 from genrecast.daemon.bundle import default_bundle_path
 from genrecast.trainer.robustness import PLOT_PIXELS
 
@@ -95,13 +95,19 @@ def test_train_refuses_unknown_conditions_before_training(data_dir: Path, tmp_pa
 
 
 def test_held_out_clips_leave_out_the_audio_that_gave_shifts(gtzan_sample: Path) -> None:
-    """Of gtzan-sample's 19 clips the shipped bundle left out every table row, but 6 clips' audio gave
-    its feature shifts: it is evaluated on the other 13 (the robustness issue's clips)."""
+    """Of gtzan-sample's 19 clips the shipped table bundle left out every table row, but 6 clips' audio
+    gave its feature shifts: it is evaluated on the other 13 (the robustness issue's clips); so is the
+    default bundle, which trained on those 6 clips' audio and records the 13 as its test tracks."""
     from genrecast.daemon.bundle import load_bundle
     from genrecast.trainer.robustness import held_out_clips
     from genrecast.trainer.shifts import EVALUATION_CLIPS
 
-    bundle = load_bundle(default_bundle_path())
+    default = load_bundle(default_bundle_path())
+    clips, what = held_out_clips(default, gtzan_sample)
+    assert sorted(c.track_id for c in clips) == sorted(EVALUATION_CLIPS) and "test tracks" in what
+    every, what = held_out_clips(default, gtzan_sample, "all")
+    assert len(every) == 19 and "(6 of the 19 trained on" in what
+    bundle = load_bundle(TABLE_BUNDLE)
     shifted = set(bundle.provenance["augmentation"]["clip_ids"])
     clips, what = held_out_clips(bundle, gtzan_sample)
     assert sorted(c.track_id for c in clips) == sorted(EVALUATION_CLIPS)

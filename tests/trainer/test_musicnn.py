@@ -68,7 +68,8 @@ def test_the_rebuilt_layers_tag_music_as_musicnn_does(checkpoint, data_dir: Path
     sample = data_dir / "gtzan-sample"
     assert {"metal", "heavy metal"} & set(tags(sample / "metal" / "metal.00000.wav"))
     assert "jazz" in tags(sample / "jazz" / "jazz.00054.wav")
-    assert "Hip-Hop" in tags(sample / "hiphop" / "hiphop.00000.wav")
+    assert tags(sample / "blues" / "blues.00053.wav")[0] == "blues"
+    assert tags(sample / "pop" / "pop.00000.wav")[0] == "pop"
 
 
 def test_the_folded_head_gives_the_regressions_probabilities() -> None:

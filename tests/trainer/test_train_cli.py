@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, fill_disk, run_cli, small_tmpfs
+from helpers import TABLE_BUNDLE, REPO, fill_disk, run_cli, small_tmpfs
 
 #: Run the CLI with tensorflow, keras and matplotlib unimportable, as after the daemon-only `pip install .`.
 WITHOUT_TRAINER = (
@@ -262,11 +262,10 @@ def test_an_old_bundles_leftovers_go_only_after_a_successful_run(tmp_path: Path,
     import shutil
     import time
 
-    from genrecast.daemon.bundle import default_bundle_path
     from genrecast.trainer.out_dir import check_bundle_dir, clear_stale_bundle_files, writable_problem
 
     out = tmp_path / "b"
-    shutil.copytree(default_bundle_path(), out)
+    shutil.copytree(TABLE_BUNDLE, out)  # a bundle with an evaluation/ model
     (out / "notes.txt").write_text("mine")
     (out / "evaluation" / "my_notes.txt").write_text("mine too")
     before = sorted(p.name for p in out.rglob("*"))
