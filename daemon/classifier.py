@@ -38,7 +38,9 @@ class LiteRTClassifier:
     def __init__(self, bundle: Bundle, num_threads: int = 1) -> None:
         self.bundle = bundle
         self.detector = MusicDetector(bundle.detector) if bundle.detector is not None else None
-        self._model = LiteRTModel(bundle.tflite_path, num_threads)
+        # a window-map model (musicnn: ~90 MB of XNNPACK working memory for one window) runs one
+        # window at a time, so a batch does not multiply its memory
+        self._model = LiteRTModel(bundle.tflite_path, num_threads, max_batch=1 if bundle.features.kind == "logmel" else None)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         return self._model.run(self.bundle.normalise(np.asarray(features)))

@@ -131,3 +131,17 @@ def test_the_default_bundle_is_the_musicnn_model_and_says_what_it_trained_on(dat
     assert prov["trained_tracks"] == sorted({c.track for c in training_audio(data_dir)})
     conditions = json.loads((default_bundle_path() / "metrics.json").read_text())["conditions"]
     assert conditions["clips"] == sorted(EVALUATION_CLIPS)
+
+
+def test_the_default_model_runs_a_batch_one_window_at_a_time(data_dir: Path) -> None:
+    """A batch of windows gives each window's own probabilities, and the interpreter never grows
+    past one window (musicnn's XNNPACK working memory is ~90 MB a window, kept once allocated)."""
+    from genrecast.daemon.classifier import open_classifier
+
+    classifier = open_classifier(None)
+    maps = _clip_maps(data_dir / "gtzan-sample" / "pop" / "pop.00000.wav")[:3]
+    batch = classifier.predict(maps)
+    assert batch.shape == (3, 10)
+    assert classifier._model._batch == 1
+    for k in range(3):
+        np.testing.assert_allclose(classifier.predict(maps[k:k + 1])[0], batch[k], atol=1e-6)
