@@ -125,7 +125,7 @@ def _ok(*needles: str, stream: str = "stdout") -> Callable[[Run, Workspace], Non
 
 
 def _metal(run: Run, ws: Workspace) -> None:
-    _ok("verdict: metal (0.85)")(run, ws)
+    _ok("verdict: metal (1.00)")(run, ws)
     windows = [line.split() for line in run.stdout.splitlines() if line.strip().endswith(tuple("0123456789")) and "s " in line]
     assert len(windows) == 10 and all(w[2] == "metal" and 0.85 <= float(w[3]) <= 1.0 for w in windows), run.stdout
 
