@@ -7,7 +7,7 @@ Per window of ``cfg.window_samples`` samples at ``cfg.sample_rate`` (the pipelin
 1. **To 16 kHz** (:data:`~genrecast.daemon.feature_config.LOGMEL_RATE`, musicnn's rate), with
    soxr's HQ resampler, as the daemon resamples sources.
 2. **Level out** (why a gain, a pan law or a quieter microphone does not move a verdict):
-   the window is scaled to an RMS of :data:`REFERENCE_DBFS` dBFS before anything else, so
+   the resampled window is scaled to an RMS of :data:`REFERENCE_DBFS` dBFS before its spectrum, so
    any gain ``g`` is undone exactly: ``g·y`` and ``y`` give the same samples up to float32
    rounding. Windows so quiet that this would lift the noise floor never get here: the
    pipeline leaves windows under ``silence_dbfs`` unclassified, and the music detector keeps

@@ -104,6 +104,23 @@ def test_logmel_features_do_not_move_with_the_level(data_dir: Path) -> None:
     assert np.abs(window_features(y * 0.5, cfg) - window_features(y[::-1].copy(), cfg)).max() > 0.5  # not constant
 
 
+def test_logmel_features_are_musicnns_front_end(data_dir: Path) -> None:
+    """The window at 16 kHz and −20 dBFS RMS through librosa.feature.melspectrogram (musicnn's
+    extractor.py: n_fft 512, hop 256, 96 mels) and log10(10000·x + 1): our numpy path's values."""
+    import librosa
+    import soxr
+
+    from genrecast.daemon.audio import load_audio
+    from genrecast.daemon.logmel import level_out, logmel_window
+    from genrecast.trainer.musicnn_train import feature_config
+
+    cfg = feature_config()
+    y = load_audio(data_dir / "gtzan-sample" / "metal" / "metal.00000.wav", cfg.sample_rate)[: cfg.window_samples]
+    y16 = level_out(soxr.resample(y, cfg.sample_rate, 16000, quality="HQ").astype(np.float32))
+    mel = librosa.feature.melspectrogram(y=y16, sr=16000, hop_length=256, n_fft=512, n_mels=96).T
+    np.testing.assert_allclose(logmel_window(y, cfg), np.log10(10000 * mel + 1)[:187], atol=2e-4)
+
+
 def test_training_audio_leaves_out_the_reserved_and_evaluation_ids(data_dir: Path) -> None:
     from genrecast.trainer.musicnn_train import training_audio
     from genrecast.trainer.shifts import EVALUATION_CLIPS
