@@ -7,6 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from genrecast.daemon.cli import single_threaded_blas
+
+#: One OpenBLAS thread per process, as the ``genrecast`` command gives itself, for the suite's own numpy
+#: work and every process it starts (they inherit the setting): the trainer's worker pools run in the test
+#: process as they run under ``genrecast train``. With OpenBLAS's default pool, two spawned workers on two
+#: cores spun four threads, and the detector's test windows took twice as long. Before numpy is imported.
+single_threaded_blas()
+
 
 from helpers import PCM_RATE, REPO, data_root, need, run_cli  # noqa: E402
 
