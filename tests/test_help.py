@@ -3,6 +3,7 @@ from the configuration's own defaults, K and M explained; `genrecast --version`.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -19,7 +20,9 @@ COMMANDS = ["run", "classify", "train", "evaluate", "tail", "report", "plugins",
 PLACEHOLDERS = re.compile(r"<list\[|<float|<int>|<str>|<path>|range>|\[x>=|<bool>")
 
 
+@functools.lru_cache(maxsize=None)
 def _help(command: str, columns: int = 250) -> str:
+    """``genrecast COMMAND --help`` at ``columns`` wide, run once per session (several tests read the same text)."""
     env = {**os.environ, "COLUMNS": str(columns), "NO_COLOR": "1"}
     proc = subprocess.run([EXE, *command.split(), "--help"], capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 0, proc.stderr
