@@ -426,15 +426,28 @@ def _two_genres(tmp_path: Path, gtzan_sample: Path) -> Path:
     return dataset
 
 
-def test_a_full_disk_names_the_folder_and_the_fix(small_disk: Path, tmp_path: Path, gtzan_sample: Path,
-                                                  monkeypatch) -> None:
+@pytest.fixture(scope="module")
+def small_training(tmp_path_factory, gtzan_sample: Path) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    """(dataset, bundle, run) of one `genrecast train` of :func:`_two_genres`'s clips (--epochs 1 --conditions
+    clean; a TensorFlow start and a fit), made once for the tests that read its log or copy its bundle; its
+    GENRECAST_CACHE_DIR is the dataset's sibling ``cache``."""
+    root = tmp_path_factory.mktemp("small-training")
+    dataset, out = _two_genres(root, gtzan_sample), root / "bundle"
+    proc = run_cli("train", str(dataset), "--out", str(out), "--epochs", "1", "--conditions", "clean",
+                   env={**os.environ, "GENRECAST_CACHE_DIR": str(root / "cache")})
+    return dataset, out, proc
+
+
+def test_a_full_disk_names_the_folder_and_the_fix(small_disk: Path, small_training, monkeypatch) -> None:
     """train, evaluate --out and classify --output on a full disk ended with a bare
     `genrecast: error: [Errno 28] No space left on device`: no path, no fix (a write's error names no file)."""
-    monkeypatch.setenv("GENRECAST_CACHE_DIR", str(tmp_path / "cache"))
-    dataset = _two_genres(tmp_path, gtzan_sample)
-    out = small_disk / "bundle"
-    first = run_cli("train", str(dataset), "--out", str(out), "--epochs", "1", "--conditions", "none")
+    import shutil
+
+    dataset, bundle, first = small_training
     assert first.returncode == 0, first.stderr[-3000:]
+    monkeypatch.setenv("GENRECAST_CACHE_DIR", str(dataset.parent / "cache"))
+    out = small_disk / "bundle"
+    shutil.copytree(bundle, out)  # a bundle on the small disk, as a first training there leaves one
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     fill_disk(small_disk)  # the disk is full from here on
     again = run_cli("train", str(dataset), "--out", str(out), "--epochs", "1", "--conditions", "none")
@@ -509,15 +522,12 @@ def test_evaluate_out_keeps_files_it_did_not_write(tmp_path: Path, trained_bundl
         check_report_dir(earlier)
 
 
-def test_train_names_no_staging_folder(tmp_path: Path, gtzan_sample: Path, monkeypatch) -> None:
+def test_train_names_no_staging_folder(small_training) -> None:
     """The log said "model bundle OUT/.genrecast-partial-PID has no music detector", twice with --conditions
     (and a table run "wrote OUT/.genrecast-partial-PID: ..."): a folder that is gone when the run ends."""
     from genrecast.trainer.out_dir import STAGING_PREFIX
 
-    monkeypatch.setenv("GENRECAST_CACHE_DIR", str(tmp_path / "cache"))
-    dataset = _two_genres(tmp_path, gtzan_sample)
-    out = tmp_path / "bundle"
-    proc = run_cli("train", str(dataset), "--out", str(out), "--epochs", "1", "--conditions", "clean")
+    _, out, proc = small_training
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert STAGING_PREFIX not in proc.stderr + proc.stdout, proc.stderr
     assert (f"the bundle has no music detector (every window that is not silent counts as music); add one with "
