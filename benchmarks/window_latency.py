@@ -45,7 +45,7 @@ def run(ctx: Context) -> list[dict]:
             target=f">= {TARGET_SPEEDUP:g}x", met=statistics.median(speedups) >= TARGET_SPEEDUP,
             note="ratio of medians per interleaved round"),
     ]
-    rows.append(summary_row(ctx, clip, n))
+    rows.append(default_bundle_row(ctx, clip, n))
     from benchmarks.detector_cost import detector_rows
 
     rows += detector_rows(ctx, clip, n)
@@ -65,7 +65,7 @@ def _ours_without_tensorflow(bundle: Path, clip: Path, n: int) -> list[float]:
     return time_ms(run_once, n)
 
 
-def summary_row(ctx: Context, clip: Path, n: int) -> dict:
+def default_bundle_row(ctx: Context, clip: Path, n: int) -> dict:
     """The path of the built-in bundle (features, music detector, model) (``daemon/default_bundle``), if it exists."""
     from genrecast.daemon.bundle import default_bundle_path
 

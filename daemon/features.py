@@ -32,6 +32,7 @@ from genrecast.daemon.feature_config import (
     DEFAULT_SUMMARY_COLUMNS,
     FEATURE_KINDS,
     SUMMARY_FRAME_FEATURES,
+    WINDOW_KINDS,
     FeatureConfig,
 )
 from genrecast.daemon.spectral import (  # the music detector builds on the private blocks
@@ -61,6 +62,7 @@ __all__ = [
     "DEFAULT_SUMMARY_COLUMNS",
     "FEATURE_KINDS",
     "SUMMARY_FRAME_FEATURES",
+    "WINDOW_KINDS",
     "FeatureConfig",
     "_chroma_basis",
     "_dct_matrix32",

@@ -17,9 +17,8 @@ import numpy as np
 from genrecast.daemon.bandwidth import BandwidthMonitor, BandwidthState
 from genrecast.daemon.classifier import Classifier
 from genrecast.daemon.context import GenreContext
-from genrecast.daemon.feature_config import WINDOW_KINDS
 from genrecast.daemon.detector import MusicGate
-from genrecast.daemon.features import window_features
+from genrecast.daemon.features import WINDOW_KINDS, window_features
 from genrecast.daemon.music_features import MIN_SECONDS, music_features
 from genrecast.daemon.smoothing import Smoother, level_dbfs
 from genrecast.daemon.windowing import MIN_FINAL_FRACTION, Window, Windower

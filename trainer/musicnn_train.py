@@ -33,6 +33,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 FOLDERS = ("gtzan-excerpts", "gtzan-more", "gtzan-sample")
+#: The bundle's labels, in output order: GTZAN's ten genres (every one must have training windows).
+LABELS = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 DRAWS = 4
 #: The head's inverse L2 strength; chosen on validation among 0.03, 0.1 and 0.3.
 C = 0.1
@@ -76,6 +78,15 @@ def training_audio(data: Path) -> list[Audio]:
     return out
 
 
+def backbone(weights: Path | None = None):
+    """musicnn's layers (:func:`genrecast.trainer.musicnn.build_backbone`) with the checkpoint in
+    ``weights``, or the one fetched with pip into the genrecast cache."""
+    from genrecast.daemon.cache import cache_dir
+    from genrecast.trainer import musicnn
+
+    return musicnn.build_backbone(musicnn.read_checkpoint(weights or musicnn.fetch_checkpoint(cache_dir() / "musicnn")))
+
+
 def _windows(y: np.ndarray, cfg) -> np.ndarray:
     from genrecast.daemon.features import window_features
 
@@ -107,7 +118,7 @@ def versions(task: tuple[Audio, tuple[str, ...], int]) -> dict[str, np.ndarray]:
     return out
 
 
-def embed_all(clips: list[Audio], backbone, *, named: tuple[str, ...] = (), seed: int = 0,
+def embed_all(clips: list[Audio], model, *, named: tuple[str, ...] = (), seed: int = 0,
               jobs: int = 1) -> list[dict[str, np.ndarray]]:
     """Per clip, the backbone's pooled values (windows x EMBEDDING) of each version."""
     from genrecast.daemon.progress import Progress
@@ -121,7 +132,7 @@ def embed_all(clips: list[Audio], backbone, *, named: tuple[str, ...] = (), seed
     keys = [(i, k, len(m[k])) for i, m in enumerate(maps) for k in m]
     stacked = np.concatenate([maps[i][k] for i, k, _ in keys])
     del maps
-    pooled = np.concatenate([np.asarray(backbone(stacked[i:i + 32], training=False))  # 32 windows: ~0.3 GB a layer
+    pooled = np.concatenate([np.asarray(model(stacked[i:i + 32], training=False))  # 32 windows: ~0.3 GB a layer
                              for i in range(0, len(stacked), 32)])
     out: list[dict[str, np.ndarray]] = [{} for _ in clips]
     start = 0
@@ -217,8 +228,7 @@ def train(data: Path, out: Path, *, detector_from: Path | None, weights: Path | 
           jobs: int = 1) -> dict[str, Any]:
     """Build the bundle at ``out`` (replaced): the genre model, the music detector copied from
     ``detector_from``, and the 13 evaluation clips' per-condition table in its metrics."""
-    from genrecast.daemon.bundle import BUNDLE_JSON, DETECTOR_KERAS, DETECTOR_TFLITE, KERAS_FILE, load_bundle
-    from genrecast.daemon.cache import cache_dir
+    from genrecast.daemon.bundle import KERAS_FILE, load_bundle
     from genrecast.trainer import musicnn
     from genrecast.trainer.conditions import named
     from genrecast.trainer.export import save_bundle
@@ -226,11 +236,10 @@ def train(data: Path, out: Path, *, detector_from: Path | None, weights: Path | 
     from genrecast.trainer.robustness import attach_to_bundle, held_out_clips
     from genrecast.trainer.shifts import EVALUATION_CLIPS
 
-    labels = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
-    folder = weights or musicnn.fetch_checkpoint(cache_dir() / "musicnn")
-    backbone = musicnn.build_backbone(musicnn.read_checkpoint(folder))
+    labels = list(LABELS)
+    layers = backbone(weights)
     clips = training_audio(data)
-    embedded = embed_all(clips, backbone, seed=seed, jobs=jobs)
+    embedded = embed_all(clips, layers, seed=seed, jobs=jobs)
     x, y = _training_set(clips, embedded, labels)
     head = musicnn.Head.fit(x, y, C, len(labels))
     splits = data / "splits" / "jongpillee_music_dataset_split" / "GTZAN_split"
@@ -247,23 +256,32 @@ def train(data: Path, out: Path, *, detector_from: Path | None, weights: Path | 
     }
     if out.exists():
         shutil.rmtree(out)
-    save_bundle(musicnn.with_head(backbone, head.coef, head.intercept), out, labels=labels, features=cfg,
+    save_bundle(musicnn.with_head(layers, head.coef, head.intercept), out, labels=labels, features=cfg,
                 mean=np.zeros(cfg.n_mels), std=np.ones(cfg.n_mels), metrics={}, provenance=provenance)
     normalise_keras_zip(out / KERAS_FILE)  # fixed zip dates and order: the same bytes from the same weights
-    if detector_from is not None:
-        for name in (DETECTOR_TFLITE, DETECTOR_KERAS):
-            shutil.copy2(detector_from / name, out / name)
-        doc = json.loads((out / BUNDLE_JSON).read_text())
-        doc["detector"] = json.loads((detector_from / BUNDLE_JSON).read_text())["detector"]
-        (out / BUNDLE_JSON).write_text(json.dumps(doc, indent=2) + "\n")
-        theirs = (detector_from / "report.md").read_text(encoding="utf-8") if (detector_from / "report.md").is_file() else ""
-        detector_section = "\n## Music detector\n" + theirs.split("\n## Music detector\n", 1)[1] if "\n## Music detector\n" in theirs else ""
+    detector_section = take_detector(detector_from, out) if detector_from is not None else ""
     (out / "metrics.json").write_text(json.dumps(figures, indent=2) + "\n")
-    (out / "report.md").write_text(report(figures) + "\n" + (detector_section if detector_from is not None else ""))
+    (out / "report.md").write_text(report(figures) + "\n" + detector_section)
     bundle = load_bundle(out)
     clips_13, description = held_out_clips(bundle, data / "gtzan-sample")
     attach_to_bundle(out, clips_13, named("targets"), description, seed=seed)
     return {**provenance, "figures": figures}
+
+
+def take_detector(source: Path, out: Path) -> str:
+    """Copy the music detector of the bundle ``source`` into the bundle ``out`` (its files and
+    bundle.json's ``detector`` entry); returns the "Music detector" section of ``source``'s
+    report.md, or "" when it has none."""
+    from genrecast.daemon.bundle import BUNDLE_JSON, DETECTOR_KERAS, DETECTOR_TFLITE
+
+    for name in (DETECTOR_TFLITE, DETECTOR_KERAS):
+        shutil.copy2(source / name, out / name)
+    doc = json.loads((out / BUNDLE_JSON).read_text())
+    doc["detector"] = json.loads((source / BUNDLE_JSON).read_text())["detector"]
+    (out / BUNDLE_JSON).write_text(json.dumps(doc, indent=2) + "\n")
+    heading = "\n## Music detector\n"
+    theirs = (source / "report.md").read_text(encoding="utf-8") if (source / "report.md").is_file() else ""
+    return heading + theirs.split(heading, 1)[1] if heading in theirs else ""
 
 
 def report(figures: dict[str, Any]) -> str:
@@ -293,15 +311,12 @@ def main(argv: list[str] | None = None) -> None:
 
     quiet_tensorflow()
     if args.validate:
-        from genrecast.daemon.cache import cache_dir
-        from genrecast.trainer import musicnn
         from genrecast.trainer.shifts import VALIDATION
 
-        backbone = musicnn.build_backbone(musicnn.read_checkpoint(args.weights or musicnn.fetch_checkpoint(cache_dir() / "musicnn")))
         clips = training_audio(args.data)
-        labels = sorted({c.genre for c in clips})
-        embedded = embed_all(clips, backbone, named=tuple(c.name for c in VALIDATION), seed=args.seed, jobs=args.jobs)
-        print(json.dumps(validate(clips, embedded, labels), indent=1))
+        embedded = embed_all(clips, backbone(args.weights), named=tuple(c.name for c in VALIDATION), seed=args.seed,
+                             jobs=args.jobs)
+        print(json.dumps(validate(clips, embedded, list(LABELS)), indent=1))
         return
     if args.out is None:
         parser.error("give --out BUNDLE (or --validate)")
